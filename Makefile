@@ -1,0 +1,42 @@
+# The two front doors: `make run` (the relay on SQLite, dev mode) and `make test`.
+# Both build .venv from nothing on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
+
+.PHONY: run test bench clean browser
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "care-relay needs Python 3.11 or newer on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/care-relay serve --dev
+
+# Headless Chromium for the action-link page test; skipped with a reason where it cannot install.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
+	    echo "note: chromium could not be installed here; the browser test will skip"; }
+
+test: $(VENV)/.installed-test browser
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-test
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m bench.intake $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

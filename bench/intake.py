@@ -1,0 +1,147 @@
+"""Intake throughput, latency and memory against the bare-handler baseline.
+
+    python -m bench.intake [--seconds 10] [--connections 32] [--postgres URL]
+
+Starts each server as its own process (one core for the server, wrk on the other),
+replays pre-signed ~1.5 KB M3 panic.ui bodies (every one a new event: fresh id, nonce
+and timestamp), and prints requests/s, p50/p99 latency and the server's peak RSS.
+The relay runs as configured in production minus channels: every signal is verified,
+parsed, decided (pending_consent: no grants), and committed with its audit row
+before the 202.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from receivers import signing
+
+HERE = Path(__file__).resolve().parent
+SECRET = "bench-m3-secret"
+PAYLOAD = json.loads((HERE.parent / "relay" / "demo" / "panic_ui.json").read_text(encoding="utf-8"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_requests(path: Path, count: int) -> int:
+    """Pre-signed requests, one per line; returns the mean body size."""
+    now = int(time.time())
+    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    total = 0
+    with path.open("w", encoding="utf-8") as out:
+        for _ in range(count):
+            payload = dict(PAYLOAD)
+            payload["id"] = "evt_" + uuid.uuid4().hex
+            payload["ts"] = stamp
+            payload["security"] = {**PAYLOAD["security"], "nonce": uuid.uuid4().hex}
+            payload["context"] = {**PAYLOAD["context"], "note": "x" * 900}  # ~1.5 KB, like real senders
+            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+            total += len(body)
+            sig = signing.sign_m3(body, SECRET, ts=now)["X-M3-Signature"]
+            out.write(f"{sig}\t{payload['type']}\t{body.decode()}\n")
+    return total // count
+
+
+def wait_for(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def peak_rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / "requests.lua"),
+         f"http://127.0.0.1:{port}", "--", str(requests)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    def value(pattern: str) -> str:
+        found = re.search(pattern, out)
+        return found.group(1) if found else "nan"
+    def ms(text: str) -> float:
+        number = float(re.sub(r"[a-z]+$", "", text))
+        return number / 1000 if text.endswith("us") else number * 1000 if text.endswith("s") and not text.endswith("ms") else number
+    non2xx = int(value(r"Non-2xx or 3xx responses: (\d+)") if "Non-2xx" in out else 0)
+    return {
+        "rps": float(value(r"Requests/sec:\s+([\d.]+)")),
+        "p50_ms": ms(value(r"(?m)^\s+50%\s+(\S+)")),
+        "p99_ms": ms(value(r"(?m)^\s+99%\s+(\S+)")),
+        "non2xx": non2xx,
+    }
+
+
+def measure(name: str, command: list[str], env: dict[str, str], port: int, args: argparse.Namespace, requests: Path) -> dict[str, float]:
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(port)
+        run_wrk(port, requests, 2, args.connections)  # warm-up (its events are new, too)
+        result = run_wrk(port, requests, args.seconds, args.connections)
+        result["rss_mb"] = peak_rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+    print(f"{name:28s} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
+          f"peak RSS {result['rss_mb']:5.0f} MB  non-2xx {result['non2xx']:.0f}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--postgres", help="also run the relay on this postgresql+asyncpg:// URL (a scratch database)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="care-relay-bench-"))
+    requests = work / "requests.tsv"
+    size = write_requests(requests, 120_000)
+    print(f"{args.connections} connections, {args.seconds} s, {size} B signed bodies, each a new event", flush=True)
+
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    bare = measure("bare aiohttp handler", [sys.executable, str(HERE / "bare.py"), str(port)], dict(os.environ), port, args, requests)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_", "SLACK_", "TWILIO_", "CARE_"))}
+    env.update({
+        "M3_WEBHOOK_SECRETS": SECRET, "AISHA_WEBHOOK_SECRETS": "bench-aisha", "RELAY_LINK_SECRETS": "bench-link",
+        "RELAY_ADMIN_TOKENS": "bench-admin", "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/relay.db",
+    })
+    port = free_port()
+    relay = measure("relay intake, SQLite", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests)
+    print(f"relay / bare: {relay['rps'] / bare['rps']:.2f}", flush=True)
+    if args.postgres:
+        env["RELAY_DATABASE_URL"] = args.postgres
+        port = free_port()
+        measure("relay intake, PostgreSQL", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

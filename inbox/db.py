@@ -1,0 +1,85 @@
+"""Engines, SQLite pragmas and migrations.
+
+Reads go through a SQLAlchemy async engine (aiosqlite or asyncpg). Writes go through
+`inbox.writer.Writer`. SQLite runs in WAL mode with `synchronous=NORMAL` and a busy
+timeout; every connection gets the same pragmas.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_MS = 5000
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> str:
+    """The file behind a sqlite URL (its folder is created if missing)."""
+    database = make_url(url).database or ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    return database
+
+
+def apply_sqlite_pragmas(conn: sqlite3.Connection | Any) -> None:
+    cur = conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """The async engine for reads (and the migration runner)."""
+    if is_sqlite(url):
+        sqlite_path(url)
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "connect", lambda dbapi_conn, _: apply_sqlite_pragmas(dbapi_conn))
+        return engine
+    # Prepared statements are cached per connection; a generic plan made while a table was
+    # small (a seq scan) would stick as it grows. Plan each execution with its own values.
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
+    )
+
+
+def _alembic_config(connection: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Apply every pending migration (safe to call at each start)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), "head"))
+
+
+def _is_current(connection: Connection) -> bool:
+    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    return MigrationContext.configure(connection).get_current_revision() == head
+
+
+async def migrations_current(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return await conn.run_sync(_is_current)

@@ -1,0 +1,99 @@
+"""Storage for what Twilio posts: inbound messages kept once per MessageSid, unknown-sender
+attempts (redacted, rate-limited per number), opt-outs, and delivery status.
+
+Sync functions over the writer's `Tx`, like `inbox.store`.
+"""
+
+from __future__ import annotations
+
+from inbox import store
+from inbox.writer import Tx
+
+#: a claim on a MessageSid that was never settled (the answering request died) lapses after this.
+CLAIM_STALE_MS = 60_000
+HOUR_MS = 3_600_000
+#: delivery only moves up this ladder, so a late callback never moves it back.
+DELIVERY_RANK = {"queued": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
+
+
+
+
+def claim_message(tx: Tx, sid: str, channel: str, sender: str, at: int) -> bool:
+    """Take a MessageSid for answering: False when it was (or is being) answered already."""
+    row = tx.execute(
+        "INSERT INTO inbound_message (message_sid, channel, from_redacted, at, outcome) VALUES (?, ?, ?, ?, 'received')"
+        " ON CONFLICT (message_sid) DO NOTHING RETURNING id",
+        (sid, channel, sender, at),
+    ).fetchone()
+    if row is not None:
+        return True
+    taken = tx.execute(
+        "UPDATE inbound_message SET at = ? WHERE message_sid = ? AND outcome = 'received' AND at < ?",
+        (at, sid, at - CLAIM_STALE_MS),
+    )
+    return taken.rowcount == 1
+
+
+def settle_message(tx: Tx, sid: str, outcome: str) -> None:
+    tx.execute("UPDATE inbound_message SET outcome = ? WHERE message_sid = ?", (outcome[:32], sid))
+
+
+def release_message(tx: Tx, sid: str) -> None:
+    tx.execute("DELETE FROM inbound_message WHERE message_sid = ? AND outcome = 'received'", (sid,))
+
+
+def record_unknown(tx: Tx, *, sid: str, channel: str, sender: str, digest: str, limit: int, at: int) -> str:
+    """'recorded' (a verification_attempt row), 'replay', or 'limited' (nothing stored)."""
+    seen = tx.execute(
+        "SELECT COUNT(*) FROM verification_attempt WHERE number_hash = ? AND at >= ?", (digest, at - HOUR_MS)
+    ).fetchone()
+    if int(seen[0]) >= limit:
+        return "limited"
+    claimed = tx.execute(
+        "INSERT INTO inbound_message (message_sid, channel, from_redacted, at, outcome)"
+        " VALUES (?, ?, ?, ?, 'unknown_sender') ON CONFLICT (message_sid) DO NOTHING RETURNING id",
+        (sid, channel, sender, at),
+    ).fetchone()
+    if claimed is None:
+        return "replay"
+    tx.execute(
+        "INSERT INTO verification_attempt (number_redacted, number_hash, channel, at, outcome) VALUES (?, ?, ?, ?, ?)",
+        (sender, digest, channel, at, "unknown_number"),
+    )
+    return "recorded"
+
+
+def record_opt(tx: Tx, agent_id: str, channel: str, opted_out: bool, at: int) -> None:
+    store.set_opted_out(tx, agent_id, channel, opted_out, at)
+    store.insert_audit(
+        tx,
+        kind="opt_out" if opted_out else "opt_in",
+        at=at,
+        agent_id=agent_id,
+        action_origin="user_directed",
+        policy_gate_result="allowed",
+        reason=f"the agent {'opted out of' if opted_out else 'opted back in to'} {channel}",
+        detail={"via": channel},
+    )
+
+
+def record_status(
+    tx: Tx, sid: str, status: str | None, error: str | None, opted_out: bool, at: int
+) -> tuple[int, str] | None:
+    """Move the invitation sent as `sid` up the delivery ladder; (invitation id, channel), or None if unknown."""
+    row = tx.execute(
+        "SELECT id, agent_id, channel FROM invitation WHERE provider_id = ? AND channel IN ('sms', 'whatsapp')", (sid,)
+    ).fetchone()
+    if row is None:
+        return None
+    invitation_id, agent_id, channel = int(row[0]), str(row[1]), str(row[2])
+    if status is not None:
+        below = [name for name, rank in DELIVERY_RANK.items() if rank < DELIVERY_RANK[status]]
+        marks = ", ".join("?" * len(below))
+        tx.execute(
+            f"UPDATE invitation SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
+            (status, error if status == "failed" else None, at, invitation_id, *below),
+        )
+    if opted_out:
+        store.set_opted_out(tx, agent_id, channel, True, at)
+    return invitation_id, channel

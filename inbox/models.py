@@ -1,0 +1,207 @@
+"""The inbox schema as SQLModel tables (the source for Alembic migrations and reads).
+
+Times are integer Unix milliseconds (`*_at`), JSON lists and objects are text: both
+store the same way on SQLite and PostgreSQL, so the hot write path can use plain
+driver SQL (see `inbox.writer`). Change the schema only through a migration.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class SignalRow(SQLModel, table=True):
+    __tablename__ = "signal"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id", name="uq_signal_source_event"),
+        Index("ix_signal_status_id", "status", "id"),
+        Index("ix_signal_event_id", "event_id"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    source: str = Field(max_length=16)
+    event_id: str = Field(max_length=200)
+    type: str = Field(max_length=64)
+    subject: str = Field(max_length=240)
+    status: str = Field(max_length=32)
+    body: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    body_sha256: str = Field(max_length=64)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    action_origin: str = Field(max_length=32)
+    origin_uncertain: int = 0
+    policy_gate_result: str = Field(max_length=16)
+    gate_failures: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    received_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class SeenNonceRow(SQLModel, table=True):
+    __tablename__ = "seen_nonce"
+
+    source: str = Field(max_length=16, primary_key=True)
+    nonce: str = Field(max_length=200, primary_key=True)
+    event_id: str = Field(max_length=200)
+    seen_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AuditRow(SQLModel, table=True):
+    """Append-only: every decision, answer, refusal and failure the relay records."""
+
+    __tablename__ = "audit"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    kind: str = Field(max_length=40)
+    source: Optional[str] = Field(default=None, max_length=16)
+    event_id: Optional[str] = Field(default=None, max_length=200)
+    agent_id: Optional[str] = Field(default=None, max_length=100)
+    action_origin: str = Field(max_length=32)
+    policy_gate_result: str = Field(max_length=16)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    gate_failures: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class InvitationRow(SQLModel, table=True):
+    __tablename__ = "invitation"
+    __table_args__ = (
+        UniqueConstraint("signal_id", "agent_id", name="uq_invitation_signal_agent"),
+        Index("ix_invitation_agent_created", "agent_id", "created_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    signal_id: int = Field(foreign_key="signal.id", index=True)
+    agent_id: str = Field(max_length=100)
+    channel: str = Field(max_length=16)
+    code: Optional[str] = Field(default=None, max_length=8)
+    status: str = Field(max_length=16)
+    provider_id: Optional[str] = Field(default=None, max_length=200, index=True)
+    error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class OutboxRow(SQLModel, table=True):
+    """Work the relay owes the world: invitations, message updates, callbacks, forwards."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=24)
+    ref_id: Optional[int] = Field(default=None, index=True)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    next_attempt_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    lease_until: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class AckRow(SQLModel, table=True):
+    __tablename__ = "ack"
+    __table_args__ = (UniqueConstraint("signal_id", "agent_id", name="uq_ack_signal_agent"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    signal_id: int = Field(foreign_key="signal.id", index=True)
+    agent_id: str = Field(max_length=100)
+    action: str = Field(max_length=100)
+    via: str = Field(max_length=16)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DoneRow(SQLModel, table=True):
+    __tablename__ = "done"
+
+    signal_id: int = Field(foreign_key="signal.id", primary_key=True)
+    agent_id: str = Field(max_length=100)
+    outcome: str = Field(max_length=100)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    via: str = Field(max_length=16)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DirectoryStateRow(SQLModel, table=True):
+    """One row whose version moves on every directory or consent change."""
+
+    __tablename__ = "directory_state"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+
+
+class AgentRow(SQLModel, table=True):
+    __tablename__ = "agent"
+
+    id: str = Field(max_length=100, primary_key=True)
+    display: str = Field(max_length=200)
+    group_ids: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    slack_user: Optional[str] = Field(default=None, max_length=64, unique=True, index=True)
+    phone: Optional[str] = Field(default=None, max_length=20, unique=True, index=True)
+    whatsapp: Optional[str] = Field(default=None, max_length=20, unique=True, index=True)
+    channels: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    quiet_hours: Optional[str] = Field(default=None, max_length=11)
+    tz: Optional[str] = Field(default=None, max_length=64)
+    active: int = 1
+    opted_out: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ConsentGrantRow(SQLModel, table=True):
+    """A consent grant; revocation is recorded on the row, never erased."""
+
+    __tablename__ = "consent_grant"
+
+    id: str = Field(max_length=40, primary_key=True)
+    subject: str = Field(max_length=240, index=True)
+    scope: str = Field(sa_column=Column(Text, nullable=False))
+    group_ids: str = Field(sa_column=Column(Text, nullable=False))
+    channels: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    min_confidence: Optional[str] = Field(default=None, max_length=8)
+    expires_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    granted_by: str = Field(max_length=100)
+    granted_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    revoked_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_by: Optional[str] = Field(default=None, max_length=100)
+
+
+class InboundMessageRow(SQLModel, table=True):
+    """One inbound SMS / WhatsApp message, kept once per Twilio MessageSid (replays are no-ops).
+
+    Holds no body and no full number: the sender is redacted (`+40…1234`).
+    """
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (UniqueConstraint("message_sid", name="uq_inbound_message_sid"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    message_sid: str = Field(max_length=64)
+    channel: str = Field(max_length=16)
+    from_redacted: str = Field(max_length=32)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    #: "received" while being answered, then what it was (ack, done, list, menu, opt_out, …).
+    outcome: str = Field(max_length=32)
+
+
+class VerificationAttemptRow(SQLModel, table=True):
+    """A message from a number that is not in the directory (RELAY_UNKNOWN_SENDER_MAX_PER_HOUR).
+
+    `number_hash` is a keyed HMAC of the full number, so the per-number hourly limit works
+    without keeping the number itself; `number_redacted` is what an operator may read.
+    """
+
+    __tablename__ = "verification_attempt"
+    __table_args__ = (Index("ix_verification_attempt_number_at", "number_hash", "at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    number_redacted: str = Field(max_length=32)
+    number_hash: str = Field(max_length=64)
+    channel: str = Field(max_length=16)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
+    outcome: str = Field(max_length=32)

@@ -1,0 +1,81 @@
+"""Outbox storage verbs: claim due work under a lease, and settle it.
+
+A claimed row carries a lease; a worker that dies mid-send leaves the row `sending`
+with a lease in the past, and the next claim takes it back. On PostgreSQL the claim
+uses `FOR UPDATE SKIP LOCKED`, so two relay processes never take the same row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from inbox.writer import Tx
+
+#: kinds the relay sends on its own (stopped by the kill switch and shadow mode).
+AUTONOMOUS_KINDS = ("invite", "forward")
+
+
+@dataclass(frozen=True)
+class Work:
+    id: int
+    kind: str
+    ref_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+
+
+def claim(tx: Tx, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]) -> list[Work]:
+    """Take up to `limit` due rows of these kinds (pending and due, or with a lapsed lease)."""
+    if not kinds:
+        return []
+    marks = ", ".join("?" for _ in kinds)
+    lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
+    rows = tx.execute(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?, updated_at = ?"
+        " WHERE id IN (SELECT id FROM outbox WHERE kind IN (" + marks + ") AND"
+        " ((status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?))"
+        # message updates of one invitation go out in order: not while an earlier one is unsettled
+        " AND NOT (kind = 'update' AND EXISTS (SELECT 1 FROM outbox e WHERE e.kind = 'update'"
+        " AND e.ref_id = outbox.ref_id AND e.id < outbox.id AND e.status IN ('pending', 'sending')))"
+        " ORDER BY id LIMIT ?" + lock + ")"
+        " RETURNING id, kind, ref_id, payload, attempts",
+        (now + lease_ms, now, *kinds, now, now, limit),
+    ).fetchall()
+    return sorted((Work(int(r[0]), str(r[1]), r[2], json.loads(r[3]), int(r[4])) for r in rows), key=lambda w: w.id)
+
+
+def finish(tx: Tx, work_id: int, now: int) -> None:
+    tx.execute("UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ?", (now, work_id))
+
+
+def reschedule(tx: Tx, work_id: int, *, at: int, error: str, now: int) -> None:
+    tx.execute(
+        "UPDATE outbox SET status = 'pending', lease_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+        (at, error, now, work_id),
+    )
+
+
+def fail(tx: Tx, work_id: int, *, error: str, now: int) -> None:
+    tx.execute(
+        "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?", (error, now, work_id)
+    )
+
+
+def set_invitation(tx: Tx, invitation_id: int, *, status: str, now: int, provider_id: str | None = None, error: str | None = None) -> None:
+    tx.execute(
+        "UPDATE invitation SET status = ?, provider_id = COALESCE(?, provider_id), error = ?, updated_at = ? WHERE id = ?",
+        (status, provider_id, error, now, invitation_id),
+    )
+
+
+def next_due(tx: Tx) -> int | None:
+    row = tx.execute("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def rows(tx: Tx) -> list[dict[str, Any]]:
+    """Every outbox row (tests and the CLI)."""
+    out = tx.execute("SELECT id, kind, ref_id, status, attempts, last_error FROM outbox ORDER BY id").fetchall()
+    return [dict(zip(("id", "kind", "ref_id", "status", "attempts", "last_error"), r)) for r in out]

@@ -1,0 +1,391 @@
+"""One writer for every write: jobs are queued and committed in groups.
+
+A job is a plain function `job(tx) -> result` that runs SQL through `Tx.execute`
+(qmark `?` placeholders; translated for PostgreSQL). One task takes whatever has
+queued, runs the jobs in one transaction, commits, and only then resolves each
+caller's future: a 202 still means committed. The next group starts as soon as the
+previous commit returns; there is no fixed linger. A job that raises sends its group
+down a slow path where each job runs alone, so one failing job never takes the others
+with it; jobs must therefore be safe to run twice (they only touch the database and
+caches they can rebuild).
+
+SQLite: the group runs on the writer's own connection (`BEGIN IMMEDIATE`, WAL,
+`synchronous=NORMAL`), on the event loop while the lock is free, on a dedicated thread
+when another process holds it; WAL checkpoints run on a second connection and thread,
+off the writer's path. PostgreSQL: the group runs on a pooled connection through SQLAlchemy's
+`run_sync`, so one commit (one WAL flush) serves the whole group; several relay
+processes each run their own writer, and the unique constraints settle their races
+(the loser's group takes the slow path and sees the winner's row).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inbox.db import BUSY_TIMEOUT_MS, apply_sqlite_pragmas, is_sqlite, sqlite_path
+
+log = logging.getLogger("care_relay.writer")
+T = TypeVar("T")
+MAX_GROUP = 512
+MAX_QUEUE = 20_000
+CHECKPOINT_EVERY_SEC = 1.0
+
+
+class StorageUnavailable(Exception):
+    """The write could not be committed (full queue, locked or failing storage)."""
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Tx(Protocol):
+    dialect: str
+    group: int
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+
+Job = Callable[[Tx], T]
+#: a handler for many items of one kind at once: one result (or exception instance) per item.
+#: It must write nothing for an item it answers with an exception.
+BatchHandler = Callable[[Tx, list[Any]], list[Any]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _SqliteTx:
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, group: int) -> None:
+        self._conn = conn
+        #: which commit group this is: per-group work (a cache check) runs once per value.
+        self.group = group
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self._conn.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, [tuple(r) for r in rows])
+
+
+_QMARK = re.compile(r"\?")
+_PG_SQL_CACHE: dict[str, str] = {}
+
+
+def _to_dollar(sql: str) -> str:
+    cached = _PG_SQL_CACHE.get(sql)
+    if cached is None:
+        counter = iter(range(1, 10_000))
+        cached = _QMARK.sub(lambda _m: f"${next(counter)}", sql)
+        _PG_SQL_CACHE[sql] = cached
+    return cached
+
+
+class _PgTx:
+    dialect = "postgresql"
+
+    def __init__(self, conn: Any, group: int) -> None:  # a sync-facade sqlalchemy Connection (run_sync)
+        self._conn = conn
+        self.group = group
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return self._conn.exec_driver_sql(_to_dollar(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._conn.exec_driver_sql(_to_dollar(sql), [tuple(r) for r in rows])
+
+
+class _LockBusy(Exception):
+    """Another connection holds SQLite's write lock (raised only when not waiting for it)."""
+
+
+class _SqliteSession:
+    """Transactions on the writer's own sqlite3 connection (autocommit mode, explicit BEGIN)."""
+
+    def __init__(self, conn: sqlite3.Connection, *, wait: bool) -> None:
+        self._conn = conn
+        self._wait = wait
+
+    def begin(self) -> None:
+        # the write lock up front: look-ups and writes are one step
+        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS if self._wait else 0}")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not self._wait and "locked" in str(exc):
+                raise _LockBusy() from None
+            raise
+
+    def wait_for_lock(self) -> None:
+        self._wait = True
+
+    def commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def tx(self, group: int) -> Tx:
+        return _SqliteTx(self._conn, group)
+
+
+class _PgSession:
+    """Transactions on a pooled PostgreSQL connection, seen through `run_sync`."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._trans: Any = None
+
+    def begin(self) -> None:
+        self._trans = self._conn.begin()
+
+    def wait_for_lock(self) -> None:
+        pass  # PostgreSQL waits for row locks by itself
+
+    def commit(self) -> None:
+        self._trans.commit()
+
+    def rollback(self) -> None:
+        if self._trans is not None and self._trans.is_active:
+            self._trans.rollback()
+
+    def tx(self, group: int) -> Tx:
+        return _PgTx(self._conn, group)
+
+
+@dataclass
+class _Pending:
+    job: Job[Any] | None
+    future: asyncio.Future[Any] = field(repr=False)
+    handler: BatchHandler | None = None
+    item: Any = None
+
+    def run_alone(self, tx: Tx) -> Any:
+        if self.handler is None:
+            assert self.job is not None
+            return self.job(tx)
+        (result,) = self.handler(tx, [self.item])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+class Writer:
+    """Runs write jobs; `await writer.run(job)` returns once the job is committed."""
+
+    def __init__(self, url: str, engine: AsyncEngine) -> None:
+        self._url = url
+        self._engine = engine
+        self.sqlite = is_sqlite(url)
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(MAX_QUEUE)
+        self._task: asyncio.Task[None] | None = None
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._side_executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._closed = False
+        self._groups = 0
+        self.groups_committed = 0
+        self.jobs_committed = 0
+
+    async def start(self) -> None:
+        if not self.sqlite:
+            self._task = asyncio.create_task(self._drain(), name="inbox-writer")
+            return
+        path = sqlite_path(self._url)
+        # One thread per connection: work on a connection (and its close) runs in order.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-writer")
+        self._side_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-checkpoint")
+        loop = asyncio.get_running_loop()
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            apply_sqlite_pragmas(conn)
+            return conn
+
+        self._conn = await loop.run_in_executor(self._executor, connect)
+        await loop.run_in_executor(self._executor, lambda: self._conn.execute("PRAGMA wal_autocheckpoint=0"))  # type: ignore[union-attr]
+        self._checkpoint_conn = await loop.run_in_executor(self._side_executor, connect)
+        self._task = asyncio.create_task(self._drain(), name="inbox-writer")
+        self._checkpoint_task = asyncio.create_task(self._checkpoints(), name="inbox-checkpoint")
+
+    async def close(self) -> None:
+        """Stop taking jobs and close the connections; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in (self._task, self._checkpoint_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.future.done():
+                pending.future.set_exception(StorageUnavailable("the relay is shutting down"))
+        if self._executor is not None and self._side_executor is not None:
+            loop = asyncio.get_running_loop()
+            # queued behind any group still running on the writer thread
+            for executor, conn in ((self._executor, self._conn), (self._side_executor, self._checkpoint_conn)):
+                if conn is not None:
+                    await loop.run_in_executor(executor, conn.close)
+                executor.shutdown(wait=True)
+
+    async def run(self, job: Job[T]) -> T:
+        """Queue a job and wait until it is committed; its exception is re-raised here."""
+        return await self._submit(_Pending(job, asyncio.get_running_loop().create_future()))
+
+    async def run_batched(self, handler: BatchHandler, item: Any) -> Any:
+        """Queue an item for `handler`, which takes every item of its kind in a group at once.
+
+        The hot path (intake) pays its per-group work (cache checks, look-ups) once per
+        group and writes rows with `executemany`. On PostgreSQL a batch holds one item.
+        """
+        return await self._submit(_Pending(None, asyncio.get_running_loop().create_future(), handler, item))
+
+    async def _submit(self, pending: _Pending) -> Any:
+        if self._closed:
+            raise StorageUnavailable("the writer is closed")
+        if self._task is None or self._task.done():
+            raise StorageUnavailable("the writer is not running")
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            raise StorageUnavailable("the write queue is full") from None
+        return await pending.future
+
+    # SQLite -------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < MAX_GROUP and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            running = asyncio.ensure_future(self._run_group(group))
+            try:
+                outcomes = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # closing: the group finishes (on its thread, or its connection); callers still learn the outcome
+                self._settle(group, await _outcomes_of(running, len(group)))
+                raise
+            except Exception as exc:  # the transaction itself failed: nobody was committed
+                log.error("write group of %d failed: %s", len(group), type(exc).__name__)
+                outcomes = [(False, StorageUnavailable(str(exc)))] * len(group)
+            else:
+                self.groups_committed += 1
+                self.jobs_committed += len(group)
+            self._settle(group, outcomes)
+
+    async def _run_group(self, group: list[_Pending]) -> list[tuple[bool, Any]]:
+        if self.sqlite:
+            assert self._conn is not None
+            # Fast path on the event loop: no thread hop (measured 15 % more intake) and the
+            # lock taken without waiting. Another process writing (the CLI) makes BEGIN fail
+            # at once; the group then runs on the writer's thread, which may wait for it.
+            try:
+                return self._apply(_SqliteSession(self._conn, wait=False), group)
+            except _LockBusy:
+                session = _SqliteSession(self._conn, wait=True)
+                return await asyncio.get_running_loop().run_in_executor(self._executor, self._apply, session, group)
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(lambda sync_conn: self._apply(_PgSession(sync_conn), group))
+
+    @staticmethod
+    def _settle(group: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
+        for pending, (ok, value) in zip(group, outcomes):
+            if pending.future.done():
+                continue
+            if ok:
+                pending.future.set_result(value)
+            else:
+                pending.future.set_exception(value)
+
+    def _apply(self, session: _SqliteSession | _PgSession, group: list[_Pending]) -> list[tuple[bool, Any]]:
+        """Run a group in one transaction; if any job raises, redo each job on its own.
+
+        The fast path has no per-job savepoint; a job that raises (a reused nonce, a
+        conflicting id, another replica's insert winning a race) sends its group down the
+        slow path, where every job commits or rolls back alone, so no job takes another
+        with it.
+        """
+        self._groups += 1
+        tx = session.tx(self._groups)
+        results: dict[int, tuple[bool, Any]] = {}
+        batches: dict[BatchHandler, list[int]] = {}
+        session.begin()
+        try:
+            for index, pending in enumerate(group):
+                if pending.handler is not None:
+                    batches.setdefault(pending.handler, []).append(index)
+                else:
+                    assert pending.job is not None
+                    results[index] = (True, pending.job(tx))
+            for handler, indexes in batches.items():
+                for index, value in zip(indexes, handler(tx, [group[i].item for i in indexes]), strict=True):
+                    results[index] = (not isinstance(value, Exception), value)
+            session.commit()
+            return [results[i] for i in range(len(group))]
+        except Exception:
+            session.rollback()
+        except BaseException:
+            session.rollback()
+            raise
+        # the slow path may wait for the lock: part of it may already have committed
+        session.wait_for_lock()
+        return [self._apply_one(session, pending) for pending in group]
+
+    def _apply_one(self, session: _SqliteSession | _PgSession, pending: _Pending) -> tuple[bool, Any]:
+        self._groups += 1
+        session.begin()
+        try:
+            value = pending.run_alone(session.tx(self._groups))
+        except Exception as exc:
+            session.rollback()
+            return (False, exc)
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
+        return (True, value)
+
+    async def _checkpoints(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._checkpoint_conn is not None
+        conn = self._checkpoint_conn
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_SEC)
+            try:
+                await loop.run_in_executor(self._side_executor, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+            except sqlite3.Error as exc:
+                log.warning("wal checkpoint failed: %s", exc)
+
+
+
+async def _outcomes_of(running: asyncio.Future[list[tuple[bool, Any]]], size: int) -> list[tuple[bool, Any]]:
+    try:
+        return await running
+    except Exception as exc:
+        return [(False, StorageUnavailable(str(exc)))] * size

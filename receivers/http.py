@@ -1,0 +1,118 @@
+"""The aiohttp handlers for senders: bytes → verify → parse → intake → 202.
+
+Checks run in the contract's order and the first failure answers: body size (413) →
+content type (415) → signature and timestamp (401) → JSON (400) → header agreement
+(400) → payload schema (422) → replay (200 duplicate / 409).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from receivers import aisha, m3, signing
+from relay.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
+from relay.model import Signal
+from relay.settings import Settings
+from relay.state import CLOCK, INTAKE, SETTINGS, TOKENS
+from relay.web.requests import media_type
+
+
+@dataclass(frozen=True)
+class Sender:
+    """One sender's boundary: how it signs, and how its payloads parse."""
+
+    name: str
+    verify: Callable[..., int | None]
+    check: Callable[..., None]
+    parse: Callable[[Any], Signal]
+    secrets: Callable[[Settings], Sequence[str]]
+    max_window: Callable[[Settings], int]
+
+
+def _check_m3(headers: Mapping[str, str], payload: Any, *, ts: int | None, now: int, max_window_sec: int) -> None:
+    assert ts is not None  # verify_m3 always returns the header's timestamp
+    signing.check_m3_payload(headers, payload, ts=ts, now=now, max_window_sec=max_window_sec)
+
+
+def _check_aisha(headers: Mapping[str, str], payload: Any, *, ts: int | None, now: int, max_window_sec: int) -> None:
+    signing.check_aisha_payload(headers, payload, header_ts=ts, now=now, max_window_sec=max_window_sec)
+
+
+SENDERS: dict[str, Sender] = {
+    "m3": Sender("m3", signing.verify_m3, _check_m3, m3.parse, lambda s: s.m3_webhook_secrets, lambda s: s.m3_max_window_sec),
+    "aisha": Sender(
+        "aisha", signing.verify_aisha, _check_aisha, aisha.parse, lambda s: s.aisha_webhook_secrets, lambda s: s.aisha_max_window_sec
+    ),
+}
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing (413) as soon as it grows past `limit`."""
+    too_large = PayloadTooLarge(f"The body is larger than {limit} bytes; send a smaller payload.")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    try:
+        # aiohttp stops reading at client_max_size (set just above `limit` by create_app)
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedJson() from None
+
+
+def status_url(request: web.Request, source: str, event_id: str) -> str:
+    token = request.app[TOKENS].status_token(source, event_id)
+    return f"/v1/events/{quote(event_id, safe='')}?token={token}"
+
+
+def handler_for(sender: Sender) -> Callable[[web.Request], Any]:
+    async def handle_signal(request: web.Request) -> web.Response:
+        settings = request.app[SETTINGS]
+        body = await read_body(request, settings.relay_max_body_bytes)
+        if media_type(request) != "application/json":
+            raise UnsupportedMediaType()
+        now = int(request.app[CLOCK]())
+        window = sender.max_window(settings)
+        ts = sender.verify(request.headers, body, sender.secrets(settings), now=now, max_window_sec=window)
+        payload = parse_json(body)
+        sender.check(request.headers, payload, ts=ts, now=now, max_window_sec=window)
+        signal = sender.parse(payload)
+        result = await request.app[INTAKE].receive(signal, body)
+        answer = {
+            "id": result.event_id,
+            "status": result.status,
+            "duplicate": result.duplicate,
+            "status_url": status_url(request, result.source, result.event_id),
+        }
+        return web.json_response(answer, status=200 if result.duplicate else 202)
+
+    handle_signal.__name__ = f"handle_{sender.name}"
+    return handle_signal
+
+
+def read_signal(source: str, body: bytes) -> Signal:
+    """A stored, already verified body read back into its Signal."""
+    return SENDERS[source].parse(json.loads(body))
+
+
+def add_routes(app: web.Application) -> None:
+    for name, sender in SENDERS.items():
+        app.router.add_post(f"/hooks/{name}", handler_for(sender))

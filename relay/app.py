@@ -1,0 +1,186 @@
+"""The composition root: `create_app(settings)` wires storage, intake and routes.
+
+Everything the app owns (engine, writer, HTTP sessions, channel clients) is created in
+a `cleanup_ctx` and closed there; nothing is read or opened at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import aiohttp
+from aiohttp import web
+
+from inbox import db, store
+from inbox.writer import Writer
+from receivers import http as receivers_http
+from relay.answers import Answers
+from relay.channels import Channel
+from relay.channels.console import ConsoleChannel
+from relay.intake import Intake
+from relay.model import RoutingSettings
+from relay.outbox import OutboxWorker
+from relay.settings import Settings
+from relay.state import (
+    ANSWERS,
+    CHANNELS,
+    CLOCK,
+    ENGINE,
+    HTTP,
+    INTAKE,
+    METRICS,
+    OUTBOX,
+    RUN_OUTBOX,
+    SETTINGS,
+    TOKENS,
+    WRITER,
+)
+from relay.tokens import Tokens
+from relay.web import admin, links, status
+from relay.web.middleware import errors_middleware
+
+log = logging.getLogger("care_relay")
+
+
+def routing_settings(settings: Settings) -> RoutingSettings:
+    return RoutingSettings(
+        sending_enabled=settings.relay_sending_enabled,
+        shadow_mode=settings.relay_shadow_mode,
+        agent_max_invites_per_hour=settings.relay_agent_max_invites_per_hour,
+        aisha_care_window_minutes=settings.aisha_care_window_minutes,
+        configured_channels=settings.configured_channels,
+    )
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    engine = db.create_engine(settings.relay_database_url)
+    await db.upgrade(engine)
+    writer = Writer(settings.relay_database_url, engine)
+    await writer.start()
+    app[ENGINE] = engine
+    app[WRITER] = writer
+    try:
+        yield
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+def build_channels(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Channel]:
+    """The channels this configuration can send on."""
+    channels: dict[str, Channel] = {}
+    if settings.dev:
+        channels["console"] = ConsoleChannel()
+    return channels
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """HTTP client, channels, answers, the outbox worker and intake, wired together."""
+    settings = app[SETTINGS]
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    app[HTTP] = session
+    app[CHANNELS] = build_channels(settings, session)
+    outbox: OutboxWorker | None = None
+
+    def wake() -> None:
+        if outbox is not None:
+            outbox.wake()
+
+    app[ANSWERS] = Answers(
+        app[WRITER], app[ENGINE], settings, app[TOKENS], on_queued=wake, read_signal=receivers_http.read_signal
+    )
+    outbox = OutboxWorker(app[WRITER], app[ANSWERS], app[CHANNELS], settings, session)
+    app[OUTBOX] = outbox
+    clock = app[CLOCK]
+    app[INTAKE] = Intake(
+        app[WRITER],
+        routing_settings(settings),
+        on_queued=wake,
+        clock=lambda: datetime.fromtimestamp(clock(), UTC),
+        forward_escalations=bool(
+            settings.care_workflow_triggers_enabled
+            and settings.care_workflow_escalation_webhook_url
+            and settings.relay_sending_enabled
+            and not settings.relay_shadow_mode
+        ),
+    )
+    if app[RUN_OUTBOX]:
+        outbox.start()
+    retention = asyncio.create_task(_purge_bodies(app), name="retention")
+    try:
+        yield
+    finally:
+        retention.cancel()
+        await asyncio.gather(retention, return_exceptions=True)
+        await outbox.stop()
+        for channel in app[CHANNELS].values():
+            close = getattr(channel, "close", None)
+            if close is not None:
+                await close()
+        await session.close()
+
+
+async def _purge_bodies(app: web.Application) -> None:
+    """Hourly: raw bodies past RELAY_RETENTION_DAYS are dropped (the loop record stays)."""
+    days = app[SETTINGS].relay_retention_days
+    while True:
+        cutoff = int((app[CLOCK]() - days * 86400) * 1000)
+        try:
+            purged = await app[WRITER].run(lambda tx: store.purge_bodies(tx, cutoff))
+            if purged:
+                log.info("retention: purged %d raw bodies older than %d days", purged, days)
+        except Exception as exc:
+            log.warning("retention purge failed: %s", type(exc).__name__)
+        await asyncio.sleep(3600)
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def handle_readyz(request: web.Request) -> web.Response:
+    try:
+        current = await db.migrations_current(request.app[ENGINE])
+    except Exception as exc:  # readiness reports, it never raises
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        return web.json_response({"ok": False, "database": "unreachable"}, status=503, headers={"Retry-After": "5"})
+    if not current:
+        return web.json_response({"ok": False, "database": "migrations pending"}, status=503, headers={"Retry-After": "5"})
+    return web.json_response({"ok": True, "database": "ready"})
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_outbox: bool = True) -> web.Application:
+    """The relay. `run_outbox=False` leaves sending to explicit `app[OUTBOX].drain()` calls (tests)."""
+    # aiohttp's own cap sits above ours so that our 413 (with the contract's JSON) answers first.
+    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.relay_max_body_bytes + 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[RUN_OUTBOX] = run_outbox
+    app[METRICS] = Counter()
+    app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_services)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_readyz)
+    receivers_http.add_routes(app)
+    app.router.add_get("/v1/events/{event_id}", status.handle_event_status)
+    admin.add_routes(app)
+    links.install(app)
+    # Channels that answer as well as send install their own routes and clients; each
+    # `install(app)` may append a cleanup_ctx (run after `_services`) that registers the
+    # channel in app[CHANNELS].
+    if settings.slack_enabled:
+        from relay.channels import slack
+
+        slack.install(app)
+    if settings.twilio_enabled:
+        from relay.channels import twilio
+
+        twilio.install(app)
+    return app

@@ -1,0 +1,15 @@
+"""The `[CARE_AUDIT] {json}` stdout line: one per decision, answer and refusal.
+
+Operators ship stdout to their log store; these lines carry ids, statuses, origins and
+gate names only: never a whisper, a name, a note or a phone number.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def emit(record: dict[str, Any]) -> None:
+    sys.stdout.write("[CARE_AUDIT] " + json.dumps(record, separators=(",", ":"), default=str) + "\n")

@@ -1,0 +1,67 @@
+"""Channels: one small interface, one module per provider.
+
+A channel owns both directions of its provider's wire format; here is the outbound
+contract the outbox worker relies on. `send` never raises for a provider's answer: it
+returns a `Delivery` that says whether to retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from relay.model import Agent, Signal
+
+
+@dataclass(frozen=True)
+class Invite:
+    """Everything needed to word and address one invitation."""
+
+    invitation_id: int
+    channel: str
+    code: str
+    agent: Agent
+    signal: Signal
+    #: the responses offered (the payload's, or AISHA_SUGGESTED_RESPONSES).
+    responses: tuple[str, ...]
+    #: the signed action-link page for this invitation.
+    action_url: str
+    #: AiSHA: AISHA_APP_BASE_URL + deep_link, when both exist.
+    deep_link: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a provider said. `error` is short and holds no care data."""
+
+    ok: bool
+    provider_id: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    error: str | None = None
+    #: the agent refused this channel (SMS STOP, Twilio 21610): record the opt-out.
+    opted_out: bool = False
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, invite: Invite) -> Delivery:
+        """Deliver the invitation; the provider's message id comes back in `provider_id`."""
+        ...
+
+    async def update(self, invite: Invite, provider_id: str, text: str) -> Delivery:
+        """Tell an already delivered invitation what happened ("Ana is here — soft-checkin")."""
+        ...
+
+
+def sent(provider_id: str | None = None) -> Delivery:
+    return Delivery(ok=True, provider_id=provider_id)
+
+
+def retry(error: str, retry_after: float | None = None) -> Delivery:
+    return Delivery(ok=False, retryable=True, error=error, retry_after=retry_after)
+
+
+def permanent(error: str, *, opted_out: bool = False) -> Delivery:
+    return Delivery(ok=False, retryable=False, error=error, opted_out=opted_out)

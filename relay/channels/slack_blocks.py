@@ -1,0 +1,197 @@
+"""Block Kit for the Slack channel: the invitation DM, its answered form, the close modal.
+
+Pure functions of an `Invite` (wording from `relay.compose`), so the shapes are easy to
+read and to test. Care text (a whisper, a headline) always goes into `plain_text`
+objects: a whisper can never turn into a mention, a link or formatting. Where Slack
+only takes mrkdwn (a message's top-level `text`), `&`, `<` and `>` are escaped.
+
+Slack's limits that shape this module: button text 75 characters, button value 2000,
+section text 3000, 25 elements in an actions block, 10 in a context block, modal
+title 24 characters, 100 options in a static_select (text 75, value 150).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from relay import compose
+from relay.channels import Invite
+
+#: a suggested response's button: `care_ack_<n>` (1-based n, unique within the block).
+ACK_ACTION = "care_ack"
+ACK_ACTION_PATTERN = r"^care_ack(_[0-9]+)?$"
+DONE_ACTION = "care_done"
+#: the AiSHA deep link: a link button, which Slack still reports (acked, nothing else).
+OPEN_ACTION = "care_open"
+DONE_MODAL = "care_done_modal"
+OUTCOME_BLOCK = "outcome"
+NOTE_BLOCK = "note"
+#: ways a loop can end, offered in the close modal before the loop's own responses.
+OUTCOMES = ("held-space", "talked", "checked-in", "no-answer-needed")
+NOTE_MAX = 2000
+
+Block = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """mrkdwn's three control characters, so text never becomes a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def plain(text: str, limit: int = 3000) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+def ack_value(invitation_id: int, n: int) -> str:
+    """A response button's value: "<invitation id>:<1-based response number>"."""
+    return f"{invitation_id}:{n}"
+
+
+def parse_ack_value(value: str) -> tuple[int, int] | None:
+    head, sep, tail = value.partition(":")
+    if not sep or not head.isdigit() or not tail.isdigit():
+        return None
+    return int(head), int(tail)
+
+
+def parse_id(value: str) -> int | None:
+    value = value.strip()
+    return int(value) if value.isdigit() else None
+
+
+def _section(block_id: str, text: str) -> Block:
+    return {"type": "section", "block_id": block_id, "text": plain(text)}
+
+
+def _close_button(invite: Invite) -> Block:
+    return {
+        "type": "button",
+        "action_id": DONE_ACTION,
+        "text": plain("Close the loop", 75),
+        "value": str(invite.invitation_id),
+    }
+
+
+def _link_button(invite: Invite) -> list[Block]:
+    if not invite.deep_link:
+        return []
+    return [{"type": "button", "action_id": OPEN_ACTION, "text": plain("Open in AiSHA", 75), "url": invite.deep_link}]
+
+
+def invitation_text(invite: Invite) -> str:
+    """The message's top-level text: what a notification shows."""
+    return escape(compose.headline(invite))
+
+
+def invitation_blocks(invite: Invite) -> list[Block]:
+    """Who sent it and the whisper, the question, one button per response, "Close the loop"."""
+    responses = invite.responses[:23]  # 25 elements at most, with close and link
+    buttons: list[Block] = [
+        {
+            "type": "button",
+            "action_id": f"{ACK_ACTION}_{n}",
+            "text": plain(response, 75),
+            "value": ack_value(invite.invitation_id, n),
+            **({"style": "primary"} if n == 1 else {}),
+        }
+        for n, response in enumerate(responses, start=1)
+    ]
+    blocks = [_section("care_headline", compose.headline(invite))]
+    if responses:
+        blocks.append(_section("care_question", compose.question(invite)))
+    elements = [*buttons, _close_button(invite), *_link_button(invite)]
+    blocks.append({"type": "actions", "block_id": "care_answers", "elements": elements})
+    return blocks
+
+
+def answered_text(invite: Invite, notes: Sequence[str]) -> str:
+    return escape("\n".join([compose.headline(invite), *notes[-1:]]))
+
+
+def answered_blocks(invite: Invite, notes: Sequence[str], *, done: bool) -> list[Block]:
+    """The headline kept, the answers as a context line; "Close the loop" stays until done."""
+    blocks = [_section("care_headline", compose.headline(invite))]
+    if notes:
+        blocks.append({"type": "context", "block_id": "care_notes", "elements": [plain(n) for n in notes[-10:]]})
+    elements = ([] if done else [_close_button(invite)]) + _link_button(invite)
+    if elements:
+        blocks.append({"type": "actions", "block_id": "care_answers", "elements": elements})
+    return blocks
+
+
+def outcome_choices(invite: Invite) -> list[str]:
+    """The close modal's options: the usual endings, then this loop's own responses."""
+    seen: list[str] = []
+    for option in (*OUTCOMES, *invite.responses):
+        if option and option not in seen and len(option) <= 150:
+            seen.append(option)
+    return seen[:100]
+
+
+def done_modal(invite: Invite) -> dict[str, Any]:
+    """The "Close the loop" modal: an outcome (required) and a note (optional)."""
+    options = [{"text": plain(o, 75), "value": o} for o in outcome_choices(invite)]
+    return {
+        "type": "modal",
+        "callback_id": DONE_MODAL,
+        "private_metadata": str(invite.invitation_id),
+        "title": plain("Close the loop", 24),
+        "submit": plain("Close it", 24),
+        "close": plain("Not yet", 24),
+        "blocks": [
+            _section("care_headline", compose.headline(invite)),
+            {
+                "type": "input",
+                "block_id": OUTCOME_BLOCK,
+                "label": plain("How did it end?", 2000),
+                "element": {"type": "static_select", "action_id": OUTCOME_BLOCK, "options": options},
+            },
+            {
+                "type": "input",
+                "block_id": NOTE_BLOCK,
+                "optional": True,
+                "label": plain("A note for the sender (optional)", 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": NOTE_BLOCK,
+                    "multiline": True,
+                    "max_length": NOTE_MAX,
+                },
+            },
+        ],
+    }
+
+
+def message_view(text: str) -> dict[str, Any]:
+    """A modal that only says something (it replaces the form after a submission)."""
+    return {
+        "type": "modal",
+        "title": plain("Close the loop", 24),
+        "close": plain("OK", 24),
+        "blocks": [_section("care_message", text)],
+    }
+
+
+def when(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.astimezone(UTC).strftime("%d %b %H:%M UTC").lstrip("0")
+
+
+def open_list(items: Sequence[tuple[Invite, str]]) -> str:
+    """`/care`: the agent's own open invitations, one line each (mrkdwn-escaped)."""
+    if not items:
+        return "Nothing is waiting for you right now."
+    lines = ["Your open invitations:"]
+    for invite, loop_status in items[:20]:
+        state = "someone is there" if loop_status == "acked" else "waiting for someone"
+        lines.append(f"• {escape(clip(compose.headline(invite), 300))} ({when(invite.signal.ts)}, {state})")
+    if len(items) > 20:
+        lines.append(f"…and {len(items) - 20} more.")
+    return "\n".join(lines)

@@ -1,0 +1,290 @@
+"""The SMS / WhatsApp reply grammar (CONTRACT.md section 4, "Agents answer"), pure.
+
+Two steps, both free of I/O so that every rule is a row in a table test:
+
+* :func:`parse` reads what the words say (case-insensitive, any spacing);
+* :func:`resolve` reads what they mean for one agent's open invitations.
+
+The grammar, as implemented::
+
+    STOP | STOPALL | UNSUBSCRIBE | CANCEL | END | QUIT | REVOKE | OPTOUT   -> opt out of this channel
+    START | UNSTOP | YES                                                  -> opt back in
+    HELP | INFO                                                           -> nothing of ours
+        (the whole message is the keyword, as Twilio matches them; Twilio answers these
+        itself, so the relay never uses them as its own words)
+    LIST                                  -> the agent's open invitations with their codes
+    MENU                                  -> how to answer
+    [CODE] <n | response>                 -> care.ack with the n-th suggested response (1-based)
+                                             or the response named ("hold space" = "hold-space")
+    DONE [CODE] [outcome | n] [: note]    -> care.done; outcome defaults to "done", words are
+                                             joined by "-" and lower-cased; n names a suggested response
+    CODE                                  -> a reminder of how to answer that invitation
+
+The CODE may be left out when exactly one invitation is open. A first word is taken as
+a code when it is one of the agent's open codes (any case); a code-shaped word that is not
+(4 characters of the code alphabet, typed in capitals or holding a digit: "K7QX",
+"k7qx", "CALM" but not "calm") is an unknown code rather than a response or an outcome,
+so that a stale or mistyped code never closes another loop. A trailing ".", "!" or ","
+on a word is ignored; a DONE note keeps its own case and punctuation.
+
+The wording of the relay's answers lives here too: short and soft.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+#: inbox.store.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 4
+DEFAULT_OUTCOME = "done"
+MAX_OUTCOME = 100  # done.outcome is VARCHAR(100)
+MAX_NOTE = 1000
+EXAMPLE_CODE = "K7QX"
+
+#: Twilio's default keywords (SMS Advanced Opt-Out): whole-message, case-insensitive.
+OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
+OPT_IN_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+
+_CODE_SHAPE = re.compile(f"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
+_TRAILING = ".!,"
+
+
+# What the words say ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TwilioKeyword:
+    """A word Twilio keeps for itself; only opt-out / opt-in change anything of ours."""
+
+    kind: Literal["opt_out", "opt_in", "help"]
+
+
+@dataclass(frozen=True)
+class ListOpen:
+    """LIST"""
+
+
+@dataclass(frozen=True)
+class ShowMenu:
+    """MENU"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """`[CODE] <n|response>` (or a lone CODE): the words after normalising."""
+
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Close:
+    """`DONE [CODE] [outcome] [: note]`: the words between DONE and the colon, and the note."""
+
+    words: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Blank:
+    """Nothing but spaces."""
+
+
+Command = TwilioKeyword | ListOpen | ShowMenu | Answer | Close | Blank
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w for w in (word.rstrip(_TRAILING) for word in text.split()) if w)
+
+
+def parse(text: str) -> Command:
+    """What an SMS / WhatsApp reply says, before looking at the agent's invitations."""
+    clean = " ".join(text.split())
+    if not clean:
+        return Blank()
+    keyword = clean.upper()
+    if keyword in OPT_OUT_WORDS:
+        return TwilioKeyword("opt_out")
+    if keyword in OPT_IN_WORDS:
+        return TwilioKeyword("opt_in")
+    if keyword in HELP_WORDS:
+        return TwilioKeyword("help")
+    head, colon, note = clean.partition(":")
+    head_words = _words(head)
+    if head_words and head_words[0].upper() == "DONE":
+        return Close(head_words[1:], note.strip()[:MAX_NOTE] if colon else "")
+    words = _words(clean)
+    if not words:
+        return Blank()
+    if len(words) == 1 and words[0].upper() == "LIST":
+        return ListOpen()
+    if len(words) == 1 and words[0].upper() == "MENU":
+        return ShowMenu()
+    return Answer(words)
+
+
+# What they mean for this agent -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenInvite:
+    """One of the agent's open invitations, as the grammar needs it."""
+
+    code: str
+    responses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ack:
+    code: str
+    response: str
+
+
+@dataclass(frozen=True)
+class Done:
+    code: str
+    outcome: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Remind:
+    """A lone code: say again how to answer that invitation."""
+
+    code: str
+
+
+ProblemReason = Literal["no_open", "need_code", "unknown_code", "bad_choice", "not_understood"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An answer that cannot be taken; `code` is set when it concerned one open invitation."""
+
+    reason: ProblemReason
+    code: str | None = None
+    #: the unknown code as typed (upper-cased), for the answer's wording.
+    typed: str | None = None
+
+
+Reading = Ack | Done | Remind | Problem | TwilioKeyword | ListOpen | ShowMenu
+
+
+def looks_like_code(word: str) -> bool:
+    """4 characters of the code alphabet, typed in capitals or holding a digit."""
+    return bool(_CODE_SHAPE.match(word.upper())) and (word.isupper() or any(c.isdigit() for c in word))
+
+
+def canonical(response: str) -> str:
+    """Responses compare loosely: "Hold Space", "hold_space" and "hold-space" are the same."""
+    return "-".join(re.split(r"[\s_-]+", response.strip().casefold()))
+
+
+def _pick(
+    words: tuple[str, ...], opens: Sequence[OpenInvite]
+) -> tuple[OpenInvite | None, tuple[str, ...], bool, Problem | None]:
+    """(invitation, remaining words, code given?, problem) for words that may start with a code."""
+    if words:
+        first = words[0].upper()
+        for invite in opens:
+            if invite.code.upper() == first:
+                return invite, words[1:], True, None
+        if looks_like_code(words[0]):
+            return None, words, True, Problem("unknown_code", typed=first)
+    if not opens:
+        return None, words, False, Problem("no_open")
+    if len(opens) > 1:
+        return None, words, False, Problem("need_code")
+    return opens[0], words, False, None
+
+
+def _choice(words: tuple[str, ...], invite: OpenInvite) -> str | None:
+    """The suggested response named by a 1-based number or by its words; None if neither."""
+    text = " ".join(words)
+    if text.isascii() and text.isdigit():
+        n = int(text)
+        return invite.responses[n - 1] if 1 <= n <= len(invite.responses) else None
+    wanted = canonical(text)
+    return next((r for r in invite.responses if canonical(r) == wanted), None)
+
+
+def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
+    """What a parsed reply means, given the agent's open invitations (oldest first)."""
+    if isinstance(command, (TwilioKeyword, ListOpen, ShowMenu)):
+        return command
+    if isinstance(command, Blank):
+        return Problem("not_understood")
+    invite, rest, code_given, problem = _pick(command.words, opens)
+    if problem is not None:
+        return problem
+    assert invite is not None
+    if isinstance(command, Close):
+        outcome = DEFAULT_OUTCOME
+        if rest:
+            numbered = " ".join(rest).isascii() and " ".join(rest).isdigit()
+            chosen = _choice(rest, invite) if numbered else "-".join(w.casefold() for w in rest)
+            if chosen is None:
+                return Problem("bad_choice", invite.code)
+            outcome = canonical(chosen)[:MAX_OUTCOME]
+        return Done(invite.code, outcome, command.note)
+    if not rest:
+        return Remind(invite.code) if code_given else Problem("not_understood")
+    response = _choice(rest, invite)
+    if response is None:
+        return Problem("bad_choice", invite.code)
+    return Ack(invite.code, response)
+
+
+# The relay's answers -------------------------------------------------------------------
+
+
+def choices(invite: OpenInvite) -> str:
+    """`1 soft-checkin, 2 hold-space`"""
+    return ", ".join(f"{n} {r}" for n, r in enumerate(invite.responses, start=1))
+
+
+def menu_text(example: str | None = None) -> str:
+    """MENU: how to answer, with one of the agent's own codes as the example when there is one."""
+    code = example or EXAMPLE_CODE
+    return (
+        f'To answer, send the code and a number, e.g. "{code} 1". '
+        f'When you are finished: "DONE {code} held-space: a short note". '
+        "LIST shows your open invitations. With only one open, the code can be left out."
+    )
+
+
+def listing_text(items: Sequence[tuple[OpenInvite, str]], *, limit: int = 5) -> str:
+    """LIST: each open invitation's code, who it is from, and its numbered choices."""
+    if not items:
+        return "You have no open invitations right now."
+    lines = [f"{invite.code} — {who}: {choices(invite)}" for invite, who in items[:limit]]
+    more = len(items) - limit
+    if more > 0:
+        lines.append(f"…and {more} more.")
+    return "Open invitations:\n" + "\n".join(lines)
+
+
+def problem_text(problem: Problem, opens: Sequence[OpenInvite]) -> str:
+    """A kind answer to something the relay could not take, ending with how to answer."""
+    example = opens[0].code if opens else None
+    if problem.reason == "no_open":
+        return "You have no open invitations right now, so there is nothing to answer. Thank you."
+    if problem.reason == "need_code":
+        codes = ", ".join(o.code for o in opens)
+        return f'You have {len(opens)} open invitations ({codes}). Please put the code first, e.g. "{opens[0].code} 1".'
+    if problem.reason == "unknown_code":
+        return f"I don't have an open invitation {problem.typed} for you. " + menu_text(example)
+    if problem.reason == "bad_choice" and problem.code is not None:
+        invite = next((o for o in opens if o.code == problem.code), None)
+        if invite is not None:
+            return f'For {invite.code} you can answer {choices(invite)} — e.g. "{invite.code} 1".'
+    return "Sorry, I didn't understand that. " + menu_text(example)
+
+
+def thanks(display: str, what: str) -> str:
+    """`Thank you, Ana — recorded: soft-checkin.`"""
+    return f"Thank you, {display} — {what}."

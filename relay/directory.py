@@ -1,0 +1,280 @@
+"""The agent directory and consent grants: validation and changes, for the admin API and CLI.
+
+Both front ends validate through the same pydantic models and change the database
+through the writer, so a change is committed (and the directory version moved) before
+either answers: the next signal sees it, with no restart.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from inbox import store
+from inbox.writer import Writer, now_ms
+from relay.errors import BadRequest, InvalidPayload, NotFound
+from relay.model import AGENT_CHANNELS
+from relay.router import parse_quiet_hours
+
+E164 = r"^\+[1-9][0-9]{6,14}$"
+AGENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+SUBJECT = re.compile(r"^(actor:[^\s:]{1,200}|tenant:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+EVENT_TYPES = ("panic.ui", "status.set", "care.escalation_detected", "care.trigger_detected", "care.state_applied")
+CHANNELS = (*AGENT_CHANNELS, "console")
+Name = str
+
+
+def _clean_list(values: list[str], allowed: tuple[str, ...] | None, what: str) -> list[str]:
+    out: list[str] = []
+    for value in values:
+        value = value.strip()
+        if not value:
+            continue
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"unknown {what} '{value}'; use {', '.join(allowed)}")
+        if value not in out:
+            out.append(value)
+    return out
+
+
+class AgentFields(BaseModel):
+    """The changeable fields of an agent (PATCH takes any subset)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    display: str | None = Field(None, min_length=1, max_length=200)
+    groups: list[str] | None = None
+    slack_user: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,40}$")
+    phone: str | None = Field(None, pattern=E164)
+    whatsapp: str | None = Field(None, pattern=E164)
+    channels: list[str] | None = None
+    quiet_hours: str | None = None
+    tz: str | None = None
+    active: bool | None = None
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _clean_list(v, None, "group")
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _clean_list(v, CHANNELS, "channel")
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str | None) -> str | None:
+        if v:
+            parse_quiet_hours(v)
+        return v or None
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, v: str | None) -> str | None:
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"'{v}' is not a time zone; use an Area/City name such as Europe/Bucharest") from None
+        return v or None
+
+
+class AgentIn(AgentFields):
+    id: str = Field(pattern=AGENT_ID)
+    display: str = Field(min_length=1, max_length=200)
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    subject: str
+    scope: list[str] = Field(min_length=1)
+    groups: list[str] = Field(min_length=1)
+    channels: list[str] = []
+    min_confidence: str | None = Field(None, pattern=r"^(low|medium|high)$")
+    expires_at: datetime | None = None
+    by: str = Field(min_length=1, max_length=100)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, v: str) -> str:
+        if not SUBJECT.match(v):
+            raise ValueError("subject is actor:<id> (M3) or tenant:<uuid> (AiSHA)")
+        return v.lower() if v.startswith("tenant:") else v
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, v: list[str]) -> list[str]:
+        return _clean_list(v, EVENT_TYPES, "event type")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        out = _clean_list(v, None, "group")
+        if not out:
+            raise ValueError("name at least one group")
+        return out
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: list[str]) -> list[str]:
+        return _clean_list(v, CHANNELS, "channel")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        return None if v is None else (v if v.tzinfo else v.replace(tzinfo=UTC))
+
+
+def validated(model: type[BaseModel], data: Any) -> Any:
+    """Validate or raise the contract's 422 with a `fields` list."""
+    if not isinstance(data, dict):
+        raise InvalidPayload([{"loc": [], "msg": "send one JSON object"}])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = [
+            {"loc": [str(p) for p in e["loc"]], "msg": str(e["msg"]).removeprefix("Value error, ")}
+            for e in exc.errors(include_url=False)
+        ]
+        raise InvalidPayload(fields) from None
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def agent_view(row: dict[str, Any]) -> dict[str, Any]:
+    """An agent in the contract's names."""
+    return {
+        "id": row["id"],
+        "display": row["display"],
+        "groups": row["group_ids"],
+        "slack_user": row["slack_user"],
+        "phone": row["phone"],
+        "whatsapp": row["whatsapp"],
+        "channels": row["channels"],
+        "quiet_hours": row["quiet_hours"],
+        "tz": row["tz"],
+        "active": bool(row["active"]),
+        "opted_out": row["opted_out"],
+    }
+
+
+def grant_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "subject": row["subject"],
+        "scope": row["scope"],
+        "groups": row["group_ids"],
+        "channels": row["channels"],
+        "min_confidence": row["min_confidence"],
+        "expires_at": _iso(row["expires_at"]),
+        "by": row["granted_by"],
+        "granted_at": _iso(row["granted_at"]),
+        "revoked_at": _iso(row["revoked_at"]),
+        "revoked_by": row["revoked_by"],
+    }
+
+
+def _agent_row(fields: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    empty = {"slack_user": None, "phone": None, "whatsapp": None, "quiet_hours": None, "tz": None}
+    row = dict(base or {**empty, "group_ids": [], "channels": [], "opted_out": [], "active": True})
+    names = {"groups": "group_ids"}
+    for key, value in fields.items():
+        row[names.get(key, key)] = value
+    return row
+
+
+def _refuse_shared_address(tx: Any, row: dict[str, Any]) -> None:
+    """A Slack user or number names one person: answers are matched by it."""
+    taken = store.address_taken(tx, row)
+    if taken:
+        raise BadRequest(f"Another agent already has this {taken.replace('_', ' ')}; each address belongs to one agent.")
+
+
+async def add_agent(writer: Writer, data: Any) -> dict[str, Any]:
+    agent = validated(AgentIn, data)
+    row = _agent_row(agent.model_dump(exclude_none=True))
+
+    def job(tx: Any) -> bool:
+        _refuse_shared_address(tx, row)
+        return store.insert_agent(tx, row, now_ms())
+
+    if not await writer.run(job):
+        raise BadRequest(f"An agent with id '{agent.id}' already exists; change it with PATCH or remove it first.")
+    return agent_view(row)
+
+
+async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any]:
+    changes = validated(AgentFields, data).model_dump(exclude_unset=True)
+
+    def job(tx: Any) -> dict[str, Any] | None:
+        current = store.get_agent_tx(tx, agent_id)
+        if current is None:
+            return None
+        row = _agent_row(changes, current)
+        _refuse_shared_address(tx, row)
+        store.replace_agent(tx, row, now_ms())
+        return row
+
+    row = await writer.run(job)
+    if row is None:
+        raise NotFound(f"No agent '{agent_id}' in the directory.")
+    return agent_view(row)
+
+
+async def remove_agent(writer: Writer, agent_id: str) -> None:
+    if not await writer.run(lambda tx: store.delete_agent(tx, agent_id)):
+        raise NotFound(f"No agent '{agent_id}' in the directory.")
+
+
+async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
+    grant = validated(GrantIn, data)
+    at = now_ms()
+    row = {
+        "id": "gr_" + secrets.token_hex(8),
+        "subject": grant.subject,
+        "scope": grant.scope,
+        "group_ids": grant.groups,
+        "channels": grant.channels,
+        "min_confidence": grant.min_confidence,
+        "expires_at": int(grant.expires_at.timestamp() * 1000) if grant.expires_at else None,
+        "granted_by": grant.by,
+        "granted_at": at,
+        "revoked_at": None,
+        "revoked_by": None,
+    }
+    await writer.run(lambda tx: store.insert_grant(tx, row))
+    return grant_view(row)
+
+
+async def revoke_consent(writer: Writer, grant_id: str, by: str) -> dict[str, Any]:
+    if not by.strip():
+        raise BadRequest("Say who revokes the grant (by).")
+    row = await writer.run(lambda tx: store.revoke_grant(tx, grant_id, by.strip(), now_ms()))
+    if row is None:
+        raise NotFound(f"No consent grant '{grant_id}'.")
+    return grant_view(row)
+
+
+DEMO_AGENT = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]}
+DEMO_GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "dev-seed"}
+
+
+async def seed_demo_directory(writer: Writer, engine: Any) -> bool:
+    """In dev mode, an empty directory gets the demo agent and grant. True when seeded."""
+    if await store.list_agents(engine):
+        return False
+    await add_agent(writer, DEMO_AGENT)
+    if not await store.list_grants(engine, str(DEMO_GRANT["subject"])):
+        await grant_consent(writer, DEMO_GRANT)
+    return True

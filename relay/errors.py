@@ -1,0 +1,156 @@
+"""Errors that carry their HTTP status and contract code; one middleware renders them.
+
+Handlers and the modules below them raise these; nothing hand-builds error JSON.
+The `detail` is one sentence a person can act on, and never contains care data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RelayError(Exception):
+    status = 400
+    code = "bad_request"
+    detail = "The request could not be understood."
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None, **extra: Any) -> None:
+        self.detail = detail or type(self).detail
+        if code is not None:
+            self.code = code
+        self.extra = extra
+        super().__init__(self.detail)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.detail, **self.extra}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class BadRequest(RelayError):
+    status, code = 400, "bad_request"
+
+
+class MalformedJson(RelayError):
+    status, code = 400, "malformed_json"
+    detail = "The body is not valid JSON (UTF-8, one object)."
+
+
+class HeaderMismatch(RelayError):
+    status, code = 400, "header_mismatch"
+
+
+class SignatureError(RelayError):
+    """A 401 from signature checking; `code` is one of the contract's 401 codes."""
+
+    status, code = 401, "invalid_signature"
+    detail = "The signature does not match the body with any configured secret."
+
+
+class MissingSignature(SignatureError):
+    code = "missing_signature"
+    detail = "The request carries no signature header; sign the raw body and send it."
+
+
+class InvalidSignature(SignatureError):
+    code = "invalid_signature"
+
+
+class TimestampOutOfWindow(SignatureError):
+    code = "timestamp_out_of_window"
+    detail = "The signature's timestamp is too far from the relay's clock; sign with the current time."
+
+
+class MalformedSignatureHeader(SignatureError):
+    code = "malformed_signature_header"
+    detail = "The signature header is not in the expected form."
+
+
+class Unauthorized(RelayError):
+    status, code = 401, "unauthorized"
+    detail = "Send 'Authorization: Bearer <token>' or the status token from the 202."
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(RelayError):
+    status, code = 403, "forbidden"
+    detail = "These credentials do not open this resource."
+
+
+class NotFound(RelayError):
+    status, code = 404, "not_found"
+    detail = "Nothing is known under that id."
+
+
+class Conflict(RelayError):
+    status = 409
+
+
+class EventIdConflict(Conflict):
+    code = "event_id_conflict"
+    detail = "This event id was already received with a different body; send a new id for a new event."
+
+
+class NonceReused(Conflict):
+    code = "nonce_reused"
+    detail = "This security.nonce was already used by another event; use a fresh nonce per event."
+
+
+class AlreadyDone(Conflict):
+    code = "already_done"
+    detail = "This loop was already closed by a person."
+
+
+class LinkExpired(RelayError):
+    status, code = 410, "link_expired"
+    detail = "This link has expired; answer from the original message or ask for a new invitation."
+
+
+class PayloadTooLarge(RelayError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(RelayError):
+    status, code = 415, "unsupported_media_type"
+    detail = "Send the body as 'Content-Type: application/json'."
+
+
+class InvalidPayload(RelayError):
+    """422 with a `fields` list of {"loc": [...], "msg": "..."}."""
+
+    status, code = 422, "invalid_payload"
+    detail = "The payload does not follow the contract; see 'fields'."
+
+    def __init__(self, fields: list[dict[str, Any]], detail: str | None = None) -> None:
+        super().__init__(detail, fields=fields)
+
+
+class UnsupportedEventType(RelayError):
+    status, code = 422, "unsupported_event_type"
+
+
+class RateLimited(RelayError):
+    status, code = 429, "rate_limited"
+    detail = "Too many requests; wait as Retry-After says, then try again."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Unavailable(RelayError):
+    status, code = 503, "unavailable"
+    detail = "Storage cannot take the write right now; nothing was recorded, retry after Retry-After."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

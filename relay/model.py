@@ -1,0 +1,153 @@
+"""The relay's values: what a signal, an agent, a grant and a decision are.
+
+Plain frozen dataclasses, shared by the receivers (which build a `Signal`), the
+router (which turns one into a `Decision`) and the inbox (which stores both).
+Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Source = Literal["m3", "aisha"]
+Channel = Literal["slack", "sms", "whatsapp", "console"]
+
+#: Every status a loop can show (CONTRACT.md section 4).
+LOOP_STATUSES = (
+    "invited",
+    "pending_consent",
+    "window_passed",
+    "blocked",
+    "shadowed",
+    "paused",
+    "unroutable",
+    "inbox_only",
+    "acked",
+    "done",
+)
+#: The channels an agent can name with --channels, in the default preference order.
+AGENT_CHANNELS: tuple[str, ...] = ("slack", "sms", "whatsapp")
+#: Channels that page a phone; quiet hours hold them back (never for later).
+PAGER_CHANNELS = frozenset({"sms", "whatsapp"})
+CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+@dataclass(frozen=True)
+class PayloadConsent:
+    """The consent block an M3 sender put in its own payload."""
+
+    mode: str
+    scope: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One verified, parsed inbound event, whichever sender it came from."""
+
+    source: Source
+    event_id: str
+    type: str
+    ts: datetime
+    #: `actor:<id>` (M3) or `tenant:<uuid>` (AiSHA): what consent grants are keyed on.
+    subject: str
+    actor_display: str | None = None
+    groups: tuple[str, ...] = ()
+    #: directory agent ids named by `user:<id>` targets.
+    targets: tuple[str, ...] = ()
+    whisper: str | None = None
+    suggested_responses: tuple[str, ...] = ()
+    care_window_minutes: int | None = None
+    payload_consent: PayloadConsent | None = None
+    nonce: str | None = None
+    # C.A.R.E. (AiSHA) fields; None for M3.
+    action_origin: str = "care_autonomous"
+    #: True when the sender gave no (or an unknown) action_origin and we assumed autonomous.
+    origin_uncertain: bool = False
+    policy_gate_result: str | None = None
+    reason: str | None = None
+    reasons: tuple[str, ...] = ()
+    confidence: str | None = None
+    deep_link: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    signal_entity_type: str | None = None
+    signal_entity_id: str | None = None
+    trigger_type: str | None = None
+    care_state: str | None = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An internal person in the admin-managed directory."""
+
+    id: str
+    display: str
+    groups: tuple[str, ...] = ()
+    slack_user: str | None = None
+    phone: str | None = None
+    whatsapp: str | None = None
+    #: order of preference; empty means the default (slack, sms, whatsapp).
+    channels: tuple[str, ...] = ()
+    quiet_hours: str | None = None  # "22:00-07:00"
+    tz: str | None = None  # "Europe/Bucharest"
+    active: bool = True
+    #: channels this agent opted out of (SMS STOP, Twilio 21610).
+    opted_out: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An explicit consent grant for one subject, recorded by an admin."""
+
+    id: str
+    subject: str
+    scope: tuple[str, ...]
+    groups: tuple[str, ...]
+    by: str
+    granted_at: datetime
+    #: empty means every channel.
+    channels: tuple[str, ...] = ()
+    min_confidence: str | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedInvitation:
+    """One soft message to one agent on one channel, as decided."""
+
+    agent_id: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the relay decided to do with a signal, and why (C.A.R.E. action origin)."""
+
+    status: str
+    reason: str
+    action_origin: str = "care_autonomous"
+    policy_gate_result: str = "blocked"
+    gate_failures: tuple[str, ...] = ()
+    invitations: tuple[PlannedInvitation, ...] = ()
+    origin_uncertain: bool = False
+    grant_id: str | None = None
+    #: agents passed over and why ("quiet_hours", "throttled", "no_channel"); no care data.
+    skipped: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    """The part of the settings the router reads; a value, so tests build it directly."""
+
+    sending_enabled: bool = True
+    shadow_mode: bool = False
+    agent_max_invites_per_hour: int = 6
+    aisha_care_window_minutes: int = 240
+    #: channels that can send right now (configured credentials, or console in dev).
+    configured_channels: frozenset[str] = frozenset()
+

@@ -1,0 +1,267 @@
+"""The outbox worker: sends what intake and answers queued, and never drops it.
+
+Started with the app. It wakes as soon as a commit adds rows (and polls once a second
+for retries that come due), claims due rows under a lease, sends them with bounded
+concurrency and a per-attempt timeout, and settles each one: sent; retried with
+exponential backoff (1 s doubling to 60 s, ±20 % jitter, `Retry-After` honoured);
+or, after RELAY_OUTBOX_MAX_ATTEMPTS (forwards: 1 + CARE_WORKFLOW_WEBHOOK_MAX_RETRIES),
+failed and visible in the inbox. Nothing here changes a loop's state: only delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+
+import aiohttp
+
+from inbox import outbox as rows
+from inbox import store
+from inbox.writer import Tx, Writer, now_ms
+from receivers import signing
+from relay import audit
+from relay.answers import Answers
+from relay.channels import Channel, Delivery, permanent, retry
+from relay.settings import Settings
+from relay.workflow import pr8_headers
+
+log = logging.getLogger("care_relay.outbox")
+
+LEASE_MS = 60_000
+ATTEMPT_TIMEOUT_SEC = 20.0
+CONCURRENCY = 8
+BATCH = 32
+POLL_SEC = 1.0
+
+
+def backoff(attempts: int, *, jitter: float | None = None) -> float:
+    """Seconds before the next attempt: 1 s doubling to 60 s, ±20 %."""
+    base = min(60.0, 2.0 ** max(0, attempts - 1))
+    return base * (1 + (random.uniform(-0.2, 0.2) if jitter is None else jitter))
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        writer: Writer,
+        answers: Answers,
+        channels: Mapping[str, Channel],
+        settings: Settings,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self._writer = writer
+        self._answers = answers
+        self._channels = channels
+        self._settings = settings
+        self._session = session
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Called after a commit that queued work: send it now, not at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._inflight):
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    def _kinds(self) -> tuple[str, ...]:
+        kinds = ["update", "callback"]
+        if self._settings.relay_sending_enabled and not self._settings.relay_shadow_mode:
+            kinds += ["invite", "forward"]
+        return tuple(kinds)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                claimed = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # storage hiccup: wait and try again, never die
+                log.warning("outbox claim failed: %s", type(exc).__name__)
+                claimed = 0
+            if claimed:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_SEC)
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Claim one batch and start sending it; returns how many rows were claimed."""
+        free = CONCURRENCY - len(self._inflight)
+        if free <= 0:
+            await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            return 1
+        kinds = self._kinds()
+        batch = await self._writer.run(lambda tx: rows.claim(tx, now=now_ms(), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds))
+        for work in batch:
+            task = asyncio.create_task(self._process(work))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(batch)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Send everything due now and wait for it (tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            claimed = await self.run_once()
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            if not claimed and not self._inflight:
+                return
+
+    async def _process(self, work: rows.Work) -> None:
+        async with self._slots:
+            try:
+                async with asyncio.timeout(ATTEMPT_TIMEOUT_SEC):
+                    delivery = await self._attempt(work)
+            except TimeoutError:
+                delivery = retry("timed out")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # the type only: a provider's exception text can quote the message it was sending
+                log.error("outbox row %s (%s) failed unexpectedly: %s", work.id, work.kind, type(exc).__name__)
+                delivery = retry(f"unexpected {type(exc).__name__}")
+        await self._settle(work, delivery)
+
+    async def _attempt(self, work: rows.Work) -> Delivery:
+        if work.kind == "invite":
+            return await self._send_invite(work)
+        if work.kind == "update":
+            return await self._send_update(work)
+        if work.kind == "callback":
+            return await self._send_callback(work)
+        if work.kind == "forward":
+            return await self._send_forward(work)
+        return permanent(f"unknown outbox kind {work.kind}")
+
+    async def _send_invite(self, work: rows.Work) -> Delivery:
+        invite = await self._answers.invite(int(work.payload["invitation_id"]))
+        if invite is None:
+            return permanent("invitation not found")
+        if not invite.agent.active:
+            return permanent("agent is no longer active in the directory")
+        if invite.channel in invite.agent.opted_out:
+            return permanent(f"agent opted out of {invite.channel}", opted_out=True)
+        channel = self._channels.get(invite.channel)
+        if channel is None:
+            return permanent(f"channel {invite.channel} is not configured")
+        return await channel.send(invite)
+
+    async def _send_update(self, work: rows.Work) -> Delivery:
+        found = await self._answers.delivered(int(work.payload["invitation_id"]))
+        if found is None:
+            return permanent("nothing delivered to update")
+        invite, provider_id = found
+        channel = self._channels.get(invite.channel)
+        if channel is None:
+            return permanent(f"channel {invite.channel} is not configured")
+        return await channel.update(invite, provider_id, str(work.payload["text"]))
+
+    async def _send_callback(self, work: rows.Work) -> Delivery:
+        source = work.payload["source"]
+        body = json.dumps(work.payload["body"], separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"}
+        if source == "m3":
+            url, secret = self._settings.m3_callback_url, self._settings.m3_callback_key
+            if secret:  # re-signed on every attempt with a fresh timestamp
+                headers.update(signing.sign_m3(body, secret, ts=int(time.time()), event_type=work.payload["body"]["type"]))
+        else:
+            url, secret = self._settings.aisha_callback_url, self._settings.aisha_callback_secret
+            if secret:
+                headers.update(signing.sign_aisha(body, secret, event_id=work.payload["body"]["event_id"]))
+        if not url:
+            return permanent(f"{source} callback URL is no longer configured")
+        return await self._post(url, body, headers)
+
+    async def _send_forward(self, work: rows.Work) -> Delivery:
+        url = self._settings.care_workflow_escalation_webhook_url
+        if not (self._settings.care_workflow_triggers_enabled and url):
+            return permanent("workflow forwarding is disabled")
+        body = await store.raw_body(self._answers.engine, int(work.ref_id or 0))
+        if body is None:
+            return permanent("signal body no longer stored")
+        headers = pr8_headers(body, self._settings.care_workflow_webhook_secret, str(work.payload.get("event_id", "")))
+        return await self._post(url, body, headers, timeout=self._settings.care_workflow_webhook_timeout_ms / 1000)
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float = 10.0) -> Delivery:
+        try:
+            async with self._session.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+                await response.read()
+                if 200 <= response.status < 300:
+                    return Delivery(ok=True)
+                error = f"HTTP {response.status}"
+                if response.status == 429 or response.status >= 500 or response.status == 408:
+                    return retry(error, _retry_after(response.headers.get("Retry-After")))
+                return permanent(error)
+        except TimeoutError:
+            return retry("timed out")
+        except aiohttp.ClientError as exc:
+            return retry(f"connection error ({type(exc).__name__})")
+
+    def _max_attempts(self, kind: str) -> int:
+        if kind == "forward":
+            return 1 + self._settings.care_workflow_webhook_max_retries
+        return self._settings.relay_outbox_max_attempts
+
+    async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
+        now = now_ms()
+        invitation_id = int(work.payload["invitation_id"]) if work.kind == "invite" else None
+        final_failure = not delivery.ok and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
+
+        def job(tx: Tx) -> None:
+            if delivery.ok:
+                rows.finish(tx, work.id, now)
+                if invitation_id is not None:
+                    rows.set_invitation(tx, invitation_id, status="sent", provider_id=delivery.provider_id, now=now)
+            elif final_failure:
+                rows.fail(tx, work.id, error=delivery.error or "failed", now=now)
+                if invitation_id is not None:
+                    rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
+                    if delivery.opted_out:
+                        view = tx.execute("SELECT agent_id, channel FROM invitation WHERE id = ?", (invitation_id,)).fetchone()
+                        if view is not None:
+                            store.set_opted_out(tx, str(view[0]), str(view[1]), True, now)
+            else:
+                wait = delivery.retry_after if delivery.retry_after is not None else backoff(work.attempts)
+                rows.reschedule(tx, work.id, at=now + int(wait * 1000), error=delivery.error or "retry", now=now)
+
+        await self._writer.run(job)
+        if final_failure:
+            audit.emit(
+                {
+                    "kind": "action_skipped" if work.kind == "forward" else "delivery_failed",
+                    "outbox": work.id,
+                    "what": work.kind,
+                    "attempts": work.attempts,
+                    "error": delivery.error,
+                    "action_origin": "care_autonomous" if work.kind in rows.AUTONOMOUS_KINDS else "user_directed",
+                    "policy_gate_result": "allowed",
+                    "reason": "delivery failed after its last attempt",
+                }
+            )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, min(float(value), 3600.0))
+    except ValueError:
+        return None

@@ -1,0 +1,295 @@
+"""The routing policy: one verified signal in, one `Decision` out (CONTRACT.md 4-5).
+
+Pure: no I/O and no clock reads (`now` is a parameter); every outcome is a value with a
+reason, never an exception. Gates run in DESIGN.md order and each is a `care_autonomous`
+check; the first failing gate names the status.
+
+Choices made here (keep them in step with the tests):
+
+- Gates 1-5 are all evaluated, so `gate_failures` lists every one that failed (the
+  C.A.R.E. audit asks "which gates failed"); the first one decides the status. The
+  audience gate runs only when 1-5 pass: who would be reached is never worked out
+  for a signal that may not reach anyone.
+- Shadow mode records the decision and its gate failures but plans no invitations:
+  a `Decision.invitations` is what the inbox queues, so an empty tuple is the only
+  value that cannot leak into the outbox.
+- `inbox_only` (an AiSHA trigger / state change no covering grant names) is decided
+  at the consent gate, so the kill switch, shadow mode and an upstream block still
+  take precedence over it.
+- `policy_gate_result` is "allowed" for `invited` and `inbox_only`, "blocked" for the
+  rest. "escalated" is never produced: the relay's strongest act is already a soft
+  invitation to a person, and an uncertain origin is gated as autonomous (seed 003,
+  rule 3) and recorded in `origin_uncertain`, not promoted.
+- Several covering grants: the audience is their union, but an agent is reached only
+  on a channel allowed by a grant whose groups hold that agent.
+- A grant's `min_confidence` is checked whenever set; a signal with no or unknown
+  confidence does not meet it, nor does an unknown `min_confidence` (fail closed).
+- Quiet hours are `[start, end)` in the agent's zone (None or "" means UTC). Quiet hours
+  or a zone that cannot be read count as quiet all day: pagers are held back, Slack
+  and console still go. `parse_quiet_hours` rejects equal start and end as ambiguous.
+- A naive datetime (now, ts, expiries) is read as UTC rather than raising.
+- Targets not in the directory are ignored; directory targets outside every granted
+  group are recorded in `skipped` as "outside_grant". A repeated agent id counts once
+  (its first entry). The throttle is checked before channels.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from relay.model import (
+    AGENT_CHANNELS,
+    CONFIDENCE_RANK,
+    PAGER_CHANNELS,
+    Agent,
+    Decision,
+    Grant,
+    PlannedInvitation,
+    RoutingSettings,
+    Signal,
+)
+
+__all__ = ["INBOX_ONLY_TYPES", "decide", "in_quiet_hours", "parse_quiet_hours"]
+
+#: AiSHA types recorded for triage only, unless a covering grant's scope names them.
+INBOX_ONLY_TYPES = frozenset({"care.trigger_detected", "care.state_applied"})
+
+#: The Agent field that holds each channel's address; None: the channel needs none.
+_ADDRESS_FIELD: dict[str, str | None] = {"slack": "slack_user", "sms": "phone", "whatsapp": "whatsapp", "console": None}
+
+#: Gate name -> (status when it is the first to fail, reason), in DESIGN.md order.
+_GATES = {
+    "kill_switch": ("paused", "sending is paused by the kill switch"),
+    "shadow_mode": ("shadowed", "shadow mode: decided and recorded, nothing sent"),
+    "upstream_blocked": ("blocked", "blocked by the sender's policy gate"),
+    "consent": ("pending_consent", "no explicit, unexpired consent grant covers this event type"),
+    "payload_consent": ("pending_consent", "the payload's consent is not explicit, in scope and unexpired"),
+    "care_window": ("window_passed", "the care window has passed"),
+}
+
+_QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """Parse "HH:MM-HH:MM" (24 h, may wrap midnight) into (start, end); ValueError if bad."""
+    match = _QUIET_HOURS.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"quiet hours must look like 22:00-07:00, not {text!r}")
+    h1, m1, h2, m2 = (int(part) for part in match.groups())
+    start, end = time(h1, m1), time(h2, m2)
+    if start == end:
+        raise ValueError("quiet hours must start and end at different times")
+    return start, end
+
+
+def in_quiet_hours(quiet_hours: str | None, tz: str | None, now: datetime) -> bool:
+    """Whether `now` falls in the agent's quiet hours; unreadable hours or zone count as quiet."""
+    if quiet_hours is None or not quiet_hours.strip():
+        return False
+    try:
+        start, end = parse_quiet_hours(quiet_hours)
+        zone = ZoneInfo(tz) if tz else UTC
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        # Fail safe: a phone is not paged at 3 a.m. because a setting was mistyped.
+        return True
+    local = _aware(now).astimezone(zone).time()
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def decide(
+    signal: Signal,
+    grants: Sequence[Grant],
+    agents: Sequence[Agent],
+    *,
+    now: datetime,
+    settings: RoutingSettings,
+    recent_invites: Mapping[str, int] | None = None,
+) -> Decision:
+    """Decide, without I/O, whether and whom the relay invites for `signal`, and why."""
+    now = _aware(now)
+    covering = [g for g in grants if _covers(g, signal, now)]
+    grant_id = covering[0].id if covering else None
+
+    def decision(
+        status: str,
+        reason: str,
+        *,
+        result: str = "blocked",
+        failures: tuple[str, ...] = (),
+        invitations: tuple[PlannedInvitation, ...] = (),
+        skipped: tuple[tuple[str, str], ...] = (),
+    ) -> Decision:
+        return Decision(
+            status=status,
+            reason=reason,
+            action_origin="care_autonomous",
+            policy_gate_result=result,
+            gate_failures=failures,
+            invitations=invitations,
+            origin_uncertain=signal.origin_uncertain,
+            grant_id=grant_id,
+            skipped=skipped,
+        )
+
+    failures: list[str] = []
+    if not settings.sending_enabled:
+        failures.append("kill_switch")
+    if settings.shadow_mode:
+        failures.append("shadow_mode")
+    if signal.policy_gate_result == "blocked":
+        failures.append("upstream_blocked")
+    inbox_only = signal.source == "aisha" and signal.type in INBOX_ONLY_TYPES and not covering
+    if not inbox_only:
+        if not covering:
+            failures.append("consent")
+        if signal.source == "m3" and not _payload_consent_ok(signal, now):
+            failures.append("payload_consent")
+        if _window_passed(signal, now, settings):
+            failures.append("care_window")
+
+    if failures:
+        status, reason = _GATES[failures[0]]
+        if failures[0] == "consent" and _short_on_confidence(grants, signal, now):
+            reason = "a consent grant covers this event type only at a higher confidence"
+        return decision(status, reason, failures=tuple(failures))
+    if inbox_only:
+        return decision(
+            "inbox_only",
+            "recorded for triage; no consent grant names this event type",
+            result="allowed",
+        )
+
+    invitations, skipped = _route(signal, covering, agents, now, settings, recent_invites or {})
+    if not invitations:
+        return decision(
+            "unroutable",
+            "no reachable agent in the granted groups",
+            failures=("audience",),
+            skipped=skipped,
+        )
+    return decision(
+        "invited",
+        "explicit consent, within care window",
+        result="allowed",
+        invitations=invitations,
+        skipped=skipped,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _live(grant: Grant, now: datetime) -> bool:
+    return grant.revoked_at is None and (grant.expires_at is None or _aware(grant.expires_at) > now)
+
+
+def _meets_confidence(grant: Grant, signal: Signal) -> bool:
+    if grant.min_confidence is None:
+        return True
+    needed = CONFIDENCE_RANK.get(grant.min_confidence)
+    given = CONFIDENCE_RANK.get(signal.confidence or "")
+    return needed is not None and given is not None and given >= needed
+
+
+def _covers(grant: Grant, signal: Signal, now: datetime) -> bool:
+    return (
+        grant.subject == signal.subject
+        and signal.type in grant.scope
+        and _live(grant, now)
+        and _meets_confidence(grant, signal)
+    )
+
+
+def _short_on_confidence(grants: Sequence[Grant], signal: Signal, now: datetime) -> bool:
+    return any(g.subject == signal.subject and signal.type in g.scope and _live(g, now) for g in grants)
+
+
+def _payload_consent_ok(signal: Signal, now: datetime) -> bool:
+    consent = signal.payload_consent
+    return (
+        consent is not None
+        and consent.mode == "explicit"
+        and signal.type in consent.scope
+        and (consent.expires_at is None or _aware(consent.expires_at) > now)
+    )
+
+
+def _window_passed(signal: Signal, now: datetime, settings: RoutingSettings) -> bool:
+    if signal.source == "aisha":
+        minutes: int | None = settings.aisha_care_window_minutes
+    else:
+        minutes = signal.care_window_minutes
+    if minutes is None:
+        return False
+    return now > _aware(signal.ts) + timedelta(minutes=minutes)
+
+
+def _in_audience(agent: Agent, signal: Signal, grant: Grant) -> bool:
+    granted = set(agent.groups) & set(grant.groups)
+    if not granted:
+        return False
+    if signal.source == "m3":
+        return bool(granted & set(signal.groups)) or agent.id in signal.targets
+    return True
+
+
+def _pick_channel(
+    agent: Agent, grants: Sequence[Grant], now: datetime, settings: RoutingSettings
+) -> tuple[str | None, str]:
+    """The first usable channel of the agent's, or None and why none was."""
+    held_by_quiet_hours = False
+    for channel in agent.channels or AGENT_CHANNELS:
+        if channel not in _ADDRESS_FIELD or channel not in settings.configured_channels:
+            continue
+        if not any(not g.channels or channel in g.channels for g in grants):
+            continue
+        address_field = _ADDRESS_FIELD[channel]
+        if address_field is not None and not getattr(agent, address_field):
+            continue
+        if channel in agent.opted_out:
+            continue
+        if channel in PAGER_CHANNELS and in_quiet_hours(agent.quiet_hours, agent.tz, now):
+            held_by_quiet_hours = True
+            continue
+        return channel, ""
+    return None, "quiet_hours" if held_by_quiet_hours else "no_channel"
+
+
+def _route(
+    signal: Signal,
+    covering: Sequence[Grant],
+    agents: Sequence[Agent],
+    now: datetime,
+    settings: RoutingSettings,
+    recent_invites: Mapping[str, int],
+) -> tuple[tuple[PlannedInvitation, ...], tuple[tuple[str, str], ...]]:
+    invitations: list[PlannedInvitation] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for agent in agents:
+        if agent.id in seen:
+            continue
+        seen.add(agent.id)
+        grants = [g for g in covering if _in_audience(agent, signal, g)]
+        if not grants:
+            if agent.id in signal.targets:
+                skipped.append((agent.id, "outside_grant"))
+            continue
+        if not agent.active:
+            skipped.append((agent.id, "inactive"))
+            continue
+        if recent_invites.get(agent.id, 0) >= settings.agent_max_invites_per_hour:
+            skipped.append((agent.id, "throttled"))
+            continue
+        channel, why = _pick_channel(agent, grants, now, settings)
+        if channel is None:
+            skipped.append((agent.id, why))
+            continue
+        invitations.append(PlannedInvitation(agent_id=agent.id, channel=channel))
+    return tuple(sorted(invitations, key=lambda inv: inv.agent_id)), tuple(sorted(skipped))

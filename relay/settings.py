@@ -1,0 +1,208 @@
+"""One frozen settings object, read once from the environment (and `.env`).
+
+Every variable of CONTRACT.md section 2 is a field here, named as in the environment
+(case-insensitive). Secrets never appear in `repr`. `load()` names a missing
+required value in one line; `--dev` fills missing secrets from `var/dev-secrets.env`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+Secrets = Annotated[tuple[str, ...], NoDecode, Field(repr=False)]
+
+#: Secrets the server cannot start without (outside --dev, where they are generated).
+REQUIRED_SECRETS = ("RELAY_LINK_SECRETS", "RELAY_ADMIN_TOKENS", "M3_WEBHOOK_SECRETS", "AISHA_WEBHOOK_SECRETS")
+DEV_SECRETS_FILE = Path("var") / "dev-secrets.env"
+
+
+class ConfigError(Exception):
+    """A one-line, operator-facing reason the relay cannot start."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, case_sensitive=False)
+
+    relay_database_url: str = "sqlite+aiosqlite:///./var/care-relay.db"
+    relay_host: str = "127.0.0.1"
+    relay_port: int = 8080
+    relay_public_base_url: str = "http://127.0.0.1:8080"
+    relay_max_body_bytes: int = Field(262144, gt=0)
+    relay_admin_tokens: Secrets = ()
+    relay_link_secrets: Secrets = ()
+    relay_link_max_age_sec: int = Field(604800, gt=0)
+    relay_sending_enabled: bool = True
+    relay_shadow_mode: bool = False
+    relay_agent_max_invites_per_hour: int = Field(6, ge=0)
+    relay_unknown_sender_max_per_hour: int = Field(10, ge=0)
+    relay_retention_days: int = Field(90, gt=0)
+    relay_outbox_max_attempts: int = Field(8, gt=0)
+
+    m3_webhook_secrets: Secrets = ()
+    m3_max_window_sec: int = Field(300, gt=0)
+    m3_callback_url: str | None = None
+    m3_callback_secret: str | None = Field(None, repr=False)
+
+    aisha_webhook_secrets: Secrets = ()
+    aisha_max_window_sec: int = Field(300, gt=0)
+    aisha_care_window_minutes: int = Field(240, gt=0)
+    aisha_app_base_url: str | None = None
+    aisha_suggested_responses: CommaList = ("on-it",)
+    aisha_callback_url: str | None = None
+    aisha_callback_secret: str | None = Field(None, repr=False)
+
+    slack_bot_token: str | None = Field(None, repr=False)
+    slack_signing_secret: str | None = Field(None, repr=False)
+    slack_api_url: str = "https://slack.com/api/"
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = Field(None, repr=False)
+    twilio_sms_from: str | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+
+    care_workflow_triggers_enabled: bool = False
+    care_workflow_escalation_webhook_url: str | None = None
+    care_workflow_webhook_secret: str | None = Field(None, repr=False)
+    care_workflow_webhook_timeout_ms: int = Field(3000, gt=0)
+    care_workflow_webhook_max_retries: int = Field(2, ge=0)
+
+    #: not an environment variable: set by `serve --dev`.
+    dev: bool = Field(False, exclude=True)
+
+    @field_validator(
+        "relay_admin_tokens",
+        "relay_link_secrets",
+        "m3_webhook_secrets",
+        "aisha_webhook_secrets",
+        "aisha_suggested_responses",
+        mode="before",
+    )
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator(
+        "m3_callback_url",
+        "m3_callback_secret",
+        "aisha_callback_url",
+        "aisha_callback_secret",
+        "slack_bot_token",
+        "slack_signing_secret",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "twilio_sms_from",
+        "twilio_whatsapp_from",
+        "care_workflow_escalation_webhook_url",
+        "care_workflow_webhook_secret",
+        "aisha_app_base_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _callbacks_need_secrets(self) -> Settings:
+        if self.aisha_callback_url and not self.aisha_callback_secret:
+            raise ValueError("AISHA_CALLBACK_URL is set but AISHA_CALLBACK_SECRET is not")
+        return self
+
+    # Derived values -------------------------------------------------------------
+
+    @property
+    def public_base_url(self) -> str:
+        return self.relay_public_base_url.rstrip("/")
+
+    @property
+    def m3_callback_key(self) -> str | None:
+        return self.m3_callback_secret or (self.m3_webhook_secrets[0] if self.m3_webhook_secrets else None)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_signing_secret)
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def configured_channels(self) -> frozenset[str]:
+        channels = set()
+        if self.slack_enabled:
+            channels.add("slack")
+        if self.twilio_enabled and self.twilio_sms_from:
+            channels.add("sms")
+        if self.twilio_enabled and self.twilio_whatsapp_from:
+            channels.add("whatsapp")
+        if self.dev:
+            channels.add("console")
+        return frozenset(channels)
+
+    def missing_secrets(self) -> list[str]:
+        return [name for name in REQUIRED_SECRETS if not getattr(self, name.lower())]
+
+
+def load(*, dev: bool = False, require_secrets: bool = True) -> Settings:
+    """Read the settings; with `dev`, generate and keep any missing secret first.
+
+    Raises ConfigError with one line naming the variable when something is wrong.
+    """
+    if dev:
+        ensure_dev_secrets()
+    try:
+        settings = Settings(dev=dev)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]).upper() or "settings"
+        raise ConfigError(f"{name}: {first['msg']}") from None
+    if require_secrets:
+        missing = settings.missing_secrets()
+        if missing:
+            raise ConfigError(
+                f"{missing[0]} is not set; set it in the environment or .env (or run with --dev)"
+            )
+    return settings
+
+
+def ensure_dev_secrets(path: Path = DEV_SECRETS_FILE) -> Path:
+    """Create (0600) or top up the dev secrets file and export its values where unset."""
+    known = read_env_file(path)
+    dotenv = read_env_file(Path(".env"))
+    changed = False
+    for name in REQUIRED_SECRETS:
+        if name not in known:
+            known[name] = _secrets.token_urlsafe(32)
+            changed = True
+    if changed or not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("# generated by care-relay --dev; keep private\n")
+            fh.writelines(f"{k}={v}\n" for k, v in known.items())
+    os.chmod(path, 0o600)
+    for name, value in known.items():
+        if not os.environ.get(name) and not dotenv.get(name):
+            os.environ[name] = value
+    return path
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return values

@@ -1,0 +1,35 @@
+"""Typed application state keys (`web.AppKey`), shared by the handlers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inbox.writer import Writer
+from relay.answers import Answers
+from relay.channels import Channel
+from relay.intake import Intake
+from relay.outbox import OutboxWorker
+from relay.settings import Settings
+from relay.tokens import Tokens
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+WRITER = web.AppKey("writer", Writer)
+INTAKE = web.AppKey("intake", Intake)
+TOKENS = web.AppKey("tokens", Tokens)
+ANSWERS = web.AppKey("answers", Answers)
+OUTBOX = web.AppKey("outbox", OutboxWorker)
+#: the channels that can send now, by name; the outbox worker holds this same dict.
+CHANNELS = web.AppKey("channels", dict[str, Channel])
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+#: aggregate operational counters (never per person).
+METRICS = web.AppKey("metrics", Counter[str])
+#: the wall clock, Unix seconds (a seam for tests that replay fixed-time vectors).
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+#: False in tests that drive the outbox by hand.
+RUN_OUTBOX = web.AppKey("run_outbox", bool)

@@ -1,0 +1,153 @@
+"""`/admin/*`: the directory, consent grants, the inbox and the audit trail (bearer tokens)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from inbox import store
+from relay import directory
+from relay.errors import BadRequest, MalformedJson, NotFound
+from relay.model import LOOP_STATUSES
+from relay.state import ENGINE, WRITER
+from relay.web.auth import require_admin
+from relay.web.status import iso
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PAGE_MAX = 200
+
+
+def admin(handler: Handler) -> Handler:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        require_admin(request)
+        return await handler(request)
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+async def _json_body(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return json.loads(raw or b"{}")
+    except ValueError:
+        raise MalformedJson() from None
+
+
+def _cursor_in(request: web.Request) -> int | None:
+    cursor = request.query.get("cursor")
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+    except ValueError:
+        raise BadRequest("This cursor is not valid; pass next_cursor from the previous page as it was.") from None
+
+
+def _cursor_out(rows: list[dict[str, Any]], limit: int) -> str | None:
+    if len(rows) < limit:
+        return None
+    return base64.urlsafe_b64encode(str(rows[-1]["row"]).encode()).decode().rstrip("=")
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise BadRequest("limit must be a whole number from 1 to 200.") from None
+    if not 1 <= limit <= PAGE_MAX:
+        raise BadRequest("limit must be a whole number from 1 to 200.")
+    return limit
+
+
+@admin
+async def handle_list_agents(request: web.Request) -> web.Response:
+    agents = await store.list_agents(request.app[ENGINE])
+    return web.json_response({"items": [directory.agent_view(a) for a in agents], "next_cursor": None})
+
+
+@admin
+async def handle_create_agent(request: web.Request) -> web.Response:
+    agent = await directory.add_agent(request.app[WRITER], await _json_body(request))
+    return web.json_response(agent, status=201)
+
+
+async def _agent_or_404(request: web.Request) -> dict[str, Any]:
+    agent_id = request.match_info["agent_id"]
+    for agent in await store.list_agents(request.app[ENGINE]):
+        if agent["id"] == agent_id:
+            return directory.agent_view(agent)
+    raise NotFound(f"No agent '{agent_id}' in the directory.")
+
+
+@admin
+async def handle_get_agent(request: web.Request) -> web.Response:
+    return web.json_response(await _agent_or_404(request))
+
+
+@admin
+async def handle_patch_agent(request: web.Request) -> web.Response:
+    agent = await directory.patch_agent(request.app[WRITER], request.match_info["agent_id"], await _json_body(request))
+    return web.json_response(agent)
+
+
+@admin
+async def handle_delete_agent(request: web.Request) -> web.Response:
+    await directory.remove_agent(request.app[WRITER], request.match_info["agent_id"])
+    return web.Response(status=204)
+
+
+@admin
+async def handle_list_consents(request: web.Request) -> web.Response:
+    grants = await store.list_grants(request.app[ENGINE], request.query.get("subject"))
+    return web.json_response({"items": [directory.grant_view(g) for g in grants], "next_cursor": None})
+
+
+@admin
+async def handle_create_consent(request: web.Request) -> web.Response:
+    grant = await directory.grant_consent(request.app[WRITER], await _json_body(request))
+    return web.json_response(grant, status=201)
+
+
+@admin
+async def handle_revoke_consent(request: web.Request) -> web.Response:
+    await directory.revoke_consent(request.app[WRITER], request.match_info["grant_id"], request.query.get("by", "admin-api"))
+    return web.Response(status=204)
+
+
+@admin
+async def handle_inbox(request: web.Request) -> web.Response:
+    statuses = [s for s in request.query.get("status", "").split(",") if s]
+    unknown = [s for s in statuses if s not in LOOP_STATUSES]
+    if unknown:
+        raise BadRequest(f"Unknown status '{unknown[0]}'; use one of: {', '.join(LOOP_STATUSES)}.")
+    limit = _limit(request)
+    rows = await store.inbox_page(request.app[ENGINE], statuses=statuses, before_id=_cursor_in(request), limit=limit)
+    items = [{k: v for k, v in r.items() if k != "row"} | {"received_at": iso(r["received_at"])} for r in rows]
+    return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
+
+
+@admin
+async def handle_audit(request: web.Request) -> web.Response:
+    limit = _limit(request)
+    rows = await store.audit_page(request.app[ENGINE], before_id=_cursor_in(request), limit=limit)
+    items = [{k: v for k, v in r.items() if k != "row"} | {"at": iso(r["at"])} for r in rows]
+    return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/admin/agents", handle_list_agents)
+    r.add_post("/admin/agents", handle_create_agent)
+    r.add_get("/admin/agents/{agent_id}", handle_get_agent)
+    r.add_patch("/admin/agents/{agent_id}", handle_patch_agent)
+    r.add_delete("/admin/agents/{agent_id}", handle_delete_agent)
+    r.add_get("/admin/consents", handle_list_consents)
+    r.add_post("/admin/consents", handle_create_consent)
+    r.add_delete("/admin/consents/{grant_id}", handle_revoke_consent)
+    r.add_get("/admin/inbox", handle_inbox)
+    r.add_get("/admin/audit", handle_audit)

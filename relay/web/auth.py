@@ -1,0 +1,26 @@
+"""Admin bearer tokens, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from relay.errors import Forbidden, Unauthorized
+from relay.state import SETTINGS
+
+
+def require_admin(request: web.Request) -> None:
+    """401 when no bearer is given, 403 when it is not one of RELAY_ADMIN_TOKENS."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        raise Unauthorized()
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Send 'Authorization: Bearer <admin token>'.")
+    given = token.strip().encode()
+    valid = False
+    for candidate in request.app[SETTINGS].relay_admin_tokens:
+        valid |= hmac.compare_digest(candidate.encode(), given)
+    if not valid:
+        raise Forbidden("This admin token is not valid.")

@@ -1,0 +1,363 @@
+"""Action links: `GET /a/{token}` shows one invitation, `POST /a/{token}` records the answer.
+
+The token (relay.tokens) names one invitation; whoever holds it answers as that
+invitation's agent, so the link is a capability: kept out of caches, referrers and
+search indexes. A GET never writes, not even an audit row: link previews and mail
+scanners open links on their own. The agent must still be active in the directory:
+once an admin removes or deactivates them, their links answer 403 `forbidden` ("link
+not yours") and show no care content, and a POST leaves only a refusal audit line.
+
+These pages are for people, so every answer here is HTML, errors included, with the
+contract's status and code kept visible (`data-status` / `data-code` on `<main>` and a
+small line at the foot) instead of the JSON the middleware renders for machines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import jinja2
+from aiohttp import web
+
+from inbox import lifecycle, store
+from relay import compose
+from relay.channels import Invite
+from relay.errors import (
+    AlreadyDone,
+    BadRequest,
+    Forbidden,
+    LinkExpired,
+    NotFound,
+    PayloadTooLarge,
+    RelayError,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from relay.state import ANSWERS, ENGINE, METRICS, TOKENS
+from relay.web.middleware import STORAGE_ERRORS
+from relay.web.requests import media_type
+
+log = logging.getLogger("care_relay.links")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ROUTE = "/a/{token}"
+VIA = "link"
+#: An action token for one invitation id is ~60 characters; far longer is not ours.
+TOKEN_MAX_CHARS = 512
+#: Three short fields; far below RELAY_MAX_BODY_BYTES on purpose.
+FORM_MAX_BYTES = 8 * 1024
+FORM_MAX_FIELDS = 10
+OUTCOME_MAX_CHARS = 100
+NOTE_MAX_CHARS = 1000
+
+#: The pages' templates, loaded once per app by `install`.
+TEMPLATES = web.AppKey("links.templates", jinja2.Environment)
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    # Inline CSS and a form that posts to itself: nothing else, no script, no framing.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
+ERROR_TITLES = {
+    "link_expired": "This link has expired",
+    "forbidden": "This link does not open",
+    "not_found": "Nothing to answer here",
+    "payload_too_large": "That was more than this form takes",
+    "unavailable": "Nothing was recorded — please try again",
+}
+NOT_VALID = "This link is not valid; open the link from your invitation as it was sent."
+NOT_YOURS = "This link belongs to someone who no longer answers for this care circle; nothing was recorded."
+CHOOSE = "Please choose one of the answers below."
+#: The storage failures the middleware answers with 503 (kept in step with relay/web/middleware.py).
+
+
+def install(app: web.Application) -> None:
+    """Add `GET /a/{token}` and `POST /a/{token}` and their templates to the app."""
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.PackageLoader("relay.web", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app.router.add_get(ROUTE, _as_pages(handle_link_page))
+    app.router.add_post(ROUTE, _as_pages(handle_link_answer))
+
+
+@dataclass(frozen=True)
+class Loop:
+    """One invitation and its loop as they stand: who answered so far, and whether it is closed."""
+
+    signal_id: int
+    agent_id: str
+    status: str
+    invite: Invite
+    acks: list[dict[str, Any]]
+    done: dict[str, Any] | None
+
+    @property
+    def closed(self) -> bool:
+        return self.done is not None or self.status == "done"
+
+    @property
+    def own_ack(self) -> dict[str, Any] | None:
+        return next((a for a in self.acks if a["agent"] == self.agent_id), None)
+
+    def who(self, agent_id: str, display: str) -> str:
+        return "You" if agent_id == self.agent_id else display
+
+
+@dataclass(frozen=True)
+class Page:
+    """What `link.html` shows; handlers decide, the template only words it."""
+
+    loop: Loop
+    title: str
+    status: int = 200
+    code: str | None = None
+    #: the line under the title: a result ("When you have been present…") or what to fix.
+    notice: str | None = None
+    notice_kind: str = "ok"  # ok | info | problem
+    offer_ack: bool = True
+    offer_done: bool = True
+    #: what the person typed, kept when a close is sent back to fix.
+    outcome: str = ""
+    note: str = ""
+    state_lines: list[str] = field(default_factory=list)
+
+
+# The two handlers ------------------------------------------------------------------------
+
+
+async def handle_link_page(request: web.Request) -> web.Response:
+    """Show the invitation and how to answer it; changes nothing (link previews must not ack)."""
+    loop = await _load(request, _invitation_id(request))
+    if not loop.invite.agent.active:
+        raise Forbidden(NOT_YOURS)
+    return _page(request, standing(loop))
+
+
+async def handle_link_answer(request: web.Request) -> web.Response:
+    """Record the agent's ack or done (`user_directed`) and say what was recorded."""
+    invitation_id = _invitation_id(request)
+    form = await _read_form(request)
+    loop = await _load(request, invitation_id)
+    if not loop.invite.agent.active:
+        await request.app[ANSWERS].refuse(
+            signal_id=loop.signal_id, agent_id=loop.agent_id, via=VIA, reason="action link of an agent no longer active"
+        )
+        raise Forbidden(NOT_YOURS)
+    action = form.get("action", "")
+    if action == "ack":
+        return _page(request, await _ack(request, loop, form.get("response", "")))
+    if action == "done":
+        return _page(request, await _done(request, loop, form.get("outcome", ""), form.get("note", "")))
+    return _page(request, _problem(loop, CHOOSE))
+
+
+async def _ack(request: web.Request, loop: Loop, response: str) -> Page:
+    if response not in loop.invite.responses:
+        return _problem(loop, CHOOSE)
+    result = await request.app[ANSWERS].ack(signal_id=loop.signal_id, agent_id=loop.agent_id, action=response, via=VIA)
+    after = await _reload(request, loop, result.outcome)
+    if result.outcome == lifecycle.ALREADY_DONE:
+        return _closed(after)
+    if result.outcome == lifecycle.ALREADY:
+        first = (after.own_ack or {}).get("action", response)
+        nothing_changed = "You had answered before; nothing changed."
+        return standing(after, title=f"Already recorded: {first}", notice=nothing_changed, notice_kind="info")
+    thanks = f"Thank you, {loop.invite.agent.display} — recorded: {response}"
+    return standing(after, title=thanks, notice="When you have been present, close the loop below.")
+
+
+async def _done(request: web.Request, loop: Loop, outcome_field: str, note_field: str) -> Page:
+    outcome = " ".join(outcome_field.split())
+    note = "".join(c for c in note_field.replace("\r\n", "\n") if c in "\n\t" or c.isprintable()).strip()
+    if not outcome or len(outcome) > OUTCOME_MAX_CHARS:
+        fix = f"Please say in a few words what happened (up to {OUTCOME_MAX_CHARS} characters)."
+        return _problem(loop, fix, outcome=outcome[:OUTCOME_MAX_CHARS], note=note)
+    if len(note) > NOTE_MAX_CHARS:
+        fix = f"The note can be up to {NOTE_MAX_CHARS} characters; please shorten it."
+        return _problem(loop, fix, outcome=outcome, note=note)
+    result = await request.app[ANSWERS].done(
+        signal_id=loop.signal_id, agent_id=loop.agent_id, outcome=outcome, note=note, via=VIA
+    )
+    after = await _reload(request, loop, result.outcome)
+    if result.outcome == lifecycle.ALREADY_DONE:
+        return _closed(after)
+    thanks = f"Thank you, {loop.invite.agent.display} — recorded: {outcome}"
+    return standing(after, title=thanks, notice="The loop is closed. Thank you for being there.")
+
+
+# What a page says --------------------------------------------------------------------------
+
+
+def standing(loop: Loop, **changes: Any) -> Page:
+    """The invitation as it stands: response buttons until this agent answered, the close form until done."""
+    page = Page(
+        loop=loop,
+        title="This loop is closed" if loop.closed else f"An invitation for {loop.invite.agent.display}",
+        notice="Nothing more is needed — thank you." if loop.closed else None,
+        notice_kind="info" if loop.closed else "ok",
+        offer_ack=not loop.closed and loop.own_ack is None,
+        offer_done=not loop.closed,
+        state_lines=state_lines(loop),
+    )
+    return replace(page, **changes)
+
+
+def state_lines(loop: Loop) -> list[str]:
+    """Who is already here, in the words of the Slack message update; a done's note is not shown."""
+    if loop.done is not None:
+        return [f"{loop.who(loop.done['agent'], loop.done['display'])} closed the loop — {loop.done['outcome']}."]
+    return [
+        f"You answered {ack['action']}."
+        if ack["agent"] == loop.agent_id
+        else compose.ack_note(ack["display"], ack["action"]) + "."
+        for ack in loop.acks
+    ]
+
+
+def _problem(loop: Loop, fix: str, **typed: str) -> Page:
+    """The invitation again, 400, with what to fix and what the person typed (a closed loop: 409)."""
+    if loop.closed:
+        return _closed(loop)
+    title = "Almost — one thing to fix"
+    return standing(loop, status=400, code=BadRequest.code, title=title, notice=fix, notice_kind="problem", **typed)
+
+
+def _closed(loop: Loop) -> Page:
+    """A late answer to a closed loop: 409 already_done, in kind words."""
+    done = loop.done or {"agent": "", "display": "Someone", "outcome": "closed"}
+    who = loop.who(done["agent"], done["display"])
+    return standing(
+        loop,
+        status=AlreadyDone.status,
+        code=AlreadyDone.code,
+        title="This loop is already closed",
+        notice=f"{who} closed it — {done['outcome']}. Nothing more is needed; this answer was not recorded.",
+    )
+
+
+# Reading the link, the form and the loop ---------------------------------------------------
+
+
+def _invitation_id(request: web.Request) -> int:
+    """The invitation the token names; LinkExpired (410) or Forbidden (403) otherwise."""
+    token = request.match_info["token"]
+    if len(token) > TOKEN_MAX_CHARS:
+        raise Forbidden(NOT_VALID)
+    return request.app[TOKENS].read_action_token(token)
+
+
+async def _load(request: web.Request, invitation_id: int) -> Loop:
+    engine = request.app[ENGINE]
+    view = await store.invitation(engine, invitation_id)
+    if view is None:
+        raise NotFound("The relay no longer knows this invitation; answer from the original message if you still can.")
+    invite = request.app[ANSWERS].invite_from(view, await store.agent_by(engine, id=view.agent_id))
+    if invite is None:  # retention purged the signal's body: nothing left to show or answer
+        raise LinkExpired("This invitation is older than the relay keeps messages; nothing more can be answered here.")
+    detail = await store.loop_detail(engine, view.signal_id)
+    return Loop(view.signal_id, view.agent_id, view.loop_status, invite, detail["acks"], detail["done"])
+
+
+async def _reload(request: web.Request, loop: Loop, outcome: str) -> Loop:
+    """The loop after an answer; answers the lifecycle refused become 404 / 403 pages."""
+    if outcome == lifecycle.NO_SUCH_LOOP:
+        raise NotFound("The relay no longer knows this loop; nothing was recorded.")
+    if outcome == lifecycle.NOT_INVITED:
+        raise Forbidden(NOT_YOURS)
+    return await _load(request, loop.invite.invitation_id)
+
+
+async def _read_form(request: web.Request) -> dict[str, str]:
+    """The urlencoded form, size-capped; the first value of each field."""
+    too_large = PayloadTooLarge(f"This form takes a short outcome and a note of up to {NOTE_MAX_CHARS} characters.")
+    if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
+        raise too_large
+    if media_type(request) != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("Answer with the buttons on the invitation page.")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > FORM_MAX_BYTES:
+            raise too_large
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS, errors="strict")
+    except ValueError:  # not UTF-8 (UnicodeDecodeError is a ValueError), or too many fields
+        raise BadRequest("This answer could not be read; use the buttons on the invitation page.") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
+# Rendering -----------------------------------------------------------------------------------
+
+
+def _render(
+    request: web.Request, template: str, *, status: int, headers: dict[str, str], **context: Any
+) -> web.Response:
+    html = request.app[TEMPLATES].get_template(template).render(status=status, **context)
+    return web.Response(
+        text=html, status=status, content_type="text/html", charset="utf-8", headers={**PAGE_HEADERS, **headers}
+    )
+
+
+def _page(request: web.Request, page: Page) -> web.Response:
+    if page.code:
+        request.app[METRICS][f"rejected.{page.code}"] += 1
+    invite = page.loop.invite
+    deep_link = invite.deep_link if urlsplit(invite.deep_link or "").scheme in ("http", "https") else None
+    return _render(
+        request,
+        "link.html",
+        status=page.status,
+        headers={},
+        page=page,
+        title=page.title,
+        code=page.code,
+        headline=compose.headline(invite),
+        question=compose.question(invite),
+        deep_link=deep_link,
+        outcome_max=OUTCOME_MAX_CHARS,
+        note_max=NOTE_MAX_CHARS,
+    )
+
+
+def _error_page(request: web.Request, error: RelayError) -> web.Response:
+    """A link that cannot show its invitation (expired, not valid, not yours, gone) or a body it cannot read."""
+    request.app[METRICS][f"rejected.{error.code}"] += 1
+    title = ERROR_TITLES.get(error.code, "That answer could not be read")
+    return _render(
+        request, "link_error.html", status=error.status, headers=error.headers(), title=title, code=error.code,
+        detail=error.detail,
+    )
+
+
+def _as_pages(handler: Handler) -> Handler:
+    """Errors on these routes become HTML pages with the contract's status and code."""
+
+    async def pages(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except RelayError as error:
+            return _error_page(request, error)
+        except STORAGE_ERRORS as exc:
+            log.error("storage unavailable on %s /a/…: %s", request.method, type(exc).__name__)
+            request.app[METRICS]["storage_unavailable"] += 1
+            return _error_page(request, Unavailable())
+
+    pages.__name__ = handler.__name__
+    return pages

@@ -1,0 +1,80 @@
+"""The one place errors become responses, and one log line per request.
+
+Every `RelayError` renders as the contract's JSON; aiohttp's own HTTP errors (unknown
+route, wrong method) get the same shape; a storage failure is a 503 with Retry-After,
+never a silent drop; anything else is logged (type only, never the body) as a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from inbox.writer import StorageUnavailable
+from relay import audit
+from relay.errors import RelayError, Unavailable
+from relay.state import METRICS
+
+log = logging.getLogger("care_relay.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: what "storage cannot take the write" looks like, wherever it surfaces.
+STORAGE_ERRORS = (StorageUnavailable, sqlite3.OperationalError, OperationalError, InterfaceError, ConnectionError)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def render(error: RelayError) -> web.Response:
+    return web.json_response(error.body(), status=error.status, headers=error.headers())
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except RelayError as error:
+        response = render(error)
+        _rejected(request, error.status, error.code)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "bad_request")
+        detail = {
+            404: "No such route; see the README for the HTTP API.",
+            405: f"{request.method} is not allowed here.",
+        }.get(exc.status, exc.reason)
+        response = web.json_response({"error": code, "detail": detail}, status=exc.status)
+        _rejected(request, exc.status, code)
+    except STORAGE_ERRORS as exc:
+        log.error("storage unavailable on %s %s: %s", request.method, _loggable(request), type(exc).__name__)
+        response = render(Unavailable())
+        request.app[METRICS]["storage_unavailable"] += 1
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, _loggable(request))
+        response = web.json_response(
+            {"error": "internal", "detail": "The relay failed on its side; nothing was recorded, try again."}, status=500
+        )
+    # Sender hooks already leave one [CARE_AUDIT] line per request (decision or rejection).
+    if not request.path.startswith("/hooks/") or response.status >= 500:
+        log.info("%s %s %s %.1fms", request.method, _loggable(request), response.status, (time.perf_counter() - started) * 1000)
+    return response
+
+
+def _loggable(request: web.Request) -> str:
+    """The route's template, never the path: action links and event ids carry tokens and ids."""
+    info = request.match_info
+    route = getattr(info, "route", None)
+    resource = getattr(route, "resource", None)
+    return resource.canonical if resource is not None else "(no route)"
+
+
+def _rejected(request: web.Request, status: int, code: str) -> None:
+    request.app[METRICS][f"rejected.{code}"] += 1
+    if request.path.startswith("/hooks/"):
+        audit.emit({"kind": "rejected", "path": request.path, "status": status, "error": code})

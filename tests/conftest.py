@@ -1,0 +1,100 @@
+"""Shared fixtures: a real app on a real SQLite file (or PostgreSQL where marked)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from relay.app import create_app
+from relay.settings import Settings
+from tests.support import make_settings
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL")
+
+
+async def _create_pg_database(base_url: str) -> tuple[str, Callable[[], Any]]:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    name = f"relay_test_{uuid.uuid4().hex[:12]}"
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture
+async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    """A fresh database: SQLite by default; `indirect` param "postgres" for PostgreSQL."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/relay.db"
+        return
+    if not PG_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set (no PostgreSQL here)")
+    url, drop = await _create_pg_database(PG_URL)
+    try:
+        yield url
+    finally:
+        await drop()
+
+
+BOTH_DATABASES = pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+class Clock:
+    """A settable wall clock for the app (Unix seconds); real time unless set."""
+
+    def __init__(self) -> None:
+        self.fixed: float | None = None
+
+    def __call__(self) -> float:
+        import time
+
+        return time.time() if self.fixed is None else self.fixed
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: Any, clock: Clock) -> Callable[..., Any]:
+    """Start the real app with the given settings and return a test client."""
+
+    async def start(settings: Settings, *, run_outbox: bool = True) -> TestClient:
+        return await aiohttp_client(create_app(settings, clock=clock, run_outbox=run_outbox))
+
+    return start
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Any], settings: Settings) -> TestClient:
+    return await make_client(settings)
+
+

@@ -1,0 +1,259 @@
+"""The real twilio SDK against tests.fakes.twilio.FakeTwilio, through relay.channels.twilio_http."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from relay.channels import twilio_http
+from tests.fakes.twilio import FakeTwilio, inbound_sms, status_callback
+
+SMS_FROM = "+15005550006"
+WA_FROM = "whatsapp:+14155238886"
+AGENT = "+15551230001"
+CALLBACK = "https://relay.example.org/hooks/twilio/status?invitation=inv_1&x=a%20b"
+INBOUND_URL = "https://relay.example.org/hooks/twilio/inbound"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio() as server:
+        yield server
+
+
+@pytest.fixture
+async def twilio_client(fake: FakeTwilio) -> AsyncIterator[Client]:
+    tw = twilio_http.make_client(fake.account_sid, fake.auth_token, fake.base_url)
+    try:
+        yield tw
+    finally:
+        await twilio_http.close_client(tw)
+
+
+async def test_create_async_reaches_fake_and_returns_sid(fake: FakeTwilio, twilio_client: Client) -> None:
+    """create_async goes to the fake, which records the form and returns a Twilio message."""
+    msg = await twilio_client.messages.create_async(
+        to=AGENT, from_=SMS_FROM, body="Hi — a soft invite", status_callback=CALLBACK
+    )
+
+    assert msg.sid.startswith("SM") and len(msg.sid) == 34
+    assert msg.status == "queued"
+    assert (msg.to, msg.from_, msg.body) == (AGENT, SMS_FROM, "Hi — a soft invite")
+    assert msg.account_sid == fake.account_sid
+    assert msg.date_created is not None and msg.date_created.tzinfo is not None
+    assert msg.uri == f"/2010-04-01/Accounts/{fake.account_sid}/Messages/{msg.sid}.json"
+    [sent] = fake.messages
+    assert sent["To"] == AGENT and sent["From"] == SMS_FROM and sent["Body"] == "Hi — a soft invite"
+    assert sent["StatusCallback"] == CALLBACK  # passed through verbatim, query string intact
+    assert sent["Sid"] == msg.sid
+    fetched = await twilio_client.messages(msg.sid).fetch_async()
+    assert fetched.sid == msg.sid
+
+
+async def test_status_callback_is_optional(fake: FakeTwilio, twilio_client: Client) -> None:
+    """Without status_callback the SDK sends no StatusCallback field at all."""
+    await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")
+
+    assert fake.messages[0]["StatusCallback"] is None
+    assert "StatusCallback" not in fake.requests[0]["form"]
+
+
+async def test_wrong_token_raises_401(fake: FakeTwilio) -> None:
+    """A wrong auth token surfaces as TwilioRestException 401 / code 20003."""
+    tw = twilio_http.make_client(fake.account_sid, "not-the-token", fake.base_url)
+    try:
+        with pytest.raises(TwilioRestException) as info:
+            await tw.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")
+    finally:
+        await twilio_http.close_client(tw)
+
+    assert info.value.status == 401
+    assert info.value.code == 20003
+    assert "Authenticate" in info.value.msg
+    assert fake.messages == [] and fake.requests == []
+
+
+async def test_unsubscribed_21610(fake: FakeTwilio, twilio_client: Client) -> None:
+    """Programmed 21610 surfaces with .status 400 and .code 21610, and nothing is recorded as sent."""
+    fake.fail_next(status=400, code=21610)
+
+    with pytest.raises(TwilioRestException) as info:
+        await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")
+
+    assert (info.value.status, info.value.code) == (400, 21610)
+    assert "Attempt to send to unsubscribed recipient" in info.value.msg
+    assert info.value.method == "POST"
+    assert fake.messages == []
+    assert [(r["status"], r["code"]) for r in fake.requests] == [(400, 21610)]
+
+
+async def test_invalid_to_21211(fake: FakeTwilio, twilio_client: Client) -> None:
+    """Programmed 21211 carries Twilio's text naming the bad number."""
+    fake.fail_next(status=400, code=21211)
+
+    with pytest.raises(TwilioRestException) as info:
+        await twilio_client.messages.create_async(to="+1555", from_=SMS_FROM, body="x")
+
+    assert (info.value.status, info.value.code) == (400, 21211)
+    assert "+1555" in info.value.msg
+
+
+async def test_429_exposes_retry_after_via_last_response(fake: FakeTwilio, twilio_client: Client) -> None:
+    """429 raises with status 429 / code 20429; Retry-After is not on the exception but on last_response()."""
+    fake.fail_next(status=429, code=20429, retry_after=7)
+
+    with pytest.raises(TwilioRestException) as info:
+        await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")
+
+    exc = info.value
+    assert (exc.status, exc.code) == (429, 20429)
+    assert not any("retry" in name.lower() for name in vars(exc))  # the SDK drops response headers
+    response = twilio_http.last_response()
+    assert response is not None and response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert twilio_http.retry_after_seconds() == 7.0
+
+    msg = await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")  # the failure was used up
+    assert msg.status == "queued"
+    assert twilio_http.retry_after_seconds() is None
+
+
+async def test_fail_next_times_and_500_without_code(fake: FakeTwilio, twilio_client: Client) -> None:
+    """times=N fails N calls; a 500 without a Twilio code reports code == status."""
+    fake.fail_next(status=500, times=2)
+
+    for _ in range(2):
+        with pytest.raises(TwilioRestException) as info:
+            await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")
+        assert (info.value.status, info.value.code) == (500, 500)
+    assert fake.pending_failures == 0
+    await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")
+    assert [r["status"] for r in fake.requests] == [500, 500, 201]
+    assert len(fake.messages) == 1
+
+
+async def test_missing_body_is_21602(twilio_client: Client) -> None:
+    """The fake validates like Twilio: no Body/MediaUrl/ContentSid -> 400 21602."""
+    with pytest.raises(TwilioRestException) as info:
+        await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM)
+    assert (info.value.status, info.value.code) == (400, 21602)
+
+
+async def test_whatsapp_prefixes_pass_through(fake: FakeTwilio, twilio_client: Client) -> None:
+    """whatsapp: addresses are sent and echoed unchanged."""
+    msg = await twilio_client.messages.create_async(to=f"whatsapp:{AGENT}", from_=WA_FROM, body="hola")
+
+    assert (msg.to, msg.from_) == (f"whatsapp:{AGENT}", WA_FROM)
+    assert (fake.messages[0]["To"], fake.messages[0]["From"]) == (f"whatsapp:{AGENT}", WA_FROM)
+
+
+def test_inbound_signature_validates_only_for_its_url() -> None:
+    """inbound_sms signs with RequestValidator: valid for its URL, invalid for another or another token."""
+    form, headers = inbound_sms("tok", INBOUND_URL, from_=AGENT, to=SMS_FROM, body="YES")
+    sig = headers["X-Twilio-Signature"]
+    validator = RequestValidator("tok")
+
+    assert validator.validate(INBOUND_URL, form, sig)
+    assert not validator.validate(INBOUND_URL + "?x=1", form, sig)
+    assert not validator.validate("https://other.example.org/hooks/twilio/inbound", form, sig)
+    assert not RequestValidator("other").validate(INBOUND_URL, form, sig)
+    assert not validator.validate(INBOUND_URL, {**form, "Body": "NO"}, sig)
+    assert form["MessageSid"] == form["SmsSid"] and form["MessageSid"].startswith("SM")
+    assert (form["From"], form["To"], form["Body"], form["NumMedia"]) == (AGENT, SMS_FROM, "YES", "0")
+
+
+def test_inbound_whatsapp_prefixes_and_status_callback_signature() -> None:
+    """WhatsApp inbound gets whatsapp: prefixes; status_callback is signed and carries ErrorCode."""
+    form, headers = inbound_sms(
+        "tok", INBOUND_URL, from_=AGENT, to=WA_FROM, body="hi", whatsapp=True, message_sid="SM1"
+    )
+    assert (form["From"], form["To"], form["MessageSid"]) == (f"whatsapp:{AGENT}", WA_FROM, "SM1")
+    assert form["WaId"] == AGENT.lstrip("+")
+    assert RequestValidator("tok").validate(INBOUND_URL, form, headers["X-Twilio-Signature"])
+
+    form, headers = status_callback("tok", CALLBACK, message_sid="SM1", status="undelivered", error_code=30003)
+    assert (form["MessageSid"], form["MessageStatus"], form["ErrorCode"]) == ("SM1", "undelivered", "30003")
+    assert RequestValidator("tok").validate(CALLBACK, form, headers["X-Twilio-Signature"])
+    form, _ = status_callback("tok", CALLBACK, message_sid="SM1", status="delivered")
+    assert "ErrorCode" not in form
+
+
+async def test_inbound_helper_posts_to_an_aiohttp_handler(aiohttp_client: object) -> None:
+    """Posting the helper's form to an aiohttp app validates against the URL that app sees."""
+    seen: list[bool] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        params = dict(await request.post())
+        seen.append(RequestValidator("tok").validate(str(request.url), params, request.headers["X-Twilio-Signature"]))
+        return web.Response(text="<Response/>", content_type="text/xml")
+
+    app = web.Application()
+    app.router.add_post("/hooks/twilio/inbound", handler)
+    http = await aiohttp_client(app)  # type: ignore[operator]
+    url = str(http.make_url("/hooks/twilio/inbound"))
+    form, headers = inbound_sms("tok", url, from_=AGENT, to=SMS_FROM, body="YES ✓")
+    resp = await http.post("/hooks/twilio/inbound", data=form, headers=headers)
+    assert resp.status == 200
+    assert seen == [True]
+
+
+def test_rewrite_url() -> None:
+    """The rewrite keeps path+query, touches only https *.twilio.com, and is a no-op for the default base."""
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?PageSize=5"
+    assert twilio_http.rewrite_url(url, "https://api.twilio.com") == url
+    assert twilio_http.rewrite_url(url, "https://api.twilio.com/") == url
+    assert twilio_http.rewrite_url("https://messaging.twilio.com/v1/Services", "https://api.twilio.com") == (
+        "https://messaging.twilio.com/v1/Services"
+    )
+    assert twilio_http.rewrite_url(url, "http://127.0.0.1:5678") == (
+        "http://127.0.0.1:5678/2010-04-01/Accounts/AC1/Messages.json?PageSize=5"
+    )
+    assert twilio_http.rewrite_url("https://api.dublin.ie1.twilio.com/x", "http://127.0.0.1:5678/tw/") == (
+        "http://127.0.0.1:5678/tw/x"
+    )
+    assert twilio_http.rewrite_url("https://example.com/x", "http://127.0.0.1:5678") == "https://example.com/x"
+    assert twilio_http.rewrite_url("http://api.twilio.com/x", "http://127.0.0.1:5678") == "http://api.twilio.com/x"
+    assert twilio_http.rewrite_url("https://eviltwilio.com/x", "http://127.0.0.1:5678") == "https://eviltwilio.com/x"
+    default = twilio_http.RewritingAsyncHttpClient("https://api.twilio.com")
+    assert default.rewrite(url) == url
+
+
+def test_make_client_outside_event_loop() -> None:
+    """make_client works from sync code (no session is opened until the first request)."""
+    tw = twilio_http.make_client("AC" + "0" * 32, "tok", "https://api.twilio.com")
+    assert isinstance(tw.http_client, twilio_http.RewritingAsyncHttpClient)
+    assert tw.http_client.session is None
+    assert tw.http_client.is_async
+
+
+async def test_close_client_leaves_no_unclosed_session(fake: FakeTwilio) -> None:
+    """After close_client no ResourceWarning is emitted, and the client reopens if used again."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tw = twilio_http.make_client(fake.account_sid, fake.auth_token, fake.base_url)
+        await tw.messages.create_async(to=AGENT, from_=SMS_FROM, body="1")
+        session = tw.http_client.session
+        await twilio_http.close_client(tw)
+        assert session is not None and session.closed
+        await tw.messages.create_async(to=AGENT, from_=SMS_FROM, body="2")
+        await twilio_http.close_client(tw)
+        await twilio_http.close_client(tw)  # idempotent
+        del tw, session
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert len(fake.messages) == 2
+
+
+def test_timeout_is_applied() -> None:
+    """The constructor timeout is used when the SDK passes none (the stock client ignores it)."""
+    assert twilio_http.RewritingAsyncHttpClient("http://x", timeout=3).timeout == 3
+    with pytest.raises(ValueError):
+        twilio_http.RewritingAsyncHttpClient("http://x", timeout=0)
+

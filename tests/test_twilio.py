@@ -1,0 +1,541 @@
+"""SMS and WhatsApp through Twilio, end to end: the real app and the real twilio SDK against FakeTwilio.
+
+Inbound requests are signed with the SDK's RequestValidator for the public URL
+(RELAY_PUBLIC_BASE_URL), never for the test server's own address; nothing in the SDK is
+patched and signature checks are never switched off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from twilio.request_validator import RequestValidator
+
+from relay.app import create_app
+from relay.channels import Delivery, Invite, twilio_http
+from relay.channels.twilio import TwilioChannel
+from relay.model import Agent, Signal
+from relay.state import METRICS, OUTBOX, WRITER
+from tests.conftest import BOTH_DATABASES
+from tests.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilio, inbound_sms, status_callback
+from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, signed
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+PUBLIC = "https://relay.example"
+INBOUND = f"{PUBLIC}/hooks/twilio/inbound"
+STATUS = f"{PUBLIC}/hooks/twilio/status"
+SMS_FROM = "+15005550006"
+WA_FROM = "+14155238886"
+ANA_PHONE = "+40722000111"
+ANA_WA = "+40722000222"
+STRANGER = "+40744999888"
+FULL_NUMBERS = (ANA_PHONE, ANA_WA, STRANGER, ANA_PHONE.lstrip("+"), ANA_WA.lstrip("+"), STRANGER.lstrip("+"))
+REPLY = re.compile(r"Reply ([A-Z2-9]{4}) 1 for soft-checkin")
+
+
+def ana(*channels: str) -> dict[str, Any]:
+    return {
+        "id": "ana",
+        "display": "Ana",
+        "groups": ["care-circle"],
+        "phone": ANA_PHONE,
+        "whatsapp": ANA_WA,
+        "channels": list(channels),
+    }
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    async with FakeTwilio() as server:
+        yield server
+
+
+async def start(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio, *channels: str, **overrides: Any
+) -> TestClient:
+    """The relay with Twilio pointed at the fake, the outbox driven by hand, Ana and a grant seeded."""
+    settings = make_settings(
+        database_url,
+        twilio_account_sid=fake.account_sid,
+        twilio_auth_token=fake.auth_token,
+        twilio_sms_from=SMS_FROM,
+        twilio_whatsapp_from=WA_FROM,
+        twilio_api_base_url=fake.base_url,
+        relay_public_base_url=PUBLIC,
+        **overrides,
+    )
+    client: TestClient = await aiohttp_client(create_app(settings, run_outbox=False))
+    assert (await client.post("/admin/agents", json=ana(*(channels or ("sms",))), headers=ADMIN)).status == 201
+    grant = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
+    assert (await client.post("/admin/consents", json=grant, headers=ADMIN)).status == 201
+    return client
+
+
+async def emit(client: TestClient) -> dict[str, Any]:
+    """A fresh panic.ui from Raz (targets Ana), accepted."""
+    body, headers = signed("m3", fresh("m3", fixture("m3", "panic.ui__golden")))
+    response = await client.post("/hooks/m3", data=body, headers=headers)
+    assert response.status == 202, await response.text()
+    return await response.json()
+
+
+async def loop_of(client: TestClient, answer: dict[str, Any]) -> dict[str, Any]:
+    return await (await client.get(answer["status_url"])).json()
+
+
+async def send_all(client: TestClient) -> None:
+    await client.app[OUTBOX].drain()
+
+
+async def reply(
+    client: TestClient, body: str, *, from_: str | None = None, whatsapp: bool = False, sid: str | None = None
+) -> list[str]:
+    """Play Twilio posting an inbound message (from Ana by default); the TwiML messages of the answer."""
+    form, headers = inbound_sms(
+        DEFAULT_AUTH_TOKEN,
+        INBOUND,
+        from_=from_ or (ANA_WA if whatsapp else ANA_PHONE),
+        to=WA_FROM if whatsapp else SMS_FROM,
+        body=body,
+        whatsapp=whatsapp,
+        message_sid=sid,
+    )
+    response = await client.post("/hooks/twilio/inbound", data=form, headers=headers)
+    assert response.status == 200, await response.text()
+    assert response.content_type == "application/xml"
+    root = ET.fromstring(await response.text())
+    assert root.tag == "Response"
+    return [m.text or "" for m in root.iter("Message")]
+
+
+async def rows(client: TestClient, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in await client.app[WRITER].run(lambda tx: tx.execute(sql, params).fetchall())]
+
+
+async def audit(client: TestClient) -> list[dict[str, Any]]:
+    return (await (await client.get("/admin/audit?limit=200", headers=ADMIN)).json())["items"]
+
+
+async def agent(client: TestClient) -> dict[str, Any]:
+    return await (await client.get("/admin/agents/ana", headers=ADMIN)).json()
+
+
+def watch_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Every INFO line, and the relay's own DEBUG lines (aiosqlite's DEBUG echoes query parameters)."""
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="care_relay")
+
+
+def code_in(message: dict[str, Any]) -> str:
+    found = REPLY.search(message["Body"])
+    assert found, message["Body"]
+    return found.group(1)
+
+
+@BOTH_DATABASES
+@pytest.mark.parametrize("whatsapp", [False, True], ids=["sms", "whatsapp"])
+async def test_golden_path(
+    aiohttp_client: Any,
+    database_url: str,
+    fake: FakeTwilio,
+    whatsapp: bool,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Signal → SMS/WhatsApp with code, link and StatusCallback → "<code> 1" acks → "DONE <code> …" closes."""
+    watch_logs(caplog)
+    channel = "whatsapp" if whatsapp else "sms"
+    client = await start(aiohttp_client, database_url, fake, channel)
+    answer = await emit(client)
+    await send_all(client)
+
+    [message] = fake.messages
+    assert message["To"] == (f"whatsapp:{ANA_WA}" if whatsapp else ANA_PHONE)
+    assert message["From"] == (f"whatsapp:{WA_FROM}" if whatsapp else SMS_FROM)
+    assert message["StatusCallback"] == STATUS
+    assert f"Or open {PUBLIC}/a/" in message["Body"] and "Raz sent a gentle signal" in message["Body"]
+    code = code_in(message)
+    loop = await loop_of(client, answer)
+    assert loop["invitations"] == [{"agent": "ana", "channel": channel, "status": "sent"}]
+
+    assert await reply(client, f"{code.lower()}  1", whatsapp=whatsapp) == ["Thank you, Ana — recorded: soft-checkin."]
+    loop = await loop_of(client, answer)
+    assert loop["status"] == "acked"
+    assert [(a["by"], a["action"]) for a in loop["acks"]] == [({"id": "ana", "display": "Ana"}, "soft-checkin")]
+
+    await send_all(client)  # the queued message update: an SMS cannot be edited, so nothing is sent
+    assert len(fake.messages) == 1
+    assert await rows(client, "SELECT status FROM outbox WHERE kind = 'update'") == [("sent",)]
+
+    texts = await reply(client, f"DONE {code} held-space: all calm", whatsapp=whatsapp)
+    assert texts == ["Thank you, Ana — closed: held-space."]
+    loop = await loop_of(client, answer)
+    assert loop["status"] == "done"
+    assert loop["done"]["by"] == {"id": "ana", "display": "Ana"}
+    assert (loop["done"]["outcome"], loop["done"]["note"]) == ("held-space", "all calm")
+    stored = await rows(client, "SELECT channel, from_redacted, outcome FROM inbound_message ORDER BY id")
+    shown = "+40…0222" if whatsapp else "+40…0111"
+    assert stored == [(channel, shown, "ack:recorded"), (channel, shown, "done:recorded")]
+    for text in (json.dumps(await audit(client)), capsys.readouterr().out, caplog.text):
+        assert not any(number in text for number in FULL_NUMBERS)
+
+
+async def test_code_may_be_left_out_with_one_open_invitation(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio
+) -> None:
+    """With one open invitation "soft-checkin" acks it and "DONE" closes it with outcome "done"."""
+    client = await start(aiohttp_client, database_url, fake, "whatsapp")
+    answer = await emit(client)
+    await send_all(client)
+    assert await reply(client, "Soft-Checkin", whatsapp=True) == ["Thank you, Ana — recorded: soft-checkin."]
+    assert await reply(client, "done", whatsapp=True) == ["Thank you, Ana — closed: done."]
+    loop = await loop_of(client, answer)
+    assert (loop["status"], loop["done"]["outcome"], loop["done"]["note"]) == ("done", "done", "")
+    assert await reply(client, "DONE", whatsapp=True) == [
+        "You have no open invitations right now, so there is nothing to answer. Thank you."
+    ]
+
+
+@BOTH_DATABASES
+async def test_replayed_message_sid_records_once(aiohttp_client: Any, database_url: str, fake: FakeTwilio) -> None:
+    """The same MessageSid five times at once: recorded once, one thanks, the replays get an empty TwiML answer."""
+    client = await start(aiohttp_client, database_url, fake)
+    answer = await emit(client)
+    await send_all(client)
+    code = code_in(fake.messages[0])
+    form, headers = inbound_sms(DEFAULT_AUTH_TOKEN, INBOUND, from_=ANA_PHONE, to=SMS_FROM, body=f"{code} 2")
+
+    async def post() -> str:
+        response = await client.post("/hooks/twilio/inbound", data=form, headers=headers)
+        assert response.status == 200
+        return await response.text()
+
+    answers = await asyncio.gather(*(post() for _ in range(5)))
+    assert sorted("<Message>" in text for text in answers) == [False] * 4 + [True]
+    assert any("Thank you, Ana — recorded: hold-space." in text for text in answers)
+    assert await rows(client, "SELECT outcome FROM inbound_message") == [("ack:recorded",)]
+    assert len((await loop_of(client, answer))["acks"]) == 1
+    assert [a["kind"] for a in await audit(client)].count("ack") == 1
+    assert client.app[METRICS]["twilio.inbound_replayed"] == 4
+
+
+def _signature(params: dict[str, str], url: str, token: str = DEFAULT_AUTH_TOKEN) -> dict[str, str]:
+    return {"X-Twilio-Signature": RequestValidator(token).compute_signature(url, params)}
+
+
+FORGERIES = {
+    "tampered": lambda params, url, own: (
+        {**params, "Body": "K7QX 2", "MessageStatus": "read"},
+        _signature(params, url),
+    ),
+    "unsigned": lambda params, url, own: (params, {}),
+    # what a relay validating against request.url (not RELAY_PUBLIC_BASE_URL) would accept
+    "own_host": lambda params, url, own: (params, _signature(params, own)),
+    "other_token": lambda params, url, own: (params, _signature(params, url, "not-the-auth-token")),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+@pytest.mark.parametrize("path", ["/hooks/twilio/inbound", "/hooks/twilio/status"])
+async def test_bad_signature_is_403_and_stores_nothing(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio, forgery: str, path: str
+) -> None:
+    """A tampered, unsigned, wrong-token or wrong-host (not RELAY_PUBLIC_BASE_URL) signature: 403, nothing stored."""
+    client = await start(aiohttp_client, database_url, fake)
+    answer = await emit(client)
+    await send_all(client)
+    if path.endswith("inbound"):
+        params, _ = inbound_sms(
+            DEFAULT_AUTH_TOKEN, INBOUND, from_=ANA_PHONE, to=SMS_FROM, body=f"{code_in(fake.messages[0])} 1"
+        )
+    else:
+        params, _ = status_callback(DEFAULT_AUTH_TOKEN, STATUS, message_sid=fake.messages[0]["Sid"], status="delivered")
+    form, headers = FORGERIES[forgery](params, PUBLIC + path, str(client.make_url(path)))
+    response = await client.post(path, data=form, headers=headers)
+    assert response.status == 403
+    assert (await response.json())["error"] == "forbidden"
+    assert await rows(client, "SELECT id FROM inbound_message") == []
+    loop = await loop_of(client, answer)
+    assert loop["status"] == "invited" and loop["acks"] == []
+    assert loop["invitations"][0]["status"] == "sent"
+
+
+async def test_unknown_number_gets_empty_answer_and_is_rate_limited(
+    aiohttp_client: Any,
+    database_url: str,
+    fake: FakeTwilio,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stranger: empty TwiML and one redacted verification row each, past the hourly limit only a counter."""
+    watch_logs(caplog)
+    client = await start(aiohttp_client, database_url, fake, relay_unknown_sender_max_per_hour=2)
+    for n in range(4):
+        assert await reply(client, f"hello {n}", from_=STRANGER) == []
+    assert await reply(client, "hi", from_=STRANGER, whatsapp=True) == []  # the same number on WhatsApp
+    attempts = await rows(client, "SELECT number_redacted, number_hash, channel, outcome FROM verification_attempt")
+    assert [(r[0], r[2], r[3]) for r in attempts] == [("+40…9888", "sms", "unknown_number")] * 2
+    assert len({r[1] for r in attempts}) == 1 and STRANGER.lstrip("+") not in attempts[0][1]
+    assert client.app[METRICS]["twilio.unknown_sender_limited"] == 3
+    assert len(await rows(client, "SELECT id FROM inbound_message")) == 2
+    dump = json.dumps(await rows(client, "SELECT * FROM inbound_message")) + json.dumps(await audit(client))
+    for text in (dump, capsys.readouterr().out, caplog.text):
+        assert not any(number in text for number in FULL_NUMBERS)
+
+
+async def test_inactive_agent_counts_as_unknown(aiohttp_client: Any, database_url: str, fake: FakeTwilio) -> None:
+    """An agent switched off in the directory is answered like a stranger: nothing is recorded for a loop."""
+    client = await start(aiohttp_client, database_url, fake)
+    answer = await emit(client)
+    await send_all(client)
+    response = await client.patch("/admin/agents/ana", json={"active": False}, headers=ADMIN)
+    assert response.status == 200
+    assert await reply(client, f"{code_in(fake.messages[0])} 1") == []
+    assert (await loop_of(client, answer))["acks"] == []
+    assert len(await rows(client, "SELECT id FROM verification_attempt")) == 1
+
+
+async def test_grammar_through_http(aiohttp_client: Any, database_url: str, fake: FakeTwilio) -> None:
+    """Several open invitations: no code, an unknown code or a bad number get a kind how-to; LIST and MENU answer."""
+    client = await start(aiohttp_client, database_url, fake)
+    first, second = await emit(client), await emit(client)
+    await send_all(client)
+    # Oldest invitation first, as the replies list them; the outbox may send the two in either order.
+    codes = [code for (code,) in await rows(client, "SELECT code FROM invitation ORDER BY id")]
+    assert sorted(codes) == sorted(code_in(m) for m in fake.messages)
+
+    [text] = await reply(client, "1")
+    assert (
+        text == f'You have 2 open invitations ({codes[0]}, {codes[1]}). Please put the code first, e.g. "{codes[0]} 1".'
+    )
+    [text] = await reply(client, "ZZ99 1")
+    assert text.startswith("I don't have an open invitation ZZ99 for you. To answer") and f'"{codes[0]} 1"' in text
+    [text] = await reply(client, f"{codes[1]} 7")
+    assert text == f'For {codes[1]} you can answer 1 soft-checkin, 2 hold-space — e.g. "{codes[1]} 1".'
+    [text] = await reply(client, "list")
+    assert text.splitlines() == [
+        "Open invitations:",
+        f"{codes[0]} — Raz: 1 soft-checkin, 2 hold-space",
+        f"{codes[1]} — Raz: 1 soft-checkin, 2 hold-space",
+    ]
+    [text] = await reply(client, "MENU")
+    assert text.startswith(f'To answer, send the code and a number, e.g. "{codes[0]} 1".')
+    [text] = await reply(client, codes[1])
+    assert text == f"Reply {codes[1]} 1 for soft-checkin, {codes[1]} 2 for hold-space."
+    assert await reply(client, "HELP") == []
+
+    for answer in (first, second):
+        loop = await loop_of(client, answer)
+        assert loop["status"] == "invited" and loop["acks"] == []
+    refusals = [a for a in await audit(client) if a["kind"] == "refusal"]
+    assert [(r["event_id"], r["agent"], r["detail"]["via"]) for r in refusals] == [(second["id"], "ana", "sms")]
+    outcomes = [r[0] for r in await rows(client, "SELECT outcome FROM inbound_message ORDER BY id")]
+    assert outcomes == [
+        "refused:need_code",
+        "refused:unknown_code",
+        "refused:bad_choice",
+        "list",
+        "menu",
+        "remind",
+        "help",
+    ]
+
+
+async def test_unsubscribed_on_send_opts_out_and_next_signal_skips_sms(
+    aiohttp_client: Any,
+    database_url: str,
+    fake: FakeTwilio,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Twilio 21610 on a send: the invitation fails, Ana is opted out of sms, the next signal goes by WhatsApp."""
+    watch_logs(caplog)
+    client = await start(aiohttp_client, database_url, fake, "sms", "whatsapp")
+    fake.fail_next(status=400, code=21610)
+    answer = await emit(client)
+    await send_all(client)
+    assert fake.messages == [] and [r["code"] for r in fake.requests] == [21610]
+    assert (await loop_of(client, answer))["invitations"] == [{"agent": "ana", "channel": "sms", "status": "failed"}]
+    assert (await agent(client))["opted_out"] == ["sms"]
+
+    second = await emit(client)
+    assert (await loop_of(client, second))["invitations"] == [
+        {"agent": "ana", "channel": "whatsapp", "status": "queued"}
+    ]
+    await send_all(client)
+    assert [m["To"] for m in fake.messages] == [f"whatsapp:{ANA_WA}"]
+    inbox = json.dumps(await (await client.get("/admin/inbox", headers=ADMIN)).json())
+    assert "21610" in inbox
+    dump = inbox + json.dumps(await audit(client)) + json.dumps(await rows(client, "SELECT last_error FROM outbox"))
+    for text in (dump, capsys.readouterr().out, caplog.text):
+        assert not any(number in text for number in FULL_NUMBERS)
+
+
+async def test_stop_and_start(aiohttp_client: Any, database_url: str, fake: FakeTwilio) -> None:
+    """STOP opts Ana out of that channel (empty TwiML: Twilio answers it); START lifts it."""
+    client = await start(aiohttp_client, database_url, fake, "sms")
+    assert await reply(client, "STOP") == []
+    assert (await agent(client))["opted_out"] == ["sms"]
+    assert (await emit(client))["status"] == "unroutable"
+    assert await reply(client, " start ") == []
+    assert (await agent(client))["opted_out"] == []
+    assert (await emit(client))["status"] == "invited"
+    kinds = [a["kind"] for a in await audit(client) if a["kind"].startswith("opt_")]
+    assert sorted(kinds) == ["opt_in", "opt_out"]
+
+
+@BOTH_DATABASES
+async def test_delivery_status_is_never_an_ack(aiohttp_client: Any, database_url: str, fake: FakeTwilio) -> None:
+    """Delivered and read move the invitation only: the loop stays invited; late "sent" never moves it back."""
+    client = await start(aiohttp_client, database_url, fake)
+    answer = await emit(client)
+    await send_all(client)
+    sid = fake.messages[0]["Sid"]
+
+    async def status(value: str, message_sid: str = sid, **extra: Any) -> None:
+        form, headers = status_callback(DEFAULT_AUTH_TOKEN, STATUS, message_sid=message_sid, status=value, **extra)
+        response = await client.post("/hooks/twilio/status", data=form, headers=headers)
+        assert response.status == 200, await response.text()
+
+    for value, shown in (("delivered", "delivered"), ("sent", "delivered"), ("read", "read"), ("delivered", "read")):
+        await status(value)
+        loop = await loop_of(client, answer)
+        assert loop["invitations"][0]["status"] == shown
+        assert loop["status"] == "invited" and loop["acks"] == []
+    await status("delivered", message_sid="SM" + "0" * 32)  # unknown sid: 200, nothing moves
+    assert client.app[METRICS]["twilio.status_unknown_sid"] == 1
+
+
+async def test_failed_status_and_unsubscribed_callback(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio
+) -> None:
+    """undelivered → failed with Twilio's code; ErrorCode 21610 in a callback also opts the agent out."""
+    client = await start(aiohttp_client, database_url, fake, "sms", "whatsapp")
+    answer = await emit(client)
+    await send_all(client)
+    form, headers = status_callback(
+        DEFAULT_AUTH_TOKEN, STATUS, message_sid=fake.messages[0]["Sid"], status="undelivered", error_code=21610
+    )
+    assert (await client.post("/hooks/twilio/status", data=form, headers=headers)).status == 200
+    assert (await loop_of(client, answer))["invitations"][0]["status"] == "failed"
+    assert await rows(client, "SELECT error FROM invitation") == [("Twilio error 21610",)]
+    assert (await agent(client))["opted_out"] == ["sms"]
+
+
+# The channel alone: Twilio's answers become retry / permanent ---------------------------------------
+
+
+def _invite(channel: str = "sms", **agent: Any) -> Invite:
+    signal = Signal(
+        source="m3",
+        event_id="evt_1",
+        type="panic.ui",
+        ts=datetime.now(UTC),
+        subject="actor:raz",
+        actor_display="Raz",
+        suggested_responses=("soft-checkin",),
+    )
+    person = Agent(id="ana", display="Ana", **({"phone": ANA_PHONE, "whatsapp": ANA_WA} | agent))
+    return Invite(
+        invitation_id=1,
+        channel=channel,
+        code="K7QX",
+        agent=person,
+        signal=signal,
+        responses=("soft-checkin",),
+        action_url=f"{PUBLIC}/a/x",
+    )
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        (
+            {"status": 429, "code": 20429, "retry_after": 7},
+            Delivery(False, retryable=True, retry_after=7.0, error="Twilio 429 (error 20429)"),
+        ),
+        ({"status": 500}, Delivery(False, retryable=True, error="Twilio 500 (error 500)")),
+        (
+            {"status": 503, "retry_after": 2},
+            Delivery(False, retryable=True, retry_after=2.0, error="Twilio 503 (error 503)"),
+        ),
+        ({"status": 400, "code": 21211}, Delivery(False, error="Twilio 400 (error 21211)")),
+        (
+            {"status": 400, "code": 21610},
+            Delivery(False, error="Twilio 21610: the agent unsubscribed from this sms number", opted_out=True),
+        ),
+        ({"status": 401, "code": 20003}, Delivery(False, error="Twilio 401 (error 20003)")),
+    ],
+    ids=["429", "500", "503", "21211", "21610", "401"],
+)
+async def test_send_errors(fake: FakeTwilio, failure: dict[str, Any], expected: Delivery) -> None:
+    """429 (with Retry-After) and 5xx retry; 21610 is permanent and opts out; other 4xx are permanent."""
+    client = twilio_http.make_client(fake.account_sid, fake.auth_token, fake.base_url)
+    try:
+        fake.fail_next(**failure)
+        delivery = await TwilioChannel("sms", client, sender=SMS_FROM, status_callback=STATUS).send(_invite())
+    finally:
+        await twilio_http.close_client(client)
+    assert delivery == expected
+    assert ANA_PHONE not in (delivery.error or "")
+
+
+async def test_send_connection_error_and_missing_number(fake: FakeTwilio) -> None:
+    """An unreachable Twilio is retried; an agent without a WhatsApp number is a permanent failure."""
+    client = twilio_http.make_client(fake.account_sid, fake.auth_token, "http://127.0.0.1:9")
+    try:
+        channel = TwilioChannel("whatsapp", client, sender=WA_FROM, status_callback=STATUS)
+        delivery = await channel.send(_invite("whatsapp"))
+        assert delivery.retryable and delivery.error and delivery.error.startswith("connection error")
+        assert await channel.send(_invite("whatsapp", whatsapp=None)) == Delivery(
+            False, error="agent has no whatsapp number in the directory"
+        )
+        assert await channel.update(_invite("whatsapp"), "SM1", "Ana is here") == Delivery(True, provider_id="SM1")
+    finally:
+        await twilio_http.close_client(client)
+
+
+TWILIO_TABLES = {"inbound_message", "verification_attempt"}
+
+
+def _table_of(change: Any) -> str | None:
+    """The table an Alembic autogenerate change is about (changes may be nested lists)."""
+    if isinstance(change, list):
+        return _table_of(change[0])
+    for part in change[1:]:
+        if hasattr(part, "table") and hasattr(part.table, "name"):
+            return str(part.table.name)
+        if hasattr(part, "name") and hasattr(part, "columns") and hasattr(part, "metadata"):
+            return str(part.name)
+        if isinstance(part, str) and part in TWILIO_TABLES:
+            return part
+    return None
+
+
+async def test_twilio_tables_match_models(database_url: str) -> None:
+    """Migration 0002 creates exactly the inbound_message and verification_attempt models."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from inbox import db
+
+    engine = db.create_engine(database_url)
+    try:
+        await db.upgrade(engine)
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata))
+            tables = await conn.run_sync(lambda c: set(__import__("sqlalchemy").inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+    assert TWILIO_TABLES <= tables
+    assert [change for change in diff if _table_of(change) in TWILIO_TABLES] == []
