@@ -4,7 +4,8 @@
 
 Starts each server as its own process (one core for the server, wrk on the other),
 replays pre-signed ~1.5 KB M3 panic.ui bodies (every one a new event: fresh id, nonce
-and timestamp), and prints requests/s, p50/p99 latency and the server's peak RSS.
+and timestamp), and prints requests/s, p50/p99 latency, the server's CPU time per request (all its
+threads; steadier than requests/s on a busy machine) and its peak RSS.
 The relay runs as configured in production minus channels: every signal is verified,
 parsed, decided (pending_consent: no grants), and committed with its audit row
 before the 202.
@@ -75,6 +76,12 @@ def peak_rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU of the whole process (every thread) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / "requests.lua"),
@@ -89,6 +96,7 @@ def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[s
         return number / 1000 if text.endswith("us") else number * 1000 if text.endswith("s") and not text.endswith("ms") else number
     non2xx = int(value(r"Non-2xx or 3xx responses: (\d+)") if "Non-2xx" in out else 0)
     return {
+        "requests": float(value(r"(\d+) requests in")),
         "rps": float(value(r"Requests/sec:\s+([\d.]+)")),
         "p50_ms": ms(value(r"(?m)^\s+50%\s+(\S+)")),
         "p99_ms": ms(value(r"(?m)^\s+99%\s+(\S+)")),
@@ -101,13 +109,15 @@ def measure(name: str, command: list[str], env: dict[str, str], port: int, args:
     try:
         wait_for(port)
         run_wrk(port, requests, 2, args.connections)  # warm-up (its events are new, too)
+        cpu_before = cpu_seconds(server.pid)
         result = run_wrk(port, requests, args.seconds, args.connections)
+        result["cpu_us"] = (cpu_seconds(server.pid) - cpu_before) / max(result["requests"], 1) * 1e6
         result["rss_mb"] = peak_rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(30)
     print(f"{name:28s} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
-          f"peak RSS {result['rss_mb']:5.0f} MB  non-2xx {result['non2xx']:.0f}", flush=True)
+          f"CPU {result['cpu_us']:4.0f} µs/req  peak RSS {result['rss_mb']:5.0f} MB  non-2xx {result['non2xx']:.0f}", flush=True)
     return result
 
 
@@ -135,7 +145,8 @@ def main() -> None:
     })
     port = free_port()
     relay = measure("relay intake, SQLite", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests)
-    print(f"relay / bare: {relay['rps'] / bare['rps']:.2f}", flush=True)
+    print(f"relay / bare: {relay['rps'] / bare['rps']:.2f} by requests/s, {bare['cpu_us'] / relay['cpu_us']:.2f} by CPU per request",
+          flush=True)
     if args.postgres:
         env["RELAY_DATABASE_URL"] = args.postgres
         port = free_port()

@@ -52,7 +52,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from receivers.schema import Identifier, IsoDateTime, Label, not_blank, require_object, select_model, validate
+from receivers.schema import EventId, Identifier, IsoDateTime, Label, not_blank, require_object, select_model, validate
 from relay.model import Signal
 
 #: Largest accepted `meta`, measured as compact JSON encoded in UTF-8.
@@ -103,7 +103,7 @@ class CareEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    event_id: Identifier
+    event_id: EventId
     type: Annotated[str, StringConstraints(strict=True)]
     ts: IsoDateTime
     tenant_id: _TenantId

@@ -149,9 +149,22 @@ async def handle_readyz(request: web.Request) -> web.Response:
         current = await db.migrations_current(request.app[ENGINE])
     except Exception as exc:  # readiness reports, it never raises
         log.warning("readiness check failed: %s", type(exc).__name__)
-        return web.json_response({"ok": False, "database": "unreachable"}, status=503, headers={"Retry-After": "5"})
+        return web.json_response(
+            {"ok": False, "database": "unreachable", "error": "unavailable", "detail": "The database does not answer; retry shortly."},
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     if not current:
-        return web.json_response({"ok": False, "database": "migrations pending"}, status=503, headers={"Retry-After": "5"})
+        return web.json_response(
+            {
+                "ok": False,
+                "database": "migrations pending",
+                "error": "unavailable",
+                "detail": "The database schema is behind; run `care-relay db upgrade`.",
+            },
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     return web.json_response({"ok": True, "database": "ready"})
 
 

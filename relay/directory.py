@@ -93,6 +93,8 @@ class AgentIn(AgentFields):
 class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    #: chosen by the caller (e.g. to mirror a consent record elsewhere); made up when left out
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     subject: str
     scope: list[str] = Field(min_length=1)
     groups: list[str] = Field(min_length=1)
@@ -216,6 +218,13 @@ async def add_agent(writer: Writer, data: Any) -> dict[str, Any]:
 
 async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any]:
     changes = validated(AgentFields, data).model_dump(exclude_unset=True)
+    # null clears an address, quiet hours or a time zone and empties a list; a name and the
+    # active switch always hold a value.
+    refused = [{"loc": [key], "msg": f"{key} cannot be null; leave it out to keep it"} for key in ("display", "active")
+               if key in changes and changes[key] is None]
+    if refused:
+        raise InvalidPayload(refused)
+    changes.update({key: [] for key in ("groups", "channels") if key in changes and changes[key] is None})
 
     def job(tx: Any) -> dict[str, Any] | None:
         current = store.get_agent_tx(tx, agent_id)
@@ -241,7 +250,7 @@ async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
     grant = validated(GrantIn, data)
     at = now_ms()
     row = {
-        "id": "gr_" + secrets.token_hex(8),
+        "id": grant.id or "gr_" + secrets.token_hex(8),
         "subject": grant.subject,
         "scope": grant.scope,
         "group_ids": grant.groups,
@@ -253,7 +262,15 @@ async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
         "revoked_at": None,
         "revoked_by": None,
     }
-    await writer.run(lambda tx: store.insert_grant(tx, row))
+
+    def job(tx: Any) -> bool:
+        if grant.id is not None and store.get_grant_tx(tx, grant.id) is not None:
+            return False
+        store.insert_grant(tx, row)
+        return True
+
+    if not await writer.run(job):
+        raise BadRequest(f"A consent grant with id '{grant.id}' already exists; grants are never replaced, revoke it instead.")
     return grant_view(row)
 
 

@@ -136,3 +136,48 @@ async def test_an_address_belongs_to_one_agent(client: TestClient) -> None:
     assert (await client.post("/admin/agents", json={"id": "bo", "display": "Bo"}, headers=ADMIN)).status == 201
     patched = await client.patch("/admin/agents/bo", json={"slack_user": "U0ANA"}, headers=ADMIN)
     assert patched.status == 400
+
+
+async def test_patch_with_null(client: TestClient) -> None:
+    """null clears an address and empties a list; a name or the active switch cannot be null; intake goes on."""
+    body = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "phone": "+40722000111", "channels": ["sms"]}
+    assert (await client.post("/admin/agents", json=body, headers=ADMIN)).status == 201
+    patched = await client.patch("/admin/agents/ana", json={"groups": None, "channels": None, "phone": None}, headers=ADMIN)
+    assert patched.status == 200
+    agent = await patched.json()
+    assert (agent["groups"], agent["channels"], agent["phone"], agent["display"]) == ([], [], None, "Ana")
+    for field in ("display", "active"):
+        refused = await client.patch("/admin/agents/ana", json={field: None}, headers=ADMIN)
+        assert refused.status == 422
+        assert (await refused.json())["fields"] == [{"loc": [field], "msg": f"{field} cannot be null; leave it out to keep it"}]
+    assert (await (await client.get("/admin/agents/ana", headers=ADMIN)).json())["display"] == "Ana"
+    # the directory with the emptied agent still routes the next signal
+    body, headers = signed("m3", fresh("m3", fixture("m3", "panic.ui__golden")))
+    assert (await client.post("/hooks/m3", data=body, headers=headers)).status == 202
+
+
+async def test_cursor_out_of_range_and_deep_json_are_400(client: TestClient) -> None:
+    """A cursor no page could have made, or JSON nested past what the parser takes, is a 400, not a 500."""
+    import base64
+
+    for value in ("0", "-5", str(2**70)):
+        cursor = base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+        for route in ("/admin/inbox", "/admin/audit"):
+            response = await client.get(f"{route}?cursor={cursor}", headers=ADMIN)
+            assert response.status == 400 and (await response.json())["error"] == "bad_request"
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = await client.post("/admin/agents", data=deep, headers={**ADMIN, "Content-Type": "application/json"})
+    assert response.status == 400 and (await response.json())["error"] == "malformed_json"
+
+
+async def test_grant_with_an_id_of_its_own(client: TestClient) -> None:
+    """POST may name the grant's id; a taken id is refused, since a grant is never replaced."""
+    body = {"id": "crm-4411", "subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "lead"}
+    created = await client.post("/admin/consents", json=body, headers=ADMIN)
+    assert created.status == 201 and (await created.json())["id"] == "crm-4411"
+    again = await client.post("/admin/consents", json={**body, "scope": ["status.set"]}, headers=ADMIN)
+    assert again.status == 400 and "already exists" in (await again.json())["detail"]
+    items = (await (await client.get("/admin/consents?subject=actor:raz", headers=ADMIN)).json())["items"]
+    assert [(g["id"], g["scope"]) for g in items] == [("crm-4411", ["panic.ui"])]
+    bad = await client.post("/admin/consents", json={**body, "id": "has space"}, headers=ADMIN)
+    assert bad.status == 422 and [f["loc"] for f in (await bad.json())["fields"]] == [["id"]]

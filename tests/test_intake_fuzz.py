@@ -109,3 +109,22 @@ def test_signed_mutated_payloads_never_5xx(server: ServerThread, source: str, da
     if status >= 400 and valid_http:  # invalid HTTP is refused by the HTTP parser itself, in plain text
         error = json.loads(answer)
         assert error["error"] and error["detail"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(form=st.sampled_from(["m3", "aisha", "aisha-body-signed"]), value=JSON_VALUES)
+def test_signed_json_of_any_shape_never_5xx(server: ServerThread, form: str, value: Any) -> None:
+    """Correctly signed JSON that is an array, a number, a string or null is refused with the contract's error."""
+    from tests.support import aisha_headers, m3_headers
+
+    body = json.dumps(value).encode()
+    if form == "m3":
+        headers = m3_headers(body, "panic.ui")
+    else:
+        headers = aisha_headers(body, "evt-1", body_signed=form == "aisha-body-signed")
+    status, answer = send(server, f"/hooks/{form.split('-')[0]}", body, headers)
+    assert 400 <= status < 500, answer
+    error = json.loads(answer)
+    assert error["error"] and error["detail"]
+    if not isinstance(value, dict):
+        assert (status, error["error"]) == (422, "invalid_payload")

@@ -220,3 +220,12 @@ async def test_health_and_readiness(client: TestClient) -> None:
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200 and (await ready.json())["database"] == "ready"
+
+
+async def test_readiness_when_migrations_are_behind(client: TestClient) -> None:
+    """A schema behind the code answers 503 with the contract's error and what to run."""
+    await client.app[WRITER].run(lambda tx: tx.execute("DELETE FROM alembic_version"))
+    ready = await client.get("/readyz")
+    assert ready.status == 503 and ready.headers["Retry-After"]
+    answer = await ready.json()
+    assert answer["error"] == "unavailable" and "care-relay db upgrade" in answer["detail"] and answer["ok"] is False

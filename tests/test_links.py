@@ -227,6 +227,12 @@ async def test_tampered_and_foreign_links_are_403(start: Any) -> None:
         assert "Sunt aici" not in html
         status, html = await press(client, f"/a/{bad}", action="ack", response="soft-checkin")
         assert status == 403 and code_of(html) == "forbidden"
+    # a client that asks for JSON only gets the contract's JSON error; a browser (html among others) the page
+    response = await client.get(f"/a/{flipped}", headers={"Accept": "application/json"})
+    assert response.status == 403 and response.content_type == "application/json"
+    assert (await response.json())["error"] == "forbidden"
+    response = await client.get(f"/a/{flipped}", headers={"Accept": "text/html,application/json;q=0.9"})
+    assert response.status == 403 and response.content_type == "text/html"
     assert (await loop_of(client, answer))["acks"] == []
 
 

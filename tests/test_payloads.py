@@ -616,3 +616,13 @@ def test_aisha_type_specific_fields_are_not_required_elsewhere() -> None:
     state = aisha.parse(load("aisha", "care.state_applied__golden"))
     escalation = aisha.parse(load("aisha", "care.escalation_detected__golden"))
     assert (state.trigger_type, escalation.care_state) == (None, None)
+
+
+@pytest.mark.parametrize("event_id", [".", ".."])
+@pytest.mark.parametrize("source", ["m3", "aisha"])
+def test_event_id_that_cannot_be_a_path_segment_is_refused(source: str, event_id: str) -> None:
+    """'.' and '..' would give a status URL that clients collapse; other ids with dots are fine."""
+    field = "id" if source == "m3" else "event_id"
+    parser = m3 if source == "m3" else aisha
+    assert locs(rejected(parser, changed(load(source, GOLDEN[source]), field, event_id))) == [[field]]
+    assert parser.parse(changed(load(source, GOLDEN[source]), field, "...")).event_id == "..."

@@ -34,7 +34,7 @@ async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
         return json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise MalformedJson() from None
 
 
@@ -42,10 +42,14 @@ def _cursor_in(request: web.Request) -> int | None:
     cursor = request.query.get("cursor")
     if not cursor:
         return None
+    invalid = BadRequest("This cursor is not valid; pass next_cursor from the previous page as it was.")
     try:
-        return int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+        value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
     except ValueError:
-        raise BadRequest("This cursor is not valid; pass next_cursor from the previous page as it was.") from None
+        raise invalid from None
+    if not 0 < value < 2**63:  # a row id; anything else cannot have come from a page
+        raise invalid
+    return value
 
 
 def _cursor_out(rows: list[dict[str, Any]], limit: int) -> str | None:

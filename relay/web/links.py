@@ -7,9 +7,10 @@ scanners open links on their own. The agent must still be active in the director
 once an admin removes or deactivates them, their links answer 403 `forbidden` ("link
 not yours") and show no care content, and a POST leaves only a refusal audit line.
 
-These pages are for people, so every answer here is HTML, errors included, with the
+These pages are for people, so answers here are HTML, errors included, with the
 contract's status and code kept visible (`data-status` / `data-code` on `<main>` and a
-small line at the foot) instead of the JSON the middleware renders for machines.
+small line at the foot). A client that asks for JSON only (`Accept: application/json`,
+no `text/html`) gets errors as the contract's JSON, as everywhere else.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from relay.errors import (
     UnsupportedMediaType,
 )
 from relay.state import ANSWERS, ENGINE, METRICS, TOKENS
-from relay.web.middleware import STORAGE_ERRORS
+from relay.web.middleware import STORAGE_ERRORS, render
 from relay.web.requests import media_type
 
 log = logging.getLogger("care_relay.links")
@@ -339,6 +340,9 @@ def _page(request: web.Request, page: Page) -> web.Response:
 def _error_page(request: web.Request, error: RelayError) -> web.Response:
     """A link that cannot show its invitation (expired, not valid, not yours, gone) or a body it cannot read."""
     request.app[METRICS][f"rejected.{error.code}"] += 1
+    accept = request.headers.get("Accept", "")
+    if "application/json" in accept and "text/html" not in accept:
+        return render(error)
     title = ERROR_TITLES.get(error.code, "That answer could not be read")
     return _render(
         request, "link_error.html", status=error.status, headers=error.headers(), title=title, code=error.code,
