@@ -333,7 +333,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
         return _fail(f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory")
     base = settings.public_base_url
     url = args.url or f"{base}/hooks/{source}"
-    payload = freshen(source, payload, datetime.now(UTC))
+    if not args.as_is:
+        payload = freshen(source, payload, datetime.now(UTC))
     body, headers = signed_request(source, payload, secret, int(time.time()))
     try:
         status, answer = asyncio.run(_post(url, body, headers))
@@ -414,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("what", choices=["m3", "aisha", "golden-path"])
     emit.add_argument("file", nargs="?")
     emit.add_argument("--url")
+    emit.add_argument(
+        "--as-is",
+        action="store_true",
+        help="send FILE's id, ts and nonce unchanged (to try replays); by default each emit is a new event",
+    )
     emit.set_defaults(func=cmd_emit)
     return parser
 

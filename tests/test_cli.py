@@ -86,3 +86,17 @@ def test_serve_without_secrets_names_the_variable(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         "care-relay: RELAY_LINK_SECRETS is not set; set it in the environment or .env (or run with --dev)"
     )
+
+
+def test_emit_file_fresh_by_default_and_as_is_for_replays(running: tuple[ServerThread, dict[str, str]], tmp_path: Path) -> None:
+    """emit FILE makes each send a new event; --as-is keeps the file's id and nonce, so a resend is a duplicate."""
+    _, env = running
+    source = Path(__file__).parent / "fixtures" / "m3" / "panic.ui__golden.json"
+    payload = json.loads(source.read_text("utf-8"))
+    first = cli(env, tmp_path, "emit", "m3", str(source))
+    assert "-> 202" in first and payload["id"] not in first
+    assert "-> 202" in cli(env, tmp_path, "emit", "m3", str(source))
+    sent = cli(env, tmp_path, "emit", "m3", str(source), "--as-is")
+    assert "-> 202" in sent and f'"id": "{payload["id"]}"' in sent
+    again = cli(env, tmp_path, "emit", "m3", str(source), "--as-is")
+    assert "-> 200" in again and '"duplicate": true' in again
