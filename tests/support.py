@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,19 @@ def signed(source: str, payload: Any, **kwargs: Any) -> tuple[bytes, dict[str, s
         return body, m3_headers(body, str(payload.get("type")) if isinstance(payload, dict) else "panic.ui", **kwargs)
     event_id = str(payload.get("event_id")) if isinstance(payload, dict) else ""
     return body, aisha_headers(body, event_id, **kwargs)
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs.
+
+    The port is held bound but never listened on, so nothing else (another test, another
+    process, a well-known service such as discard on port 9) can be answering on it, and no
+    outgoing socket can take it as its own port meanwhile: a connection to it is refused at once.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
 class ServerThread:

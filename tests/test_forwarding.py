@@ -27,6 +27,15 @@ def forwarding(sink: Sink, **more: Any) -> dict[str, Any]:
     }
 
 
+async def settled(client: TestClient, timeout: float = 30.0) -> None:
+    """Wait (generously) until the running outbox worker has settled every row: none pending or sending."""
+    deadline = time.monotonic() + timeout
+    query = "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')"
+    while (left := await client.app[WRITER].run(lambda tx: tx.execute(query).fetchone()[0])) > 0:
+        assert time.monotonic() < deadline, f"{left} outbox row(s) still unsettled after {timeout} s"
+        await asyncio.sleep(0.05)
+
+
 async def test_accepted_escalation_is_forwarded_byte_for_byte(aiohttp_client: Any, database_url: str) -> None:
     """An accepted escalation reaches the workflow engine with the sender's exact bytes, PR8-signed."""
     async with Sink() as sink:
@@ -108,7 +117,7 @@ async def test_open_loops_never_change_on_a_timer(aiohttp_client: Any, database_
     from relay.state import ANSWERS
 
     await client.app[ANSWERS].ack(signal_id=await signal_id(client, acked["id"]), agent_id="ana", action="soft-checkin", via="link")
-    await asyncio.sleep(1.5)  # let the worker deliver and go idle
+    await settled(client)  # the worker delivered everything and has nothing left to do
     before = [await loop_of(client, x) for x in (invited, acked)]
     audit_before = (await (await client.get("/admin/audit?limit=200", headers=ADMIN)).json())["items"]
     clock.fixed = time.time() + 31 * 86400

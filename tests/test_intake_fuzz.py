@@ -126,5 +126,7 @@ def test_signed_json_of_any_shape_never_5xx(server: ServerThread, form: str, val
     assert 400 <= status < 500, answer
     error = json.loads(answer)
     assert error["error"] and error["detail"]
-    if not isinstance(value, dict):
+    if b"Infinity" in body:  # json.dumps writes inf as Infinity, which is not JSON
+        assert (status, error["error"]) == (400, "malformed_json")
+    elif not isinstance(value, dict):
         assert (status, error["error"]) == (422, "invalid_payload")

@@ -77,14 +77,17 @@ def arrived(driver: Any, old_heading: Any, text: str) -> None:
     """Wait for the next page: the old heading gone, then the new one saying `text`.
 
     Polling an element while Chromium swaps documents can fail with an inspector error
-    ("Node … does not belong to the document"), so that error is waited out too.
+    ("Node … does not belong to the document") instead of a stale-element one: in both
+    waits that error is waited out (polled again), never taken as an answer.
     """
     from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as until
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 10).until(until.staleness_of(old_heading))
+    # staleness_of answers True on StaleElementReferenceException itself; any other WebDriverException
+    # (the inspector error above, seen on a busy machine) only means "ask again".
+    WebDriverWait(driver, 10, ignored_exceptions=(WebDriverException,)).until(until.staleness_of(old_heading))
     WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException, WebDriverException)).until(
         until.text_to_be_present_in_element((By.TAG_NAME, "h1"), text)
     )

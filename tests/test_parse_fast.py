@@ -1,9 +1,10 @@
 """The M3 hot path (`m3.parse_fast`) must agree with the ordinary path on every body.
 
 The fast path reads the raw bytes in one pass; the ordinary one is `json.loads`, the
-header check's reads and `m3.parse`. The fast path may decline (None) any body, which
+header check's reads and `m3.parse`. The fast path may decline (None) a body, which
 then takes the ordinary path; it must never accept a body the ordinary path refuses,
-nor read an accepted body differently, and it must not decline a body that is fine.
+nor read an accepted body differently, and it declines a body that is fine only when
+the words NaN or Infinity appear in it (anywhere, even in a string: a cheap byte check).
 """
 
 from __future__ import annotations
@@ -90,9 +91,11 @@ def test_fast_path_agrees_with_the_ordinary_path(changes: list[tuple[str, Any]])
     for path, value in changes:
         payload = set_path(payload, path, value)
     body = json.dumps(payload).encode()
-    expected = ordinary(body)
-    # never accepts what the ordinary path refuses, nor reads it differently; declines nothing that is fine
-    assert fast(body) == expected
+    expected, got = ordinary(body), fast(body)
+    if got is not None:  # never accepts what the ordinary path refuses, nor reads it differently
+        assert got == expected
+    elif b"NaN" not in body and b"Infinity" not in body:  # declines nothing that is fine, but for those words
+        assert expected is None
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from relay.model import Agent, Signal
 from relay.state import METRICS, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilio, inbound_sms, status_callback
-from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, signed
+from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, refused_port, signed
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PUBLIC = "https://relay.example"
@@ -491,17 +491,18 @@ async def test_send_errors(fake: FakeTwilio, failure: dict[str, Any], expected: 
 
 async def test_send_connection_error_and_missing_number(fake: FakeTwilio) -> None:
     """An unreachable Twilio is retried; an agent without a WhatsApp number is a permanent failure."""
-    client = twilio_http.make_client(fake.account_sid, fake.auth_token, "http://127.0.0.1:9")
-    try:
-        channel = TwilioChannel("whatsapp", client, sender=WA_FROM, status_callback=STATUS)
-        delivery = await channel.send(_invite("whatsapp"))
-        assert delivery.retryable and delivery.error and delivery.error.startswith("connection error")
-        assert await channel.send(_invite("whatsapp", whatsapp=None)) == Delivery(
-            False, error="agent has no whatsapp number in the directory"
-        )
-        assert await channel.update(_invite("whatsapp"), "SM1", "Ana is here") == Delivery(True, provider_id="SM1")
-    finally:
-        await twilio_http.close_client(client)
+    with refused_port() as port:  # not port 9: a machine may run a discard service there
+        client = twilio_http.make_client(fake.account_sid, fake.auth_token, f"http://127.0.0.1:{port}")
+        try:
+            channel = TwilioChannel("whatsapp", client, sender=WA_FROM, status_callback=STATUS)
+            delivery = await channel.send(_invite("whatsapp"))
+            assert delivery.retryable and delivery.error and delivery.error.startswith("connection error")
+            assert await channel.send(_invite("whatsapp", whatsapp=None)) == Delivery(
+                False, error="agent has no whatsapp number in the directory"
+            )
+            assert await channel.update(_invite("whatsapp"), "SM1", "Ana is here") == Delivery(True, provider_id="SM1")
+        finally:
+            await twilio_http.close_client(client)
 
 
 TWILIO_TABLES = {"inbound_message", "verification_attempt"}

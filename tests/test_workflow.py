@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from multidict import CIMultiDictProxy
 
 from receivers import signing
 from relay.workflow import TriggerResult, is_care_workflow_triggers_enabled, trigger_care_workflow
-from tests.support import AISHA_SECRETS, fixture
+from tests.support import AISHA_SECRETS, fixture, refused_port
 
 SECRET = AISHA_SECRETS[0]
 GOLDEN = fixture("aisha", "care.escalation_detected__golden")
@@ -185,11 +184,8 @@ async def test_400_is_not_retried(sink: Sink) -> None:
 
 async def test_unreachable_url_returns_gracefully() -> None:
     """A closed port on 127.0.0.1 ends in a failed result with a short, host-free error."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-
-    result = await send(f"http://127.0.0.1:{port}/hooks/care?token=s3cr3t", retries=1)
+    with refused_port() as port:  # held for the whole call: nobody can start listening on it meanwhile
+        result = await send(f"http://127.0.0.1:{port}/hooks/care?token=s3cr3t", retries=1)
 
     assert (result.ok, result.status, result.attempts, result.skipped) == (False, None, 2, False)
     assert result.error is not None and "connection error" in result.error
