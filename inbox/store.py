@@ -38,8 +38,12 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
+#: one encoder for every row: json.dumps with options builds a new one per call
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)
 
 
 def dumps_list(values: Sequence[str]) -> str:

@@ -15,7 +15,6 @@ secret, a signature or body content.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -301,7 +300,7 @@ def _matches(message: bytes, candidates: Iterable[str], secrets: Sequence[str]) 
 def _hmac_hex(secret: str, message: bytes) -> str:
     if not secret:
         raise ValueError("refusing to sign with an empty secret")
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode("utf-8"), message, "sha256").hex()
 
 
 def _format_ts(ts: int) -> str:

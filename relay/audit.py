@@ -11,5 +11,8 @@ import sys
 from typing import Any
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # built once, not per line
+
+
 def emit(record: dict[str, Any]) -> None:
-    sys.stdout.write("[CARE_AUDIT] " + json.dumps(record, separators=(",", ":"), default=str) + "\n")
+    sys.stdout.write("[CARE_AUDIT] " + _ENCODER.encode(record) + "\n")
