@@ -24,7 +24,7 @@ from inbox import store
 from inbox.writer import Tx, Writer, now_ms
 from receivers import signing
 from relay import audit
-from relay.answers import Answers
+from relay.answers import Answers, iso
 from relay.channels import Channel, Delivery, permanent, retry
 from relay.settings import Settings
 from relay.workflow import pr8_headers
@@ -176,19 +176,30 @@ class OutboxWorker:
 
     async def _send_callback(self, work: rows.Work) -> Delivery:
         source = work.payload["source"]
-        body = json.dumps(work.payload["body"], separators=(",", ":"), ensure_ascii=False).encode()
+        fields = work.payload["body"]
         headers = {"Content-Type": "application/json"}
+        # Every attempt is signed with a fresh timestamp (CONTRACT section 3): M3's is in the
+        # header; AiSHA's is the body's own ts, so the body is stamped anew.
+        if source == "aisha":
+            fields = {**fields, "ts": iso(now_ms())}
+        body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
         if source == "m3":
             url, secret = self._settings.m3_callback_url, self._settings.m3_callback_key
-            if secret:  # re-signed on every attempt with a fresh timestamp
-                headers.update(signing.sign_m3(body, secret, ts=int(time.time()), event_type=work.payload["body"]["type"]))
+            if secret:
+                headers.update(signing.sign_m3(body, secret, ts=int(time.time()), event_type=fields["type"]))
         else:
             url, secret = self._settings.aisha_callback_url, self._settings.aisha_callback_secret
             if secret:
-                headers.update(signing.sign_aisha(body, secret, event_id=work.payload["body"]["event_id"]))
+                headers.update(signing.sign_aisha(body, secret, event_id=fields["event_id"]))
         if not url:
             return permanent(f"{source} callback URL is no longer configured")
-        return await self._post(url, body, headers)
+        delivery = await self._post(url, body, headers)
+        if source == "aisha" and work.attempts > 1 and delivery.error == "HTTP 409":
+            # The same event_id with a newer ts: a receiver that keeps event ids (as this relay
+            # does) says an earlier attempt, which timed out here, had arrived.
+            log.info("callback %s: 409 on attempt %d, an earlier attempt had arrived", work.id, work.attempts)
+            return Delivery(ok=True)
+        return delivery
 
     async def _send_forward(self, work: rows.Work) -> Delivery:
         url = self._settings.care_workflow_escalation_webhook_url

@@ -134,6 +134,40 @@ async def test_aisha_callbacks_are_signed_like_the_pr8_trigger(aiohttp_client: A
         assert body["type"] == "care.ack" and body["for"] == sent["id"] and body["action"] == "on-it"
 
 
+async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrived(aiohttp_client: Any, database_url: str) -> None:
+    """The body's ts is the AiSHA signature's timestamp: every attempt is stamped anew, so a late retry still
+    verifies; a 409 to a retry (same event_id, newer ts) means an earlier attempt had arrived."""
+    async with Sink() as sink:
+        client = await start(
+            aiohttp_client, database_url, aisha_callback_url=sink.url, aisha_callback_secret="aisha-callback-key"
+        )
+        sent = await emit(client, "aisha", "care.escalation_detected__golden")
+        await client.app[OUTBOX].drain()
+        sink.answer(500)
+        sink.answer(409)
+        await client.app[ANSWERS].ack(signal_id=await signal_id(client, sent["id"]), agent_id="bo", action="on-it", via="link")
+
+        def age_the_callback(tx: Any) -> None:  # as if the ack had waited a day for its first attempt
+            (row_id, payload) = tx.execute("SELECT id, payload FROM outbox WHERE kind = 'callback'").fetchone()
+            stored = json.loads(payload)
+            stored["body"]["ts"] = "2026-01-01T00:00:00Z"
+            tx.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(stored), row_id))
+
+        await client.app[WRITER].run(age_the_callback)
+        await client.app[OUTBOX].drain()
+        await make_due(client)
+        await client.app[OUTBOX].drain()
+        assert len(sink.received) == 2
+        for got in sink.received:
+            body = json.loads(got.body)
+            assert signing.verify_aisha(got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300) is None
+            signing.check_aisha_payload(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
+        first, second = (json.loads(got.body) for got in sink.received)
+        assert first["event_id"] == second["event_id"] and first["action"] == second["action"] == "on-it"
+        (callback,) = [r for r in await outbox(client) if r["kind"] == "callback"]
+        assert (callback["status"], callback["attempts"]) == ("sent", 2)
+
+
 async def test_only_invited_agents_answer_and_done_happens_once(aiohttp_client: Any, database_url: str) -> None:
     """A stranger is refused (audit only); two simultaneous dones close the loop once; acks by two agents are kept."""
     client = await start(aiohttp_client, database_url)
