@@ -415,6 +415,24 @@ async def test_delivery_status_is_never_an_ack(aiohttp_client: Any, database_url
     assert client.app[METRICS]["twilio.status_unknown_sid"] == 1
 
 
+async def test_delivery_status_that_races_the_send_commit_is_kept(aiohttp_client: Any, database_url: str, fake: FakeTwilio) -> None:
+    """Twilio may call back before the send's commit has stored the sid: the status waits for it, not lost."""
+    client = await start(aiohttp_client, database_url, fake)
+    answer = await emit(client)
+    sid = "SM" + "7" * 32
+    form, headers = status_callback(DEFAULT_AUTH_TOKEN, STATUS, message_sid=sid, status="delivered")
+    early = asyncio.ensure_future(client.post("/hooks/twilio/status", data=form, headers=headers))
+    await asyncio.sleep(0.05)  # the callback is in, looking for a sid nobody has yet
+    assert not early.done()
+    # the send's commit: the invitation is sent, under Twilio's sid
+    await client.app[WRITER].run(lambda tx: tx.execute("UPDATE invitation SET status = 'sent', provider_id = ?", (sid,)))
+    response = await early
+    assert response.status == 200
+    loop = await loop_of(client, answer)
+    assert loop["invitations"][0]["status"] == "delivered" and loop["status"] == "invited"
+    assert client.app[METRICS]["twilio.status_unknown_sid"] == 0
+
+
 async def test_failed_status_and_unsubscribed_callback(
     aiohttp_client: Any, database_url: str, fake: FakeTwilio
 ) -> None:

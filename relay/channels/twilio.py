@@ -17,6 +17,7 @@ log line, an audit row or an error text.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -52,6 +53,8 @@ STATUS_PATH = "/hooks/twilio/status"
 #: which agent field a channel's numbers live in.
 ADDRESS_FIELD = {"sms": "phone", "whatsapp": "whatsapp"}
 UNSUBSCRIBED = 21610
+#: seconds between looks for a status callback's sid that the send has not committed yet
+UNKNOWN_SID_WAITS = (0.1, 0.3, 0.6)
 #: a claim on a MessageSid still "received" after this long was abandoned (a crash): a replay takes it over.
 
 #: Twilio MessageStatus -> invitation status; anything else is not about delivery.
@@ -357,7 +360,14 @@ async def handle_status(request: web.Request) -> web.Response:
     if not sid or (status is None and not opted_out):
         return twiml()
     error = f"Twilio error {code}" if code else "Twilio reported the message undelivered"
-    found = await app[WRITER].run(lambda tx: inbound.record_status(tx, sid, status, error, opted_out, now_ms()))
+    found = None
+    # Twilio may call back before the send's own commit has stored the message's sid: look
+    # again for a moment rather than lose a "delivered" that raced the commit.
+    for wait in (0.0, *UNKNOWN_SID_WAITS):
+        await asyncio.sleep(wait)
+        found = await app[WRITER].run(lambda tx: inbound.record_status(tx, sid, status, error, opted_out, now_ms()))
+        if found is not None:
+            break
     if found is None:
         app[METRICS]["twilio.status_unknown_sid"] += 1
         log.info("delivery status for unknown message %s: ignored", sid)
