@@ -10,7 +10,6 @@ import json
 import sys
 from typing import Any
 
-
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # built once, not per line
 
 

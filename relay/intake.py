@@ -6,9 +6,11 @@ items are handed to the writer as a batch (`Writer.run_batched`): the group's
 directory check, id and nonce look-ups happen once, rows go in with `executemany`,
 and the throttle counts every invitation decided before, in this batch too. The
 look-ups run inside the write transaction; on SQLite nobody else can write between
-them and the inserts, and on PostgreSQL a concurrent replica's insert of the same id
-or nonce makes ours fail on the unique constraint, so the writer redoes each item
-alone and the look-up then finds it.
+them and the inserts, and on PostgreSQL each intake transaction first takes one
+advisory lock, so replicas sharing a database take turns the same way (without it, two
+replicas could each count an agent under the hourly limit). The unique constraints stay
+as the last word: an insert that still collides sends the group down the writer's slow
+path, where each item is redone alone and its look-up finds the other row.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
 from relay.router import decide
 
 HOUR_MS = 3_600_000
+#: the PostgreSQL advisory lock intake groups hold for their transaction ("care" in ASCII)
+INTAKE_LOCK = 0x63617265
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,10 @@ class Intake:
         """Decide and store a batch; answers each item (a result, or the error to raise)."""
         now = self._clock()
         at = int(now.timestamp() * 1000)
+        if tx.dialect == "postgresql":
+            # Replicas take turns, as SQLite's write lock makes one process do: the throttle's
+            # counts, the id and nonce look-ups and the inserts are one step across the cluster.
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (INTAKE_LOCK,))
         self._directory.refresh(tx)
         agents = self._directory.agents
         recent = store.recent_invites(tx, (a.id for a in agents), at - HOUR_MS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -194,3 +195,23 @@ async def test_skipped_agents_show_on_the_loop_and_cannot_answer(make_client: An
     (stored,) = await store.find_signals(client.app[ANSWERS].engine, second["id"])
     refused = await client.app[ANSWERS].ack(signal_id=stored.id, agent_id="ana", action="soft-checkin", via="link")
     assert refused.outcome == "not_invited"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_two_replicas_on_one_postgres_keep_the_hourly_limit(make_client: Any, database_url: str) -> None:
+    """Two relays on one PostgreSQL, one signal each at the same moment, a limit of one invitation an hour:
+    exactly one of them invites Ana; the other finds her busy."""
+    settings = make_settings(database_url, dev=True, relay_agent_max_invites_per_hour=1)
+    first, second = await make_client(settings, run_outbox=False), await make_client(settings, run_outbox=False)
+    agents = [{"id": f"agent{n}", "display": f"Agent {n}", "groups": [f"circle{n}"], "channels": ["console"]} for n in range(6)]
+    await seed(first, agents=agents, grant={"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["circle0"], "by": "admin"})
+    for n in range(1, 6):  # a round per agent, each racing two fresh signals
+        await admin_post(first, "/admin/consents", {"subject": f"actor:raz{n}", "scope": ["panic.ui"], "groups": [f"circle{n}"], "by": "admin"})
+    for n in range(6):
+        actor = {"id": "raz" if n == 0 else f"raz{n}", "display": "Raz"}
+        audience = {"groups": [f"circle{n}"], "targets": []}
+        answers = await asyncio.gather(
+            post(first, "m3", panic(actor=actor, audience=audience)), post(second, "m3", panic(actor=actor, audience=audience))
+        )
+        assert sorted(a["status"] for a in answers) == ["invited", "unroutable"], (n, answers)
