@@ -48,13 +48,15 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     """The async engine for reads (and the migration runner)."""
     if is_sqlite(url):
         sqlite_path(url)
-        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+        # hide_parameters: a database error's message must not carry the values (notes, numbers)
+        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", lambda dbapi_conn, _: apply_sqlite_pragmas(dbapi_conn))
         return engine
     # Prepared statements are cached per connection; a generic plan made while a table was
     # small (a seq scan) would stick as it grows. Plan each execution with its own values.
     return create_async_engine(
         url,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

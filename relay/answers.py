@@ -42,6 +42,11 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _storable(text: str) -> str:
+    """What a person typed, minus NUL characters: PostgreSQL text cannot hold them (SQLite would)."""
+    return text.replace("\x00", "")
+
+
 def callback_body(source: str, kind: str, event_id: str, by: dict[str, str], at: int, **fields: str) -> dict[str, Any]:
     """The seed's care.ack / care.done shape with `by`, and an id of its own."""
     body: dict[str, Any] = {"type": kind, "ts": iso(at), "for": event_id, "by": by, **fields}
@@ -84,6 +89,7 @@ class Answers:
 
     async def ack(self, *, signal_id: int, agent_id: str, action: str, via: str) -> AnswerResult:
         """Record an agent's ack; idempotent per agent and loop."""
+        action = _storable(action)
 
         def job(tx: Tx) -> lifecycle.Answer:
             at = now_ms()
@@ -97,6 +103,7 @@ class Answers:
 
     async def done(self, *, signal_id: int, agent_id: str, outcome: str, note: str, via: str) -> AnswerResult:
         """Record that a person closed the loop (once); a done without ack is also their ack."""
+        outcome, note = _storable(outcome), _storable(note)
 
         def job(tx: Tx) -> lifecycle.Answer:
             at = now_ms()

@@ -279,3 +279,17 @@ async def test_lapsed_lease_is_taken_back_and_sent_once(aiohttp_client: Any, dat
     assert {r["status"] for r in await outbox(client)} == {"sent"}
     await client.app[OUTBOX].drain()
     assert "invitation for" not in capsys.readouterr().out
+
+
+@BOTH_DATABASES
+async def test_nul_characters_in_answers_are_dropped_not_a_500(aiohttp_client: Any, database_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: what a person typed is kept without it, on both databases alike."""
+    client = await start(aiohttp_client, database_url)
+    sent = await emit(client, "m3", "panic.ui__golden")
+    sid = await signal_id(client, sent["id"])
+    answers = client.app[ANSWERS]
+    assert (await answers.ack(signal_id=sid, agent_id="ana", action="soft\x00-checkin", via="link")).recorded
+    assert (await answers.done(signal_id=sid, agent_id="ana", outcome="held\x00space", note="calm\x00", via="sms")).recorded
+    loop = await loop_of(client, sent)
+    assert loop["acks"][0]["action"] == "soft-checkin"
+    assert (loop["done"]["outcome"], loop["done"]["note"]) == ("heldspace", "calm")

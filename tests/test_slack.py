@@ -26,7 +26,7 @@ from relay.channels import slack
 from relay.channels.slack import SlackChannel
 from relay.state import CHANNELS, ENGINE, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
-from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, block_action, slash_command, static_select, view_submission
+from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, block_action, sign, slash_command, static_select, view_submission
 from tests.support import ADMIN_TOKEN, M3_SECRETS, fixture, fresh, make_settings, signed
 
 SECRET = "slack-signing-secret-for-tests"
@@ -171,6 +171,15 @@ def ephemerals(fake: FakeSlack, user: str) -> list[str]:
     return [p["text"] for p in fake.calls_to("chat.postEphemeral") if p["user"] == user]
 
 
+async def invited(start: Start, fake: FakeSlack) -> tuple[TestClient, dict[str, Any], int]:
+    """A signal for Ana and Bo, their DMs sent: the client, the 202 answer and Ana's invitation id."""
+    client = await start()
+    answer = await signal(client)
+    await drain(client)
+    await fake.wait_for("chat.postMessage", count=2)
+    return client, answer, invitation_of(fake, ANA)
+
+
 @BOTH_DATABASES
 async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:
     """panic.ui → DMs with buttons → a press acks, updates every DM, calls back → the modal closes the loop, once."""
@@ -258,11 +267,7 @@ async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:
 
 async def test_strangers_are_refused_and_change_nothing(start: Start, fake: FakeSlack, sink: Sink) -> None:
     """A Slack user outside the directory, an agent not invited, or another invitee's button: a kind refusal, no ack."""
-    client = await start()
-    answer = await signal(client)
-    await drain(client)
-    await fake.wait_for("chat.postMessage", count=2)
-    invitation = invitation_of(fake, ANA)
+    client, answer, invitation = await invited(start, fake)
 
     for user in (STRANGER, CY, BO):  # BO holds his own invitation, not this one
         assert (await press(client, user, "care_ack_1", f"{invitation}:1")).status == 200
@@ -389,11 +394,7 @@ async def test_bad_slack_signature_is_401_and_records_nothing(
     start: Start, fake: FakeSlack, sink: Sink, tamper: str
 ) -> None:
     """A request Slack did not sign (or signed too long ago) is 401 and changes nothing."""
-    client = await start()
-    answer = await signal(client)
-    await drain(client)
-    await fake.wait_for("chat.postMessage", count=2)
-    invitation = invitation_of(fake, ANA)
+    client, answer, invitation = await invited(start, fake)
     audit_before = await audit(client)
     fake.clear()
     secret = "not-the-signing-secret" if tamper == "wrong_secret" else SECRET
@@ -474,3 +475,68 @@ async def test_aisha_invitation_words_reasons_and_links(start: Start, fake: Fake
     response = await press(client, ANA, "care_open", "")
     assert response.status == 200
     assert (await loop(client, answer))["status"] == "invited"  # opening the link is not an answer
+
+
+async def test_an_agent_no_longer_active_cannot_answer_in_slack(start: Start, fake: FakeSlack, sink: Sink) -> None:
+    """Switched off in the directory: Ana's buttons, close modal and /care are refused as a stranger's are."""
+    client, answer, invitation = await invited(start, fake)
+    assert (await client.patch("/admin/agents/ana", json={"active": False}, headers=ADMIN)).status == 200
+
+    assert (await press(client, ANA, "care_ack_1", f"{invitation}:1")).status == 200
+    assert (await press(client, ANA, "care_done", str(invitation))).status == 200
+    response = await submit(client, ANA, invitation, "held-space")
+    assert slack.REFUSED in json.dumps(await response.json(), ensure_ascii=False)
+    body, headers = slash_command(SECRET, user_id=ANA)
+    assert (await (await client.post("/slack/events", data=body, headers=headers)).json())["text"] == slack.NOT_AN_AGENT
+
+    state = await loop(client, answer)
+    assert state["acks"] == [] and state["done"] is None and fake.calls_to("views.open") == []
+    refusals = [a for a in await audit(client) if a["kind"] == "refusal"]
+    assert len(refusals) == 3 and all("no longer active" in a["reason"] for a in refusals)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "signed_with", "expected"),
+    [
+        (b"{bad", "application/json", "wrong-secret", (401, "invalid_signature")),
+        (b"[1]", "application/json", "wrong-secret", (401, "invalid_signature")),
+        (b"a=b", "application/x-www-form-urlencoded; charset=bogus", SECRET, (400, "bad_request")),
+        (b"payload=%7B", "application/x-www-form-urlencoded", SECRET, (400, "bad_request")),
+        (b'payload="x"', "application/x-www-form-urlencoded", SECRET, (400, "bad_request")),
+        (b"\xff\xfe", "application/x-www-form-urlencoded", SECRET, (400, "bad_request")),
+        (b"a=b", "application/x-www-form-urlencoded", SECRET, (404, "not_found")),
+    ],
+    ids=["unsigned-json", "unsigned-array", "bogus-charset", "broken-payload", "payload-string", "not-utf8", "unknown-kind"],
+)
+async def test_unreadable_slack_requests_get_the_contracts_4xx(
+    start: Start, body: bytes, content_type: str, signed_with: str, expected: tuple[int, str]
+) -> None:
+    """Nothing unsigned is parsed; a signed body Bolt cannot read is a 400; the contract's error shape throughout."""
+    client = await start("ana")
+    headers = {**sign(signed_with, body), "Content-Type": content_type}
+    response = await client.post("/slack/events", data=body, headers=headers)
+    answer = await response.json()
+    assert (response.status, answer["error"]) == expected and answer["detail"]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [{"user": "U0ANA"}, {"container": "C1", "channel": "C1"}, {"actions": ["x"]}, {"actions": []}],
+    ids=["user-string", "container-string", "action-string", "no-actions"],
+)
+async def test_signed_button_payloads_of_odd_shape_record_nothing(start: Start, fake: FakeSlack, odd: dict[str, Any]) -> None:
+    """A signed block action whose parts are not the objects Slack sends is answered without a 5xx; nothing is
+    recorded unless it still names the invited agent and one of her answers."""
+    import urllib.parse
+
+    client, answer, invitation = await invited(start, fake)
+    body, _ = block_action(SECRET, user_id=ANA, action_id="care_ack_1", value=f"{invitation}:1")
+    payload = json.loads(urllib.parse.parse_qs(body.decode())["payload"][0])
+    raw = urllib.parse.urlencode({"payload": json.dumps({**payload, **odd})}).encode()
+    response = await client.post("/slack/events", data=raw, headers=sign(SECRET, raw))
+    assert response.status < 500
+    acks = (await loop(client, answer))["acks"]
+    if "container" in odd:  # Ana's own press on her own invitation: recorded; only the reply has nowhere to go
+        assert [a["by"]["id"] for a in acks] == ["ana"]
+    else:
+        assert acks == []

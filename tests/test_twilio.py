@@ -558,3 +558,33 @@ async def test_twilio_tables_match_models(database_url: str) -> None:
         await engine.dispose()
     assert TWILIO_TABLES <= tables
     assert [change for change in diff if _table_of(change) in TWILIO_TABLES] == []
+
+
+@pytest.mark.parametrize("path", ["/hooks/twilio/inbound", "/hooks/twilio/status"])
+async def test_unreadable_twilio_requests_get_the_contracts_4xx(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio, path: str
+) -> None:
+    """An unknown charset is a 400, a body past RELAY_MAX_BODY_BYTES a 413, a sid longer than Twilio's a 400."""
+    client = await start(aiohttp_client, database_url, fake, relay_max_body_bytes=4096)
+    response = await client.post(
+        path, data=b"a=b", headers={"Content-Type": "application/x-www-form-urlencoded; charset=bogus", "X-Twilio-Signature": "x"}
+    )
+    assert response.status == 400 and (await response.json())["error"] == "bad_request"
+    big = b"Body=" + b"x" * 4096
+    response = await client.post(path, data=big, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 413 and (await response.json())["error"] == "payload_too_large"
+    make = inbound_sms if path.endswith("inbound") else status_callback
+    url = INBOUND if path.endswith("inbound") else STATUS
+    extra = {"from_": ANA_PHONE, "to": SMS_FROM, "body": "LIST"} if make is inbound_sms else {"status": "delivered"}
+    form, headers = make(DEFAULT_AUTH_TOKEN, url, message_sid="SM" + "a" * 70, **extra)
+    response = await client.post(path, data=form, headers=headers)
+    assert response.status == 400 and "MessageSid" in (await response.json())["detail"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("7", 7.0), ("inf", None), ("nan", None), ("-3", 0.0), ("99999999", 3600.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", None)],
+)
+def test_twilio_retry_after_is_bounded(value: str, expected: float | None) -> None:
+    """A Retry-After Twilio (or a proxy) sends is read as at most an hour; nothing unusable stalls a row."""
+    assert twilio_http.parse_retry_after(value) == expected

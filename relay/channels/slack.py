@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,15 +31,24 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox import lifecycle, store
+from receivers.http import read_body
 from relay import compose
 from relay.answers import Answers
 from relay.channels import Delivery, Invite, permanent, retry, sent
 from relay.channels import slack_blocks as blocks
-from relay.errors import BadRequest, MalformedSignatureHeader, MissingSignature
+from relay.errors import (
+    BadRequest,
+    InvalidSignature,
+    MalformedSignatureHeader,
+    MissingSignature,
+    NotFound,
+    TimestampOutOfWindow,
+)
 from relay.state import ANSWERS, CHANNELS, ENGINE, SETTINGS
 
 __all__ = ["BOLT", "SlackAnswers", "SlackChannel", "classify", "handle_slack_events", "install", "register"]
@@ -180,7 +190,13 @@ class Claim:
 
     @property
     def holds(self) -> bool:
-        return self.agent is not None and self.view is not None and self.view.agent_id == self.agent["id"]
+        """The pressing agent is the invitation's own and still active in the directory."""
+        return (
+            self.agent is not None
+            and bool(self.agent["active"])
+            and self.view is not None
+            and self.view.agent_id == self.agent["id"]
+        )
 
 
 class SlackAnswers:
@@ -208,7 +224,9 @@ class SlackAnswers:
             signal_id=claim.view.signal_id if claim.view else None,
             agent_id=claim.agent["id"] if claim.agent else None,
             via="slack",
-            reason=f"slack {what} by someone other than the invitation's agent",
+            reason=f"slack {what} by an agent no longer active"
+            if claim.agent is not None and not claim.agent["active"]
+            else f"slack {what} by someone other than the invitation's agent",
         )
 
     def _invite(self, claim: Claim) -> Invite | None:
@@ -279,25 +297,30 @@ class SlackAnswers:
     async def list_open(self, slack_user: str) -> str:
         """`/care`: this agent's own open invitations, nobody else's."""
         agent = await store.agent_by(self._engine, slack_user=slack_user) if slack_user else None
-        if agent is None:
+        if agent is None or not agent["active"]:
             return NOT_AN_AGENT
         views = await store.open_invitations(self._engine, agent["id"])
         items = [(self._answers.invite_from(v, agent), v.loop_status) for v in views]
         return blocks.open_list([(invite, status) for invite, status in items if invite is not None])
 
 
+def _field(value: Any, key: str) -> str:
+    """`value[key]` as a string when `value` is an object; "" for any other shape."""
+    return str(value.get(key) or "") if isinstance(value, Mapping) else ""
+
+
 def _user(body: Mapping[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
+    return _field(body.get("user"), "id")
 
 
 def _value(body: Mapping[str, Any]) -> str:
-    actions = body.get("actions") or [{}]
-    return str(actions[0].get("value") or "")
+    actions = body.get("actions")
+    return _field(actions[0], "value") if isinstance(actions, list) and actions else ""
 
 
 async def _tell(client: AsyncWebClient, body: Mapping[str, Any], text: str | None) -> None:
     """An ephemeral line to the person who pressed (only they see it)."""
-    channel = (body.get("container") or {}).get("channel_id") or (body.get("channel") or {}).get("id")
+    channel = _field(body.get("container"), "channel_id") or _field(body.get("channel"), "id")
     if not (text and channel and _user(body)):
         return
     try:
@@ -354,27 +377,50 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
         await ack(text=text, response_type="ephemeral")
 
 
+#: how far X-Slack-Request-Timestamp may be from now, as Slack's own verifier allows
+SLACK_WINDOW_SEC = 300
 _SLACK_TS = re.compile(r"[0-9]{1,10}", re.ASCII)
 _SLACK_SIG = re.compile(r"v0=[0-9a-fA-F]{64}", re.ASCII)
 
 
 async def handle_slack_events(request: web.Request) -> web.Response:
-    """`POST /slack/events`: Bolt checks Slack's signature, then dispatches.
+    """`POST /slack/events`: Slack's signature checked over the raw bytes, then Bolt dispatches.
 
-    Garbled signature headers are refused here with the contract's 401: Bolt's own
-    check answers 500 to a timestamp that is not a number.
+    The check runs here first (slack_sdk's verifier; Bolt checks again) so that nothing
+    unsigned is parsed: garbled headers, bodies and charsets get the contract's 4xx, not
+    Bolt's 500 or its own error shapes.
     """
+    settings = request.app[SETTINGS]
+    body = await read_body(request, settings.relay_max_body_bytes)
     timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
     signature = request.headers.get("X-Slack-Signature", "")
     if not timestamp or not signature:
         raise MissingSignature("Slack requests carry X-Slack-Request-Timestamp and X-Slack-Signature.")
     if not _SLACK_TS.fullmatch(timestamp) or not _SLACK_SIG.fullmatch(signature):
         raise MalformedSignatureHeader("X-Slack-Request-Timestamp or X-Slack-Signature is not in Slack's form.")
+    skew = abs(time.time() - int(timestamp))
+    if skew > SLACK_WINDOW_SEC:
+        raise TimestampOutOfWindow(f"X-Slack-Request-Timestamp is {int(skew)} s off the relay's clock (Slack allows 300 s).")
     try:
+        valid = SignatureVerifier(settings.slack_signing_secret).is_valid(body, timestamp, signature)
+    except UnicodeDecodeError:  # the verifier reads the body as UTF-8, as Slack sends it
+        raise BadRequest("The body is not UTF-8 text; this is not a request Slack sends.") from None
+    if not valid:
+        raise InvalidSignature("X-Slack-Signature does not match this app's signing secret.")
+    unreadable = BadRequest("This is not a request Slack sends: the body or its charset cannot be read.")
+    try:
+        # the body read above, decoded by its charset and parsed (form, `payload` JSON) by Bolt
         bolt_request = await to_bolt_request(request)
-    except UnicodeDecodeError:
-        raise BadRequest("The body is not UTF-8 text.") from None
-    return await to_aiohttp_response(await request.app[BOLT].async_dispatch(bolt_request))
+        answer = await request.app[BOLT].async_dispatch(bolt_request)
+    except (ValueError, TypeError, AttributeError, LookupError) as exc:  # UnicodeDecodeError is a ValueError
+        log.warning("slack request not readable: %s", type(exc).__name__)
+        raise unreadable from None
+    if answer.status == 404:
+        raise NotFound("This relay does not handle that kind of Slack request.")
+    if answer.status >= 500:
+        log.warning("slack request answered %d by the dispatcher", answer.status)
+        raise unreadable
+    return await to_aiohttp_response(answer)
 
 
 def install(app: web.Application) -> None:

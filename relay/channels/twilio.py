@@ -35,6 +35,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from inbox import inbound, lifecycle, store
 from inbox.writer import now_ms
+from receivers.http import read_body
 from relay import audit, compose
 from relay.channels import Delivery, Invite, permanent, retry, sent, sms_replies, twilio_http
 from relay.channels.sms_replies import Ack, Done, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
@@ -53,6 +54,8 @@ STATUS_PATH = "/hooks/twilio/status"
 #: which agent field a channel's numbers live in.
 ADDRESS_FIELD = {"sms": "phone", "whatsapp": "whatsapp"}
 UNSUBSCRIBED = 21610
+#: Twilio's sids are 34 characters; the column holds 64
+MAX_SID_CHARS = 64
 #: seconds between looks for a status callback's sid that the send has not committed yet
 UNKNOWN_SID_WAITS = (0.1, 0.3, 0.6)
 #: a claim on a MessageSid still "received" after this long was abandoned (a crash): a replay takes it over.
@@ -177,9 +180,10 @@ async def _verified_form(request: web.Request) -> MultiDict[str]:
     """The POSTed form, once X-Twilio-Signature matches RELAY_PUBLIC_BASE_URL + path (+ query)."""
     if media_type(request) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("Twilio posts 'application/x-www-form-urlencoded'; this is not a Twilio webhook.")
+    await read_body(request, request.app[SETTINGS].relay_max_body_bytes)  # 413 past the limit; post() reads it again
     try:
         posted = await request.post()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, LookupError):  # LookupError: an unknown charset
         raise BadRequest("The body is not a form Twilio would send.") from None
     form: MultiDict[str] = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -214,8 +218,8 @@ async def handle_inbound(request: web.Request) -> web.Response:
     app = request.app
     form = await _verified_form(request)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
-    if not sid:
-        raise BadRequest("The form carries no MessageSid.")
+    if not sid or len(sid) > MAX_SID_CHARS:
+        raise BadRequest("The form carries no MessageSid Twilio would send.")
     sender = form.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     number = sender.removeprefix("whatsapp:").strip()
@@ -354,6 +358,8 @@ async def handle_status(request: web.Request) -> web.Response:
     app = request.app
     form = await _verified_form(request)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
+    if len(sid) > MAX_SID_CHARS:
+        raise BadRequest("This MessageSid is longer than any Twilio sends.")
     status = DELIVERY_STATUS.get((form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower())
     code = (form.get("ErrorCode") or "").strip()
     opted_out = code == str(UNSUBSCRIBED)

@@ -41,6 +41,7 @@ import base64
 import contextvars
 import email.utils
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -216,22 +217,28 @@ def last_response() -> Response | None:
     return _last_response.get()
 
 
+#: the longest wait a Retry-After can ask for; past it the row is retried after an hour
+MAX_RETRY_AFTER_SEC = 3600.0
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date)."""
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), at most an hour."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):  # "inf", "nan": no usable wait, so the usual backoff
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SEC)
 
 
 def retry_after_seconds(response: Response | None = None) -> float | None:
