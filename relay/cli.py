@@ -9,9 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
+import re
+import socket
+import sqlite3
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,6 +28,9 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from alembic.util import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from inbox import db
 from receivers import signing
@@ -34,6 +43,143 @@ from relay.settings import ConfigError, Settings
 def _fail(message: str) -> int:
     print(f"care-relay: {message}", file=sys.stderr)
     return 2
+
+
+class CliError(Exception):
+    """A one-line, operator-facing reason a command failed (`main` prints it)."""
+
+
+# failures, one line each -------------------------------------------------------------
+
+#: What opening a database can raise: an unparsable or unsupported URL (ArgumentError,
+#: ValueError), a driver that is not installed (ImportError), an unreachable server
+#: (OSError), refused credentials or a file that is not a database (DBAPIError,
+#: sqlite3.Error), a schema this version does not know (alembic's CommandError).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    sqlite3.Error,
+    ImportError,
+    OSError,
+    OverflowError,
+    ValueError,
+    CommandError,
+)
+URL_FORMS = "sqlite+aiosqlite:///path/to/relay.db or postgresql+asyncpg://user:password@host:port/dbname"
+
+
+def safe_url(url: str) -> str:
+    """The database URL as it may be shown: the password (also one in the query) masked."""
+    try:
+        parsed = make_url(url)
+        hidden = {k: "***" for k in parsed.query if re.search(r"pass|secret|token", k, re.IGNORECASE)}
+        return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):  # unparsable: hide everything that could be credentials
+        return re.sub(r"^(.*?//)?.*@", r"\1***@", url, flags=re.DOTALL).replace("\n", " ")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, one-line reason: the driver's own message, never the SQL or its parameters."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, ImportError):
+        return f"its driver (Python module {exc.name!r}) is not installed" if exc.name else _one_line(str(exc))
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name ({exc.strerror})"
+    if isinstance(exc, (ConnectionRefusedError, TimeoutError)):
+        return "connection refused" if isinstance(exc, ConnectionRefusedError) else "timed out"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    lines = str(exc).strip().splitlines()
+    # asyncpg errors come through SQLAlchemy as "<class 'asyncpg.exceptions.X'>: message"
+    text = re.sub(r"^<class '[\w.]+'>:\s*", "", lines[0]) if lines else ""
+    return _one_line(text).rstrip(".") or type(exc).__name__
+
+
+def database_problem(url: str, exc: BaseException) -> str:
+    """Why the database at `url` cannot be used, and what to check (the password masked)."""
+    if isinstance(exc, (ArgumentError, ImportError, ValueError, OverflowError)):
+        hint = f"check the URL ({URL_FORMS})"
+    elif isinstance(exc, socket.gaierror):
+        hint = "check the host name in the URL"
+    elif isinstance(exc, OSError):
+        hint = "is the database server running and reachable at that host and port?"
+    elif isinstance(exc, CommandError):
+        hint = "is it a care-relay database, migrated by this version or an older one?"
+    else:
+        try:
+            sqlite = db.is_sqlite(url)
+        except (ArgumentError, ValueError, TypeError):
+            sqlite = False
+        hint = (
+            "check that the path is a care-relay SQLite database that this user can read and write"
+            if sqlite
+            else "check the user, password and database name in the URL, and that the database exists"
+        )
+    reason = _reason(exc)
+    with contextlib.suppress(ArgumentError, ValueError, TypeError):
+        password = make_url(url).password
+        if password:
+            reason = reason.replace(str(password), "***")
+    return f"cannot open the database at RELAY_DATABASE_URL ({safe_url(url)}): {reason}; {hint}"
+
+
+async def _settle_sqlite_threads(timeout: float = 2.0) -> None:
+    """Let aiosqlite's worker threads end while the event loop still runs.
+
+    After a failed connect, aiosqlite stops its thread and posts the answer to the loop from
+    that thread; if `asyncio.run` has closed the loop by then, the thread prints a traceback
+    ("Event loop is closed") after our one line.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if "_connection_worker_thread" in thread.name:
+            while thread.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def _opening(url: str) -> AsyncIterator[None]:
+    """Turn a failure to open or migrate the database into a CliError that says what to check."""
+    try:
+        yield
+    except DATABASE_ERRORS as exc:
+        await _settle_sqlite_threads()
+        raise CliError(database_problem(url, exc)) from None
+
+
+def listen_problem(host: str, port: int, exc: BaseException) -> str:
+    where = f"cannot listen on {host}:{port}"
+    if isinstance(exc, OverflowError):
+        return f"{where}: the port must be from 1 to 65535; check --port or RELAY_PORT"
+    if isinstance(exc, socket.gaierror):
+        return f"{where}: {_reason(exc)}; check --host or RELAY_HOST"
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code == errno.EADDRINUSE:
+        return f"{where}: address already in use; stop what holds it or choose another --port"
+    if code == errno.EACCES:
+        return f"{where}: permission denied; ports below 1024 need privileges, choose another --port"
+    if code == errno.EADDRNOTAVAIL:
+        return f"{where}: that address is not on this machine; check --host or RELAY_HOST"
+    return f"{where}: {_reason(exc)}; check --host and --port (or RELAY_HOST and RELAY_PORT)"
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high` (argparse reports anything else)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, not {text}")
+        return value
+
+    return parse
 
 
 # serve / db --------------------------------------------------------------------------
@@ -49,11 +195,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Drivers log statement parameters at DEBUG: phone numbers must never reach a log.
     for noisy in ("aiohttp.access", "aiosqlite", "sqlalchemy.engine", "asyncpg"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Open and migrate the database first, so that a bad RELAY_DATABASE_URL is one clear line
+    # (the app's own start-up then finds nothing to migrate).
+    asyncio.run(_upgrade(settings))
     app = create_app(settings)
     if args.dev:
         app.on_startup.append(_seed_demo)
-        app.on_startup.append(lambda _app: _print_dev_banner(settings, host, port))
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    # on_startup runs the storage (cleanup_ctx) first, then the handler above, then this:
+    # a failure before it is the database's, one after it is the listening socket's.
+    started = False
+
+    async def mark_started(_app: web.Application) -> None:
+        nonlocal started
+        started = True
+
+    app.on_startup.append(mark_started)
+    try:
+        # the banner prints once the socket listens, so a failure to bind is not announced as a start
+        banner = (lambda _message: _print_dev_banner(settings, host, port)) if args.dev else None
+        web.run_app(app, host=host, port=port, print=banner, access_log=None)
+    except DATABASE_ERRORS as exc:
+        if not started:
+            raise CliError(database_problem(settings.relay_database_url, exc)) from None
+        if isinstance(exc, (OSError, OverflowError)):
+            raise CliError(listen_problem(host, port, exc)) from None
+        raise
     return 0
 
 
@@ -66,12 +232,12 @@ async def _seed_demo(app: web.Application) -> None:
               " and a grant for actor:raz (panic.ui, status.set -> care-circle)", flush=True)
 
 
-async def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
+def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
     print(
         "\n".join(
             [
                 f"care-relay (dev) listening on http://{host}:{port}",
-                f"  database:     {settings.relay_database_url}",
+                f"  database:     {safe_url(settings.relay_database_url)}",
                 f"  dev secrets:  {settings_mod.DEV_SECRETS_FILE.resolve()} (0600)",
                 "  channels:     " + ", ".join(sorted(settings.configured_channels)),
                 "",
@@ -88,11 +254,13 @@ async def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
 
 
 async def _upgrade(settings: Settings) -> None:
-    engine = db.create_engine(settings.relay_database_url)
-    try:
-        await db.upgrade(engine)
-    finally:
-        await engine.dispose()
+    url = settings.relay_database_url
+    async with _opening(url):
+        engine = db.create_engine(url)
+        try:
+            await db.upgrade(engine)
+        finally:
+            await engine.dispose()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -110,10 +278,18 @@ async def _storage(settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
     """The database as a command uses it: migrated first, written through the writer."""
     from inbox.writer import Writer
 
-    engine = db.create_engine(settings.relay_database_url)
-    await db.upgrade(engine)
-    writer = Writer(settings.relay_database_url, engine)
-    await writer.start()
+    url = settings.relay_database_url
+    async with _opening(url):
+        engine = db.create_engine(url)
+        writer = Writer(url, engine)
+        try:
+            await db.upgrade(engine)
+            await writer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await writer.close()
+            await engine.dispose()
+            raise
     try:
         yield engine, writer
     finally:
@@ -350,6 +526,9 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 # parser ------------------------------------------------------------------------------
 
+#: `inbox` has no cursor (the admin API pages by 200 with one); this bounds one listing.
+INBOX_LIMIT_MAX = 10000
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="care-relay", description="A human-in-the-loop relay for care signals.")
@@ -357,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the server (applies migrations first)")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=int_range(0, 65535), help="1-65535 (without it, or 0: RELAY_PORT)")
     serve.add_argument("--dev", action="store_true", help="generate missing secrets, console channel, demo directory")
     serve.set_defaults(func=cmd_serve)
 
@@ -407,7 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     inbox = sub.add_parser("inbox", help="the loops, newest first")
     inbox.add_argument("--open", action="store_true", help="only invited or acked loops")
-    inbox.add_argument("--limit", type=int, default=50)
+    inbox.add_argument(
+        "--limit", type=int_range(1, INBOX_LIMIT_MAX), default=50, help=f"1-{INBOX_LIMIT_MAX} (default 50)"
+    )
     inbox.add_argument("--json", action="store_true")
     inbox.set_defaults(func=cmd_inbox)
 
@@ -432,8 +613,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except RelayError as exc:
         return _relay_error(exc)
+    except CliError as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
         return 130
+    # Backstops: a database that fails after it opened, or anything else of these kinds.
+    except (SQLAlchemyError, sqlite3.Error) as exc:
+        return _fail(f"database error: {_reason(exc)}")
+    except ImportError as exc:
+        return _fail(f"a module is missing: {_reason(exc)}; reinstall care-relay")
+    except (OSError, OverflowError) as exc:
+        return _fail(_reason(exc))
 
 
 if __name__ == "__main__":

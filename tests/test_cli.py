@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,3 +101,92 @@ def test_emit_file_fresh_by_default_and_as_is_for_replays(running: tuple[ServerT
     assert "-> 202" in sent and f'"id": "{payload["id"]}"' in sent
     again = cli(env, tmp_path, "emit", "m3", str(source), "--as-is")
     assert "-> 200" in again and '"duplicate": true' in again
+
+
+# failures: one line, never a traceback, never a password ----------------------------------
+
+PASSWORD = "s3cret"
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO) ")  # serve's own start-up log
+FAILURES: dict[str, tuple[dict[str, str], list[str], str]] = {
+    # id: (environment, arguments, what the one line must contain); {tmp} and {port} are filled in
+    "garbage-url": ({"RELAY_DATABASE_URL": "garbage"}, ["agent", "list"], "check the URL"),
+    "unparsable-url-with-password": ({"RELAY_DATABASE_URL": f"pg//u:{PASSWORD}@h"}, ["agent", "list"], "check the URL"),
+    "mysql-url": ({"RELAY_DATABASE_URL": f"mysql://u:{PASSWORD}@127.0.0.1:1/x"}, ["agent", "list"], "is not installed"),
+    "postgres-without-asyncpg": (
+        {"RELAY_DATABASE_URL": f"postgresql://u:{PASSWORD}@127.0.0.1:1/x"}, ["consent", "list"], "'psycopg'"
+    ),
+    "unreachable-postgres": (
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"}, ["inbox"], "connection refused"
+    ),
+    "postgres-bad-port": (
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:99999/x"}, ["agent", "list"], "check the URL"
+    ),
+    "not-a-database-file": (
+        {"RELAY_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/garbage.db"}, ["agent", "list"], "file is not a database"
+    ),
+    "wrong-postgres-role": (  # needs a PostgreSQL on 127.0.0.1:5432 (skipped without one)
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://no_such_role:{PASSWORD}@127.0.0.1:5432/x"},
+        ["agent", "list"],
+        "check the user, password and database name",
+    ),
+    "db-upgrade-garbage-url": ({"RELAY_DATABASE_URL": "garbage"}, ["db", "upgrade"], "check the URL"),
+    "db-upgrade-unreachable": (
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"}, ["db", "upgrade"], "connection refused"
+    ),
+    "db-upgrade-not-a-database": (
+        {"RELAY_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/garbage.db"}, ["db", "upgrade"], "file is not a database"
+    ),
+    "serve-unreachable-database": (
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"},
+        ["serve", "--dev", "--port", "{port}"],
+        "cannot open the database",
+    ),
+    "serve-port-in-use": ({}, ["serve", "--dev", "--host", "127.0.0.1", "--port", "{port}"], "address already in use"),
+    "serve-relay-port-out-of-range": ({"RELAY_PORT": "99999"}, ["serve", "--dev"], "the port must be from 1 to 65535"),
+    "serve-unknown-host": ({}, ["serve", "--dev", "--host", "nonexistent.invalid", "--port", "{port}"], "check --host"),
+    # argparse refuses these itself: its usage line, then one error line
+    "limit-too-big": ({}, ["inbox", "--limit", "99999999999999999999"], "usage:"),
+    "limit-zero": ({}, ["inbox", "--limit", "0"], "usage:"),
+    "serve-port-too-big": ({}, ["serve", "--port", "99999"], "usage:"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+def test_failures_are_one_line_without_traceback_or_password(case: str, tmp_path: Path) -> None:
+    """Each failure exits non-zero with one `care-relay: ` line (or argparse's usage error) naming what to check."""
+    extra, args, expected = FAILURES[case]
+    if case == "wrong-postgres-role":
+        try:
+            socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+        except OSError:
+            pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    (tmp_path / "garbage.db").write_bytes(b"this is not a SQLite database, not at all" * 4)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))}
+    env["RELAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/relay.db"
+    with socket.socket() as taken:  # held for the whole run: `serve` on it must fail, and exit
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        fill = {"tmp": str(tmp_path), "port": str(taken.getsockname()[1])}
+        env.update({k: v.format(**fill) for k, v in extra.items()})
+        done = subprocess.run(
+            [sys.executable, "-m", "relay.cli", *(a.format(**fill) for a in args)],
+            check=False,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
+    if expected == "usage:":
+        assert done.returncode == 2 and len(lines) == 2, done.stderr
+        assert lines[0].startswith("usage: care-relay ") and re.match(r"care-relay \w+: error: argument --\w+: ", lines[1])
+        return
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("care-relay: ") and expected in lines[0], lines[0]
+    if "RELAY_DATABASE_URL" in extra:  # names the setting, and shows the URL with its password masked
+        assert "cannot open the database at RELAY_DATABASE_URL (" in lines[0]
+        assert PASSWORD not in extra["RELAY_DATABASE_URL"] or "***@" in lines[0]
