@@ -79,21 +79,25 @@ def record_opt(tx: Tx, agent_id: str, channel: str, opted_out: bool, at: int) ->
 
 def record_status(
     tx: Tx, sid: str, status: str | None, error: str | None, opted_out: bool, at: int
-) -> tuple[int, str] | None:
-    """Move the invitation sent as `sid` up the delivery ladder; (invitation id, channel), or None if unknown."""
+) -> tuple[int, str, bool] | None:
+    """Move the invitation sent as `sid` up the delivery ladder.
+
+    (invitation id, channel, whether its status moved), or None if no invitation was sent as `sid`.
+    """
     row = tx.execute(
         "SELECT id, agent_id, channel FROM invitation WHERE provider_id = ? AND channel IN ('sms', 'whatsapp')", (sid,)
     ).fetchone()
     if row is None:
         return None
     invitation_id, agent_id, channel = int(row[0]), str(row[1]), str(row[2])
+    moved = False
     if status is not None:
         below = [name for name, rank in DELIVERY_RANK.items() if rank < DELIVERY_RANK[status]]
         marks = ", ".join("?" * len(below))
-        tx.execute(
+        moved = tx.execute(
             f"UPDATE invitation SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
             (status, error if status == "failed" else None, at, invitation_id, *below),
-        )
+        ).rowcount > 0
     if opted_out:
         store.set_opted_out(tx, agent_id, channel, True, at)
-    return invitation_id, channel
+    return invitation_id, channel, moved

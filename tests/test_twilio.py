@@ -415,6 +415,30 @@ async def test_delivery_status_is_never_an_ack(aiohttp_client: Any, database_url
     assert client.app[METRICS]["twilio.status_unknown_sid"] == 1
 
 
+@BOTH_DATABASES
+async def test_a_late_failed_after_delivered_moves_nothing(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Callbacks can arrive out of order: "failed" after "delivered" leaves the invitation delivered, unaudited."""
+    client = await start(aiohttp_client, database_url, fake)
+    answer = await emit(client)
+    await send_all(client)
+    sid = fake.messages[0]["Sid"]
+    capsys.readouterr()
+    for value, code in (("delivered", None), ("failed", 30008)):
+        form, headers = status_callback(DEFAULT_AUTH_TOKEN, STATUS, message_sid=sid, status=value, error_code=code)
+        assert (await client.post("/hooks/twilio/status", data=form, headers=headers)).status == 200
+    assert (await loop_of(client, answer))["invitations"][0]["status"] == "delivered"
+    assert "delivery_failed" not in capsys.readouterr().out
+    # the same "failed" first does move it, and says so
+    other = await emit(client)
+    await send_all(client)
+    form, headers = status_callback(DEFAULT_AUTH_TOKEN, STATUS, message_sid=fake.messages[-1]["Sid"], status="failed", error_code=30008)
+    assert (await client.post("/hooks/twilio/status", data=form, headers=headers)).status == 200
+    assert (await loop_of(client, other))["invitations"][0]["status"] == "failed"
+    assert '"kind":"delivery_failed"' in capsys.readouterr().out
+
+
 async def test_delivery_status_that_races_the_send_commit_is_kept(aiohttp_client: Any, database_url: str, fake: FakeTwilio) -> None:
     """Twilio may call back before the send's commit has stored the sid: the status waits for it, not lost."""
     client = await start(aiohttp_client, database_url, fake)

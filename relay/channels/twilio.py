@@ -378,7 +378,7 @@ async def handle_status(request: web.Request) -> web.Response:
         app[METRICS]["twilio.status_unknown_sid"] += 1
         log.info("delivery status for unknown message %s: ignored", sid)
         return twiml()
-    invitation_id, channel = found
+    invitation_id, channel, moved = found
     app[METRICS][f"twilio.status.{status or 'opted_out'}"] += 1
     log.info(
         "%s invitation %s: %s%s",
@@ -387,7 +387,7 @@ async def handle_status(request: web.Request) -> web.Response:
         status or "status unchanged",
         ", opted out" if opted_out else "",
     )
-    if status == "failed":
+    if status == "failed" and moved:  # a late "failed" after "delivered" moves nothing and says nothing
         audit.emit(
             {
                 "kind": "delivery_failed",
