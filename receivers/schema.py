@@ -75,6 +75,8 @@ Identifier = Annotated[
     StringConstraints(strict=True, min_length=1, max_length=MAX_ID_CHARS),
     AfterValidator(not_blank),
 ]
+
+
 def _not_dot_segment(value: str) -> str:
     # "." and ".." cannot be a path segment (clients and servers collapse them), so such an
     # id would have no status URL.
@@ -85,6 +87,7 @@ def _not_dot_segment(value: str) -> str:
 
 #: An `Identifier` that also works as a URL path segment: event ids end up in status URLs.
 EventId = Annotated[Identifier, AfterValidator(_not_dot_segment)]
+
 #: A non-blank string of at most `MAX_LABEL_CHARS` characters.
 Label = Annotated[
     str,

@@ -220,8 +220,11 @@ async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any
     changes = validated(AgentFields, data).model_dump(exclude_unset=True)
     # null clears an address, quiet hours or a time zone and empties a list; a name and the
     # active switch always hold a value.
-    refused = [{"loc": [key], "msg": f"{key} cannot be null; leave it out to keep it"} for key in ("display", "active")
-               if key in changes and changes[key] is None]
+    refused = [
+        {"loc": [key], "msg": f"{key} cannot be null; leave it out to keep it"}
+        for key in ("display", "active")
+        if key in changes and changes[key] is None
+    ]
     if refused:
         raise InvalidPayload(refused)
     changes.update({key: [] for key in ("groups", "channels") if key in changes and changes[key] is None})
