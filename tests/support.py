@@ -17,6 +17,16 @@ from relay.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 SHARED = ROOT.parent / "shared"
+#: The signature vectors every implementation must pass: the shared original beside the
+#: repository when it is there (as in CI), else the copy kept here so that any clone tests.
+SHARED_VECTORS = SHARED / "vectors" / "signatures.json"
+KEPT_VECTORS = ROOT / "tests" / "vectors" / "signatures.json"
+VECTORS_PATH = SHARED_VECTORS if SHARED_VECTORS.exists() else KEPT_VECTORS
+
+
+def vectors() -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))["vectors"]
+    return data
 
 M3_SECRETS = ("m3_secret_current_7f1c", "m3_secret_previous_0b9e")
 AISHA_SECRETS = ("aisha_secret_5d2a",)

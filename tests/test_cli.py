@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
+from tests.conftest import PG_URL
 from tests.support import M3_SECRETS, ServerThread, make_settings
 
 
@@ -124,8 +126,8 @@ FAILURES: dict[str, tuple[dict[str, str], list[str], str]] = {
     "not-a-database-file": (
         {"RELAY_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/garbage.db"}, ["agent", "list"], "file is not a database"
     ),
-    "wrong-postgres-role": (  # needs a PostgreSQL on 127.0.0.1:5432 (skipped without one)
-        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://no_such_role:{PASSWORD}@127.0.0.1:5432/x"},
+    "wrong-postgres-role": (  # the server of TEST_POSTGRES_URL, as a role it does not have
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://no_such_role:{PASSWORD}@{{pg}}/x"},
         ["agent", "list"],
         "check the user, password and database name",
     ),
@@ -151,22 +153,25 @@ FAILURES: dict[str, tuple[dict[str, str], list[str], str]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(FAILURES))
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.postgres) if "{pg}" in str(FAILURES[c][0]) else c for c in FAILURES]
+)
 def test_failures_are_one_line_without_traceback_or_password(case: str, tmp_path: Path) -> None:
     """Each failure exits non-zero with one `care-relay: ` line (or argparse's usage error) naming what to check."""
     extra, args, expected = FAILURES[case]
-    if case == "wrong-postgres-role":
-        try:
-            socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
-        except OSError:
-            pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    pg = ""
+    if "{pg}" in str(extra):
+        if not PG_URL:
+            pytest.skip("TEST_POSTGRES_URL is not set (no PostgreSQL here)")  # as every PostgreSQL test
+        server = make_url(PG_URL)
+        pg = f"{server.host}:{server.port or 5432}"
     (tmp_path / "garbage.db").write_bytes(b"this is not a SQLite database, not at all" * 4)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))}
     env["RELAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/relay.db"
     with socket.socket() as taken:  # held for the whole run: `serve` on it must fail, and exit
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        fill = {"tmp": str(tmp_path), "port": str(taken.getsockname()[1])}
+        fill = {"tmp": str(tmp_path), "port": str(taken.getsockname()[1]), "pg": pg}
         env.update({k: v.format(**fill) for k, v in extra.items()})
         done = subprocess.run(
             [sys.executable, "-m", "relay.cli", *(a.format(**fill) for a in args)],

@@ -13,9 +13,9 @@ from inbox import store
 from inbox.models import AuditRow, OutboxRow, SeenNonceRow, SignalRow
 from relay.state import ENGINE, WRITER
 from tests.conftest import BOTH_DATABASES
-from tests.support import ADMIN_TOKEN, FIXTURES, SHARED, fixture, fresh, make_settings, signed
+from tests.support import ADMIN_TOKEN, FIXTURES, fixture, fresh, make_settings, signed, vectors
 
-VECTORS = json.loads((SHARED / "vectors" / "signatures.json").read_text(encoding="utf-8"))["vectors"]
+VECTORS = vectors()
 EXPECTED_STATUS = {
     "ok": 202,
     "invalid_signature": 401,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,9 @@ from receivers.signing import (
     verify_m3,
 )
 from relay.errors import RelayError
+from tests.support import KEPT_VECTORS, SHARED_VECTORS, vectors
 
-VECTORS_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "vectors" / "signatures.json"
-VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))["vectors"]
+VECTORS = vectors()
 MAX_WINDOW_SEC = 300  # M3_MAX_WINDOW_SEC and AISHA_MAX_WINDOW_SEC defaults
 
 NOW = 1767780720
@@ -374,3 +373,10 @@ def test_signing_refuses_an_empty_secret() -> None:
         sign_m3(M3_BODY, "", ts=NOW)
     with pytest.raises(ValueError):
         sign_aisha(AISHA_BODY, "", event_id=EVENT_ID)
+
+
+@pytest.mark.skipif(not SHARED_VECTORS.exists(), reason="no ../shared beside this clone: the kept copy is what runs")
+def test_the_kept_copy_of_the_vectors_is_the_shared_original() -> None:
+    """tests/vectors is a copy for clones without ../shared; it must not drift from the original."""
+    copy = json.loads(KEPT_VECTORS.read_text("utf-8"))
+    assert copy == json.loads(SHARED_VECTORS.read_text("utf-8"))
