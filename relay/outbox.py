@@ -25,7 +25,7 @@ from inbox.writer import Tx, Writer, now_ms
 from receivers import signing
 from relay import audit
 from relay.answers import Answers, iso
-from relay.channels import Channel, Delivery, permanent, retry
+from relay.channels import Channel, Delivery, parse_retry_after, permanent, retry
 from relay.settings import Settings
 from relay.workflow import pr8_headers
 
@@ -219,7 +219,7 @@ class OutboxWorker:
                     return Delivery(ok=True)
                 error = f"HTTP {response.status}"
                 if response.status == 429 or response.status >= 500 or response.status == 408:
-                    return retry(error, _retry_after(response.headers.get("Retry-After")))
+                    return retry(error, parse_retry_after(response.headers.get("Retry-After")))
                 return permanent(error)
         except TimeoutError:
             return retry("timed out")
@@ -267,12 +267,3 @@ class OutboxWorker:
                     "reason": "delivery failed after its last attempt",
                 }
             )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, min(float(value), 3600.0))
-    except ValueError:
-        return None

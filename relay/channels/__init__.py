@@ -7,6 +7,9 @@ returns a `Delivery` that says whether to retry.
 
 from __future__ import annotations
 
+import email.utils
+import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,3 +68,27 @@ def retry(error: str, retry_after: float | None = None) -> Delivery:
 
 def permanent(error: str, *, opted_out: bool = False) -> Delivery:
     return Delivery(ok=False, retryable=False, error=error, opted_out=opted_out)
+
+
+#: the longest wait a Retry-After can ask for; past it the row is retried after an hour
+MAX_RETRY_AFTER_SEC = 3600.0
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), at most an hour."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):  # "inf", "nan": no usable wait, so the usual backoff
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SEC)

@@ -39,7 +39,7 @@ from inbox import lifecycle, store
 from receivers.http import read_body
 from relay import compose
 from relay.answers import Answers
-from relay.channels import Delivery, Invite, permanent, retry, sent
+from relay.channels import Delivery, Invite, parse_retry_after, permanent, retry, sent
 from relay.channels import slack_blocks as blocks
 from relay.errors import (
     BadRequest,
@@ -92,10 +92,7 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
     for key, value in (headers or {}).items():
         if key.lower() == "retry-after":
             value = value[0] if isinstance(value, list) and value else value
-            try:
-                return max(0.0, min(float(value), 3600.0))
-            except (TypeError, ValueError):
-                return None
+            return parse_retry_after(None if value is None else str(value))
     return None
 
 

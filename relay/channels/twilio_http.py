@@ -39,10 +39,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
-import email.utils
 import logging
-import math
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +48,8 @@ from aiohttp import ClientSession
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+
+from relay.channels import parse_retry_after
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -215,30 +214,6 @@ def last_response() -> Response | None:
     if no request completed in this context (e.g. a connection error).
     """
     return _last_response.get()
-
-
-#: the longest wait a Retry-After can ask for; past it the row is retried after an hour
-MAX_RETRY_AFTER_SEC = 3600.0
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), at most an hour."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):  # "inf", "nan": no usable wait, so the usual backoff
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER_SEC)
 
 
 def retry_after_seconds(response: Response | None = None) -> float | None:

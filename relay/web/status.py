@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from inbox import store
+from relay.answers import iso
 from relay.errors import BadRequest, Forbidden, NotFound
 from relay.state import ENGINE, TOKENS
 from relay.web.auth import require_admin
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def handle_event_status(request: web.Request) -> web.Response:
