@@ -46,8 +46,11 @@ def _loop(tx: Tx, signal_id: int) -> LoopRef | None:
 
 
 def _holds_invitation(tx: Tx, signal_id: int, agent_id: str) -> bool:
+    """The agent holds a (not skipped) invitation of this loop and is still an active agent."""
     row = tx.execute(
-        "SELECT 1 FROM invitation WHERE signal_id = ? AND agent_id = ? AND status <> 'skipped'", (signal_id, agent_id)
+        "SELECT 1 FROM invitation i JOIN agent a ON a.id = i.agent_id"
+        " WHERE i.signal_id = ? AND i.agent_id = ? AND i.status <> 'skipped' AND a.active = 1 AND a.removed_at IS NULL",
+        (signal_id, agent_id),
     ).fetchone()
     return row is not None
 

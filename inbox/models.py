@@ -136,6 +136,8 @@ class DirectoryStateRow(SQLModel, table=True):
 
 
 class AgentRow(SQLModel, table=True):
+    """A directory agent; a removed one stays as a tombstone (`removed_at`), addresses cleared."""
+
     __tablename__ = "agent"
 
     id: str = Field(max_length=100, primary_key=True)
@@ -151,6 +153,8 @@ class AgentRow(SQLModel, table=True):
     opted_out: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: set when the agent was removed: the row stays as a tombstone, so the id is never reused
+    removed_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class ConsentGrantRow(SQLModel, table=True):
@@ -158,7 +162,7 @@ class ConsentGrantRow(SQLModel, table=True):
 
     __tablename__ = "consent_grant"
 
-    id: str = Field(max_length=40, primary_key=True)
+    id: str = Field(max_length=64, primary_key=True)
     subject: str = Field(max_length=240, index=True)
     scope: str = Field(sa_column=Column(Text, nullable=False))
     group_ids: str = Field(sa_column=Column(Text, nullable=False))

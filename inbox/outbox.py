@@ -57,6 +57,13 @@ def reschedule(tx: Tx, work_id: int, *, at: int, error: str, now: int) -> None:
     )
 
 
+def skip(tx: Tx, work_id: int, *, reason: str, now: int) -> None:
+    """Settled without sending: a send-time check refused it for good."""
+    tx.execute(
+        "UPDATE outbox SET status = 'skipped', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?", (reason, now, work_id)
+    )
+
+
 def fail(tx: Tx, work_id: int, *, error: str, now: int) -> None:
     tx.execute(
         "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?", (error, now, work_id)

@@ -228,30 +228,49 @@ def recent_invites(tx: Tx, agent_ids: Iterable[str], since: int) -> dict[str, in
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-AGENT_COLUMNS = "id, display, group_ids, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out"
+AGENT_COLUMNS = "id, display, group_ids, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out, removed_at"
 GRANT_COLUMNS = "id, subject, scope, group_ids, channels, min_confidence, expires_at, granted_by, granted_at, revoked_at, revoked_by"
 
 
+def _strings(text: Any) -> list[str]:
+    """A stored JSON list of strings; anything else (a row written by hand) reads as empty."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
 def agent_dict(row: Sequence[Any]) -> dict[str, Any]:
+    """An agent row as plain values; never raises for one odd row."""
     keys = [k.strip() for k in AGENT_COLUMNS.split(",")]
     d = dict(zip(keys, row))
     for k in ("group_ids", "channels", "opted_out"):
-        d[k] = json.loads(d[k])
-    d["active"] = bool(d["active"])
+        d[k] = _strings(d[k])
+    d["active"] = bool(d["active"]) and d["removed_at"] is None
     return d
 
 
 def grant_dict(row: Sequence[Any]) -> dict[str, Any]:
+    """A grant row as plain values; never raises for one odd row."""
     keys = [k.strip() for k in GRANT_COLUMNS.split(",")]
     d = dict(zip(keys, row))
     for k in ("scope", "group_ids", "channels"):
-        d[k] = json.loads(d[k])
+        d[k] = _strings(d[k])
+    for k in ("expires_at", "granted_at", "revoked_at"):
+        d[k] = _int_or_none(d[k])
     return d
 
 
 def load_directory(tx: Tx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """All agents, and the grants not revoked (expiry is the router's to judge)."""
-    agents = [agent_dict(r) for r in tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent ORDER BY id").fetchall()]
+    """The agents in the directory (not removed), and the grants not revoked (expiry is the router's to judge)."""
+    agents = [
+        agent_dict(r) for r in tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id").fetchall()
+    ]
     grants = [
         grant_dict(r)
         for r in tx.execute(f"SELECT {GRANT_COLUMNS} FROM consent_grant WHERE revoked_at IS NULL ORDER BY granted_at").fetchall()
@@ -323,9 +342,9 @@ TABLES = {"signal": SignalRow, "audit": AuditRow, "invitation": InvitationRow, "
 
 
 def insert_agent(tx: Tx, agent: dict[str, Any], at: int) -> bool:
-    """Add an agent; False when the id is taken."""
+    """Add an agent; False when the id is taken (by an agent, or by a removed one's tombstone)."""
     cur = tx.execute(
-        f"INSERT INTO agent ({AGENT_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO agent ({AGENT_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
         " ON CONFLICT (id) DO NOTHING",
         (*_agent_values(agent), at, at),
     )
@@ -345,7 +364,7 @@ def _agent_values(agent: dict[str, Any]) -> tuple[Any, ...]:
 def replace_agent(tx: Tx, agent: dict[str, Any], at: int) -> bool:
     cur = tx.execute(
         "UPDATE agent SET display = ?, group_ids = ?, slack_user = ?, phone = ?, whatsapp = ?, channels = ?,"
-        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, updated_at = ? WHERE id = ?",
+        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, updated_at = ? WHERE id = ? AND removed_at IS NULL",
         (*_agent_values(agent)[1:], at, agent["id"]),
     )
     if cur.rowcount == 1:
@@ -354,6 +373,7 @@ def replace_agent(tx: Tx, agent: dict[str, Any], at: int) -> bool:
 
 
 def get_agent_tx(tx: Tx, agent_id: str) -> dict[str, Any] | None:
+    """An agent by id, a removed one's tombstone included (`removed_at` set, inactive)."""
     row = tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE id = ?", (agent_id,)).fetchone()
     return None if row is None else agent_dict(row)
 
@@ -367,8 +387,14 @@ def address_taken(tx: Tx, agent: dict[str, Any]) -> str | None:
     return None
 
 
-def delete_agent(tx: Tx, agent_id: str) -> bool:
-    cur = tx.execute("DELETE FROM agent WHERE id = ?", (agent_id,))
+def remove_agent(tx: Tx, agent_id: str, at: int) -> bool:
+    """Leave a tombstone: the id and display stay (the id is never reused), the addresses go
+    (a number or Slack user may later belong to someone else). False when no such agent."""
+    cur = tx.execute(
+        "UPDATE agent SET removed_at = ?, active = 0, slack_user = NULL, phone = NULL, whatsapp = NULL, updated_at = ?"
+        " WHERE id = ? AND removed_at IS NULL",
+        (at, at, agent_id),
+    )
     if cur.rowcount == 1:
         bump_directory(tx)
     return cur.rowcount == 1
@@ -400,9 +426,16 @@ def revoke_grant(tx: Tx, grant_id: str, by: str, at: int) -> dict[str, Any] | No
 
 
 async def list_agents(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """The directory: every agent not removed."""
     async with engine.connect() as conn:
-        rows = (await conn.exec_driver_sql(f"SELECT {AGENT_COLUMNS} FROM agent ORDER BY id")).fetchall()
+        rows = (await conn.exec_driver_sql(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id")).fetchall()
     return [agent_dict(r) for r in rows]
+
+
+async def directory_ever_used(engine: AsyncEngine) -> bool:
+    """Whether any agent was ever added (tombstones count): dev mode seeds only a new directory."""
+    async with engine.connect() as conn:
+        return (await conn.exec_driver_sql("SELECT 1 FROM agent LIMIT 1")).first() is not None
 
 
 async def list_grants(engine: AsyncEngine, subject: str | None = None) -> list[dict[str, Any]]:

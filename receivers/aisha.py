@@ -52,7 +52,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from receivers.schema import EventId, Identifier, IsoDateTime, Label, not_blank, require_object, select_model, validate
+from receivers.schema import (
+    EventId,
+    Identifier,
+    IsoDateTime,
+    Label,
+    not_blank,
+    require_object,
+    select_model,
+    storable,
+    validate,
+)
 from relay.model import Signal
 
 #: Largest accepted `meta`, measured as compact JSON encoded in UTF-8.
@@ -89,9 +99,11 @@ def _app_path(value: str) -> str:
 
 
 _TenantId = Annotated[str, BeforeValidator(_tenant_uuid)]
-_Reason = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=1000), AfterValidator(not_blank)]
+_Reason = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=1000), AfterValidator(not_blank), AfterValidator(storable)
+]
 _Reasons = Annotated[list[Label], Field(min_length=1, max_length=MAX_REASONS)]
-_DeepLink = Annotated[str, StringConstraints(strict=True, max_length=2000), AfterValidator(_app_path)]
+_DeepLink = Annotated[str, StringConstraints(strict=True, max_length=2000), AfterValidator(_app_path), AfterValidator(storable)]
 _OptionalDeepLink = Annotated[_DeepLink | None, BeforeValidator(_blank_as_none)]
 EntityType = Literal["lead", "contact", "account", "opportunity"]
 PolicyGateResult = Literal["allowed", "escalated", "blocked"]

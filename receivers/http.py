@@ -9,6 +9,7 @@ an object has no fields to hold the headers against: it is the schema's 422 at o
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,9 +84,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+def _finite_float(text: str) -> float:
+    # JSON has no infinity: `1e999` would otherwise read as one, while `Infinity` is refused.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def loads(text: str | bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN or Infinity, no number that overflows to either."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        return loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedJson() from None
 

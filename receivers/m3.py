@@ -38,6 +38,7 @@ characters, 25 elements per block) and a numbered line in an SMS menu.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -61,8 +62,10 @@ from receivers.schema import (
     Label,
     NoneAsEmpty,
     not_blank,
+    printable,
     require_object,
     select_model,
+    storable,
     validate,
 )
 from relay.model import PayloadConsent, Signal
@@ -74,10 +77,13 @@ MAX_CARE_WINDOW_MINUTES = 525_600
 MAX_AUDIENCE_ENTRIES = 50
 MAX_SUGGESTED_RESPONSES = 10
 _TARGET_PREFIX = "user:"
+_MAYBE_HUGE = re.compile(rb"[0-9.][eE][+]?0*[1-9][0-9]{2}|[0-9]{300}")
 
-_ShortText = Annotated[str, StringConstraints(strict=True, max_length=200)]
-_Whisper = Annotated[str, StringConstraints(strict=True, max_length=2000)]
-_Response = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64), AfterValidator(not_blank)]
+_ShortText = Annotated[str, StringConstraints(strict=True, max_length=200), AfterValidator(storable)]
+_Whisper = Annotated[str, StringConstraints(strict=True, max_length=2000), AfterValidator(storable)]
+_Response = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=64), AfterValidator(not_blank), AfterValidator(printable)
+]
 _PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 _LabelList = Annotated[list[Label], NoneAsEmpty, Field(max_length=MAX_AUDIENCE_ENTRIES)]
 
@@ -203,7 +209,9 @@ def parse_fast(body: bytes) -> tuple[dict[str, Any], Signal] | None:
     (`json.loads`, the header check, `parse`), which finds the problem and words it, so
     this path never decides an error, it only skips work for bodies that are fine.
     """
-    if b"NaN" in body or b"Infinity" in body:  # constants the relay refuses (400) and pydantic's parser takes
+    # Constants the relay refuses (400) and pydantic's parser takes; a long exponent or digit
+    # run may overflow to infinity: such bodies take the ordinary path, which words the 400.
+    if b"NaN" in body or b"Infinity" in body or _MAYBE_HUGE.search(body):
         return None
     try:
         envelope = _KNOWN_ENVELOPES.validate_json(body)

@@ -39,6 +39,26 @@ _MAX_TS_CHARS = 64
 _ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}(:?\d{2})?)?")
 
 
+#: No storage keeps these in text: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: Control characters (C0, DEL, C1) besides: an id or a label is one line of printable text.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def storable(value: str) -> str:
+    """Refuse text no database can keep (an `AfterValidator` for free-text fields)."""
+    if _UNSTORABLE.search(value):
+        raise PydanticCustomError("unstorable_text", "String should not contain NUL characters or lone surrogates")
+    return value
+
+
+def printable(value: str) -> str:
+    """Refuse control characters in ids and labels (an `AfterValidator`)."""
+    if _CONTROL.search(value):
+        raise PydanticCustomError("control_character", "String should not contain control characters")
+    return value
+
+
 def not_blank(value: str) -> str:
     """Refuse a string made only of whitespace (an `AfterValidator` for str fields)."""
     if not value.strip():
@@ -74,6 +94,7 @@ Identifier = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=MAX_ID_CHARS),
     AfterValidator(not_blank),
+    AfterValidator(printable),
 ]
 
 
@@ -93,6 +114,7 @@ Label = Annotated[
     str,
     StringConstraints(strict=True, min_length=1, max_length=MAX_LABEL_CHARS),
     AfterValidator(not_blank),
+    AfterValidator(printable),
 ]
 #: An ISO 8601 date-time string, returned as an aware UTC `datetime`.
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime_string), AfterValidator(_as_utc)]

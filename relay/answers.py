@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +19,7 @@ from inbox import lifecycle, store
 from inbox.writer import Tx, Writer, now_ms
 from relay import audit, compose
 from relay.channels import Invite
-from relay.model import Agent, Signal
+from relay.model import Agent, Grant, Signal, iso
 from relay.settings import Settings
 from relay.tokens import Tokens
 
@@ -36,10 +35,6 @@ class AnswerResult:
     @property
     def recorded(self) -> bool:
         return self.outcome == lifecycle.RECORDED
-
-
-def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _storable(text: str) -> str:
@@ -153,6 +148,13 @@ class Answers:
             return None
         row = await store.agent_by(self.engine, id=view.agent_id)
         return self.invite_from(view, row)
+
+    async def live_grants(self, subject: str) -> list[Grant]:
+        """The grants of a subject that are not revoked (expiry is the router's to judge)."""
+        from relay.intake import grant_from_row
+
+        rows = await store.list_grants(self.engine, subject)
+        return [grant_from_row(row) for row in rows if row["revoked_at"] is None]
 
     async def delivered(self, invitation_id: int) -> tuple[Invite, str] | None:
         """An invitation that reached its channel, with the provider's message id."""

@@ -43,6 +43,7 @@ from relay.state import (
 from relay.tokens import Tokens
 from relay.web import admin, links, status
 from relay.web.middleware import errors_middleware
+from relay.web.requests import unstorable_middleware
 
 log = logging.getLogger("care_relay")
 
@@ -95,9 +96,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[ANSWERS] = Answers(
         app[WRITER], app[ENGINE], settings, app[TOKENS], on_queued=wake, read_signal=receivers_http.read_signal
     )
-    outbox = OutboxWorker(app[WRITER], app[ANSWERS], app[CHANNELS], settings, session)
-    app[OUTBOX] = outbox
     clock = app[CLOCK]
+    outbox = OutboxWorker(app[WRITER], app[ANSWERS], app[CHANNELS], settings, session, clock=clock)
+    app[OUTBOX] = outbox
     app[INTAKE] = Intake(
         app[WRITER],
         routing_settings(settings),
@@ -171,7 +172,7 @@ async def handle_readyz(request: web.Request) -> web.Response:
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_outbox: bool = True) -> web.Application:
     """The relay. `run_outbox=False` leaves sending to explicit `app[OUTBOX].drain()` calls (tests)."""
     # aiohttp's own cap sits above ours so that our 413 (with the contract's JSON) answers first.
-    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.relay_max_body_bytes + 1024)
+    app = web.Application(middlewares=[errors_middleware, unstorable_middleware], client_max_size=settings.relay_max_body_bytes + 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[RUN_OUTBOX] = run_outbox

@@ -418,7 +418,7 @@ def cmd_consent_revoke(args: argparse.Namespace) -> int:
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     from inbox import store
-    from relay.web.status import iso
+    from relay.model import iso
 
     statuses = ["invited", "acked"] if args.open else []
     rows = _run(lambda engine, writer: store.inbox_page(engine, statuses=statuses, limit=args.limit))

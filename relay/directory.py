@@ -10,15 +10,16 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from inbox import store
 from inbox.writer import Writer, now_ms
+from receivers.schema import printable
 from relay.errors import BadRequest, InvalidPayload, NotFound
-from relay.model import AGENT_CHANNELS
+from relay.model import AGENT_CHANNELS, EARLIEST, LATEST, iso
 from relay.router import parse_quiet_hours
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -29,17 +30,51 @@ CHANNELS = (*AGENT_CHANNELS, "console")
 Name = str
 
 
+#: a group name, like the payloads' labels (receivers.schema.MAX_LABEL_CHARS)
+MAX_GROUP_CHARS = 100
+MAX_GROUPS = 50
+#: who granted, revoked or retried: a name as it is stored (the columns hold 100 characters)
+MAX_BY_CHARS = 100
+
+
 def _clean_list(values: list[str], allowed: tuple[str, ...] | None, what: str) -> list[str]:
     out: list[str] = []
     for value in values:
         value = value.strip()
         if not value:
             continue
+        if len(value) > MAX_GROUP_CHARS or not value.isprintable():
+            raise ValueError(f"a {what} is 1 to {MAX_GROUP_CHARS} printable characters")
         if allowed is not None and value not in allowed:
             raise ValueError(f"unknown {what} '{value}'; use {', '.join(allowed)}")
         if value not in out:
             out.append(value)
+    if len(out) > MAX_GROUPS:
+        raise ValueError(f"name at most {MAX_GROUPS} of them")
     return out
+
+
+def checked_by(by: str) -> str:
+    """Who acted, as it can be stored: 1 to 100 printable characters."""
+    by = by.strip()
+    if not by or len(by) > MAX_BY_CHARS:
+        raise BadRequest(f"Say who acts in 'by', in 1 to {MAX_BY_CHARS} characters.")
+    if not by.isprintable():
+        raise BadRequest("'by' is a name: it cannot hold control characters.")
+    return by
+
+
+def _in_calendar(value: datetime) -> datetime:
+    """An aware instant the relay can store and read back on either database."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValueError("use a date-time between 1970-01-01 and 9999-12-31 (UTC)")
+    return utc
 
 
 class AgentFields(BaseModel):
@@ -47,7 +82,7 @@ class AgentFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    display: str | None = Field(None, min_length=1, max_length=200)
+    display: Annotated[str, AfterValidator(printable)] | None = Field(None, min_length=1, max_length=200)
     groups: list[str] | None = None
     slack_user: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,40}$")
     phone: str | None = Field(None, pattern=E164)
@@ -87,7 +122,7 @@ class AgentFields(BaseModel):
 
 class AgentIn(AgentFields):
     id: str = Field(pattern=AGENT_ID)
-    display: str = Field(min_length=1, max_length=200)
+    display: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=200)
 
 
 class GrantIn(BaseModel):
@@ -101,12 +136,12 @@ class GrantIn(BaseModel):
     channels: list[str] = []
     min_confidence: str | None = Field(None, pattern=r"^(low|medium|high)$")
     expires_at: datetime | None = None
-    by: str = Field(min_length=1, max_length=100)
+    by: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=MAX_BY_CHARS)
 
     @field_validator("subject")
     @classmethod
     def _subject(cls, v: str) -> str:
-        if not SUBJECT.match(v):
+        if not SUBJECT.fullmatch(v) or not v.isprintable():
             raise ValueError("subject is actor:<id> (M3) or tenant:<uuid> (AiSHA)")
         return v.lower() if v.startswith("tenant:") else v
 
@@ -131,7 +166,7 @@ class GrantIn(BaseModel):
     @field_validator("expires_at")
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else (v if v.tzinfo else v.replace(tzinfo=UTC))
+        return None if v is None else _in_calendar(v)
 
 
 def validated(model: type[BaseModel], data: Any) -> Any:
@@ -149,9 +184,7 @@ def validated(model: type[BaseModel], data: Any) -> Any:
 
 
 def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if ms is None else iso(ms)
 
 
 def agent_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -207,11 +240,17 @@ async def add_agent(writer: Writer, data: Any) -> dict[str, Any]:
     agent = validated(AgentIn, data)
     row = _agent_row(agent.model_dump(exclude_none=True))
 
-    def job(tx: Any) -> bool:
+    def job(tx: Any) -> dict[str, Any] | None:
         _refuse_shared_address(tx, row)
-        return store.insert_agent(tx, row, now_ms())
+        return None if store.insert_agent(tx, row, now_ms()) else store.get_agent_tx(tx, agent.id)
 
-    if not await writer.run(job):
+    taken = await writer.run(job)
+    if taken is not None and taken["removed_at"] is not None:
+        raise BadRequest(
+            f"The id '{agent.id}' belonged to an agent who was removed; an id is never reused, so that nobody"
+            " inherits another person's invitations. Choose another id."
+        )
+    if taken is not None:
         raise BadRequest(f"An agent with id '{agent.id}' already exists; change it with PATCH or remove it first.")
     return agent_view(row)
 
@@ -231,7 +270,7 @@ async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any
 
     def job(tx: Any) -> dict[str, Any] | None:
         current = store.get_agent_tx(tx, agent_id)
-        if current is None:
+        if current is None or current["removed_at"] is not None:
             return None
         row = _agent_row(changes, current)
         _refuse_shared_address(tx, row)
@@ -245,7 +284,8 @@ async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any
 
 
 async def remove_agent(writer: Writer, agent_id: str) -> None:
-    if not await writer.run(lambda tx: store.delete_agent(tx, agent_id)):
+    """Remove an agent from the directory; its id stays taken (a tombstone), never reused."""
+    if not await writer.run(lambda tx: store.remove_agent(tx, agent_id, now_ms())):
         raise NotFound(f"No agent '{agent_id}' in the directory.")
 
 
@@ -278,9 +318,8 @@ async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
 
 
 async def revoke_consent(writer: Writer, grant_id: str, by: str) -> dict[str, Any]:
-    if not by.strip():
-        raise BadRequest("Say who revokes the grant (by).")
-    row = await writer.run(lambda tx: store.revoke_grant(tx, grant_id, by.strip(), now_ms()))
+    by = checked_by(by)
+    row = await writer.run(lambda tx: store.revoke_grant(tx, grant_id, by, now_ms()))
     if row is None:
         raise NotFound(f"No consent grant '{grant_id}'.")
     return grant_view(row)
@@ -292,7 +331,7 @@ DEMO_GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "grou
 
 async def seed_demo_directory(writer: Writer, engine: Any) -> bool:
     """In dev mode, an empty directory gets the demo agent and grant. True when seeded."""
-    if await store.list_agents(engine):
+    if await store.directory_ever_used(engine):
         return False
     await add_agent(writer, DEMO_AGENT)
     if not await store.list_grants(engine, str(DEMO_GRANT["subject"])):

@@ -25,7 +25,7 @@ from inbox import store
 from inbox.writer import Tx, Writer
 from relay import audit
 from relay.errors import EventIdConflict, NonceReused, RelayError
-from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
+from relay.model import Agent, Decision, Grant, RoutingSettings, Signal, from_ms
 from relay.router import decide
 
 HOUR_MS = 3_600_000
@@ -66,7 +66,7 @@ def agent_from_row(row: dict[str, Any]) -> Agent:
 
 
 def _from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+    return None if ms is None else from_ms(ms)
 
 
 def grant_from_row(row: dict[str, Any]) -> Grant:

@@ -8,7 +8,7 @@ Nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 Source = Literal["m3", "aisha"]
@@ -32,6 +32,27 @@ AGENT_CHANNELS: tuple[str, ...] = ("slack", "sms", "whatsapp")
 #: Channels that page a phone; quiet hours hold them back (never for later).
 PAGER_CHANNELS = frozenset({"sms", "whatsapp"})
 CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+
+#: the instants every stored millisecond value must fall between (both databases, any reader)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def from_ms(ms: int) -> datetime:
+    """A stored Unix-millisecond value as an aware UTC datetime; never raises.
+
+    Values outside what a datetime can hold (a row written by an older version, or by
+    hand) read as the nearest end of the calendar: one odd row must not stop a read.
+    """
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return LATEST if ms > 0 else EARLIEST
+
+
+def iso(ms: int) -> str:
+    """A stored Unix-millisecond value as ISO 8601 UTC (`2026-01-07T10:12:00Z`); never raises."""
+    return from_ms(ms).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

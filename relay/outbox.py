@@ -15,7 +15,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 import aiohttp
 
@@ -24,8 +25,10 @@ from inbox import store
 from inbox.writer import Tx, Writer, now_ms
 from receivers import signing
 from relay import audit
-from relay.answers import Answers, iso
-from relay.channels import Channel, Delivery, parse_retry_after, permanent, retry
+from relay.answers import Answers
+from relay.channels import Channel, Delivery, parse_retry_after, permanent, retry, skip
+from relay.model import iso
+from relay.router import send_time_refusal
 from relay.settings import Settings
 from relay.workflow import pr8_headers
 
@@ -52,7 +55,10 @@ class OutboxWorker:
         channels: Mapping[str, Channel],
         settings: Settings,
         session: aiohttp.ClientSession,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._writer = writer
         self._answers = answers
         self._channels = channels
@@ -155,8 +161,12 @@ class OutboxWorker:
         invite = await self._answers.invite(int(work.payload["invitation_id"]))
         if invite is None:
             return permanent("invitation not found")
-        if not invite.agent.active:
-            return permanent("agent is no longer active in the directory")
+        grants = await self._answers.live_grants(invite.signal.subject)
+        refusal = send_time_refusal(
+            invite.signal, invite.agent, invite.channel, grants, now=datetime.fromtimestamp(self._clock(), UTC)
+        )
+        if refusal is not None:
+            return skip(refusal)
         if invite.channel in invite.agent.opted_out:
             return permanent(f"agent opted out of {invite.channel}", opted_out=True)
         channel = self._channels.get(invite.channel)
@@ -234,10 +244,16 @@ class OutboxWorker:
     async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
         now = now_ms()
         invitation_id = int(work.payload["invitation_id"]) if work.kind == "invite" else None
-        final_failure = not delivery.ok and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
+        final_failure = (
+            not delivery.ok and delivery.skipped is None and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
+        )
 
         def job(tx: Tx) -> None:
-            if delivery.ok:
+            if delivery.skipped is not None and invitation_id is not None:
+                rows.skip(tx, work.id, reason=delivery.skipped, now=now)
+                rows.set_invitation(tx, invitation_id, status="skipped", error=delivery.skipped, now=now)
+                _audit_skip(tx, invitation_id, delivery.skipped, now)
+            elif delivery.ok:
                 rows.finish(tx, work.id, now)
                 if invitation_id is not None:
                     rows.set_invitation(tx, invitation_id, status="sent", provider_id=delivery.provider_id, now=now)
@@ -254,6 +270,17 @@ class OutboxWorker:
                 rows.reschedule(tx, work.id, at=now + int(wait * 1000), error=delivery.error or "retry", now=now)
 
         await self._writer.run(job)
+        if delivery.skipped is not None:
+            audit.emit(
+                {
+                    "kind": "invitation_skipped",
+                    "outbox": work.id,
+                    "invitation": invitation_id,
+                    "reason": delivery.skipped,
+                    "action_origin": "care_autonomous",
+                    "policy_gate_result": "blocked",
+                }
+            )
         if final_failure:
             audit.emit(
                 {
@@ -267,3 +294,26 @@ class OutboxWorker:
                     "reason": "delivery failed after its last attempt",
                 }
             )
+
+
+def _audit_skip(tx: Tx, invitation_id: int, reason: str, now: int) -> None:
+    """The audit row of an invitation a send-time check stopped, on its loop."""
+    row = tx.execute(
+        "SELECT s.source, s.event_id, i.agent_id, i.channel FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE i.id = ?",
+        (invitation_id,),
+    ).fetchone()
+    if row is None:
+        return
+    store.insert_audit(
+        tx,
+        kind="invitation_skipped",
+        at=now,
+        source=str(row[0]),
+        event_id=str(row[1]),
+        agent_id=str(row[2]),
+        action_origin="care_autonomous",
+        policy_gate_result="blocked",
+        reason=f"checked again at send time: {reason}",
+        gate_failures=(reason,),
+        detail={"channel": str(row[3])},
+    )

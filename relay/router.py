@@ -52,7 +52,7 @@ from relay.model import (
     Signal,
 )
 
-__all__ = ["INBOX_ONLY_TYPES", "decide", "in_quiet_hours", "parse_quiet_hours"]
+__all__ = ["INBOX_ONLY_TYPES", "decide", "in_quiet_hours", "parse_quiet_hours", "send_time_refusal"]
 
 #: AiSHA types recorded for triage only, unless a covering grant's scope names them.
 INBOX_ONLY_TYPES = frozenset({"care.trigger_detected", "care.state_applied"})
@@ -181,6 +181,26 @@ def decide(
     )
 
 
+def send_time_refusal(signal: Signal, agent: Agent, channel: str, grants: Sequence[Grant], *, now: datetime) -> str | None:
+    """Why an invitation decided earlier must not go out now, or None (CONTRACT section 6).
+
+    Checked just before each send, whatever queued it: the agent is still active, a live
+    grant still covers the signal for this agent on this channel, and a pager channel is
+    not in the agent's quiet hours. A refusal is final: the invitation is skipped, never
+    sent later.
+    """
+    now = _aware(now)
+    if not agent.active:
+        return "agent_inactive"
+    if not any(
+        _covers(g, signal, now) and _in_audience(agent, signal, g) and (not g.channels or channel in g.channels) for g in grants
+    ):
+        return "consent_revoked"
+    if channel in PAGER_CHANNELS and in_quiet_hours(agent.quiet_hours, agent.tz, now):
+        return "quiet_hours"
+    return None
+
+
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -227,7 +247,8 @@ def _window_passed(signal: Signal, now: datetime, settings: RoutingSettings) -> 
         minutes = signal.care_window_minutes
     if minutes is None:
         return False
-    return now > _aware(signal.ts) + timedelta(minutes=minutes)
+    # now - ts, not ts + window: a sender's ts may sit at the end of the calendar, where the sum overflows
+    return now - _aware(signal.ts) > timedelta(minutes=minutes)
 
 
 def _in_audience(agent: Agent, signal: Signal, grant: Grant) -> bool:

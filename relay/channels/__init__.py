@@ -44,6 +44,8 @@ class Delivery:
     error: str | None = None
     #: the agent refused this channel (SMS STOP, Twilio 21610): record the opt-out.
     opted_out: bool = False
+    #: not sent, and never to be: a send-time check failed (CONTRACT section 6); the reason.
+    skipped: str | None = None
 
 
 class Channel(Protocol):
@@ -68,6 +70,10 @@ def retry(error: str, retry_after: float | None = None) -> Delivery:
 
 def permanent(error: str, *, opted_out: bool = False) -> Delivery:
     return Delivery(ok=False, retryable=False, error=error, opted_out=opted_out)
+
+
+def skip(reason: str) -> Delivery:
+    return Delivery(ok=False, retryable=False, error=reason, skipped=reason)
 
 
 #: the longest wait a Retry-After can ask for; past it the row is retried after an hour

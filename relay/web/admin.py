@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from inbox import store
+from receivers import http as receivers_http
 from relay import directory
 from relay.errors import BadRequest, MalformedJson, NotFound
-from relay.model import LOOP_STATUSES
+from relay.model import LOOP_STATUSES, iso
 from relay.state import ENGINE, WRITER
 from relay.web.auth import require_admin
-from relay.web.status import iso
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGE_MAX = 200
@@ -33,7 +32,7 @@ def admin(handler: Handler) -> Handler:
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        return json.loads(raw or b"{}")
+        return receivers_http.loads(raw or b"{}")
     except (ValueError, RecursionError):
         raise MalformedJson() from None
 

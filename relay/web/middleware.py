@@ -58,7 +58,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("unhandled error on %s %s", request.method, _loggable(request))
         response = web.json_response(
-            {"error": "internal", "detail": "The relay failed on its side; nothing was recorded, try again."}, status=500
+            {"error": "internal", "detail": "The relay failed on its side; check whether this was recorded before trying again."}, status=500
         )
     # Sender hooks already leave one [CARE_AUDIT] line per request (decision or rejection).
     if not request.path.startswith("/hooks/") or response.status >= 500:

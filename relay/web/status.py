@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from inbox import store
-from relay.answers import iso
 from relay.errors import BadRequest, Forbidden, NotFound
+from relay.model import iso
 from relay.state import ENGINE, TOKENS
 from relay.web.auth import require_admin
 

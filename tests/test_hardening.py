@@ -1,0 +1,390 @@
+"""What an audit of the running relay found (issue 9), each through the real interface.
+
+Every value stored is one the relay can read back, one odd row never stops intake or a
+list, a removed agent's id is never reused, and consent is checked again at send time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from relay.app import create_app
+from relay.state import OUTBOX, TOKENS, WRITER
+from tests.conftest import BOTH_DATABASES
+from tests.support import ADMIN_TOKEN, aisha_headers, fixture, fresh, m3_headers, make_settings, signed
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+TENANT = "a11dfb63-4b18-4eb8-872e-747af2e37c46"
+BOB = {"id": "bob", "display": "Bob", "groups": ["care-circle"], "channels": ["console"]}
+GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "admin"}
+AISHA_GRANT = {"subject": f"tenant:{TENANT}", "scope": ["care.escalation_detected"], "groups": ["care-circle"], "by": "admin"}
+
+
+@pytest.fixture
+def start(aiohttp_client: Any, database_url: str) -> Callable[..., Any]:
+    """The real app in dev mode (console channel) on a fresh database."""
+
+    async def run(run_outbox: bool = False, **overrides: Any) -> TestClient:
+        return await aiohttp_client(create_app(make_settings(database_url, dev=True, **overrides), run_outbox=run_outbox))
+
+    return run
+
+
+async def post_json(client: TestClient, path: str, body: Any) -> tuple[int, Any]:
+    response = await client.post(path, json=body, headers=ADMIN)
+    return response.status, await response.json() if response.status != 204 else None
+
+
+async def seed(client: TestClient, *grants: dict[str, Any], agent: dict[str, Any] = BOB) -> list[str]:
+    status, _ = await post_json(client, "/admin/agents", agent)
+    assert status == 201
+    ids = []
+    for grant in grants or (GRANT,):
+        status, created = await post_json(client, "/admin/consents", grant)
+        assert status == 201, created
+        ids.append(created["id"])
+    return ids
+
+
+async def emit(client: TestClient, source: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    body, headers = signed(source, payload)
+    response = await client.post(f"/hooks/{source}", data=body, headers=headers)
+    return response.status, await response.json()
+
+
+def panic(**changes: Any) -> dict[str, Any]:
+    return fresh("m3", fixture("m3", "panic.ui__golden"), **changes)
+
+
+def escalation(**changes: Any) -> dict[str, Any]:
+    payload = fresh("aisha", fixture("aisha", "care.escalation_detected__golden"), **changes)
+    payload["tenant_id"] = TENANT
+    return payload
+
+
+async def sql(client: TestClient, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    def job(tx: Any) -> list[tuple[Any, ...]]:
+        cursor = tx.execute(statement, params)
+        return [tuple(r) for r in cursor.fetchall()] if statement.lstrip().upper().startswith("SELECT") else []
+
+    result: list[tuple[Any, ...]] = await client.app[WRITER].run(job)
+    return result
+
+
+async def status_of(client: TestClient, answer: dict[str, Any]) -> dict[str, Any]:
+    response = await client.get(answer["status_url"])
+    assert response.status == 200
+    document: dict[str, Any] = await response.json()
+    return document
+
+
+# 1. Dates at the ends of the calendar ------------------------------------------------
+
+
+@BOTH_DATABASES
+@pytest.mark.parametrize("expires_at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z"])
+async def test_grant_expiry_outside_the_calendar_is_refused_and_intake_goes_on(start: Callable[..., Any], expires_at: str) -> None:
+    """An expiry the relay cannot store and read back is a 422 at `expires_at`; nothing is stored; intake goes on."""
+    client = await start()
+    await seed(client)
+    status, body = await post_json(client, "/admin/consents", {**GRANT, "expires_at": expires_at})
+    assert status == 422 and body["error"] == "invalid_payload"
+    assert [f["loc"] for f in body["fields"]] == [["expires_at"]]
+    listed = await (await client.get("/admin/consents", headers=ADMIN)).json()
+    assert len(listed["items"]) == 1
+    for source, payload in (("m3", panic()), ("aisha", escalation())):
+        status, answer = await emit(client, source, payload)
+        assert status == 202, answer
+
+
+@BOTH_DATABASES
+async def test_an_odd_stored_row_stops_no_read(start: Callable[..., Any]) -> None:
+    """Rows written by hand or an older version (dates past the calendar, broken JSON) break no list, signal or status."""
+    client = await start()
+    await seed(client)
+    await sql(
+        client,
+        "INSERT INTO consent_grant (id, subject, scope, group_ids, channels, expires_at, granted_by, granted_at)"
+        " VALUES ('gr_odd', 'actor:raz', 'not json', '{\"a\": 1}', '[', ?, 'sql', ?)",
+        10**17,
+        -(10**17),
+    )
+    await sql(
+        client,
+        "INSERT INTO agent (id, display, group_ids, channels, active, opted_out, created_at, updated_at)"
+        " VALUES ('odd', 'Odd', '[1, null', 'null', 1, '7', 0, 0)",
+    )
+    await sql(client, "UPDATE directory_state SET version = version + 1")
+    consents = await client.get("/admin/consents", headers=ADMIN)
+    assert consents.status == 200
+    odd = next(g for g in (await consents.json())["items"] if g["id"] == "gr_odd")
+    assert odd["expires_at"] == "9999-12-31T23:59:59Z" and odd["granted_at"] == "1970-01-01T00:00:00Z"
+    assert odd["scope"] == [] and odd["groups"] == []
+    agents = await client.get("/admin/agents", headers=ADMIN)
+    assert agents.status == 200 and {a["id"] for a in (await agents.json())["items"]} == {"bob", "odd"}
+    status, answer = await emit(client, "m3", panic())
+    assert status == 202 and answer["status"] == "invited"
+    assert (await status_of(client, answer))["invitations"] == [{"agent": "bob", "channel": "console", "status": "queued"}]
+
+
+async def test_cli_refuses_an_expiry_outside_the_calendar(start: Callable[..., Any], database_url: str, tmp_path: Any) -> None:
+    """`consent grant --expires` past the calendar is one line naming the field; `consent list` still reads."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))}, "RELAY_DATABASE_URL": database_url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "relay.cli", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    refused = cli("consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "g", "--by", "a", "--expires", "9999-12-31T23:59:59-14:00")
+    assert refused.returncode != 0 and "expires_at" in refused.stderr and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    listed = cli("consent", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+# 2. An agent id is never reused ------------------------------------------------------
+
+
+@BOTH_DATABASES
+async def test_a_removed_agents_id_is_never_reused(start: Callable[..., Any]) -> None:
+    """Remove bob: the id stays taken (400 saying why), his old link answers for nobody, his loop still names him."""
+    client = await start()
+    await seed(client)
+    status, answer = await emit(client, "m3", panic())
+    assert answer["status"] == "invited"
+    ((invitation_id,),) = await sql(client, "SELECT id FROM invitation WHERE agent_id = 'bob'")
+    link = f"/a/{client.app[TOKENS].action_token(invitation_id)}"
+
+    assert (await client.delete("/admin/agents/bob", headers=ADMIN)).status == 204
+    status, refused = await post_json(client, "/admin/agents", {**BOB, "display": "Another Bob"})
+    assert status == 400 and "never reused" in refused["detail"]
+    assert (await client.get("/admin/agents/bob", headers=ADMIN)).status == 404
+    assert (await client.patch("/admin/agents/bob", json={"display": "B"}, headers=ADMIN)).status == 404
+    assert (await client.delete("/admin/agents/bob", headers=ADMIN)).status == 404
+    assert (await (await client.get("/admin/agents", headers=ADMIN)).json())["items"] == []
+
+    pressed = await client.post(link, data={"action": "ack", "response": "soft-checkin"}, headers={"Accept": "application/json"})
+    assert pressed.status == 403
+    document = await status_of(client, answer)
+    assert document["acks"] == [] and document["invitations"][0]["agent"] == "bob"
+
+    # a new person may take bob's address under an id of their own; the old loop is not theirs
+    status, _ = await post_json(client, "/admin/agents", {**BOB, "id": "bob2", "display": "Robert"})
+    assert status == 201
+    assert (await client.post(link, data={"action": "ack", "response": "soft-checkin"})).status == 403
+
+
+@BOTH_DATABASES
+async def test_a_removed_agent_is_not_invited_and_a_signal_after_is_unroutable(start: Callable[..., Any]) -> None:
+    """Tombstones are not in the directory: routing passes them over."""
+    client = await start()
+    await seed(client)
+    assert (await client.delete("/admin/agents/bob", headers=ADMIN)).status == 204
+    status, answer = await emit(client, "m3", panic())
+    assert status == 202 and answer["status"] == "unroutable"
+
+
+async def test_upgrade_keeps_the_ids_of_agents_deleted_before_tombstones(tmp_path: Any) -> None:
+    """Agents deleted outright by an older version leave ids that invitations name: the upgrade makes them tombstones."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from inbox import db
+    from inbox.writer import Writer
+    from relay import directory
+    from relay.errors import BadRequest
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
+    engine = db.create_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(db._alembic_config(c), "0002"))
+        await conn.execute(
+            text(
+                "INSERT INTO signal (source, event_id, type, subject, status, body_sha256, reason, action_origin,"
+                " origin_uncertain, policy_gate_result, gate_failures, received_at, updated_at)"
+                " VALUES ('m3', 'e1', 'panic.ui', 'actor:raz', 'invited', '', 'r', 'care_autonomous', 0, 'allowed', '[]', 0, 0)"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO invitation (signal_id, agent_id, channel, code, status, created_at, updated_at)"
+                " VALUES (1, 'carol', 'console', 'ABCD', 'sent', 0, 0)"
+            )
+        )
+    await db.upgrade(engine)
+    writer = Writer(url, engine)
+    await writer.start()
+    try:
+        with pytest.raises(BadRequest, match="never reused"):
+            await directory.add_agent(writer, {"id": "carol", "display": "Carol"})
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+# 3. Consent is checked again at send time --------------------------------------------
+
+
+@BOTH_DATABASES
+async def test_invitations_queued_before_a_revocation_are_skipped_not_sent(
+    start: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Queued, then the grant is revoked: at send time each invitation is `skipped` (consent_revoked), audited, never sent."""
+    client = await start()
+    (grant_id,) = await seed(client)
+    answers = [(await emit(client, "m3", panic()))[1] for _ in range(3)]
+    assert {a["status"] for a in answers} == {"invited"}
+    assert (await client.delete(f"/admin/consents/{grant_id}?by=admin", headers=ADMIN)).status == 204
+    capsys.readouterr()
+    await client.app[OUTBOX].drain()
+    assert "invitation for Bob" not in capsys.readouterr().out
+    for answer in answers:
+        assert (await status_of(client, answer))["invitations"] == [{"agent": "bob", "channel": "console", "status": "skipped"}]
+    audit = (await (await client.get("/admin/audit?limit=200", headers=ADMIN)).json())["items"]
+    skipped = [a for a in audit if a["kind"] == "invitation_skipped"]
+    assert len(skipped) == 3 and {a["gate_failures"][0] for a in skipped} == {"consent_revoked"}
+    assert {a["agent"] for a in skipped} == {"bob"} and {a["event_id"] for a in skipped} == {a["id"] for a in answers}
+    rows = await sql(client, "SELECT status, last_error FROM outbox WHERE kind = 'invite'")
+    assert set(rows) == {("skipped", "consent_revoked")}
+    # a new grant does not bring them back: skipped is final
+    status, _ = await post_json(client, "/admin/consents", GRANT)
+    await client.app[OUTBOX].drain()
+    assert "invitation for Bob" not in capsys.readouterr().out
+
+
+@BOTH_DATABASES
+async def test_an_agent_switched_off_before_the_send_is_skipped(start: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Deactivated between decision and send: `skipped` with agent_inactive."""
+    client = await start()
+    await seed(client)
+    _, answer = await emit(client, "m3", panic())
+    assert (await client.patch("/admin/agents/bob", json={"active": False}, headers=ADMIN)).status == 200
+    await client.app[OUTBOX].drain()
+    assert "invitation for Bob" not in capsys.readouterr().out
+    assert (await status_of(client, answer))["invitations"][0]["status"] == "skipped"
+    assert await sql(client, "SELECT last_error FROM outbox WHERE kind = 'invite'") == [("agent_inactive",)]
+
+
+async def test_an_invitation_still_covered_goes_out(start: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """The send-time check lets a covered invitation through (and revoking another subject's grant changes nothing)."""
+    client = await start()
+    _, other = await seed(client, GRANT, AISHA_GRANT)
+    _, answer = await emit(client, "m3", panic())
+    assert (await client.delete(f"/admin/consents/{other}?by=admin", headers=ADMIN)).status == 204
+    await client.app[OUTBOX].drain()
+    assert "invitation for Bob" in capsys.readouterr().out
+    assert (await status_of(client, answer))["invitations"][0]["status"] == "sent"
+
+
+# 6. A sender's ts at the end of the calendar -----------------------------------------
+
+
+@pytest.mark.parametrize("ts", ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00Z"])
+async def test_a_ts_at_the_end_of_the_calendar_with_a_care_window_is_not_a_500(start: Callable[..., Any], ts: str) -> None:
+    """The router's window arithmetic never overflows: the far future is within the window, the far past is not."""
+    client = await start()
+    await seed(client, GRANT, AISHA_GRANT)
+    payload = panic(ts=ts)
+    payload["intent"]["care_window_minutes"] = 30
+    status, answer = await emit(client, "m3", payload)
+    assert status == 202 and answer["status"] == ("window_passed" if ts.startswith("0001") else "invited")
+    status, answer = await emit(client, "aisha", escalation(ts=ts))
+    assert status == 202 and answer["status"] in ("invited", "window_passed", "unroutable"), answer
+
+
+# 7. What cannot be stored is refused at the door -------------------------------------
+
+
+@BOTH_DATABASES
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: p.update(id="evt_\x00nul"),
+        lambda p: p["actor"].update(id="raz\x00"),
+        lambda p: p["security"].update(nonce="n\x00"),
+        lambda p: p.update(id="evt_\x1b]0;title\x07"),
+        lambda p: p["intent"].update(whisper="lone \ud800 surrogate"),
+        lambda p: p["audience"].update(groups=["care\x00circle"]),
+    ],
+    ids=["nul-event-id", "nul-actor", "nul-nonce", "escape-codes-in-id", "lone-surrogate", "nul-group"],
+)
+async def test_m3_text_that_cannot_be_stored_is_a_422(start: Callable[..., Any], change: Callable[[dict[str, Any]], None]) -> None:
+    """NUL, control characters in ids and lone surrogates are refused before anything is stored."""
+    client = await start()
+    payload = panic()
+    change(payload)
+    body = json.dumps(payload, ensure_ascii=True).encode()  # \u escapes: a lone surrogate travels as JSON allows
+    response = await client.post("/hooks/m3", data=body, headers=m3_headers(body, "panic.ui"))
+    assert response.status == 422, await response.text()
+    assert (await response.json())["error"] == "invalid_payload"
+    assert await sql(client, "SELECT COUNT(*) FROM signal") == [(0,)]
+
+
+@BOTH_DATABASES
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/events/evt%00x",
+        "/admin/agents/b%00b",
+        "/admin/consents?subject=actor:r%00z",
+        "/admin/inbox?cursor=%00",
+    ],
+)
+async def test_a_url_holding_nul_is_a_400(start: Callable[..., Any], path: str) -> None:
+    """No stored id or name holds NUL, so a URL that does is refused before any look-up."""
+    client = await start()
+    response = await client.get(path, headers=ADMIN)
+    assert response.status == 400 and (await response.json())["error"] == "bad_request"
+
+
+@BOTH_DATABASES
+async def test_admin_values_at_their_column_sizes(start: Callable[..., Any]) -> None:
+    """A 64-character grant id is stored; a `by` over 100 characters or holding NUL is a 400/422, not a 500."""
+    client = await start()
+    await seed(client)
+    long_id = "g" * 64
+    status, created = await post_json(client, "/admin/consents", {**GRANT, "id": long_id})
+    assert status == 201 and created["id"] == long_id
+    status, refused = await post_json(client, "/admin/consents", {**GRANT, "id": "g" * 65})
+    assert status == 422
+    status, refused = await post_json(client, "/admin/consents", {**GRANT, "by": "b" * 101})
+    assert status == 422
+    status, refused = await post_json(client, "/admin/consents", {**GRANT, "subject": "actor:r\x01z"})
+    assert status == 422
+    status, refused = await post_json(client, "/admin/agents", {**BOB, "id": "ann", "display": "A\x00nn"})
+    assert status == 422
+    too_long = await client.delete(f"/admin/consents/{long_id}?by={'b' * 101}", headers=ADMIN)
+    assert too_long.status == 400 and "100" in (await too_long.json())["detail"]
+    controls = await client.delete(f"/admin/consents/{long_id}?by=a%1bb", headers=ADMIN)
+    assert controls.status == 400
+    assert (await client.delete(f"/admin/consents/{long_id}?by={'b' * 100}", headers=ADMIN)).status == 204
+
+
+# Also seen: numbers that overflow to infinity ----------------------------------------
+
+
+@pytest.mark.parametrize("number", ["1e999999", "-1e400", "1" + "0" * 400 + ".0"])
+async def test_json_numbers_that_overflow_are_malformed(start: Callable[..., Any], number: str) -> None:
+    """`1e999999` is Infinity in disguise: refused like `Infinity` (400 malformed_json) on both hooks and the admin API."""
+    client = await start()
+    payload = panic()
+    text = json.dumps(payload)[:-1] + f', "extra": {number}}}'
+    body = text.encode()
+    response = await client.post("/hooks/m3", data=body, headers=m3_headers(body, "panic.ui"))
+    assert response.status == 400 and (await response.json())["error"] == "malformed_json"
+    aisha = escalation()
+    body = (json.dumps(aisha)[:-1] + f', "extra": {number}}}').encode()
+    response = await client.post("/hooks/aisha", data=body, headers=aisha_headers(body, aisha["event_id"]))
+    assert response.status == 400 and (await response.json())["error"] == "malformed_json"
+    response = await client.post(
+        "/admin/agents", data=f'{{"id": "x", "display": "X", "n": {number}}}', headers={**ADMIN, "Content-Type": "application/json"}
+    )
+    assert response.status == 400 and (await response.json())["error"] == "malformed_json"
