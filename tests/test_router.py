@@ -812,3 +812,34 @@ def test_property_decision_is_well_formed(case: dict[str, Any]) -> None:
     }
     if decision.gate_failures:
         assert first_gate_status[decision.gate_failures[0]] == decision.status
+
+
+# Checked again at send time (CONTRACT section 6) ------------------------------------
+
+SEND_TIME_CASES = [
+    ("still covered", {}, {}, "sms", NOW, None),
+    ("agent switched off", {}, {"active": False}, "sms", NOW, "agent_inactive"),
+    ("grant revoked", {"revoked_at": NOW - timedelta(minutes=1)}, {}, "sms", NOW, "consent_revoked"),
+    ("grant expired since", {"expires_at": NOW - timedelta(seconds=1)}, {}, "sms", NOW, "consent_revoked"),
+    ("agent left the granted group", {}, {"groups": ("elsewhere",)}, "sms", NOW, "consent_revoked"),
+    ("grant no longer allows the channel", {"channels": ("slack",)}, {}, "sms", NOW, "consent_revoked"),
+    ("pager in quiet hours", {}, {"quiet_hours": "22:00-07:00"}, "sms", NIGHT, "quiet_hours"),
+    ("slack in quiet hours still goes", {}, {"quiet_hours": "22:00-07:00"}, "slack", NIGHT, None),
+    ("a care window that passed since does not stop it", {}, {}, "sms", NOW + timedelta(days=30), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("grant_changes", "agent_changes", "channel", "now", "expected"),
+    [case[1:] for case in SEND_TIME_CASES],
+    ids=[case[0] for case in SEND_TIME_CASES],
+)
+def test_send_time_refusal(
+    grant_changes: dict[str, Any], agent_changes: dict[str, Any], channel: str, now: datetime, expected: str | None
+) -> None:
+    """Just before a send: active agent, live covering grant for this agent and channel, pagers outside quiet hours."""
+    from relay.router import send_time_refusal
+
+    who = agent(**agent_changes)
+    assert send_time_refusal(m3(), who, channel, [grant(**grant_changes)], now=now) == expected
+    assert send_time_refusal(m3(), who, channel, [], now=now) == ("agent_inactive" if not who.active else "consent_revoked")
