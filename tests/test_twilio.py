@@ -612,3 +612,22 @@ async def test_unreadable_twilio_requests_get_the_contracts_4xx(
 def test_twilio_retry_after_is_bounded(value: str, expected: float | None) -> None:
     """A Retry-After Twilio (or a proxy) sends is read as at most an hour; nothing unusable stalls a row."""
     assert twilio_http.parse_retry_after(value) == expected
+
+
+@BOTH_DATABASES
+async def test_a_number_handed_on_after_removal_answers_for_none_of_the_old_loops(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio
+) -> None:
+    """Ana is removed and her number given to Bea: LIST shows Bea nothing of Ana's, and DONE with Ana's code closes nothing."""
+    client = await start(aiohttp_client, database_url, fake)
+    answer = await emit(client)
+    await send_all(client)
+    code = code_in(fake.messages[-1])
+    assert (await client.delete("/admin/agents/ana", headers=ADMIN)).status == 204
+    bea = {**ana("sms"), "id": "bea", "display": "Bea"}
+    assert (await client.post("/admin/agents", json=bea, headers=ADMIN)).status == 201
+    listed = await reply(client, "LIST")
+    assert not any(code in text for text in listed)
+    await reply(client, f"DONE {code} held-space")
+    loop = await loop_of(client, answer)
+    assert loop["status"] == "invited" and loop["done"] is None and loop["acks"] == []
