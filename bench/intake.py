@@ -30,7 +30,7 @@ from pathlib import Path
 from receivers import signing
 
 HERE = Path(__file__).resolve().parent
-SECRET = "bench-m3-secret"
+SECRET = "bench-m3-secret-0123456789"  # serve outside --dev takes no secret under 16 characters
 PAYLOAD = json.loads((HERE.parent / "relay" / "demo" / "panic_ui.json").read_text(encoding="utf-8"))
 
 
@@ -140,8 +140,10 @@ def main() -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_", "SLACK_", "TWILIO_", "CARE_"))}
     env.update({
-        "M3_WEBHOOK_SECRETS": SECRET, "AISHA_WEBHOOK_SECRETS": "bench-aisha", "RELAY_LINK_SECRETS": "bench-link",
-        "RELAY_ADMIN_TOKENS": "bench-admin", "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/relay.db",
+        "M3_WEBHOOK_SECRETS": SECRET, "AISHA_WEBHOOK_SECRETS": "bench-aisha-0123456789",
+        "RELAY_LINK_SECRETS": "bench-link-0123456789", "RELAY_ADMIN_TOKENS": "bench-admin-0123456789",
+        "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/relay.db",
+        "RELAY_PUBLIC_BASE_URL": "http://localhost",  # required by serve; no link is followed here
     })
     port = free_port()
     relay = measure("relay intake, SQLite", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests)

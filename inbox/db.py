@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from inbox.files import private_dir, private_file, tighten
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 5000
 
@@ -27,11 +29,24 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+#: Files SQLite keeps beside the database; they hold the same rows (phone numbers, notes).
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def sqlite_path(url: str) -> str:
-    """The file behind a sqlite URL (its folder is created if missing)."""
-    database = make_url(url).database or ""
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    """The file behind a sqlite URL, ready to open and readable by its owner only.
+
+    Missing folders are made 0700 and a missing file 0600 before SQLite opens it; SQLite
+    gives -wal and -shm the database file's mode. Files an older version left open are tightened.
+    """
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if database and database != ":memory:" and not parsed.query.get("uri"):
+        path = Path(database)
+        private_dir(path.parent)
+        private_file(path)
+        for suffix in SIDE_FILES:
+            tighten(Path(database + suffix))
     return database
 
 

@@ -191,6 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_mod.load(dev=args.dev)
     host = args.host or settings.relay_host
     port = args.port or settings.relay_port
+    # without RELAY_PUBLIC_BASE_URL (dev), links follow the address actually listened on
+    settings = settings.model_copy(update={"relay_host": host, "relay_port": port})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Drivers log statement parameters at DEBUG: phone numbers must never reach a log.
     for noisy in ("aiohttp.access", "aiosqlite", "sqlalchemy.engine", "asyncpg"):
@@ -264,7 +266,7 @@ async def _upgrade(settings: Settings) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = settings_mod.load(require_secrets=False)
+    settings = settings_mod.load(serving=False)
     asyncio.run(_upgrade(settings))
     print("database is up to date")
     return 0
@@ -298,7 +300,7 @@ async def _storage(settings: Settings) -> AsyncIterator[tuple[Any, Any]]:
 
 
 def _run(action: Callable[[Any, Any], Awaitable[Any]]) -> Any:
-    settings = settings_mod.load(require_secrets=False)
+    settings = settings_mod.load(serving=False)
 
     async def go() -> Any:
         async with _storage(settings) as (engine, writer):
@@ -489,7 +491,7 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, An
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
-    settings = settings_mod.load(require_secrets=False)
+    settings = settings_mod.load(serving=False)
     if args.what == "golden-path":
         source = "m3"
         payload = json.loads(resources.files("relay.demo").joinpath("panic_ui.json").read_text(encoding="utf-8"))

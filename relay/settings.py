@@ -1,8 +1,9 @@
 """One frozen settings object, read once from the environment (and `.env`).
 
 Every variable of CONTRACT.md section 2 is a field here, named as in the environment
-(case-insensitive). Secrets never appear in `repr`. `load()` names a missing
-required value in one line; `--dev` fills missing secrets from `var/dev-secrets.env`.
+(case-insensitive). Secrets never appear in `repr`, and any of them may be read from a
+file named by `<NAME>_FILE`. `load()` names a missing or unfit value in one line; `--dev`
+fills missing secrets from `var/dev-secrets.env`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from inbox.files import private_dir
+from relay.secret_files import SecretFileError, SecretFiles, secret_fields
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 Secrets = Annotated[tuple[str, ...], NoDecode, Field(repr=False)]
@@ -21,6 +25,9 @@ Secrets = Annotated[tuple[str, ...], NoDecode, Field(repr=False)]
 #: Secrets the server cannot start without (outside --dev, where they are generated).
 REQUIRED_SECRETS = ("RELAY_LINK_SECRETS", "RELAY_ADMIN_TOKENS", "M3_WEBHOOK_SECRETS", "AISHA_WEBHOOK_SECRETS")
 DEV_SECRETS_FILE = Path("var") / "dev-secrets.env"
+#: Outside --dev, no secret is shorter: a guessable key signs links and verifies senders.
+MIN_SECRET_LENGTH = 16
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class ConfigError(Exception):
@@ -33,7 +40,8 @@ class Settings(BaseSettings):
     relay_database_url: str = "sqlite+aiosqlite:///./var/care-relay.db"
     relay_host: str = "127.0.0.1"
     relay_port: int = 8080
-    relay_public_base_url: str = "http://127.0.0.1:8080"
+    #: unset: links follow the listen address (`--dev` and local commands; `serve` needs it otherwise)
+    relay_public_base_url: str | None = None
     relay_max_body_bytes: int = Field(262144, gt=0)
     relay_admin_tokens: Secrets = ()
     relay_link_secrets: Secrets = ()
@@ -77,6 +85,18 @@ class Settings(BaseSettings):
     #: not an environment variable: set by `serve --dev`.
     dev: bool = Field(False, exclude=True)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = SecretFiles(settings_cls, env_settings, dotenv_settings)
+        return init_settings, files, env_settings, dotenv_settings, file_secret_settings
+
     @field_validator(
         "relay_admin_tokens",
         "relay_link_secrets",
@@ -105,6 +125,7 @@ class Settings(BaseSettings):
         "care_workflow_escalation_webhook_url",
         "care_workflow_webhook_secret",
         "aisha_app_base_url",
+        "relay_public_base_url",
         mode="before",
     )
     @classmethod
@@ -121,7 +142,11 @@ class Settings(BaseSettings):
 
     @property
     def public_base_url(self) -> str:
-        return self.relay_public_base_url.rstrip("/")
+        """Where links and Twilio's signatures point: RELAY_PUBLIC_BASE_URL, else the listen address."""
+        if self.relay_public_base_url:
+            return self.relay_public_base_url.rstrip("/")
+        host = "127.0.0.1" if self.relay_host in ("", "0.0.0.0", "::") else self.relay_host
+        return f"http://[{host}]:{self.relay_port}" if ":" in host else f"http://{host}:{self.relay_port}"
 
     @property
     def m3_callback_key(self) -> str | None:
@@ -151,27 +176,59 @@ class Settings(BaseSettings):
     def missing_secrets(self) -> list[str]:
         return [name for name in REQUIRED_SECRETS if not getattr(self, name.lower())]
 
+    def short_secrets(self) -> list[str]:
+        """The secrets (variable names) with a value under MIN_SECRET_LENGTH characters."""
+        return [
+            name.upper()
+            for name in secret_fields(type(self))
+            if any(len(value) < MIN_SECRET_LENGTH for value in as_values(getattr(self, name)))
+        ]
 
-def load(*, dev: bool = False, require_secrets: bool = True) -> Settings:
+
+def as_values(value: tuple[str, ...] | str | None) -> tuple[str, ...]:
+    return value if isinstance(value, tuple) else (value,) if value else ()
+
+
+def load(*, dev: bool = False, serving: bool = True) -> Settings:
     """Read the settings; with `dev`, generate and keep any missing secret first.
 
+    `serving`: what `serve` needs: every required secret, and outside --dev each secret at
+    least MIN_SECRET_LENGTH characters and RELAY_PUBLIC_BASE_URL set. Other commands pass False.
     Raises ConfigError with one line naming the variable when something is wrong.
     """
     if dev:
         ensure_dev_secrets()
     try:
         settings = Settings(dev=dev)
+    except SecretFileError as exc:
+        raise ConfigError(str(exc)) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]).upper() or "settings"
         raise ConfigError(f"{name}: {first['msg']}") from None
-    if require_secrets:
-        missing = settings.missing_secrets()
-        if missing:
-            raise ConfigError(
-                f"{missing[0]} is not set; set it in the environment or .env (or run with --dev)"
-            )
+    if serving:
+        check_serving(settings)
     return settings
+
+
+def check_serving(settings: Settings) -> None:
+    """Raise ConfigError naming the first thing `serve` cannot start with."""
+    missing = settings.missing_secrets()
+    if missing:
+        raise ConfigError(f"{missing[0]} is not set; set it in the environment or .env (or run with --dev)")
+    if settings.dev:
+        return
+    short = settings.short_secrets()
+    if short:
+        which = "each secret" if short[0] in REQUIRED_SECRETS else "the secret"
+        raise ConfigError(
+            f"{short[0]}: {which} must be at least {MIN_SECRET_LENGTH} characters; make one with {MAKE_SECRET}"
+        )
+    if not settings.relay_public_base_url:
+        raise ConfigError(
+            "RELAY_PUBLIC_BASE_URL is not set; set it to the URL senders, Slack and Twilio reach the relay at"
+            " (e.g. https://relay.example.org), or run with --dev"
+        )
 
 
 def ensure_dev_secrets(path: Path = DEV_SECRETS_FILE) -> Path:
@@ -184,14 +241,15 @@ def ensure_dev_secrets(path: Path = DEV_SECRETS_FILE) -> Path:
             known[name] = _secrets.token_urlsafe(32)
             changed = True
     if changed or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write("# generated by care-relay --dev; keep private\n")
             fh.writelines(f"{k}={v}\n" for k, v in known.items())
     os.chmod(path, 0o600)
     for name, value in known.items():
-        if not os.environ.get(name) and not dotenv.get(name):
+        # a secret given by file is the operator's: exporting ours beside it would be "both set"
+        if not any(os.environ.get(key) or dotenv.get(key) for key in (name, f"{name}_FILE")):
             os.environ[name] = value
     return path
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -44,6 +48,63 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+#: What `care-relay serve` outside --dev needs to start (each secret at least 16 characters).
+SERVING_ENV = {
+    "RELAY_ADMIN_TOKENS": "admin-token-0123456789",
+    "RELAY_LINK_SECRETS": "link-secret-0123456789",
+    "M3_WEBHOOK_SECRETS": "m3-secret-0123456789",
+    "AISHA_WEBHOOK_SECRETS": "aisha-secret-0123456789",
+    "RELAY_PUBLIC_BASE_URL": "https://relay.example.org",
+}
+
+#: Prefixes of every variable the relay reads: a subprocess under test sees only what a test sets.
+SETTING_PREFIXES = ("RELAY_", "M3_", "AISHA_", "SLACK_", "TWILIO_", "CARE_")
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """This process's environment without any relay setting, plus `values`."""
+    return {**{k: v for k, v in os.environ.items() if not k.upper().startswith(SETTING_PREFIXES)}, **values}
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`care-relay ARGS` as a user runs it, in `cwd` (where `.env` and `var/` are looked for)."""
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+
+
+@contextmanager
+def dev_server(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """`care-relay serve --dev` in `cwd` on a port the system picks, from its banner until the block ends.
+
+    The banner prints once the database is open and the socket listens; a server that does not
+    get there within a minute is stopped, so a failure ends the test instead of hanging it.
+    """
+    log_path = cwd / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "relay.cli", "serve", "--dev"],
+            env={**env, "RELAY_PORT": "0"},
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+        watchdog = threading.Timer(60, server.kill)
+        watchdog.start()
+        try:
+            assert server.stdout is not None
+            if not any("listening on" in line for line in server.stdout):
+                raise AssertionError(f"serve --dev did not start: {log_path.read_text()}")
+            yield server
+        finally:
+            watchdog.cancel()
+            server.terminate()
+            server.wait(30)
+            if server.stdout is not None:
+                server.stdout.close()
 
 
 def fixture(source: str, name: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_URL
-from tests.support import M3_SECRETS, ServerThread, make_settings
+from tests.support import M3_SECRETS, SERVING_ENV, ServerThread, make_settings
 
 
 @pytest.fixture
@@ -146,6 +146,21 @@ FAILURES: dict[str, tuple[dict[str, str], list[str], str]] = {
     "serve-port-in-use": ({}, ["serve", "--dev", "--host", "127.0.0.1", "--port", "{port}"], "address already in use"),
     "serve-relay-port-out-of-range": ({"RELAY_PORT": "99999"}, ["serve", "--dev"], "the port must be from 1 to 65535"),
     "serve-unknown-host": ({}, ["serve", "--dev", "--host", "nonexistent.invalid", "--port", "{port}"], "check --host"),
+    "serve-short-secret": (
+        {**SERVING_ENV, "RELAY_LINK_SECRETS": f"link-secret-0123456789,{PASSWORD}"},
+        ["serve", "--port", "{port}"],
+        "RELAY_LINK_SECRETS: each secret must be at least 16 characters",
+    ),
+    "serve-without-public-base-url": (
+        {k: v for k, v in SERVING_ENV.items() if k != "RELAY_PUBLIC_BASE_URL"},
+        ["serve", "--port", "{port}"],
+        "RELAY_PUBLIC_BASE_URL is not set",
+    ),
+    "serve-unreadable-secret-file": (
+        {**SERVING_ENV, "RELAY_ADMIN_TOKENS": "", "RELAY_ADMIN_TOKENS_FILE": "{tmp}/no-such-file"},
+        ["serve", "--port", "{port}"],
+        "RELAY_ADMIN_TOKENS_FILE: cannot read",
+    ),
     # argparse refuses these itself: its usage line, then one error line
     "limit-too-big": ({}, ["inbox", "--limit", "99999999999999999999"], "usage:"),
     "limit-zero": ({}, ["inbox", "--limit", "0"], "usage:"),
