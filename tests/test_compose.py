@@ -114,9 +114,9 @@ def test_text_message_fits_twilio_and_ends_with_the_relays_own_instructions(invi
     signal = invite.signal
     if signal.source == "m3":
         assert len(head) == 1
-        if signal.whisper and signal.whisper.strip():
-            quoted = head[0][head[0].index(': "') + 2 :]
-            assert quoted.startswith('"') and quoted.endswith('"') and len(quoted) <= 302
+        if any(not (c.isspace() or breaks_or_steers(c)) for c in signal.whisper or ""):
+            # a name of at most 60, the words between, the whisper quoted and cut at 300
+            assert ' sent a ' in head[0] and head[0].endswith('"') and twilio_chars(head[0]) <= 60 + 24 + 302
 
 
 def plain_invite(responses: tuple[str, ...], **signal: Any) -> Invite:
