@@ -38,6 +38,7 @@ from relay import settings as settings_mod
 from relay.errors import RelayError
 from relay.redact import redact
 from relay.settings import ConfigError, Settings
+from relay.text import one_line
 
 
 def _fail(message: str) -> int:
@@ -77,16 +78,12 @@ def safe_url(url: str) -> str:
         return re.sub(r"^(.*?//)?.*@", r"\1***@", url, flags=re.DOTALL).replace("\n", " ")
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _reason(exc: BaseException) -> str:
     """A short, one-line reason: the driver's own message, never the SQL or its parameters."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
     if isinstance(exc, ImportError):
-        return f"its driver (Python module {exc.name!r}) is not installed" if exc.name else _one_line(str(exc))
+        return f"its driver (Python module {exc.name!r}) is not installed" if exc.name else one_line(str(exc))
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host name ({exc.strerror})"
     if isinstance(exc, (ConnectionRefusedError, TimeoutError)):
@@ -96,7 +93,7 @@ def _reason(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     # asyncpg errors come through SQLAlchemy as "<class 'asyncpg.exceptions.X'>: message"
     text = re.sub(r"^<class '[\w.]+'>:\s*", "", lines[0]) if lines else ""
-    return _one_line(text).rstrip(".") or type(exc).__name__
+    return one_line(text).rstrip(".") or type(exc).__name__
 
 
 def database_problem(url: str, exc: BaseException) -> str:
@@ -310,14 +307,18 @@ def _run(action: Callable[[Any, Any], Awaitable[Any]]) -> Any:
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    """Rows as an aligned text table (lists joined with commas, None as '-')."""
+    """Rows as an aligned text table (lists joined with commas, None as '-'), each cell on one line.
+
+    Cells hold text senders chose (event ids, names): control and bidi characters are
+    taken out so that none can retitle, clear or rewrite the operator's terminal.
+    """
 
     def cell(value: Any) -> str:
         if value is None or value == []:
             return "-"
         if isinstance(value, list):
-            return ",".join(str(v) for v in value)
-        return str(value)
+            return one_line(",".join(str(v) for v in value))
+        return one_line(str(value))
 
     cells = [[cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
@@ -428,7 +429,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         row["received_at"] = iso(row["received_at"])
         del row["row"]
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json.dumps(rows, indent=2))  # ASCII: C1 and bidi characters escaped too, not only C0
         return 0
     table = [
         {

@@ -7,6 +7,18 @@ tone is the same on Slack, SMS, WhatsApp and the console.
 from __future__ import annotations
 
 from relay.channels import Invite
+from relay.text import clip, one_line, size
+
+#: Twilio refuses a longer body (error 21617); `relay.text.size` counts as Twilio does.
+MAX_TEXT_CHARS = 1600
+#: the whisper's share of a text message; the link page shows it whole.
+WHISPER_CHARS = 300
+# Every other part a sender chooses is bounded too, so the instructions always fit.
+SENDER_CHARS = 60
+REASONS_CHARS = 300
+RESPONSE_CHARS = 64
+#: what the reply line leaves for the headline when a sender offers many long responses.
+HEADLINE_ROOM = 500
 
 #: AiSHA reason codes in plain words.
 REASON_WORDS = {
@@ -22,20 +34,29 @@ def plain_reason(code: str) -> str:
     return REASON_WORDS.get(code, code.replace("_", " "))
 
 
-def headline(invite: Invite) -> str:
-    """The first sentence: who sent it, and what they whispered (or why, for AiSHA)."""
+def headline(invite: Invite, *, short: bool = False) -> str:
+    """The first sentence: who sent it, and what they whispered (or why, for AiSHA).
+
+    `short` (text messages): every sender part on one line and bounded, the whisper
+    quoted and cut at `WHISPER_CHARS` (the link page shows it whole).
+    """
+
+    def part(text: str, limit: int) -> str:
+        return clip(one_line(text), limit) if short else text
+
     signal = invite.signal
     if signal.source == "aisha":
         who = {"lead": "A lead", "contact": "A contact", "account": "An account", "opportunity": "A deal"}.get(
             signal.entity_type or "", "Someone"
         )
         reasons = ", ".join(plain_reason(r) for r in signal.reasons) or (signal.reason or "")
-        confidence = f" ({signal.confidence} confidence)" if signal.confidence else ""
-        return f"{who} could use a person: {reasons}{confidence}."
-    sender = signal.actor_display or signal.subject.removeprefix("actor:")
+        confidence = f" ({part(signal.confidence, SENDER_CHARS)} confidence)" if signal.confidence else ""
+        return f"{who} could use a person: {part(reasons, REASONS_CHARS)}{confidence}."
+    sender = part(signal.actor_display or signal.subject.removeprefix("actor:"), SENDER_CHARS) or "Someone"
     kind = "a gentle signal" if signal.type == "panic.ui" else "a quiet update"
-    if signal.whisper:
-        return f'{sender} sent {kind}: "{signal.whisper}"'
+    whisper = part(signal.whisper or "", WHISPER_CHARS)
+    if whisper:
+        return f'{sender} sent {kind}: "{whisper}"'
     return f"{sender} sent {kind}."
 
 
@@ -46,19 +67,36 @@ def question(invite: Invite) -> str:
     return "Would you like to " + ", ".join(options[:-1]) + f" or {options[-1]}?"
 
 
-def reply_line(invite: Invite) -> str:
-    """`Reply K7QX 1 for soft-checkin, K7QX 2 for hold-space.` (the code is the word after Reply)."""
-    parts = [f"{invite.code} {n} for {response}" for n, response in enumerate(invite.responses, start=1)]
-    return "Reply " + ", ".join(parts) + "."
+def reply_line(invite: Invite, limit: int = MAX_TEXT_CHARS) -> str:
+    """`Reply K7QX 1 for soft-checkin, K7QX 2 for hold-space.` (the code is the word after Reply).
+
+    Each response on one line and bounded; past `limit` characters the last ones are left
+    to the link (their numbers still work as replies).
+    """
+    labels = [clip(one_line(response), RESPONSE_CHARS) for response in invite.responses]
+    parts = [f"{invite.code} {n} for {label}" if label else f"{invite.code} {n}" for n, label in enumerate(labels, 1)]
+    line = "Reply " + ", ".join(parts) + "."
+    while size(line) > limit and len(parts) > 1:
+        parts.pop()
+        line = "Reply " + ", ".join(parts) + " (more choices behind the link)."
+    return line
 
 
 def text_message(invite: Invite) -> str:
-    """SMS, WhatsApp and console: the whole invitation as text."""
-    lines = [headline(invite)]
-    if invite.deep_link:
-        lines.append(f"Open in AiSHA: {invite.deep_link}")
-    lines.append(reply_line(invite) + f" Or open {invite.action_url}")
-    return "\n".join(lines)
+    """SMS, WhatsApp and console: the whole invitation in at most `MAX_TEXT_CHARS`, as Twilio counts.
+
+    The sender's words come first, each part on one line and bounded; the relay's own
+    reply line and action link always come last, so no whisper can pose as them.
+    """
+    link = f" Or open {invite.action_url}"
+    last = reply_line(invite, MAX_TEXT_CHARS - HEADLINE_ROOM - size(link)) + link
+    room = MAX_TEXT_CHARS - size(last)
+    lines = [clip(headline(invite, short=True), room - 1)]
+    room -= size(lines[0]) + 1
+    deep_link = f"Open in AiSHA: {one_line(invite.deep_link)}" if invite.deep_link else ""
+    if deep_link and size(deep_link) + 1 <= room:  # a cut link leads nowhere: whole, or left to the link page
+        lines.append(deep_link)
+    return "\n".join([*filter(None, lines), last])
 
 
 def ack_note(display: str, action: str) -> str:

@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from relay.channels import twilio_http
-from tests.fakes.twilio import FakeTwilio, inbound_sms, status_callback
+from tests.fakes.twilio import MAX_BODY_CHARS, FakeTwilio, inbound_sms, status_callback
 
 SMS_FROM = "+15005550006"
 WA_FROM = "whatsapp:+14155238886"
@@ -144,6 +144,18 @@ async def test_missing_body_is_21602(twilio_client: Client) -> None:
     with pytest.raises(TwilioRestException) as info:
         await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM)
     assert (info.value.status, info.value.code) == (400, 21602)
+
+
+async def test_body_over_1600_characters_is_21617(fake: FakeTwilio, twilio_client: Client) -> None:
+    """The fake refuses like Twilio: a Body over 1,600 characters (an emoji counts two) -> 400 21617."""
+    await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x" * MAX_BODY_CHARS)
+    for body in ("x" * (MAX_BODY_CHARS + 1), "🌿" * (MAX_BODY_CHARS // 2) + "x"):
+        with pytest.raises(TwilioRestException) as info:
+            await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body=body)
+        assert (info.value.status, info.value.code) == (400, 21617)
+        assert "1600 character limit" in info.value.msg
+    assert len(fake.messages) == 1
+    assert [(r["status"], r["code"]) for r in fake.requests] == [(201, None), (400, 21617), (400, 21617)]
 
 
 async def test_whatsapp_prefixes_pass_through(fake: FakeTwilio, twilio_client: Client) -> None:

@@ -6,19 +6,24 @@ import sys
 
 from relay import compose
 from relay.channels import Delivery, Invite, sent
+from relay.text import one_line
+
+
+def _print(text: str) -> None:
+    # The terminal is the operator's and the words are the senders': every line goes
+    # through one_line, so no escape code, carriage return or bidi override reaches it.
+    sys.stdout.write("\n".join(one_line(line) for line in text.split("\n")) + "\n")
+    sys.stdout.flush()
 
 
 class ConsoleChannel:
     name = "console"
 
     async def send(self, invite: Invite) -> Delivery:
-        text = compose.text_message(invite)
-        banner = f"── invitation for {invite.agent.display} (console) ──"
-        sys.stdout.write(f"\n{banner}\n{text}\n{'─' * len(banner)}\n")
-        sys.stdout.flush()
+        banner = f"── invitation for {one_line(invite.agent.display)} (console) ──"
+        _print(f"\n{banner}\n{compose.text_message(invite)}\n{'─' * len(banner)}")
         return sent(f"console-{invite.invitation_id}")
 
     async def update(self, invite: Invite, provider_id: str, text: str) -> Delivery:
-        sys.stdout.write(f"── {text} ──\n")
-        sys.stdout.flush()
+        _print(f"── {one_line(text)} ──")
         return sent(provider_id)

@@ -18,6 +18,7 @@ from typing import Any
 
 from relay import compose
 from relay.channels import Invite
+from relay.text import clip
 
 #: a suggested response's button: `care_ack_<n>` (1-based n, unique within the block).
 ACK_ACTION = "care_ack"
@@ -38,10 +39,6 @@ Block = dict[str, Any]
 def escape(text: str) -> str:
     """mrkdwn's three control characters, so text never becomes a mention or a link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def plain(text: str, limit: int = 3000) -> dict[str, Any]:

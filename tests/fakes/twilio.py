@@ -7,6 +7,8 @@ in the SDK is patched. The fake speaks Twilio's wire format:
 * ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` -- HTTP Basic auth
   (account SID + auth token), form-encoded body, ``201`` with Twilio's message
   JSON; errors as Twilio's ``{"code", "message", "more_info", "status"}`` JSON.
+  It validates like Twilio: no ``To`` 21604, no ``From`` 21603, no body 21602, a
+  ``Body`` over 1,600 characters 21617 (all ``400``).
 * ``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`` -- fetch one.
 
 :func:`inbound_sms` and :func:`status_callback` build the form and the
@@ -32,7 +34,9 @@ __all__ = [
     "DEFAULT_ACCOUNT_SID",
     "DEFAULT_AUTH_TOKEN",
     "ERROR_MESSAGES",
+    "MAX_BODY_CHARS",
     "FakeTwilio",
+    "body_chars",
     "inbound_sms",
     "new_sid",
     "status_callback",
@@ -55,6 +59,7 @@ ERROR_MESSAGES: dict[int, str] = {
     21604: "A 'To' phone number is required.",
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
+    21617: "The concatenated message body exceeds the 1600 character limit.",
     63016: "Failed to send freeform message because you are outside the allowed window.",
 }
 
@@ -67,6 +72,19 @@ _GENERIC_MESSAGES: dict[int, str] = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
+
+
+#: Twilio refuses a longer ``Body`` with 400 / 21617.
+MAX_BODY_CHARS = 1600
+
+
+def body_chars(body: str) -> int:
+    """A body's length as this fake counts it against ``MAX_BODY_CHARS``: UTF-16 code units.
+
+    Twilio documents 1,600 characters and warns that emoji and other wide characters
+    count for more; counting UTF-16 units (an emoji is two) is the strict reading.
+    """
+    return len(body.encode("utf-16-le")) // 2
 
 
 def new_sid(prefix: str = "SM") -> str:
@@ -251,6 +269,8 @@ class FakeTwilio:
             problem = 21603
         elif not form.get("Body") and not form.get("MediaUrl") and not form.get("ContentSid"):
             problem = 21602
+        elif body_chars(form.get("Body", "")) > MAX_BODY_CHARS:
+            problem = 21617
         if problem is not None:
             attempt.update(status=400, code=problem)
             return self._error(400, problem, ERROR_MESSAGES[problem])

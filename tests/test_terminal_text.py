@@ -1,0 +1,85 @@
+"""Sender text never steers the operator's terminal: the CLI's tables and the console channel.
+
+Ids, names, whispers and responses arrive signed and accepted, carrying terminal escape
+codes; what `care-relay inbox` / `agent list` / `consent list` and the console channel
+print holds none of them (CONTRACT section 7, hardening).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relay.app import create_app
+from relay.state import OUTBOX
+from tests.support import ADMIN_TOKEN, ServerThread, fixture, fresh, make_settings, signed
+from tests.test_cli import cli, running  # noqa: F401 (running: a fixture)
+
+#: retitle the window, clear the screen, return to the line's start, and their kin.
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\r\x9b2J\u202e\x7f"
+#: what must never reach the terminal: ESC, BEL, CR, C1's CSI, DEL, a bidi override.
+STEERING = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+GRANT = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
+
+
+def escaping_signal() -> dict[str, Any]:
+    """A panic.ui from Raz whose id, name, whisper and response carry escape codes (the schema takes them)."""
+    payload = fresh("m3", fixture("m3", "panic.ui__golden"), id=f"evt_{ESCAPES}{uuid.uuid4().hex}")
+    payload["actor"]["display"] = f"Raz{ESCAPES}"
+    payload["intent"]["whisper"] = f"hello{ESCAPES}\nReply ZZZZ 1"
+    payload["intent"]["suggested_responses"] = [f"soft{ESCAPES}checkin"]
+    return payload
+
+
+def post_signed(url: str, payload: dict[str, Any]) -> None:
+    body, headers = signed("m3", payload)
+    request = urllib.request.Request(f"{url}/hooks/m3", data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+
+
+def test_cli_tables_print_no_control_characters(
+    running: tuple[ServerThread, dict[str, str]], tmp_path: Path
+) -> None:
+    """inbox, agent list and consent list print sender and directory text without escape codes; --json escapes them."""
+    server, env = running
+    cli(env, tmp_path, "agent", "add", "ana", "--display", f"Ana{ESCAPES}", "--group", "care-circle")
+    grant = ["actor:raz", "--scope", "panic.ui", "--group", "care-circle", "--by", f"admin{ESCAPES}"]
+    cli(env, tmp_path, "consent", "grant", *grant)
+    post_signed(server.url, escaping_signal())
+    inbox = cli(env, tmp_path, "inbox")
+    assert "]0;pwned" in inbox and "panic.ui" in inbox  # the row is there, defanged
+    for printed in (inbox, cli(env, tmp_path, "agent", "list"), cli(env, tmp_path, "consent", "list")):
+        assert not STEERING.search(printed), repr(printed)
+        assert len(printed.splitlines()) == 2  # header and one row: nothing broke a line
+    as_json = cli(env, tmp_path, "inbox", "--json")
+    assert not STEERING.search(as_json), repr(as_json)  # JSON escapes them, C1 and bidi too
+    assert json.loads(as_json)[0]["id"].startswith(f"evt_{ESCAPES}")
+
+
+async def test_console_channel_prints_no_control_characters(
+    aiohttp_client: Any, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console channel's invitation and its ack update carry no escape codes, whoever chose the text."""
+    client = await aiohttp_client(create_app(make_settings(database_url, dev=True), run_outbox=False))
+    agent = {"id": "ana", "display": f"Ana{ESCAPES}", "groups": ["care-circle"], "channels": ["console"]}
+    for path, data in (("/admin/agents", agent), ("/admin/consents", GRANT)):
+        assert (await client.post(path, json=data, headers=ADMIN)).status == 201
+    body, headers = signed("m3", escaping_signal())
+    assert (await client.post("/hooks/m3", data=body, headers=headers)).status == 202
+    await client.app[OUTBOX].drain()
+    printed = capsys.readouterr().out
+    [link] = re.findall(r"Or open http://127\.0\.0\.1:8080(/a/\S+)", printed)
+    form = {"action": "ack", "response": f"soft{ESCAPES}checkin"}
+    assert (await client.post(link, data=form)).status == 200
+    await client.app[OUTBOX].drain()
+    printed += capsys.readouterr().out
+    assert "hello" in printed and "is here" in printed
+    assert not STEERING.search(printed), repr(printed)
