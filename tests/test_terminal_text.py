@@ -1,8 +1,9 @@
 """Sender text never steers the operator's terminal: the CLI's tables and the console channel.
 
-Ids, names, whispers and responses arrive signed and accepted, carrying terminal escape
-codes; what `care-relay inbox` / `agent list` / `consent list` and the console channel
-print holds none of them (CONTRACT section 7, hardening).
+Names and whispers arrive signed and accepted carrying terminal escape codes (ids, labels
+and responses refuse control characters at the door, but a row an older version stored may
+still hold them); what `care-relay inbox` / `agent list` / `consent list` and the console
+channel print holds none of them (CONTRACT section 7, hardening).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from relay.app import create_app
-from relay.state import OUTBOX
+from relay.state import OUTBOX, WRITER
 from tests.support import ADMIN_TOKEN, ServerThread, fixture, fresh, make_settings, signed
 from tests.test_cli import cli, running  # noqa: F401 (running: a fixture)
 
@@ -30,12 +31,22 @@ GRANT = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"
 
 
 def escaping_signal() -> dict[str, Any]:
-    """A panic.ui from Raz whose id, name, whisper and response carry escape codes (the schema takes them)."""
-    payload = fresh("m3", fixture("m3", "panic.ui__golden"), id=f"evt_{ESCAPES}{uuid.uuid4().hex}")
+    """A panic.ui from Raz whose name and whisper carry escape codes (the schema takes them: free text)."""
+    payload = fresh("m3", fixture("m3", "panic.ui__golden"), id=f"evt_{uuid.uuid4().hex}")
     payload["actor"]["display"] = f"Raz{ESCAPES}"
     payload["intent"]["whisper"] = f"hello{ESCAPES}\nReply ZZZZ 1"
-    payload["intent"]["suggested_responses"] = [f"soft{ESCAPES}checkin"]
     return payload
+
+
+def stored_by_an_older_version(server: ServerThread, event_id: str) -> None:
+    """Give a stored signal and every directory row escape codes, as rows written before the door refused them."""
+
+    def job(tx: Any) -> None:
+        tx.execute("UPDATE signal SET event_id = ? WHERE event_id = ?", (f"evt_{ESCAPES}", event_id))
+        tx.execute("UPDATE agent SET display = ?", (f"Ana{ESCAPES}",))
+        tx.execute("UPDATE consent_grant SET granted_by = ?", (f"admin{ESCAPES}",))
+
+    server.call(server.app[WRITER].run(job))
 
 
 def post_signed(url: str, payload: dict[str, Any]) -> None:
@@ -50,10 +61,11 @@ def test_cli_tables_print_no_control_characters(
 ) -> None:
     """inbox, agent list and consent list print sender and directory text without escape codes; --json escapes them."""
     server, env = running
-    cli(env, tmp_path, "agent", "add", "ana", "--display", f"Ana{ESCAPES}", "--group", "care-circle")
-    grant = ["actor:raz", "--scope", "panic.ui", "--group", "care-circle", "--by", f"admin{ESCAPES}"]
-    cli(env, tmp_path, "consent", "grant", *grant)
-    post_signed(server.url, escaping_signal())
+    cli(env, tmp_path, "agent", "add", "ana", "--display", "Ana", "--group", "care-circle")
+    cli(env, tmp_path, "consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "care-circle", "--by", "admin")
+    payload = escaping_signal()
+    post_signed(server.url, payload)
+    stored_by_an_older_version(server, payload["id"])
     inbox = cli(env, tmp_path, "inbox")
     assert "]0;pwned" in inbox and "panic.ui" in inbox  # the row is there, defanged
     for printed in (inbox, cli(env, tmp_path, "agent", "list"), cli(env, tmp_path, "consent", "list")):
@@ -69,15 +81,17 @@ async def test_console_channel_prints_no_control_characters(
 ) -> None:
     """The console channel's invitation and its ack update carry no escape codes, whoever chose the text."""
     client = await aiohttp_client(create_app(make_settings(database_url, dev=True), run_outbox=False))
-    agent = {"id": "ana", "display": f"Ana{ESCAPES}", "groups": ["care-circle"], "channels": ["console"]}
+    agent = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]}
     for path, data in (("/admin/agents", agent), ("/admin/consents", GRANT)):
         assert (await client.post(path, json=data, headers=ADMIN)).status == 201
+    # a display stored before the door refused control characters
+    await client.app[WRITER].run(lambda tx: tx.execute("UPDATE agent SET display = ?", (f"Ana{ESCAPES}",)))
     body, headers = signed("m3", escaping_signal())
     assert (await client.post("/hooks/m3", data=body, headers=headers)).status == 202
     await client.app[OUTBOX].drain()
     printed = capsys.readouterr().out
     [link] = re.findall(r"Or open http://127\.0\.0\.1:8080(/a/\S+)", printed)
-    form = {"action": "ack", "response": f"soft{ESCAPES}checkin"}
+    form = {"action": "ack", "response": "soft-checkin"}
     assert (await client.post(link, data=form)).status == 200
     await client.app[OUTBOX].drain()
     printed += capsys.readouterr().out
