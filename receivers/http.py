@@ -66,7 +66,7 @@ SENDERS: dict[str, Sender] = {
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refusing (413) as soon as it grows past `limit`."""
-    too_large = PayloadTooLarge(f"The body is larger than {limit} bytes; send a smaller payload.")
+    too_large = PayloadTooLarge.over(limit)
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     try:

@@ -288,11 +288,9 @@ async def _read_form(request: web.Request) -> dict[str, str]:
         raise too_large
     if media_type(request) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("Answer with the buttons on the invitation page.")
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > FORM_MAX_BYTES:
-            raise too_large
+    body = await request.read()  # already received, within the body timeout, by the errors middleware
+    if len(body) > FORM_MAX_BYTES:
+        raise too_large
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS, errors="strict")
