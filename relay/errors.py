@@ -160,6 +160,13 @@ class RateLimited(RelayError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class Internal(RelayError):
+    """A fault of the relay's own (never the request's): the answer says so and nothing more."""
+
+    status, code = 500, "internal"
+    detail = "The relay failed on its side; nothing was recorded, try again."
+
+
 class Unavailable(RelayError):
     status, code = 503, "unavailable"
     detail = "Storage cannot take the write right now; nothing was recorded, retry after Retry-After."

@@ -1,10 +1,11 @@
-"""The listening server over real sockets: slow bodies, idle and crowding clients."""
+"""The listening server over real sockets: slow bodies, idle and crowding clients, malformed HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,7 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests import raw_http
-from tests.support import fixture, fresh, make_settings, signed
+from tests.support import ServerThread, fixture, fresh, make_settings, signed
+
+#: appears only inside the malformed part of a request: the answer must never carry it back.
+MARKER = "SECRET-TOKEN-4711"
 
 
 def trouble(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -135,3 +139,50 @@ async def test_stalled_clients_cannot_crowd_out_others(make_client: Callable[...
         answers = [raw_http.parse(await raw_http.read_to_close(reader)) for reader, _ in stalled]
         assert [a.status for a in answers] == [408] * 4
         assert await healthz(client) == 200
+
+
+# Malformed HTTP -----------------------------------------------------------------------------
+
+MALFORMED = {
+    "request line": f"GET /healthz {MARKER}/1.1\r\nHost: relay.test\r\n\r\n".encode(),
+    "header name": f"GET /healthz HTTP/1.1\r\nHost: relay.test\r\nX {MARKER}: y\r\n\r\n".encode(),
+    "header value": f"GET /healthz HTTP/1.1\r\nHost: relay.test\r\nX-Token: {MARKER}\x01\r\n\r\n".encode(),
+    "content length": f"POST /hooks/m3 HTTP/1.1\r\nHost: relay.test\r\nContent-Length: {MARKER}\r\n\r\n".encode(),
+    "header too long": f"GET /healthz HTTP/1.1\r\nHost: relay.test\r\nX-Long: {MARKER}{'a' * 9000}\r\n\r\n".encode(),
+    "not HTTP": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + MARKER.encode() + b"\r\n\r\n",
+    "chunked body": (
+        "POST /hooks/m3 HTTP/1.1\r\nHost: relay.test\r\nContent-Type: application/json\r\n"
+        f"Transfer-Encoding: chunked\r\n\r\n{MARKER}\r\n"
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_malformed_http_gets_json_400_and_one_log_line(
+    make_client: Callable[..., Any], database_url: str, caplog: pytest.LogCaptureFixture, data: bytes
+) -> None:
+    """Malformed HTTP gets the contract's JSON 400, echoes nothing of the request, logs one line without a traceback."""
+    caplog.set_level(logging.INFO)
+    client = await start(make_client, database_url)
+    answer = await raw_http.exchange(client.host, client.port, data)
+    assert answer.status == 400
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"] == "bad_request" and answer.json()["detail"]
+    assert MARKER.encode() not in answer.raw
+    assert trouble(caplog) == []
+    lines = [r for r in caplog.records if "malformed" in r.getMessage().lower()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]
+    assert MARKER not in lines[0].getMessage()
+
+
+def test_the_server_thread_serves_through_the_same_server(database_url: str) -> None:
+    """ServerThread (tests that run the CLI against a server) listens through the relay's own server."""
+    with ServerThread(make_settings(database_url)) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=raw_http.PATIENCE_SEC) as sock:
+            sock.sendall(MALFORMED["header name"])
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+    answer = raw_http.parse(raw)
+    assert answer.status == 400 and answer.json()["error"] == "bad_request"

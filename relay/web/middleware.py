@@ -21,7 +21,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from inbox.writer import StorageUnavailable
 from relay import audit
-from relay.errors import BadRequest, PayloadTooLarge, RelayError, RequestTimeout, Unavailable
+from relay.errors import BadRequest, Internal, PayloadTooLarge, RelayError, RequestTimeout, Unavailable
 from relay.state import METRICS, SETTINGS
 
 log = logging.getLogger("care_relay.http")
@@ -96,9 +96,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         request.app[METRICS]["storage_unavailable"] += 1
     except Exception:
         log.exception("unhandled error on %s %s", request.method, _loggable(request))
-        response = web.json_response(
-            {"error": "internal", "detail": "The relay failed on its side; nothing was recorded, try again."}, status=500
-        )
+        response = render(Internal())
     # Sender hooks already leave one [CARE_AUDIT] line per request (decision or rejection).
     if not request.path.startswith("/hooks/") or response.status >= 500:
         log.info("%s %s %s %.1fms", request.method, _loggable(request), response.status, (time.perf_counter() - started) * 1000)

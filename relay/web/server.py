@@ -10,6 +10,8 @@ exercise is what runs.
 - One client address holds at most `RELAY_MAX_CONNECTIONS_PER_CLIENT` open connections;
   the next is answered 429 `rate_limited` and closed before anything of it is read.
   Behind a reverse proxy the proxy is that one client (see deploy/reverse-proxy.md).
+- Malformed HTTP (request line, headers, body framing) gets the contract's JSON 400,
+  echoes nothing of the request back, and is logged as one line without a traceback.
 
 A body's arrival is bounded by the errors middleware (`RELAY_BODY_TIMEOUT_SEC`).
 """
@@ -27,12 +29,15 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
+from relay.errors import BadRequest, Internal
 from relay.state import SETTINGS
+from relay.web.middleware import render
 
 log = logging.getLogger("care_relay.http")
 
 #: seconds a refused client is asked to wait: long enough for its other requests to finish.
 RETRY_AFTER_SEC = 5
+MALFORMED = "The request is not valid HTTP/1.1 (request line, headers or body framing); fix the client and retry."
 
 
 def _too_many() -> bytes:
@@ -92,7 +97,7 @@ def _address_of(transport: asyncio.BaseTransport) -> str | None:
 
 
 class BoundedRequestHandler(web.RequestHandler):
-    """aiohttp's connection handler, holding a client slot for as long as the connection is open."""
+    """aiohttp's connection handler, holding a client slot while open, answering malformed HTTP in JSON."""
 
     __slots__ = ("_address", "_slots")
 
@@ -119,6 +124,24 @@ class BoundedRequestHandler(web.RequestHandler):
             self._slots.give_back(self._address)
             self._address = None
         super().connection_lost(exc)
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        """The answer when aiohttp cannot hand a request to the app, or the app raised past its
+        middleware. (aiohttp's own is plain text quoting the offending bytes, and logs a
+        traceback for each.) The connection closes after it."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("an answer was already under way")  # as aiohttp: nothing more can be said
+        if status < 500:
+            # the parser's message quotes the request's bytes: only the kind of fault is logged
+            log.warning("malformed HTTP from %s refused: %s", request.remote, type(exc).__name__)
+            response = render(BadRequest(MALFORMED))
+        else:  # a fault of the relay's own: its traceback is what an operator needs
+            log.error("unhandled error serving a request: %s", type(exc).__name__, exc_info=exc)
+            response = render(Internal())
+        response.force_close()
+        return response
 
 
 class BoundedServer(web.Server):
