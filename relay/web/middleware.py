@@ -5,7 +5,7 @@ Before any handler runs, the whole body is received, within `RELAY_BODY_TIMEOUT_
 handler reads the body from memory. Every `RelayError` renders as the contract's JSON;
 aiohttp's own HTTP errors (unknown route, wrong method) get the same shape; a storage
 failure is a 503 with Retry-After, never a silent drop; anything else is logged (type
-only, never the body) as a 500.
+only, never the body) as a 500. No answer may be cached (`Cache-Control: no-store`).
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except Exception:
         log.exception("unhandled error on %s %s", request.method, _loggable(request))
         response = render(Internal())
+    if not response.prepared:
+        # Answers carry care data (status documents, admin lists, action-link pages) or tokens
+        # (the intake's status_url); none is meant to be kept by a browser or a proxy.
+        response.headers.setdefault("Cache-Control", "no-store")
     # Sender hooks already leave one [CARE_AUDIT] line per request (decision or rejection).
     if not request.path.startswith("/hooks/") or response.status >= 500:
         log.info("%s %s %s %.1fms", request.method, _loggable(request), response.status, (time.perf_counter() - started) * 1000)
