@@ -63,10 +63,8 @@ async def receive_body(request: web.Request) -> None:
         raise RequestTimeout(settings.relay_body_timeout_sec) from None
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
-    except web.RequestPayloadError:  # broken chunked framing or content coding
-        raise BadRequest(
-            "The body could not be read (its framing or Content-Encoding is broken); send it again."
-        ) from None
+    except web.RequestPayloadError:  # broken chunked framing
+        raise BadRequest("The body could not be read (its chunked framing is broken); send it again.") from None
     except ConnectionError:  # the client left: this answer reaches no one, it only ends the request
         raise BadRequest("The connection closed before the body arrived.") from None
 

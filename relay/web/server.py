@@ -172,7 +172,13 @@ class RelayRunner(web.AppRunner):
 
 def make_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
     """The runner for every server of the relay; `kwargs` go to aiohttp's AppRunner."""
-    options: dict[str, Any] = {"access_log": None, "keepalive_timeout": app[SETTINGS].relay_idle_timeout_sec}
+    options: dict[str, Any] = {
+        "access_log": None,
+        "keepalive_timeout": app[SETTINGS].relay_idle_timeout_sec,
+        # Bodies are taken as sent: signatures cover those bytes, a decoded body is not what was
+        # signed (receivers/http.py refuses it with 415), and nothing is inflated that nobody reads.
+        "auto_decompress": False,
+    }
     return RelayRunner(app, **{**options, **kwargs})
 
 
