@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from inbox.writer import StorageUnavailable
+from inbox.writer import STORAGE_ERRORS
 from relay import audit
 from relay.errors import BadRequest, Internal, PayloadTooLarge, RelayError, RequestTimeout, Unavailable
 from relay.state import METRICS, SETTINGS
 
 log = logging.getLogger("care_relay.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-#: what "storage cannot take the write" looks like, wherever it surfaces.
-STORAGE_ERRORS = (StorageUnavailable, sqlite3.OperationalError, OperationalError, InterfaceError, ConnectionError)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
