@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox.db import BUSY_TIMEOUT_MS, apply_sqlite_pragmas, is_sqlite, sqlite_path
@@ -43,6 +44,19 @@ CHECKPOINT_EVERY_SEC = 1.0
 
 class StorageUnavailable(Exception):
     """The write could not be committed (full queue, locked or failing storage)."""
+
+
+#: what "storage cannot take the write" looks like, wherever it surfaces.
+STORAGE_ERRORS = (StorageUnavailable, sqlite3.OperationalError, OperationalError, InterfaceError, ConnectionError)
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """The writer's last commit failed on storage: since when (Unix ms, the first failure in a
+    row) and the error's type (never its message, which may quote a statement)."""
+
+    since_ms: int
+    error: str
 
 
 class Cursor(Protocol):
@@ -121,13 +135,14 @@ class _LockBusy(Exception):
 class _SqliteSession:
     """Transactions on the writer's own sqlite3 connection (autocommit mode, explicit BEGIN)."""
 
-    def __init__(self, conn: sqlite3.Connection, *, wait: bool) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, wait: bool, busy_timeout_ms: int) -> None:
         self._conn = conn
         self._wait = wait
+        self._busy_timeout_ms = busy_timeout_ms
 
     def begin(self) -> None:
         # the write lock up front: look-ups and writes are one step
-        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS if self._wait else 0}")
+        self._conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms if self._wait else 0}")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -191,11 +206,18 @@ class _Pending:
 
 
 class Writer:
-    """Runs write jobs; `await writer.run(job)` returns once the job is committed."""
+    """Runs write jobs; `await writer.run(job)` returns once the job is committed.
 
-    def __init__(self, url: str, engine: AsyncEngine) -> None:
+    `failing` says whether the last commit failed on storage (readiness reports it); the
+    next commit that succeeds clears it. `busy_timeout_ms`: how long a SQLite write waits
+    for a lock another process holds before it fails.
+    """
+
+    def __init__(self, url: str, engine: AsyncEngine, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
         self._url = url
         self._engine = engine
+        self._busy_timeout_ms = busy_timeout_ms
+        self.failing: WriteFailure | None = None
         self.sqlite = is_sqlite(url)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(MAX_QUEUE)
         self._task: asyncio.Task[None] | None = None
@@ -294,10 +316,25 @@ class Writer:
             except Exception as exc:  # the transaction itself failed: nobody was committed
                 log.error("write group of %d failed: %s", len(group), type(exc).__name__)
                 outcomes = [(False, StorageUnavailable(str(exc)))] * len(group)
+                self._note_failure(exc)
             else:
                 self.groups_committed += 1
                 self.jobs_committed += len(group)
+                self._note(outcomes)
             self._settle(group, outcomes)
+
+    def _note(self, outcomes: list[tuple[bool, Any]]) -> None:
+        """A job that failed on storage (a read-only or full database fails the statement, not
+        the BEGIN) counts as the writer failing; otherwise storage took the group."""
+        failed = next((value for ok, value in outcomes if not ok and isinstance(value, STORAGE_ERRORS)), None)
+        if failed is not None:
+            self._note_failure(failed)
+        else:
+            self.failing = None
+
+    def _note_failure(self, exc: BaseException) -> None:
+        if self.failing is None:
+            self.failing = WriteFailure(since_ms=now_ms(), error=type(exc).__name__)
 
     async def _run_group(self, group: list[_Pending]) -> list[tuple[bool, Any]]:
         if self.sqlite:
@@ -306,9 +343,9 @@ class Writer:
             # lock taken without waiting. Another process writing (the CLI) makes BEGIN fail
             # at once; the group then runs on the writer's thread, which may wait for it.
             try:
-                return self._apply(_SqliteSession(self._conn, wait=False), group)
+                return self._apply(_SqliteSession(self._conn, wait=False, busy_timeout_ms=self._busy_timeout_ms), group)
             except _LockBusy:
-                session = _SqliteSession(self._conn, wait=True)
+                session = _SqliteSession(self._conn, wait=True, busy_timeout_ms=self._busy_timeout_ms)
                 return await asyncio.get_running_loop().run_in_executor(self._executor, self._apply, session, group)
         async with self._engine.connect() as conn:
             return await conn.run_sync(lambda sync_conn: self._apply(_PgSession(sync_conn), group))

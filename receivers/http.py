@@ -1,7 +1,7 @@
 """The aiohttp handlers for senders: bytes → verify → parse → intake → 202.
 
 Checks run in the contract's order and the first failure answers: body size (413) →
-content type (415) → signature and timestamp (401) → JSON (400) → header agreement
+content encoding and type (415) → signature and timestamp (401) → JSON (400) → header agreement
 (400) → payload schema (422) → replay (200 duplicate / 409). A body that is JSON but not
 an object has no fields to hold the headers against: it is the schema's 422 at once.
 """
@@ -66,10 +66,16 @@ SENDERS: dict[str, Sender] = {
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing (413) as soon as it grows past `limit`."""
-    too_large = PayloadTooLarge(f"The body is larger than {limit} bytes; send a smaller payload.")
+    """The raw body, refusing (413) as soon as it grows past `limit`, and (415) one with a
+    Content-Encoding: signatures cover the bytes as sent, so a decoded body is not what was signed."""
+    too_large = PayloadTooLarge.over(limit)
     if request.content_length is not None and request.content_length > limit:
         raise too_large
+    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        raise UnsupportedMediaType(
+            "Send the body without Content-Encoding (no gzip or other compression): "
+            "the signature covers the bytes as sent."
+        )
     try:
         # aiohttp stops reading at client_max_size (set just above `limit` by create_app)
         body = await request.read()

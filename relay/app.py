@@ -19,7 +19,7 @@ from aiohttp import web
 from inbox import db, store
 from inbox.writer import Writer
 from receivers import http as receivers_http
-from relay.answers import Answers
+from relay.answers import Answers, iso
 from relay.channels import Channel
 from relay.channels.console import ConsoleChannel
 from relay.intake import Intake
@@ -62,7 +62,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     engine = db.create_engine(settings.relay_database_url)
     await db.upgrade(engine)
-    writer = Writer(settings.relay_database_url, engine)
+    writer = Writer(settings.relay_database_url, engine, busy_timeout_ms=settings.relay_sqlite_busy_timeout_ms)
     await writer.start()
     app[ENGINE] = engine
     app[WRITER] = writer
@@ -146,6 +146,24 @@ async def handle_healthz(request: web.Request) -> web.Response:
 
 
 async def handle_readyz(request: web.Request) -> web.Response:
+    """Ready to take traffic: the last write committed, the database answers, the schema is current.
+
+    The outbox worker's claim is a write every second, so this follows storage even while
+    no request comes in.
+    """
+    failing = request.app[WRITER].failing
+    if failing is not None:
+        return web.json_response(
+            {
+                "ok": False,
+                "database": "writes failing",
+                "error": "unavailable",
+                "detail": f"Writes to the database fail since {iso(failing.since_ms)} ({failing.error}); "
+                "check its disk, permissions and locks. Ready again once a write commits.",
+            },
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     try:
         current = await db.migrations_current(request.app[ENGINE])
     except Exception as exc:  # readiness reports, it never raises

@@ -184,6 +184,7 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from relay.app import create_app
+    from relay.web import server
 
     settings = settings_mod.load(dev=args.dev)
     host = args.host or settings.relay_host
@@ -211,8 +212,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app.on_startup.append(mark_started)
     try:
         # the banner prints once the socket listens, so a failure to bind is not announced as a start
-        banner = (lambda _message: _print_dev_banner(settings, host, port)) if args.dev else None
-        web.run_app(app, host=host, port=port, print=banner, access_log=None)
+        banner = (lambda: _print_dev_banner(settings, host, port)) if args.dev else None
+        server.run(app, host, port, on_listening=banner)
     except DATABASE_ERRORS as exc:
         if not started:
             raise CliError(database_problem(settings.relay_database_url, exc)) from None

@@ -13,6 +13,8 @@ class RelayError(Exception):
     status = 400
     code = "bad_request"
     detail = "The request could not be understood."
+    #: the connection cannot carry another request after this answer (part of a body is unread).
+    closes_connection = False
 
     def __init__(self, detail: str | None = None, *, code: str | None = None, **extra: Any) -> None:
         self.detail = detail or type(self).detail
@@ -109,8 +111,22 @@ class LinkExpired(RelayError):
     detail = "This link has expired; answer from the original message or ask for a new invitation."
 
 
+class RequestTimeout(RelayError):
+    status, code = 408, "request_timeout"
+    closes_connection = True
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The body did not arrive within {seconds:g} seconds of the headers; send it in one go and retry."
+        )
+
+
 class PayloadTooLarge(RelayError):
     status, code = 413, "payload_too_large"
+
+    @classmethod
+    def over(cls, limit: int) -> PayloadTooLarge:
+        return cls(f"The body is larger than {limit} bytes; send a smaller payload.")
 
 
 class UnsupportedMediaType(RelayError):
@@ -142,6 +158,13 @@ class RateLimited(RelayError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class Internal(RelayError):
+    """A fault of the relay's own (never the request's): the answer says so and nothing more."""
+
+    status, code = 500, "internal"
+    detail = "The relay failed on its side; check whether this was recorded before trying again."
 
 
 class Unavailable(RelayError):

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     relay_unknown_sender_max_per_hour: int = Field(10, ge=0)
     relay_retention_days: int = Field(90, gt=0)
     relay_outbox_max_attempts: int = Field(8, gt=0)
+    relay_body_timeout_sec: float = Field(10, gt=0)
+    relay_idle_timeout_sec: float = Field(30, gt=0)
+    relay_max_connections_per_client: int = Field(64, ge=0)
+    relay_sqlite_busy_timeout_ms: int = Field(5000, ge=0)
 
     m3_webhook_secrets: Secrets = ()
     m3_max_window_sec: int = Field(300, gt=0)

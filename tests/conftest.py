@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from relay.app import create_app
 from relay.settings import Settings
+from relay.state import SETTINGS
+from relay.web.server import make_runner
 from tests.support import make_settings
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
@@ -81,6 +84,28 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+class RelayTestServer(TestServer):
+    """pytest-aiohttp's test server, listening through the relay's own server (relay/web/server.py)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return make_runner(self.app, **kwargs)
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Any) -> Callable[..., Any]:
+    """pytest-aiohttp's `aiohttp_client`, serving the relay as `care-relay serve` does
+    (the providers' fakes are other apps: they keep aiohttp's plain test server)."""
+
+    async def start(
+        app: web.Application | BaseTestServer, *, server_kwargs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> TestClient:
+        if isinstance(app, web.Application) and SETTINGS in app:
+            app = RelayTestServer(app, **(server_kwargs or {}))
+        return await aiohttp_client(app, **kwargs)
+
+    return start
 
 
 @pytest.fixture

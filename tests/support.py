@@ -192,12 +192,13 @@ class ServerThread:
         from aiohttp import web
 
         from relay.app import create_app
+        from relay.web.server import make_runner
 
         self._thread.start()
 
         async def start() -> tuple[Any, str]:
             self.app = create_app(self._settings)
-            runner = web.AppRunner(self.app, access_log=None)
+            runner = make_runner(self.app)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()

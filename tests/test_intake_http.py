@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -13,7 +15,17 @@ from inbox import store
 from inbox.models import AuditRow, OutboxRow, SeenNonceRow, SignalRow
 from relay.state import ENGINE, WRITER
 from tests.conftest import BOTH_DATABASES
-from tests.support import ADMIN_TOKEN, FIXTURES, fixture, fresh, make_settings, signed, vectors
+from tests.support import (
+    ADMIN_TOKEN,
+    FIXTURES,
+    aisha_headers,
+    fixture,
+    fresh,
+    m3_headers,
+    make_settings,
+    signed,
+    vectors,
+)
 
 VECTORS = vectors()
 EXPECTED_STATUS = {
@@ -229,3 +241,41 @@ async def test_readiness_when_migrations_are_behind(client: TestClient) -> None:
     assert ready.status == 503 and ready.headers["Retry-After"]
     answer = await ready.json()
     assert answer["error"] == "unavailable" and "care-relay db upgrade" in answer["detail"] and answer["ok"] is False
+
+
+def _encode(coding: str, raw: bytes) -> bytes:
+    return {"gzip": gzip.compress, "deflate": zlib.compress}.get(coding, lambda b: b)(raw)
+
+
+ENCODED = {
+    "gzip, signed before compressing": ("gzip", False),
+    "gzip, signed as sent": ("gzip", True),
+    "deflate, signed as sent": ("deflate", True),
+    "br, signed as sent": ("br", True),
+}
+
+
+@pytest.mark.parametrize("source", ["m3", "aisha"])
+@pytest.mark.parametrize(("coding", "sign_sent_bytes"), ENCODED.values(), ids=ENCODED.keys())
+async def test_a_content_encoded_body_is_415_and_stores_nothing(
+    client: TestClient, source: str, coding: str, sign_sent_bytes: bool
+) -> None:
+    """Signatures cover the bytes as sent; a body with a Content-Encoding is not those bytes: 415, nothing stored."""
+    before = await stored_counts(client)
+    name = "panic.ui__golden" if source == "m3" else "care.escalation_detected__golden"
+    payload = fresh(source, fixture(source, name))
+    raw, headers = signed(source, payload)
+    sent = _encode(coding, raw)
+    if sign_sent_bytes:
+        headers = m3_headers(sent, payload["type"]) if source == "m3" else aisha_headers(sent, payload["event_id"])
+    response = await client.post(f"/hooks/{source}", data=sent, headers={**headers, "Content-Encoding": coding})
+    assert await error_of(response) == (415, "unsupported_media_type")
+    assert "Content-Encoding" in (await response.json())["detail"]
+    assert await stored_counts(client) == before
+
+
+async def test_identity_content_encoding_is_the_body_as_sent(client: TestClient) -> None:
+    """`Content-Encoding: identity` says the body is as sent: it is accepted."""
+    body, headers = signed("m3", fresh("m3", fixture("m3", "panic.ui__golden")))
+    response = await client.post("/hooks/m3", data=body, headers={**headers, "Content-Encoding": "identity"})
+    assert response.status == 202, await response.text()

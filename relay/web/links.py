@@ -25,6 +25,7 @@ import jinja2
 from aiohttp import web
 
 from inbox import lifecycle, store
+from inbox.writer import STORAGE_ERRORS
 from relay import compose
 from relay.channels import Invite
 from relay.errors import (
@@ -39,7 +40,7 @@ from relay.errors import (
     UnsupportedMediaType,
 )
 from relay.state import ANSWERS, ENGINE, METRICS, TOKENS
-from relay.web.middleware import STORAGE_ERRORS, render
+from relay.web.middleware import render
 from relay.web.requests import media_type
 
 log = logging.getLogger("care_relay.links")
@@ -78,7 +79,6 @@ ERROR_TITLES = {
 NOT_VALID = "This link is not valid; open the link from your invitation as it was sent."
 NOT_YOURS = "This link belongs to someone who no longer answers for this care circle; nothing was recorded."
 CHOOSE = "Please choose one of the answers below."
-#: The storage failures the middleware answers with 503 (kept in step with relay/web/middleware.py).
 
 
 def install(app: web.Application) -> None:
@@ -288,11 +288,9 @@ async def _read_form(request: web.Request) -> dict[str, str]:
         raise too_large
     if media_type(request) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaType("Answer with the buttons on the invitation page.")
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > FORM_MAX_BYTES:
-            raise too_large
+    body = await request.read()  # already received, within the body timeout, by the errors middleware
+    if len(body) > FORM_MAX_BYTES:
+        raise too_large
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS, errors="strict")

@@ -1,42 +1,74 @@
 """The one place errors become responses, and one log line per request.
 
-Every `RelayError` renders as the contract's JSON; aiohttp's own HTTP errors (unknown
-route, wrong method) get the same shape; a storage failure is a 503 with Retry-After,
-never a silent drop; anything else is logged (type only, never the body) as a 500.
+Before any handler runs, the whole body is received, within `RELAY_BODY_TIMEOUT_SEC`
+(else 408 `request_timeout`): no handler waits on a client that stalls, and every
+handler reads the body from memory. Every `RelayError` renders as the contract's JSON;
+aiohttp's own HTTP errors (unknown route, wrong method) get the same shape; a storage
+failure is a 503 with Retry-After, never a silent drop; anything else is logged (type
+only, never the body) as a 500. No answer may be cached (`Cache-Control: no-store`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from inbox.writer import StorageUnavailable
+from inbox.writer import STORAGE_ERRORS
 from relay import audit
-from relay.errors import RelayError, Unavailable
-from relay.state import METRICS
+from relay.errors import BadRequest, Internal, PayloadTooLarge, RelayError, RequestTimeout, Unavailable
+from relay.state import METRICS, SETTINGS
 
 log = logging.getLogger("care_relay.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-#: what "storage cannot take the write" looks like, wherever it surfaces.
-STORAGE_ERRORS = (StorageUnavailable, sqlite3.OperationalError, OperationalError, InterfaceError, ConnectionError)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 def render(error: RelayError) -> web.Response:
-    return web.json_response(error.body(), status=error.status, headers=error.headers())
+    response = web.json_response(error.body(), status=error.status, headers=error.headers())
+    if error.closes_connection:
+        response.force_close()
+    return response
+
+
+async def receive_body(request: web.Request) -> None:
+    """Wait, at most RELAY_BODY_TIMEOUT_SEC, until the whole body has arrived.
+
+    `request.read()` keeps the bytes: `read()`, `text()`, `json()` and `post()` in the
+    handler then answer from memory at once.
+    """
+    if not request.can_read_body:
+        return
+    settings = request.app[SETTINGS]
+    too_large = PayloadTooLarge.over(settings.relay_max_body_bytes)
+    if request.content_length is not None and request.content_length > request.client_max_size:
+        raise too_large  # refused unread: waiting for it would only hold the connection
+    try:
+        async with asyncio.timeout(settings.relay_body_timeout_sec):
+            await request.read()
+    except TimeoutError:
+        # The rest of the body is never read. Without this, aiohttp would go on reading and
+        # discarding it after the answer (for up to its lingering time); a TimeoutError from
+        # the stream ends that at once, and the connection closes after the 408.
+        request.content.set_exception(TimeoutError())
+        raise RequestTimeout(settings.relay_body_timeout_sec) from None
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    except web.RequestPayloadError:  # broken chunked framing
+        raise BadRequest("The body could not be read (its chunked framing is broken); send it again.") from None
+    except ConnectionError:  # the client left: this answer reaches no one, it only ends the request
+        raise BadRequest("The connection closed before the body arrived.") from None
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
+        await receive_body(request)
         response = await handler(request)
     except RelayError as error:
         response = render(error)
@@ -57,9 +89,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         request.app[METRICS]["storage_unavailable"] += 1
     except Exception:
         log.exception("unhandled error on %s %s", request.method, _loggable(request))
-        response = web.json_response(
-            {"error": "internal", "detail": "The relay failed on its side; check whether this was recorded before trying again."}, status=500
-        )
+        response = render(Internal())
+    if not response.prepared:
+        # Answers carry care data (status documents, admin lists, action-link pages) or tokens
+        # (the intake's status_url); none is meant to be kept by a browser or a proxy.
+        response.headers.setdefault("Cache-Control", "no-store")
     # Sender hooks already leave one [CARE_AUDIT] line per request (decision or rejection).
     if not request.path.startswith("/hooks/") or response.status >= 500:
         log.info("%s %s %s %.1fms", request.method, _loggable(request), response.status, (time.perf_counter() - started) * 1000)
