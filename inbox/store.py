@@ -241,8 +241,13 @@ def _strings(text: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) else None
+def _strings_or_none(text: Any) -> list[str] | None:
+    """A stored JSON list of strings, or None when the row holds something else."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
 
 def agent_dict(row: Sequence[Any]) -> dict[str, Any]:
@@ -256,13 +261,24 @@ def agent_dict(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def grant_dict(row: Sequence[Any]) -> dict[str, Any]:
-    """A grant row as plain values; never raises for one odd row."""
+    """A grant row as plain values; never raises for one odd row, and fails closed.
+
+    Consent is never widened by a value the relay cannot read: an unreadable scope, group
+    or channel list, expiry or revocation reads as a grant revoked at the epoch.
+    """
     keys = [k.strip() for k in GRANT_COLUMNS.split(",")]
     d = dict(zip(keys, row))
+    readable = True
     for k in ("scope", "group_ids", "channels"):
-        d[k] = _strings(d[k])
+        value = _strings_or_none(d[k])
+        readable &= value is not None
+        d[k] = value or []
     for k in ("expires_at", "granted_at", "revoked_at"):
-        d[k] = _int_or_none(d[k])
+        if d[k] is not None and not isinstance(d[k], int):
+            readable = False
+            d[k] = 0
+    if not readable and d["revoked_at"] is None:
+        d["revoked_at"] = 0
     return d
 
 

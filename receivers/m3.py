@@ -77,7 +77,8 @@ MAX_CARE_WINDOW_MINUTES = 525_600
 MAX_AUDIENCE_ENTRIES = 50
 MAX_SUGGESTED_RESPONSES = 10
 _TARGET_PREFIX = "user:"
-_MAYBE_HUGE = re.compile(rb"[0-9.][eE][+]?0*[1-9][0-9]{2}|[0-9]{300}")
+#: a number with an exponent, or 300 digits in a row: it may overflow to infinity (no other number can)
+_MAYBE_HUGE = re.compile(rb"[0-9][eE]|[0-9]{300}")
 
 _ShortText = Annotated[str, StringConstraints(strict=True, max_length=200), AfterValidator(storable)]
 _Whisper = Annotated[str, StringConstraints(strict=True, max_length=2000), AfterValidator(storable)]

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.app import create_app
-from relay.state import OUTBOX, TOKENS, WRITER
+from relay.state import ENGINE, OUTBOX, TOKENS, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.support import ADMIN_TOKEN, aisha_headers, fixture, fresh, m3_headers, make_settings, signed
 
@@ -124,7 +124,8 @@ async def test_an_odd_stored_row_stops_no_read(start: Callable[..., Any]) -> Non
     assert consents.status == 200
     odd = next(g for g in (await consents.json())["items"] if g["id"] == "gr_odd")
     assert odd["expires_at"] == "9999-12-31T23:59:59Z" and odd["granted_at"] == "1970-01-01T00:00:00Z"
-    assert odd["scope"] == [] and odd["groups"] == []
+    # unreadable lists never widen consent: the grant reads as revoked
+    assert odd["scope"] == [] and odd["groups"] == [] and odd["revoked_at"] == "1970-01-01T00:00:00Z"
     agents = await client.get("/admin/agents", headers=ADMIN)
     assert agents.status == 200 and {a["id"] for a in (await agents.json())["items"]} == {"bob", "odd"}
     status, answer = await emit(client, "m3", panic())
@@ -388,3 +389,63 @@ async def test_json_numbers_that_overflow_are_malformed(start: Callable[..., Any
         "/admin/agents", data=f'{{"id": "x", "display": "X", "n": {number}}}', headers={**ADMIN, "Content-Type": "application/json"}
     )
     assert response.status == 400 and (await response.json())["error"] == "malformed_json"
+
+
+async def test_the_fast_path_declines_every_number_that_overflows() -> None:
+    """299 nines with an exponent of 10 is infinity too: the fast path leaves it to the ordinary path's 400."""
+    from receivers import m3
+    from receivers.http import parse_json
+    from relay.errors import MalformedJson
+
+    body = json.dumps(panic()).encode()[:-1] + b', "extra": ' + b"9" * 299 + b"e10}"
+    assert m3.parse_fast(body) is None
+    with pytest.raises(MalformedJson):
+        parse_json(body)
+
+
+@pytest.mark.parametrize(
+    ("path", "header", "value"),
+    [
+        ("/admin/agents", b"Authorization", b"Bearer \xff\xfe"),
+        ("/v1/events/evt_x", b"Authorization", b"Bearer \xc3\x28"),
+        ("/slack/events", b"X-Slack-Signature", b"v0=\xff\xfe"),
+        ("/slack/events", b"X-Slack-Request-Timestamp", b"\xff"),
+    ],
+)
+async def test_header_bytes_that_are_not_utf8_are_a_4xx(
+    aiohttp_client: Any, database_url: str, path: str, header: bytes, value: bytes
+) -> None:
+    """A bearer or Slack header holding bytes that are not UTF-8 is refused (401/403), never a 500."""
+    from tests import raw_http
+
+    settings = make_settings(database_url, slack_bot_token="xoxb-test", slack_signing_secret="slack-signing-secret-16", slack_api_url="http://127.0.0.1:9/api/")
+    client = await aiohttp_client(create_app(settings, run_outbox=False))
+    method = b"POST" if path.startswith("/slack") else b"GET"
+    request = (
+        method + b" " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        + b"Content-Length: 2\r\n" + header + b": " + value + b"\r\n\r\nx="
+    )
+    answer = await raw_http.exchange(client.host, client.port, request)
+    assert 400 <= answer.status < 500, answer.body
+
+
+@BOTH_DATABASES
+@pytest.mark.parametrize(
+    ("column", "value"), [("channels", "["), ("channels", '{"sms": 1}'), ("scope", "panic.ui"), ("expires_at", "soon")]
+)
+async def test_an_unreadable_grant_never_widens_consent(start: Callable[..., Any], column: str, value: str) -> None:
+    """A grant row the relay cannot read covers nothing (it reads as revoked): the signal is pending_consent."""
+    client = await start()
+    status, _ = await post_json(client, "/admin/agents", BOB)
+    assert status == 201
+    await sql(
+        client,
+        "INSERT INTO consent_grant (id, subject, scope, group_ids, channels, granted_by, granted_at)"
+        " VALUES ('gr_odd', 'actor:raz', '[\"panic.ui\"]', '[\"care-circle\"]', '[]', 'sql', 0)",
+    )
+    if column == "expires_at" and client.app[ENGINE].dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's BIGINT column cannot hold text: only SQLite can store this row")
+    await sql(client, f"UPDATE consent_grant SET {column} = ?", value)
+    await sql(client, "UPDATE directory_state SET version = version + 1")
+    status, answer = await emit(client, "m3", panic())
+    assert status == 202 and answer["status"] == "pending_consent"

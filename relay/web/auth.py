@@ -18,7 +18,8 @@ def require_admin(request: web.Request) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Send 'Authorization: Bearer <admin token>'.")
-    given = token.strip().encode()
+    # aiohttp decodes header bytes that are not UTF-8 with surrogateescape: keep them as sent
+    given = token.strip().encode("utf-8", "surrogateescape")
     valid = False
     for candidate in request.app[SETTINGS].relay_admin_tokens:
         valid |= hmac.compare_digest(candidate.encode(), given)

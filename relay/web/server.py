@@ -59,6 +59,9 @@ def _too_many() -> bytes:
 
 
 TOO_MANY = _too_many()
+#: how long a refused connection stays open after its 429, its input read and dropped: a
+#: socket closed with unread input is reset, and the client would never see the answer
+REFUSED_LINGER_SEC = 1.0
 
 
 class ClientSlots:
@@ -98,12 +101,13 @@ def _address_of(transport: asyncio.BaseTransport) -> str | None:
 class BoundedRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, holding a client slot while open, answering malformed HTTP in JSON."""
 
-    __slots__ = ("_address", "_slots")
+    __slots__ = ("_address", "_refused", "_slots")
 
     def __init__(self, manager: web.Server, *, slots: ClientSlots, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._slots = slots
         self._address: str | None = None
+        self._refused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -113,9 +117,18 @@ class BoundedRequestHandler(web.RequestHandler):
         if self._slots.take(address):
             self._address = address
             return
-        # Nothing is read from it: the answer goes out, then the connection closes.
+        # Nothing it sends is read as a request: the answer goes out, our side closes for
+        # writing, and what the client still sends is dropped until the linger ends.
+        self._refused = True
         transport.write(TOO_MANY)  # type: ignore[attr-defined]
-        self.force_close()
+        if transport.can_write_eof():  # type: ignore[attr-defined]
+            transport.write_eof()  # type: ignore[attr-defined]
+        asyncio.get_running_loop().call_later(REFUSED_LINGER_SEC, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         # Given back before the socket closes: a client that saw the close finds the slot free.
