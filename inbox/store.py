@@ -234,11 +234,7 @@ GRANT_COLUMNS = "id, subject, scope, group_ids, channels, min_confidence, expire
 
 def _strings(text: Any) -> list[str]:
     """A stored JSON list of strings; anything else (a row written by hand) reads as empty."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError, RecursionError):
-        return []
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    return _strings_or_none(text) or []
 
 
 def _strings_or_none(text: Any) -> list[str] | None:
