@@ -84,16 +84,37 @@ def cpu_seconds(pid: int) -> float:
 
 def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(HERE / "requests.lua"),
-         f"http://127.0.0.1:{port}", "--", str(requests)],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(HERE / "requests.lua"),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(requests),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
+
     def value(pattern: str) -> str:
         found = re.search(pattern, out)
         return found.group(1) if found else "nan"
+
     def ms(text: str) -> float:
         number = float(re.sub(r"[a-z]+$", "", text))
-        return number / 1000 if text.endswith("us") else number * 1000 if text.endswith("s") and not text.endswith("ms") else number
+        return (
+            number / 1000
+            if text.endswith("us")
+            else number * 1000
+            if text.endswith("s") and not text.endswith("ms")
+            else number
+        )
+
     non2xx = int(value(r"Non-2xx or 3xx responses: (\d+)") if "Non-2xx" in out else 0)
     return {
         "requests": float(value(r"(\d+) requests in")),
@@ -104,7 +125,9 @@ def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[s
     }
 
 
-def measure(name: str, command: list[str], env: dict[str, str], port: int, args: argparse.Namespace, requests: Path) -> dict[str, float]:
+def measure(
+    name: str, command: list[str], env: dict[str, str], port: int, args: argparse.Namespace, requests: Path
+) -> dict[str, float]:
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(port)
@@ -116,8 +139,11 @@ def measure(name: str, command: list[str], env: dict[str, str], port: int, args:
     finally:
         server.terminate()
         server.wait(30)
-    print(f"{name:28s} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
-          f"CPU {result['cpu_us']:4.0f} µs/req  peak RSS {result['rss_mb']:5.0f} MB  non-2xx {result['non2xx']:.0f}", flush=True)
+    print(
+        f"{name:28s} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.1f} ms  p99 {result['p99_ms']:6.1f} ms  "
+        f"CPU {result['cpu_us']:4.0f} µs/req  peak RSS {result['rss_mb']:5.0f} MB  non-2xx {result['non2xx']:.0f}",
+        flush=True,
+    )
     return result
 
 
@@ -136,23 +162,49 @@ def main() -> None:
 
     bin_dir = Path(sys.executable).parent
     port = free_port()
-    bare = measure("bare aiohttp handler", [sys.executable, str(HERE / "bare.py"), str(port)], dict(os.environ), port, args, requests)
+    bare = measure(
+        "bare aiohttp handler",
+        [sys.executable, str(HERE / "bare.py"), str(port)],
+        dict(os.environ),
+        port,
+        args,
+        requests,
+    )
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_", "SLACK_", "TWILIO_", "CARE_"))}
-    env.update({
-        "M3_WEBHOOK_SECRETS": SECRET, "AISHA_WEBHOOK_SECRETS": "bench-aisha-0123456789",
-        "RELAY_LINK_SECRETS": "bench-link-0123456789", "RELAY_ADMIN_TOKENS": "bench-admin-0123456789",
-        "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/relay.db",
-        "RELAY_PUBLIC_BASE_URL": "http://localhost",  # required by serve; no link is followed here
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RELAY_", "M3_", "AISHA_", "SLACK_", "TWILIO_", "CARE_"))
+    }
+    env.update(
+        {
+            "M3_WEBHOOK_SECRETS": SECRET,
+            "AISHA_WEBHOOK_SECRETS": "bench-aisha-0123456789",
+            "RELAY_LINK_SECRETS": "bench-link-0123456789",
+            "RELAY_ADMIN_TOKENS": "bench-admin-0123456789",
+            "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/relay.db",
+            "RELAY_PUBLIC_BASE_URL": "http://localhost",  # required by serve; no link is followed here
+        }
+    )
     port = free_port()
-    relay = measure("relay intake, SQLite", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests)
-    print(f"relay / bare: {relay['rps'] / bare['rps']:.2f} by requests/s, {bare['cpu_us'] / relay['cpu_us']:.2f} by CPU per request",
-          flush=True)
+    relay = measure(
+        "relay intake, SQLite", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests
+    )
+    print(
+        f"relay / bare: {relay['rps'] / bare['rps']:.2f} by requests/s, {bare['cpu_us'] / relay['cpu_us']:.2f} by CPU per request",
+        flush=True,
+    )
     if args.postgres:
         env["RELAY_DATABASE_URL"] = args.postgres
         port = free_port()
-        measure("relay intake, PostgreSQL", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests)
+        measure(
+            "relay intake, PostgreSQL",
+            [str(bin_dir / "care-relay"), "serve", "--port", str(port)],
+            env,
+            port,
+            args,
+            requests,
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 

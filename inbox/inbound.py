@@ -16,8 +16,6 @@ HOUR_MS = 3_600_000
 DELIVERY_RANK = {"queued": 0, "sent": 1, "failed": 2, "delivered": 3, "read": 4}
 
 
-
-
 def claim_message(tx: Tx, sid: str, channel: str, sender: str, at: int) -> bool:
     """Take a MessageSid for answering: False when it was (or is being) answered already."""
     row = tx.execute(
@@ -94,10 +92,13 @@ def record_status(
     if status is not None:
         below = [name for name, rank in DELIVERY_RANK.items() if rank < DELIVERY_RANK[status]]
         marks = ", ".join("?" * len(below))
-        moved = tx.execute(
-            f"UPDATE invitation SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
-            (status, error if status == "failed" else None, at, invitation_id, *below),
-        ).rowcount > 0
+        moved = (
+            tx.execute(
+                f"UPDATE invitation SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
+                (status, error if status == "failed" else None, at, invitation_id, *below),
+            ).rowcount
+            > 0
+        )
     if opted_out:
         store.set_opted_out(tx, agent_id, channel, True, at)
     return invitation_id, channel, moved

@@ -72,7 +72,9 @@ def _insert_ack(tx: Tx, signal_id: int, agent_id: str, action: str, via: str, at
     return cur.rowcount == 1
 
 
-def _audit(tx: Tx, loop: LoopRef, kind: str, agent_id: str, via: str, at: int, reason: str, result: str, **detail: Any) -> None:
+def _audit(
+    tx: Tx, loop: LoopRef, kind: str, agent_id: str, via: str, at: int, reason: str, result: str, **detail: Any
+) -> None:
     store.insert_audit(
         tx,
         kind=kind,
@@ -99,7 +101,9 @@ def record_ack(tx: Tx, *, signal_id: int, agent_id: str, action: str, via: str, 
         return Answer(ALREADY_DONE, loop)
     if not _insert_ack(tx, signal_id, agent_id, action, via, at):
         return Answer(ALREADY, loop)
-    tx.execute("UPDATE signal SET status = 'acked', updated_at = ? WHERE id = ? AND status = 'invited'", (at, signal_id))
+    tx.execute(
+        "UPDATE signal SET status = 'acked', updated_at = ? WHERE id = ? AND status = 'invited'", (at, signal_id)
+    )
     _audit(tx, loop, "ack", agent_id, via, at, "an invited agent answered", "allowed", action=action)
     return Answer(RECORDED, _loop(tx, signal_id), _delivered(tx, signal_id))
 
@@ -121,7 +125,9 @@ def record_done(tx: Tx, *, signal_id: int, agent_id: str, outcome: str, note: st
         return Answer(ALREADY_DONE, loop)
     implied = _insert_ack(tx, signal_id, agent_id, outcome, via, at)
     tx.execute("UPDATE signal SET status = 'done', updated_at = ? WHERE id = ?", (at, signal_id))
-    _audit(tx, loop, "done", agent_id, via, at, "a person closed the loop", "allowed", outcome=outcome, implied_ack=implied)
+    _audit(
+        tx, loop, "done", agent_id, via, at, "a person closed the loop", "allowed", outcome=outcome, implied_ack=implied
+    )
     return Answer(RECORDED, _loop(tx, signal_id), _delivered(tx, signal_id), implied_ack=implied)
 
 

@@ -7,8 +7,6 @@ driver SQL (see `inbox.writer`). Change the schema only through a migration.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -21,13 +19,13 @@ class SignalRow(SQLModel, table=True):
         Index("ix_signal_event_id", "event_id"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=16)
     event_id: str = Field(max_length=200)
     type: str = Field(max_length=64)
     subject: str = Field(max_length=240)
     status: str = Field(max_length=32)
-    body: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     body_sha256: str = Field(max_length=64)
     reason: str = Field(sa_column=Column(Text, nullable=False))
     action_origin: str = Field(max_length=32)
@@ -52,12 +50,12 @@ class AuditRow(SQLModel, table=True):
 
     __tablename__ = "audit"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     kind: str = Field(max_length=40)
-    source: Optional[str] = Field(default=None, max_length=16)
-    event_id: Optional[str] = Field(default=None, max_length=200)
-    agent_id: Optional[str] = Field(default=None, max_length=100)
+    source: str | None = Field(default=None, max_length=16)
+    event_id: str | None = Field(default=None, max_length=200)
+    agent_id: str | None = Field(default=None, max_length=100)
     action_origin: str = Field(max_length=32)
     policy_gate_result: str = Field(max_length=16)
     reason: str = Field(sa_column=Column(Text, nullable=False))
@@ -72,14 +70,14 @@ class InvitationRow(SQLModel, table=True):
         Index("ix_invitation_agent_created", "agent_id", "created_at"),
     )
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     signal_id: int = Field(foreign_key="signal.id", index=True)
     agent_id: str = Field(max_length=100)
     channel: str = Field(max_length=16)
-    code: Optional[str] = Field(default=None, max_length=8)
+    code: str | None = Field(default=None, max_length=8)
     status: str = Field(max_length=16)
-    provider_id: Optional[str] = Field(default=None, max_length=200, index=True)
-    error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    provider_id: str | None = Field(default=None, max_length=200, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
@@ -90,15 +88,15 @@ class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=24)
-    ref_id: Optional[int] = Field(default=None, index=True)
+    ref_id: int | None = Field(default=None, index=True)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(max_length=16)
     attempts: int = 0
     next_attempt_at: int = Field(sa_column=Column(BigInteger, nullable=False))
-    lease_until: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    lease_until: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
@@ -107,7 +105,7 @@ class AckRow(SQLModel, table=True):
     __tablename__ = "ack"
     __table_args__ = (UniqueConstraint("signal_id", "agent_id", name="uq_ack_signal_agent"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     signal_id: int = Field(foreign_key="signal.id", index=True)
     agent_id: str = Field(max_length=100)
     action: str = Field(max_length=100)
@@ -143,18 +141,18 @@ class AgentRow(SQLModel, table=True):
     id: str = Field(max_length=100, primary_key=True)
     display: str = Field(max_length=200)
     group_ids: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    slack_user: Optional[str] = Field(default=None, max_length=64, unique=True, index=True)
-    phone: Optional[str] = Field(default=None, max_length=20, unique=True, index=True)
-    whatsapp: Optional[str] = Field(default=None, max_length=20, unique=True, index=True)
+    slack_user: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    phone: str | None = Field(default=None, max_length=20, unique=True, index=True)
+    whatsapp: str | None = Field(default=None, max_length=20, unique=True, index=True)
     channels: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    quiet_hours: Optional[str] = Field(default=None, max_length=11)
-    tz: Optional[str] = Field(default=None, max_length=64)
+    quiet_hours: str | None = Field(default=None, max_length=11)
+    tz: str | None = Field(default=None, max_length=64)
     active: int = 1
     opted_out: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     #: set when the agent was removed: the row stays as a tombstone, so the id is never reused
-    removed_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    removed_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class ConsentGrantRow(SQLModel, table=True):
@@ -167,12 +165,12 @@ class ConsentGrantRow(SQLModel, table=True):
     scope: str = Field(sa_column=Column(Text, nullable=False))
     group_ids: str = Field(sa_column=Column(Text, nullable=False))
     channels: str = Field(default="[]", sa_column=Column(Text, nullable=False))
-    min_confidence: Optional[str] = Field(default=None, max_length=8)
-    expires_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    min_confidence: str | None = Field(default=None, max_length=8)
+    expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     granted_by: str = Field(max_length=100)
     granted_at: int = Field(sa_column=Column(BigInteger, nullable=False))
-    revoked_at: Optional[int] = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    revoked_by: Optional[str] = Field(default=None, max_length=100)
+    revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_by: str | None = Field(default=None, max_length=100)
 
 
 class InboundMessageRow(SQLModel, table=True):
@@ -184,7 +182,7 @@ class InboundMessageRow(SQLModel, table=True):
     __tablename__ = "inbound_message"
     __table_args__ = (UniqueConstraint("message_sid", name="uq_inbound_message_sid"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     message_sid: str = Field(max_length=64)
     channel: str = Field(max_length=16)
     from_redacted: str = Field(max_length=32)
@@ -203,7 +201,7 @@ class VerificationAttemptRow(SQLModel, table=True):
     __tablename__ = "verification_attempt"
     __table_args__ = (Index("ix_verification_attempt_number_at", "number_hash", "at"),)
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     number_redacted: str = Field(max_length=32)
     number_hash: str = Field(max_length=64)
     channel: str = Field(max_length=16)

@@ -47,7 +47,10 @@ def claim(tx: Tx, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]
 
 
 def finish(tx: Tx, work_id: int, now: int) -> None:
-    tx.execute("UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ?", (now, work_id))
+    tx.execute(
+        "UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
+        (now, work_id),
+    )
 
 
 def reschedule(tx: Tx, work_id: int, *, at: int, error: str, now: int) -> None:
@@ -60,17 +63,21 @@ def reschedule(tx: Tx, work_id: int, *, at: int, error: str, now: int) -> None:
 def skip(tx: Tx, work_id: int, *, reason: str, now: int) -> None:
     """Settled without sending: a send-time check refused it for good."""
     tx.execute(
-        "UPDATE outbox SET status = 'skipped', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?", (reason, now, work_id)
+        "UPDATE outbox SET status = 'skipped', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+        (reason, now, work_id),
     )
 
 
 def fail(tx: Tx, work_id: int, *, error: str, now: int) -> None:
     tx.execute(
-        "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?", (error, now, work_id)
+        "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
+        (error, now, work_id),
     )
 
 
-def set_invitation(tx: Tx, invitation_id: int, *, status: str, now: int, provider_id: str | None = None, error: str | None = None) -> None:
+def set_invitation(
+    tx: Tx, invitation_id: int, *, status: str, now: int, provider_id: str | None = None, error: str | None = None
+) -> None:
     tx.execute(
         "UPDATE invitation SET status = ?, provider_id = COALESCE(?, provider_id), error = ?, updated_at = ? WHERE id = ?",
         (status, provider_id, error, now, invitation_id),

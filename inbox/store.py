@@ -115,7 +115,9 @@ def known_nonces(tx: Tx, source: str, nonces: Sequence[str]) -> dict[str, str]:
     if not nonces:
         return {}
     marks = _marks(len(nonces))
-    rows = tx.execute(f"SELECT nonce, event_id FROM seen_nonce WHERE source = ? AND nonce IN ({marks})", (source, *nonces))
+    rows = tx.execute(
+        f"SELECT nonce, event_id FROM seen_nonce WHERE source = ? AND nonce IN ({marks})", (source, *nonces)
+    )
     return {str(r[0]): str(r[1]) for r in rows.fetchall()}
 
 
@@ -126,7 +128,9 @@ def insert_signals(tx: Tx, rows: Sequence[Sequence[Any]]) -> None:
 
 def insert_signal_returning_id(tx: Tx, row: Sequence[Any]) -> int:
     """One new signal (a row in SIGNAL_COLUMNS order) whose id is needed for its work rows."""
-    return int(tx.execute(f"INSERT INTO signal ({SIGNAL_COLUMNS}) VALUES ({_marks(14)}) RETURNING id", row).fetchone()[0])
+    return int(
+        tx.execute(f"INSERT INTO signal ({SIGNAL_COLUMNS}) VALUES ({_marks(14)}) RETURNING id", row).fetchone()[0]
+    )
 
 
 def insert_nonces(tx: Tx, rows: Sequence[Sequence[Any]]) -> None:
@@ -154,8 +158,18 @@ def insert_audit(
     tx.execute(
         "INSERT INTO audit (at, kind, source, event_id, agent_id, action_origin, policy_gate_result, reason,"
         " gate_failures, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (at, kind, source, event_id, agent_id, action_origin, policy_gate_result, reason,
-         dumps_list(gate_failures), dumps(detail) if detail else "{}"),
+        (
+            at,
+            kind,
+            source,
+            event_id,
+            agent_id,
+            action_origin,
+            policy_gate_result,
+            reason,
+            dumps_list(gate_failures),
+            dumps(detail) if detail else "{}",
+        ),
     )
 
 
@@ -228,7 +242,9 @@ def recent_invites(tx: Tx, agent_ids: Iterable[str], since: int) -> dict[str, in
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-AGENT_COLUMNS = "id, display, group_ids, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out, removed_at"
+AGENT_COLUMNS = (
+    "id, display, group_ids, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out, removed_at"
+)
 GRANT_COLUMNS = "id, subject, scope, group_ids, channels, min_confidence, expires_at, granted_by, granted_at, revoked_at, revoked_by"
 
 
@@ -281,11 +297,14 @@ def grant_dict(row: Sequence[Any]) -> dict[str, Any]:
 def load_directory(tx: Tx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The agents in the directory (not removed), and the grants not revoked (expiry is the router's to judge)."""
     agents = [
-        agent_dict(r) for r in tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id").fetchall()
+        agent_dict(r)
+        for r in tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id").fetchall()
     ]
     grants = [
         grant_dict(r)
-        for r in tx.execute(f"SELECT {GRANT_COLUMNS} FROM consent_grant WHERE revoked_at IS NULL ORDER BY granted_at").fetchall()
+        for r in tx.execute(
+            f"SELECT {GRANT_COLUMNS} FROM consent_grant WHERE revoked_at IS NULL ORDER BY granted_at"
+        ).fetchall()
     ]
     return agents, grants
 
@@ -311,7 +330,9 @@ async def loop_detail(engine: AsyncEngine, signal_id: int) -> dict[str, Any]:
     """Invitations, acks (with the agent's display) and the done of one signal."""
     async with AsyncSession(engine) as session:
         invitations = (
-            await session.exec(select(InvitationRow).where(InvitationRow.signal_id == signal_id).order_by(col(InvitationRow.id)))
+            await session.exec(
+                select(InvitationRow).where(InvitationRow.signal_id == signal_id).order_by(col(InvitationRow.id))
+            )
         ).all()
         acks = (await session.exec(select(AckRow).where(AckRow.signal_id == signal_id).order_by(col(AckRow.id)))).all()
         done = await session.get(DoneRow, signal_id)
@@ -326,7 +347,13 @@ async def loop_detail(engine: AsyncEngine, signal_id: int) -> dict[str, Any]:
             for i in invitations
         ],
         "acks": [
-            {"agent": a.agent_id, "display": displays.get(a.agent_id, a.agent_id), "action": a.action, "at": a.at, "via": a.via}
+            {
+                "agent": a.agent_id,
+                "display": displays.get(a.agent_id, a.agent_id),
+                "action": a.action,
+                "at": a.at,
+                "via": a.via,
+            }
             for a in acks
         ],
         "done": None
@@ -347,7 +374,13 @@ async def count_rows(engine: AsyncEngine, table: type[Any]) -> int:
         return int((await session.exec(select(func.count()).select_from(table))).one())
 
 
-TABLES = {"signal": SignalRow, "audit": AuditRow, "invitation": InvitationRow, "outbox": OutboxRow, "grant": ConsentGrantRow}
+TABLES = {
+    "signal": SignalRow,
+    "audit": AuditRow,
+    "invitation": InvitationRow,
+    "outbox": OutboxRow,
+    "grant": ConsentGrantRow,
+}
 
 
 # Directory and consent (writes bump the directory version: the next signal sees them) --
@@ -367,9 +400,17 @@ def insert_agent(tx: Tx, agent: dict[str, Any], at: int) -> bool:
 
 def _agent_values(agent: dict[str, Any]) -> tuple[Any, ...]:
     return (
-        agent["id"], agent["display"], dumps(agent.get("group_ids", [])), agent.get("slack_user"), agent.get("phone"),
-        agent.get("whatsapp"), dumps(agent.get("channels", [])), agent.get("quiet_hours"), agent.get("tz"),
-        int(agent.get("active", True)), dumps(agent.get("opted_out", [])),
+        agent["id"],
+        agent["display"],
+        dumps(agent.get("group_ids", [])),
+        agent.get("slack_user"),
+        agent.get("phone"),
+        agent.get("whatsapp"),
+        dumps(agent.get("channels", [])),
+        agent.get("quiet_hours"),
+        agent.get("tz"),
+        int(agent.get("active", True)),
+        dumps(agent.get("opted_out", [])),
     )
 
 
@@ -416,8 +457,15 @@ def insert_grant(tx: Tx, grant: dict[str, Any]) -> None:
     tx.execute(
         f"INSERT INTO consent_grant ({GRANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
         (
-            grant["id"], grant["subject"], dumps(grant["scope"]), dumps(grant["group_ids"]), dumps(grant.get("channels", [])),
-            grant.get("min_confidence"), grant.get("expires_at"), grant["granted_by"], grant["granted_at"],
+            grant["id"],
+            grant["subject"],
+            dumps(grant["scope"]),
+            dumps(grant["group_ids"]),
+            dumps(grant.get("channels", [])),
+            grant.get("min_confidence"),
+            grant.get("expires_at"),
+            grant["granted_by"],
+            grant["granted_at"],
         ),
     )
     bump_directory(tx)
@@ -431,7 +479,8 @@ def get_grant_tx(tx: Tx, grant_id: str) -> dict[str, Any] | None:
 def revoke_grant(tx: Tx, grant_id: str, by: str, at: int) -> dict[str, Any] | None:
     """Record a revocation (once; the row stays). None when no such grant."""
     tx.execute(
-        "UPDATE consent_grant SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL", (at, by, grant_id)
+        "UPDATE consent_grant SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
+        (at, by, grant_id),
     )
     bump_directory(tx)
     return get_grant_tx(tx, grant_id)
@@ -440,7 +489,9 @@ def revoke_grant(tx: Tx, grant_id: str, by: str, at: int) -> dict[str, Any] | No
 async def list_agents(engine: AsyncEngine) -> list[dict[str, Any]]:
     """The directory: every agent not removed."""
     async with engine.connect() as conn:
-        rows = (await conn.exec_driver_sql(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id")).fetchall()
+        rows = (
+            await conn.exec_driver_sql(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id")
+        ).fetchall()
     return [agent_dict(r) for r in rows]
 
 
@@ -456,9 +507,7 @@ async def list_grants(engine: AsyncEngine, subject: str | None = None) -> list[d
         if subject:
             query = query.where(ConsentGrantRow.subject == subject)
         rows = (await session.exec(query)).all()
-    return [
-        grant_dict(tuple(getattr(r, k.strip()) for k in GRANT_COLUMNS.split(","))) for r in rows
-    ]
+    return [grant_dict(tuple(getattr(r, k.strip()) for k in GRANT_COLUMNS.split(","))) for r in rows]
 
 
 async def inbox_page(
@@ -476,13 +525,19 @@ async def inbox_page(
         invitations: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
         acks: dict[int, int] = {}
         if ids:
-            for inv in (await session.exec(select(InvitationRow).where(col(InvitationRow.signal_id).in_(ids)).order_by(col(InvitationRow.id)))).all():
+            for inv in (
+                await session.exec(
+                    select(InvitationRow).where(col(InvitationRow.signal_id).in_(ids)).order_by(col(InvitationRow.id))
+                )
+            ).all():
                 invitations[inv.signal_id].append(
                     {"agent": inv.agent_id, "channel": inv.channel, "status": inv.status, "error": inv.error}
                 )
             for signal_id, count in (
                 await session.exec(
-                    select(AckRow.signal_id, func.count()).where(col(AckRow.signal_id).in_(ids)).group_by(col(AckRow.signal_id))
+                    select(AckRow.signal_id, func.count())
+                    .where(col(AckRow.signal_id).in_(ids))
+                    .group_by(col(AckRow.signal_id))
                 )
             ).all():
                 acks[signal_id] = count
@@ -547,8 +602,17 @@ class InvitationView:
 
 def _view(i: InvitationRow, s: SignalRow) -> InvitationView:
     return InvitationView(
-        id=i.id or 0, signal_id=s.id or 0, agent_id=i.agent_id, channel=i.channel, code=i.code or "", status=i.status,
-        provider_id=i.provider_id, loop_status=s.status, source=s.source, event_id=s.event_id, body=None if s.body is None else bytes(s.body),
+        id=i.id or 0,
+        signal_id=s.id or 0,
+        agent_id=i.agent_id,
+        channel=i.channel,
+        code=i.code or "",
+        status=i.status,
+        provider_id=i.provider_id,
+        loop_status=s.status,
+        source=s.source,
+        event_id=s.event_id,
+        body=None if s.body is None else bytes(s.body),
     )
 
 
@@ -612,7 +676,9 @@ async def raw_body(engine: AsyncEngine, signal_id: int) -> bytes | None:
 
 def purge_bodies(tx: Tx, older_than: int) -> int:
     """Drop raw bodies and inbound-message records past retention; the loop record stays."""
-    purged = tx.execute("UPDATE signal SET body = NULL WHERE received_at < ? AND body IS NOT NULL", (older_than,)).rowcount
+    purged = tx.execute(
+        "UPDATE signal SET body = NULL WHERE received_at < ? AND body IS NOT NULL", (older_than,)
+    ).rowcount
     tx.execute("DELETE FROM inbound_message WHERE at < ?", (older_than,))
     tx.execute("DELETE FROM verification_attempt WHERE at < ?", (older_than,))
     return purged

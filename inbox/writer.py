@@ -415,10 +415,11 @@ class Writer:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_SEC)
             try:
-                await loop.run_in_executor(self._side_executor, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+                await loop.run_in_executor(
+                    self._side_executor, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                )
             except sqlite3.Error as exc:
                 log.warning("wal checkpoint failed: %s", exc)
-
 
 
 async def _outcomes_of(running: asyncio.Future[list[tuple[bool, Any]]], size: int) -> list[tuple[bool, Any]]:

@@ -100,10 +100,15 @@ def _app_path(value: str) -> str:
 
 _TenantId = Annotated[str, BeforeValidator(_tenant_uuid)]
 _Reason = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=1000), AfterValidator(not_blank), AfterValidator(storable)
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=1000),
+    AfterValidator(not_blank),
+    AfterValidator(storable),
 ]
 _Reasons = Annotated[list[Label], Field(min_length=1, max_length=MAX_REASONS)]
-_DeepLink = Annotated[str, StringConstraints(strict=True, max_length=2000), AfterValidator(_app_path), AfterValidator(storable)]
+_DeepLink = Annotated[
+    str, StringConstraints(strict=True, max_length=2000), AfterValidator(_app_path), AfterValidator(storable)
+]
 _OptionalDeepLink = Annotated[_DeepLink | None, BeforeValidator(_blank_as_none)]
 EntityType = Literal["lead", "contact", "account", "opportunity"]
 PolicyGateResult = Literal["allowed", "escalated", "blocked"]

@@ -51,7 +51,13 @@ def _check_aisha(headers: Mapping[str, str], payload: Any, *, ts: int | None, no
 
 SENDERS: dict[str, Sender] = {
     "m3": Sender(
-        "m3", signing.verify_m3, _check_m3, m3.parse, m3.parse_fast, lambda s: s.m3_webhook_secrets, lambda s: s.m3_max_window_sec
+        "m3",
+        signing.verify_m3,
+        _check_m3,
+        m3.parse,
+        m3.parse_fast,
+        lambda s: s.m3_webhook_secrets,
+        lambda s: s.m3_max_window_sec,
     ),
     "aisha": Sender(
         "aisha",

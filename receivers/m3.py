@@ -83,7 +83,10 @@ _MAYBE_HUGE = re.compile(rb"[0-9][eE]|[0-9]{300}")
 _ShortText = Annotated[str, StringConstraints(strict=True, max_length=200), AfterValidator(storable)]
 _Whisper = Annotated[str, StringConstraints(strict=True, max_length=2000), AfterValidator(storable)]
 _Response = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=64), AfterValidator(not_blank), AfterValidator(printable)
+    str,
+    StringConstraints(strict=True, min_length=1, max_length=64),
+    AfterValidator(not_blank),
+    AfterValidator(printable),
 ]
 _PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 _LabelList = Annotated[list[Label], NoneAsEmpty, Field(max_length=MAX_AUDIENCE_ENTRIES)]

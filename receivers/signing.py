@@ -63,8 +63,7 @@ def verify_m3(
     value = _header(headers, M3_SIGNATURE_HEADER)
     if value is None or not value.strip():
         raise MissingSignature(
-            "The request has no X-M3-Signature header; send 'm3=t=<unix seconds>,v1=<hex>' "
-            "computed over the raw body."
+            "The request has no X-M3-Signature header; send 'm3=t=<unix seconds>,v1=<hex>' computed over the raw body."
         )
     raw_ts, candidates = _parse_m3_header(value)
     if not _matches(raw_ts.encode("ascii") + b"." + body, candidates, secrets):
@@ -106,9 +105,7 @@ def check_m3_payload(
     if not event:
         raise HeaderMismatch("The request has no X-M3-Event header; send it with the body's type.")
     if event != payload.get("type"):
-        raise HeaderMismatch(
-            "The X-M3-Event header differs from the body's type; send the same type in both."
-        )
+        raise HeaderMismatch("The X-M3-Event header differs from the body's type; send the same type in both.")
 
 
 def verify_aisha(
@@ -131,10 +128,8 @@ def verify_aisha(
     """
     value = _header(headers, AISHA_SIGNATURE_HEADER)
     if value is None or not value.strip():
-        raise MissingSignature(
-            "The request has no X-AISHA-SIGNATURE header; send the hex HMAC-SHA256 of the raw body."
-        )
-    candidate = value[len(_AISHA_PREFIX):] if value.startswith(_AISHA_PREFIX) else value
+        raise MissingSignature("The request has no X-AISHA-SIGNATURE header; send the hex HMAC-SHA256 of the raw body.")
+    candidate = value[len(_AISHA_PREFIX) :] if value.startswith(_AISHA_PREFIX) else value
     if not _HEX_SIGNATURE.fullmatch(candidate):
         raise MalformedSignatureHeader(
             "The X-AISHA-SIGNATURE header must be 64 hex characters, optionally prefixed by 'sha256='."
@@ -193,13 +188,9 @@ def check_aisha_payload(
 
     event_id = _header(headers, AISHA_EVENT_ID_HEADER)
     if not event_id:
-        raise HeaderMismatch(
-            "The request has no X-AISHA-EVENT-ID header; send it with the body's event_id."
-        )
+        raise HeaderMismatch("The request has no X-AISHA-EVENT-ID header; send it with the body's event_id.")
     if event_id != payload.get("event_id"):
-        raise HeaderMismatch(
-            "The X-AISHA-EVENT-ID header differs from the body's event_id; send the same id in both."
-        )
+        raise HeaderMismatch("The X-AISHA-EVENT-ID header differs from the body's event_id; send the same id in both.")
 
 
 def sign_m3(body: bytes, secret: str, *, ts: int, event_type: str | None = None) -> dict[str, str]:
@@ -257,7 +248,7 @@ def _parse_m3_header(value: str) -> tuple[str, list[str]]:
         )
     raw_ts: str | None = None
     candidates: list[str] = []
-    for part in value[len(_M3_PREFIX):].split(","):
+    for part in value[len(_M3_PREFIX) :].split(","):
         key, _, item = part.partition("=")
         if key == "t":
             if raw_ts is not None:
@@ -266,15 +257,11 @@ def _parse_m3_header(value: str) -> tuple[str, list[str]]:
         elif key == "v1":
             candidates.append(item)
     if raw_ts is None:
-        raise MalformedSignatureHeader(
-            "The X-M3-Signature header has no 't=<unix seconds>'; add the signing time."
-        )
+        raise MalformedSignatureHeader("The X-M3-Signature header has no 't=<unix seconds>'; add the signing time.")
     if not candidates:
         raise MalformedSignatureHeader("The X-M3-Signature header has no 'v1=<hex>'; add the signature.")
     if not _TIMESTAMP.fullmatch(raw_ts):
-        raise MalformedSignatureHeader(
-            "The X-M3-Signature 't' must be Unix seconds written as 1 to 10 ASCII digits."
-        )
+        raise MalformedSignatureHeader("The X-M3-Signature 't' must be Unix seconds written as 1 to 10 ASCII digits.")
     if not all(_HEX_SIGNATURE.fullmatch(candidate) for candidate in candidates):
         raise MalformedSignatureHeader("Every X-M3-Signature 'v1' must be 64 hex characters.")
     return raw_ts, candidates

@@ -72,15 +72,29 @@ class Answers:
     def _callback_configured(self, source: str) -> bool:
         return bool(self._settings.m3_callback_url if source == "m3" else self._settings.aisha_callback_url)
 
-    def _follow_up(self, tx: Tx, answer: lifecycle.Answer, agent_id: str, kind: str, note_text: str, at: int, **fields: str) -> None:
+    def _follow_up(
+        self, tx: Tx, answer: lifecycle.Answer, agent_id: str, kind: str, note_text: str, at: int, **fields: str
+    ) -> None:
         assert answer.loop is not None
         for invitation_id, _channel, _provider_id in answer.delivered:
-            store.enqueue(tx, kind="update", ref_id=invitation_id, payload={"invitation_id": invitation_id, "text": note_text}, at=at)
+            store.enqueue(
+                tx,
+                kind="update",
+                ref_id=invitation_id,
+                payload={"invitation_id": invitation_id, "text": note_text},
+                at=at,
+            )
         if self._callback_configured(answer.loop.source):
             row = store.get_agent_tx(tx, agent_id)
             by = {"id": agent_id, "display": row["display"] if row else agent_id}
             body = callback_body(answer.loop.source, kind, answer.loop.event_id, by, at, **fields)
-            store.enqueue(tx, kind="callback", ref_id=answer.loop.signal_id, payload={"source": answer.loop.source, "body": body}, at=at)
+            store.enqueue(
+                tx,
+                kind="callback",
+                ref_id=answer.loop.signal_id,
+                payload={"source": answer.loop.source, "body": body},
+                at=at,
+            )
 
     async def ack(self, *, signal_id: int, agent_id: str, action: str, via: str) -> AnswerResult:
         """Record an agent's ack; idempotent per agent and loop."""
@@ -108,7 +122,14 @@ class Answers:
             if answer.outcome == lifecycle.RECORDED:
                 display = (store.get_agent_tx(tx, agent_id) or {}).get("display", agent_id)
                 self._follow_up(
-                    tx, answer, agent_id, "care.done", compose.done_note(display, outcome), at, outcome=outcome, note=note
+                    tx,
+                    answer,
+                    agent_id,
+                    "care.done",
+                    compose.done_note(display, outcome),
+                    at,
+                    outcome=outcome,
+                    note=note,
                 )
             return answer
 
@@ -119,7 +140,9 @@ class Answers:
         await self._writer.run(
             lambda tx: lifecycle.refuse(tx, signal_id=signal_id, agent_id=agent_id, via=via, at=now_ms(), reason=reason)
         )
-        audit.emit({"kind": "refusal", "agent": agent_id, "via": via, "reason": reason, "action_origin": "user_directed"})
+        audit.emit(
+            {"kind": "refusal", "agent": agent_id, "via": via, "reason": reason, "action_origin": "user_directed"}
+        )
 
     def _finish(self, answer: lifecycle.Answer, kind: str, agent_id: str, via: str) -> AnswerResult:
         loop = answer.loop

@@ -169,7 +169,12 @@ async def handle_readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # readiness reports, it never raises
         log.warning("readiness check failed: %s", type(exc).__name__)
         return web.json_response(
-            {"ok": False, "database": "unreachable", "error": "unavailable", "detail": "The database does not answer; retry shortly."},
+            {
+                "ok": False,
+                "database": "unreachable",
+                "error": "unavailable",
+                "detail": "The database does not answer; retry shortly.",
+            },
             status=503,
             headers={"Retry-After": "5"},
         )
@@ -187,10 +192,14 @@ async def handle_readyz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "database": "ready"})
 
 
-def create_app(settings: Settings, *, clock: Callable[[], float] = time.time, run_outbox: bool = True) -> web.Application:
+def create_app(
+    settings: Settings, *, clock: Callable[[], float] = time.time, run_outbox: bool = True
+) -> web.Application:
     """The relay. `run_outbox=False` leaves sending to explicit `app[OUTBOX].drain()` calls (tests)."""
     # aiohttp's own cap sits above ours so that our 413 (with the contract's JSON) answers first.
-    app = web.Application(middlewares=[errors_middleware, unstorable_middleware], client_max_size=settings.relay_max_body_bytes + 1024)
+    app = web.Application(
+        middlewares=[errors_middleware, unstorable_middleware], client_max_size=settings.relay_max_body_bytes + 1024
+    )
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[RUN_OUTBOX] = run_outbox

@@ -228,8 +228,11 @@ async def _seed_demo(app: web.Application) -> None:
     from relay.state import ENGINE, WRITER
 
     if await directory.seed_demo_directory(app[WRITER], app[ENGINE]):
-        print("dev mode: the directory was empty; seeded agent 'ana' (console, group care-circle)"
-              " and a grant for actor:raz (panic.ui, status.set -> care-circle)", flush=True)
+        print(
+            "dev mode: the directory was empty; seeded agent 'ana' (console, group care-circle)"
+            " and a grant for actor:raz (panic.ui, status.set -> care-circle)",
+            flush=True,
+        )
 
 
 def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
@@ -365,7 +368,10 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
     for agent in agents:
         agent["phone"] = redact(agent["phone"])
         agent["whatsapp"] = redact(agent["whatsapp"])
-    print_table(agents, ["id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "quiet_hours", "tz", "active"])
+    print_table(
+        agents,
+        ["id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "quiet_hours", "tz", "active"],
+    )
     return 0
 
 
@@ -408,7 +414,10 @@ def cmd_consent_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(grants, indent=2))
         return 0
-    print_table(grants, ["id", "subject", "scope", "groups", "channels", "expires_at", "by", "granted_at", "revoked_at", "revoked_by"])
+    print_table(
+        grants,
+        ["id", "subject", "scope", "groups", "channels", "expires_at", "by", "granted_at", "revoked_at", "revoked_by"],
+    )
     return 0
 
 
@@ -510,7 +519,9 @@ def cmd_emit(args: argparse.Namespace) -> int:
     secret = _secret_for(settings, source)
     if not secret:
         name = "M3_WEBHOOK_SECRETS" if source == "m3" else "AISHA_WEBHOOK_SECRETS"
-        return _fail(f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory")
+        return _fail(
+            f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory"
+        )
     base = settings.public_base_url
     url = args.url or f"{base}/hooks/{source}"
     if not args.as_is:
@@ -518,7 +529,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     body, headers = signed_request(source, payload, secret, int(time.time()))
     try:
         status, answer = asyncio.run(_post(url, body, headers))
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         return _fail(f"could not reach {url}: {exc or type(exc).__name__}; is the relay running (make run)?")
     print(f"POST {url} -> {status}")
     print(json.dumps(answer, indent=2, ensure_ascii=False))
@@ -568,7 +579,9 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("id")
     rm.set_defaults(func=cmd_agent_remove)
 
-    consent = sub.add_parser("consent", help="explicit consent grants").add_subparsers(dest="consent_command", required=True)
+    consent = sub.add_parser("consent", help="explicit consent grants").add_subparsers(
+        dest="consent_command", required=True
+    )
     grant = consent.add_parser("grant", help="grant consent (prints the grant id first)")
     grant.add_argument("subject", help="actor:<id> or tenant:<uuid>")
     grant.add_argument("--scope", required=True, help="event types, comma-separated")

@@ -24,7 +24,9 @@ from relay.router import parse_quiet_hours
 
 E164 = r"^\+[1-9][0-9]{6,14}$"
 AGENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-SUBJECT = re.compile(r"^(actor:[^\s:]{1,200}|tenant:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$")
+SUBJECT = re.compile(
+    r"^(actor:[^\s:]{1,200}|tenant:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
 EVENT_TYPES = ("panic.ui", "status.set", "care.escalation_detected", "care.trigger_detected", "care.state_applied")
 CHANNELS = (*AGENT_CHANNELS, "console")
 Name = str
@@ -233,7 +235,9 @@ def _refuse_shared_address(tx: Any, row: dict[str, Any]) -> None:
     """A Slack user or number names one person: answers are matched by it."""
     taken = store.address_taken(tx, row)
     if taken:
-        raise BadRequest(f"Another agent already has this {taken.replace('_', ' ')}; each address belongs to one agent.")
+        raise BadRequest(
+            f"Another agent already has this {taken.replace('_', ' ')}; each address belongs to one agent."
+        )
 
 
 async def add_agent(writer: Writer, data: Any) -> dict[str, Any]:
@@ -313,7 +317,9 @@ async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
         return True
 
     if not await writer.run(job):
-        raise BadRequest(f"A consent grant with id '{grant.id}' already exists; grants are never replaced, revoke it instead.")
+        raise BadRequest(
+            f"A consent grant with id '{grant.id}' already exists; grants are never replaced, revoke it instead."
+        )
     return grant_view(row)
 
 

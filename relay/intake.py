@@ -168,7 +168,9 @@ class Intake:
         used: dict[tuple[str, str], str] = {}
         for source in {i.signal.source for i in items}:
             mine = [i.signal for i in items if i.signal.source == source]
-            known.update({(source, e): v for e, v in store.known_signals(tx, source, [s.event_id for s in mine]).items()})
+            known.update(
+                {(source, e): v for e, v in store.known_signals(tx, source, [s.event_id for s in mine]).items()}
+            )
             nonces = [s.nonce for s in mine if s.nonce is not None]
             used.update({(source, n): e for n, e in store.known_nonces(tx, source, nonces).items()})
 
@@ -185,7 +187,9 @@ class Intake:
             if signal.nonce is not None and used.get((signal.source, signal.nonce), signal.event_id) != signal.event_id:
                 answers.append(NonceReused())
                 continue
-            decision = decide(signal, self._directory.grants, agents, now=now, settings=self._routing, recent_invites=recent)
+            decision = decide(
+                signal, self._directory.grants, agents, now=now, settings=self._routing, recent_invites=recent
+            )
             row = _signal_values(signal, item, decision, at)
             if decision.invitations or _shown_skips(decision) or self._forwards(signal):
                 # work rows need the signal's id; plain INSERT: a replica's race is a unique violation
@@ -199,7 +203,9 @@ class Intake:
             if signal.nonce is not None:
                 used[(signal.source, signal.nonce)] = signal.event_id
             audit_rows.append(_audit_row(signal, decision, at))
-            answers.append(IntakeResult(signal.source, signal.event_id, decision.status, duplicate=False, decision=decision))
+            answers.append(
+                IntakeResult(signal.source, signal.event_id, decision.status, duplicate=False, decision=decision)
+            )
         store.insert_signals(tx, plain_rows)
         store.insert_nonces(tx, nonce_rows)
         store.insert_audits(tx, audit_rows)
@@ -208,11 +214,19 @@ class Intake:
     def _forwards(self, signal: Signal) -> bool:
         return self._forward and signal.type == "care.escalation_detected"
 
-    def _queue_work(self, tx: Tx, signal: Signal, signal_id: int, decision: Decision, at: int, recent: dict[str, int]) -> None:
+    def _queue_work(
+        self, tx: Tx, signal: Signal, signal_id: int, decision: Decision, at: int, recent: dict[str, int]
+    ) -> None:
         for planned in decision.invitations:
             code = store.new_code(store.open_codes(tx, planned.agent_id))
             invitation_id = store.insert_invitation(
-                tx, signal_id=signal_id, agent_id=planned.agent_id, channel=planned.channel, code=code, status="queued", at=at
+                tx,
+                signal_id=signal_id,
+                agent_id=planned.agent_id,
+                channel=planned.channel,
+                code=code,
+                status="queued",
+                at=at,
             )
             store.enqueue(tx, kind="invite", ref_id=invitation_id, payload={"invitation_id": invitation_id}, at=at)
             recent[planned.agent_id] = recent.get(planned.agent_id, 0) + 1
@@ -238,17 +252,36 @@ def _replay(signal: Signal, existing: tuple[int, str, str], digest: str) -> Inta
 def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int) -> tuple[Any, ...]:
     """The signal row in `store.SIGNAL_COLUMNS` order."""
     return (
-        signal.source, signal.event_id, signal.type, signal.subject, decision.status, item.body, item.digest,
-        decision.reason, decision.action_origin, int(decision.origin_uncertain), decision.policy_gate_result,
-        store.dumps_list(decision.gate_failures), at, at,
+        signal.source,
+        signal.event_id,
+        signal.type,
+        signal.subject,
+        decision.status,
+        item.body,
+        item.digest,
+        decision.reason,
+        decision.action_origin,
+        int(decision.origin_uncertain),
+        decision.policy_gate_result,
+        store.dumps_list(decision.gate_failures),
+        at,
+        at,
     )
 
 
 def _audit_row(signal: Signal, decision: Decision, at: int) -> tuple[Any, ...]:
     detail = _decision_detail(decision)
     return (
-        at, "decision", signal.source, signal.event_id, None, decision.action_origin, decision.policy_gate_result,
-        decision.reason, store.dumps_list(decision.gate_failures), store.dumps(detail) if detail else "{}",
+        at,
+        "decision",
+        signal.source,
+        signal.event_id,
+        None,
+        decision.action_origin,
+        decision.policy_gate_result,
+        decision.reason,
+        store.dumps_list(decision.gate_failures),
+        store.dumps(detail) if detail else "{}",
     )
 
 
@@ -261,4 +294,3 @@ def _decision_detail(decision: Decision) -> dict[str, Any] | None:
         "invited": [[p.agent_id, p.channel] for p in decision.invitations],
         "skipped": [list(s) for s in decision.skipped],
     }
-

@@ -171,4 +171,3 @@ class RoutingSettings:
     aisha_care_window_minutes: int = 240
     #: channels that can send right now (configured credentials, or console in dev).
     configured_channels: frozenset[str] = frozenset()
-

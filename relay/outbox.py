@@ -114,7 +114,9 @@ class OutboxWorker:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
         kinds = self._kinds()
-        batch = await self._writer.run(lambda tx: rows.claim(tx, now=now_ms(), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds))
+        batch = await self._writer.run(
+            lambda tx: rows.claim(tx, now=now_ms(), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds)
+        )
         for work in batch:
             task = asyncio.create_task(self._process(work))
             self._inflight.add(task)
@@ -223,7 +225,9 @@ class OutboxWorker:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float = 10.0) -> Delivery:
         try:
-            async with self._session.post(url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            async with self._session.post(
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
                 await response.read()
                 if 200 <= response.status < 300:
                     return Delivery(ok=True)
@@ -245,7 +249,9 @@ class OutboxWorker:
         now = now_ms()
         invitation_id = int(work.payload["invitation_id"]) if work.kind == "invite" else None
         final_failure = (
-            not delivery.ok and delivery.skipped is None and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
+            not delivery.ok
+            and delivery.skipped is None
+            and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
         )
 
         def job(tx: Tx) -> None:
@@ -262,7 +268,9 @@ class OutboxWorker:
                 if invitation_id is not None:
                     rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
                     if delivery.opted_out:
-                        view = tx.execute("SELECT agent_id, channel FROM invitation WHERE id = ?", (invitation_id,)).fetchone()
+                        view = tx.execute(
+                            "SELECT agent_id, channel FROM invitation WHERE id = ?", (invitation_id,)
+                        ).fetchone()
                         if view is not None:
                             store.set_opted_out(tx, str(view[0]), str(view[1]), True, now)
             else:

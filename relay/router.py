@@ -181,7 +181,9 @@ def decide(
     )
 
 
-def send_time_refusal(signal: Signal, agent: Agent, channel: str, grants: Sequence[Grant], *, now: datetime) -> str | None:
+def send_time_refusal(
+    signal: Signal, agent: Agent, channel: str, grants: Sequence[Grant], *, now: datetime
+) -> str | None:
     """Why an invitation decided earlier must not go out now, or None (CONTRACT section 6).
 
     Checked just before each send, whatever queued it: the agent is still active, a live
@@ -193,7 +195,8 @@ def send_time_refusal(signal: Signal, agent: Agent, channel: str, grants: Sequen
     if not agent.active:
         return "agent_inactive"
     if not any(
-        _covers(g, signal, now) and _in_audience(agent, signal, g) and (not g.channels or channel in g.channels) for g in grants
+        _covers(g, signal, now) and _in_audience(agent, signal, g) and (not g.channels or channel in g.channels)
+        for g in grants
     ):
         return "consent_revoked"
     if channel in PAGER_CHANNELS and in_quiet_hours(agent.quiet_hours, agent.tz, now):

@@ -102,7 +102,7 @@ async def trigger_care_workflow(
             if status != 429 and status < 500:
                 break
             delay = _retry_after(retry_after, default=delay)
-    except Exception as exc:  # noqa: BLE001 - the contract: a trigger never raises
+    except Exception as exc:
         error, reason = f"unexpected error ({type(exc).__name__})", "unexpected_error"
     finally:
         if session is None and client is not None:
@@ -144,10 +144,20 @@ def _retry_after(value: str | None, *, default: float) -> float:
     return min(seconds, _RETRY_AFTER_CAP_S) if math.isfinite(seconds) and seconds >= 0 else default
 
 
-def _failed(event_id: str | None, attempts: int, status: int | None, error: str, reason: str, *,
-            skipped: bool = False) -> TriggerResult:
+def _failed(
+    event_id: str | None, attempts: int, status: int | None, error: str, reason: str, *, skipped: bool = False
+) -> TriggerResult:
     """Log the failure as one ``action_skipped`` audit line (ids and statuses only) and return it."""
-    emit({"kind": "action_skipped", "action": "care_workflow_trigger", "event_id": event_id or None,
-          "action_origin": "care_autonomous", "policy_gate_result": "allowed", "reason": reason,
-          "attempts": attempts, "status": status})
+    emit(
+        {
+            "kind": "action_skipped",
+            "action": "care_workflow_trigger",
+            "event_id": event_id or None,
+            "action_origin": "care_autonomous",
+            "policy_gate_result": "allowed",
+            "reason": reason,
+            "attempts": attempts,
+            "status": status,
+        }
+    )
     return TriggerResult(ok=False, status=status, attempts=attempts, error=error, skipped=skipped)

@@ -121,5 +121,3 @@ async def make_client(aiohttp_client: Any, clock: Clock) -> Callable[..., Any]:
 @pytest.fixture
 async def client(make_client: Callable[..., Any], settings: Settings) -> TestClient:
     return await make_client(settings)
-
-

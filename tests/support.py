@@ -32,6 +32,7 @@ def vectors() -> list[dict[str, Any]]:
     data: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))["vectors"]
     return data
 
+
 M3_SECRETS = ("m3_secret_current_7f1c", "m3_secret_previous_0b9e")
 AISHA_SECRETS = ("aisha_secret_5d2a",)
 ADMIN_TOKEN = "admin-token-for-tests"
@@ -71,7 +72,13 @@ def clean_env(**values: str) -> dict[str, str]:
 def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`care-relay ARGS` as a user runs it, in `cwd` (where `.env` and `var/` are looked for)."""
     return subprocess.run(
-        [sys.executable, "-m", "relay.cli", *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "relay.cli", *args],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

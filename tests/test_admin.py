@@ -55,7 +55,9 @@ async def test_agent_round_trip(client: TestClient) -> None:
     assert {k: agent[k] for k in body} == body and agent["active"] is True and agent["whatsapp"] is None
     again = await client.post("/admin/agents", json=body, headers=ADMIN)
     assert again.status == 400
-    patched = await client.patch("/admin/agents/ana", json={"groups": ["care-circle", "night"], "active": False}, headers=ADMIN)
+    patched = await client.patch(
+        "/admin/agents/ana", json={"groups": ["care-circle", "night"], "active": False}, headers=ADMIN
+    )
     assert patched.status == 200
     assert (await patched.json())["groups"] == ["care-circle", "night"]
     read = await (await client.get("/admin/agents/ana", headers=ADMIN)).json()
@@ -88,7 +90,13 @@ async def test_agent_validation(client: TestClient, body: dict[str, Any], loc: l
 
 async def test_grant_round_trip_and_revocation_kept(client: TestClient) -> None:
     """A grant is created (201), listed by subject, and revocation is recorded, not erased."""
-    body = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "channels": ["slack"], "by": "lead"}
+    body = {
+        "subject": "actor:raz",
+        "scope": ["panic.ui"],
+        "groups": ["care-circle"],
+        "channels": ["slack"],
+        "by": "lead",
+    }
     grant = await (await client.post("/admin/consents", json=body, headers=ADMIN)).json()
     assert grant["id"].startswith("gr_") and grant["scope"] == ["panic.ui"] and grant["by"] == "lead"
     assert grant["revoked_at"] is None and grant["granted_at"]
@@ -142,14 +150,18 @@ async def test_patch_with_null(client: TestClient) -> None:
     """null clears an address and empties a list; a name or the active switch cannot be null; intake goes on."""
     body = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "phone": "+40722000111", "channels": ["sms"]}
     assert (await client.post("/admin/agents", json=body, headers=ADMIN)).status == 201
-    patched = await client.patch("/admin/agents/ana", json={"groups": None, "channels": None, "phone": None}, headers=ADMIN)
+    patched = await client.patch(
+        "/admin/agents/ana", json={"groups": None, "channels": None, "phone": None}, headers=ADMIN
+    )
     assert patched.status == 200
     agent = await patched.json()
     assert (agent["groups"], agent["channels"], agent["phone"], agent["display"]) == ([], [], None, "Ana")
     for field in ("display", "active"):
         refused = await client.patch("/admin/agents/ana", json={field: None}, headers=ADMIN)
         assert refused.status == 422
-        assert (await refused.json())["fields"] == [{"loc": [field], "msg": f"{field} cannot be null; leave it out to keep it"}]
+        assert (await refused.json())["fields"] == [
+            {"loc": [field], "msg": f"{field} cannot be null; leave it out to keep it"}
+        ]
     assert (await (await client.get("/admin/agents/ana", headers=ADMIN)).json())["display"] == "Ana"
     # the directory with the emptied agent still routes the next signal
     body, headers = signed("m3", fresh("m3", fixture("m3", "panic.ui__golden")))

@@ -65,7 +65,9 @@ def test_new_user_walk(running: tuple[ServerThread, dict[str, str]], tmp_path: P
     assert grants[0]["revoked_by"] == "admin"
 
 
-def test_agent_list_redacts_numbers_and_errors_are_one_line(running: tuple[ServerThread, dict[str, str]], tmp_path: Path) -> None:
+def test_agent_list_redacts_numbers_and_errors_are_one_line(
+    running: tuple[ServerThread, dict[str, str]], tmp_path: Path
+) -> None:
     """Tables never show a full phone number; bad input is one actionable line."""
     _, env = running
     cli(env, tmp_path, "agent", "add", "bob", "--display", "Bob", "--phone", "+40722123456", "--group", "g")
@@ -83,7 +85,12 @@ def test_serve_without_secrets_names_the_variable(tmp_path: Path) -> None:
     """Outside --dev, a missing secret stops start-up with one line naming it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))}
     done = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "serve", "--port", "0"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "relay.cli", "serve", "--port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert done.stderr.strip() == (
@@ -91,7 +98,9 @@ def test_serve_without_secrets_names_the_variable(tmp_path: Path) -> None:
     )
 
 
-def test_emit_file_fresh_by_default_and_as_is_for_replays(running: tuple[ServerThread, dict[str, str]], tmp_path: Path) -> None:
+def test_emit_file_fresh_by_default_and_as_is_for_replays(
+    running: tuple[ServerThread, dict[str, str]], tmp_path: Path
+) -> None:
     """emit FILE makes each send a new event; --as-is keeps the file's id and nonce, so a resend is a duplicate."""
     _, env = running
     source = Path(__file__).parent / "fixtures" / "m3" / "panic.ui__golden.json"
@@ -115,16 +124,24 @@ FAILURES: dict[str, tuple[dict[str, str], list[str], str]] = {
     "unparsable-url-with-password": ({"RELAY_DATABASE_URL": f"pg//u:{PASSWORD}@h"}, ["agent", "list"], "check the URL"),
     "mysql-url": ({"RELAY_DATABASE_URL": f"mysql://u:{PASSWORD}@127.0.0.1:1/x"}, ["agent", "list"], "is not installed"),
     "postgres-without-asyncpg": (
-        {"RELAY_DATABASE_URL": f"postgresql://u:{PASSWORD}@127.0.0.1:1/x"}, ["consent", "list"], "'psycopg'"
+        {"RELAY_DATABASE_URL": f"postgresql://u:{PASSWORD}@127.0.0.1:1/x"},
+        ["consent", "list"],
+        "'psycopg'",
     ),
     "unreachable-postgres": (
-        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"}, ["inbox"], "connection refused"
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"},
+        ["inbox"],
+        "connection refused",
     ),
     "postgres-bad-port": (
-        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:99999/x"}, ["agent", "list"], "check the URL"
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:99999/x"},
+        ["agent", "list"],
+        "check the URL",
     ),
     "not-a-database-file": (
-        {"RELAY_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/garbage.db"}, ["agent", "list"], "file is not a database"
+        {"RELAY_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/garbage.db"},
+        ["agent", "list"],
+        "file is not a database",
     ),
     "wrong-postgres-role": (  # the server of TEST_POSTGRES_URL, as a role it does not have
         {"RELAY_DATABASE_URL": f"postgresql+asyncpg://no_such_role:{PASSWORD}@{{pg}}/x"},
@@ -133,10 +150,14 @@ FAILURES: dict[str, tuple[dict[str, str], list[str], str]] = {
     ),
     "db-upgrade-garbage-url": ({"RELAY_DATABASE_URL": "garbage"}, ["db", "upgrade"], "check the URL"),
     "db-upgrade-unreachable": (
-        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"}, ["db", "upgrade"], "connection refused"
+        {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"},
+        ["db", "upgrade"],
+        "connection refused",
     ),
     "db-upgrade-not-a-database": (
-        {"RELAY_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/garbage.db"}, ["db", "upgrade"], "file is not a database"
+        {"RELAY_DATABASE_URL": "sqlite+aiosqlite:///{tmp}/garbage.db"},
+        ["db", "upgrade"],
+        "file is not a database",
     ),
     "serve-unreachable-database": (
         {"RELAY_DATABASE_URL": f"postgresql+asyncpg://u:{PASSWORD}@127.0.0.1:1/x"},
@@ -203,7 +224,9 @@ def test_failures_are_one_line_without_traceback_or_password(case: str, tmp_path
     lines = [line for line in done.stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
     if expected == "usage:":
         assert done.returncode == 2 and len(lines) == 2, done.stderr
-        assert lines[0].startswith("usage: care-relay ") and re.match(r"care-relay \w+: error: argument --\w+: ", lines[1])
+        assert lines[0].startswith("usage: care-relay ") and re.match(
+            r"care-relay \w+: error: argument --\w+: ", lines[1]
+        )
         return
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("care-relay: ") and expected in lines[0], lines[0]

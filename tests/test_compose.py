@@ -116,13 +116,14 @@ def test_text_message_fits_twilio_and_ends_with_the_relays_own_instructions(invi
         assert len(head) == 1
         if any(not (c.isspace() or breaks_or_steers(c)) for c in signal.whisper or ""):
             # a name of at most 60, the words between, the whisper quoted and cut at 300
-            assert ' sent a ' in head[0] and head[0].endswith('"') and twilio_chars(head[0]) <= 60 + 24 + 302
+            assert " sent a " in head[0] and head[0].endswith('"') and twilio_chars(head[0]) <= 60 + 24 + 302
 
 
 def plain_invite(responses: tuple[str, ...], **signal: Any) -> Invite:
     """A panic.ui from actor raz, code K7QX, link https://r.example/a/t."""
-    sent = Signal(source="m3", event_id="e", type="panic.ui", ts=datetime(2026, 1, 7, tzinfo=UTC), subject="actor:raz",
-                  **signal)
+    sent = Signal(
+        source="m3", event_id="e", type="panic.ui", ts=datetime(2026, 1, 7, tzinfo=UTC), subject="actor:raz", **signal
+    )
     return Invite(1, "sms", "K7QX", Agent(id="ana", display="Ana"), sent, responses, "https://r.example/a/t")
 
 

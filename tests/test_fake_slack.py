@@ -53,8 +53,14 @@ VIEW = {
     "private_metadata": "signal-1",
     "title": {"type": "plain_text", "text": "Note"},
     "submit": {"type": "plain_text", "text": "Save"},
-    "blocks": [{"type": "input", "block_id": "n", "label": {"type": "plain_text", "text": "Note"},
-                "element": {"type": "plain_text_input", "action_id": "n"}}],
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "n",
+            "label": {"type": "plain_text", "text": "Note"},
+            "element": {"type": "plain_text_input", "action_id": "n"},
+        }
+    ],
 }
 
 
@@ -162,8 +168,9 @@ async def test_rate_limit_is_not_retried_by_default(fake: FakeSlack, sdk: AsyncW
 
 async def test_rate_limit_handler_is_opt_in(fake: FakeSlack) -> None:
     """With AsyncRateLimitErrorRetryHandler added, the SDK honours Retry-After and retries by itself."""
-    client = AsyncWebClient(token=DEFAULT_TOKEN, base_url=fake.api_url,
-                            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+    client = AsyncWebClient(
+        token=DEFAULT_TOKEN, base_url=fake.api_url, retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)]
+    )
     fake.fail_next("chat.postMessage", status=429, retry_after=0)
     assert (await client.chat_postMessage(channel="U1", text="x"))["ok"]
     assert len(fake.calls_to("chat.postMessage")) == 2
@@ -221,22 +228,43 @@ def test_inbound_payload_shapes() -> None:
     body, _ = block_action(SECRET, user_id="U1", action_id="ack", value="s1", response_url="http://x/actions/1")
     payload = json.loads(parse_qs(body.decode())["payload"][0])
     assert payload["type"] == "block_actions" and payload["user"] == {
-        "id": "U1", "username": "u1", "name": "u1", "team_id": TEAM_ID}
+        "id": "U1",
+        "username": "u1",
+        "name": "u1",
+        "team_id": TEAM_ID,
+    }
     assert payload["actions"][0] | {"action_ts": ""} == {
-        "action_id": "ack", "block_id": "b", "value": "s1", "type": "button", "action_ts": "",
-        "text": {"type": "plain_text", "text": "s1", "emoji": True}}
-    assert payload["container"] == {"type": "message", "message_ts": FIRST_TS, "channel_id": "DU1",
-                                     "is_ephemeral": False}
+        "action_id": "ack",
+        "block_id": "b",
+        "value": "s1",
+        "type": "button",
+        "action_ts": "",
+        "text": {"type": "plain_text", "text": "s1", "emoji": True},
+    }
+    assert payload["container"] == {
+        "type": "message",
+        "message_ts": FIRST_TS,
+        "channel_id": "DU1",
+        "is_ephemeral": False,
+    }
     assert payload["channel"]["id"] == "DU1" and payload["response_url"] == "http://x/actions/1"
 
-    body, _ = view_submission(SECRET, user_id="U1", callback_id="note", private_metadata="m",
-                              values={"n": "hi", "who": {"pick": static_select("v1", "Vera")},
-                                      "e": {"e": plain_text_input(None)}})
+    body, _ = view_submission(
+        SECRET,
+        user_id="U1",
+        callback_id="note",
+        private_metadata="m",
+        values={"n": "hi", "who": {"pick": static_select("v1", "Vera")}, "e": {"e": plain_text_input(None)}},
+    )
     view = json.loads(parse_qs(body.decode())["payload"][0])["view"]
     assert view["state"]["values"] == {
         "n": {"n": {"type": "plain_text_input", "value": "hi"}},
-        "who": {"pick": {"type": "static_select", "selected_option": {
-            "text": {"type": "plain_text", "text": "Vera", "emoji": True}, "value": "v1"}}},
+        "who": {
+            "pick": {
+                "type": "static_select",
+                "selected_option": {"text": {"type": "plain_text", "text": "Vera", "emoji": True}, "value": "v1"},
+            }
+        },
         "e": {"e": {"type": "plain_text_input", "value": None}},
     }
 
@@ -285,8 +313,11 @@ async def test_bolt_app_talks_only_to_the_fake(fake: FakeSlack, aiohttp_client: 
 
 async def test_bolt_parses_view_submission_and_slash_command(fake: FakeSlack, aiohttp_client: Any) -> None:
     """Bolt routes the helpers' view_submission by callback_id and slash command by name, with the values intact."""
-    bolt = AsyncApp(signing_secret=SECRET, client=AsyncWebClient(token=DEFAULT_TOKEN, base_url=fake.api_url),
-                    process_before_response=True)
+    bolt = AsyncApp(
+        signing_secret=SECRET,
+        client=AsyncWebClient(token=DEFAULT_TOKEN, base_url=fake.api_url),
+        process_before_response=True,
+    )
     got: dict[str, Any] = {}
 
     @bolt.view("note")
@@ -300,8 +331,13 @@ async def test_bolt_parses_view_submission_and_slash_command(fake: FakeSlack, ai
         await ack(text="ok")
 
     http = await aiohttp_client(_bolt_web_app(bolt))
-    body, headers = view_submission(SECRET, user_id="U1", callback_id="note", private_metadata="sig-9",
-                                    values={"who": {"pick": static_select("v1")}})
+    body, headers = view_submission(
+        SECRET,
+        user_id="U1",
+        callback_id="note",
+        private_metadata="sig-9",
+        values={"who": {"pick": static_select("v1")}},
+    )
     assert (await http.post("/slack/events", data=body, headers=headers)).status == 200
     assert got["view"]["private_metadata"] == "sig-9"
     assert got["view"]["state"]["values"]["who"]["pick"]["selected_option"]["value"] == "v1"

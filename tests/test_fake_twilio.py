@@ -268,4 +268,3 @@ def test_timeout_is_applied() -> None:
     assert twilio_http.RewritingAsyncHttpClient("http://x", timeout=3).timeout == 3
     with pytest.raises(ValueError):
         twilio_http.RewritingAsyncHttpClient("http://x", timeout=0)
-

@@ -59,7 +59,9 @@ async def test_accepted_escalation_is_forwarded_byte_for_byte(aiohttp_client: An
     ],
     ids=["disabled", "kill-switch", "shadow"],
 )
-async def test_no_outbound_call_when_disabled_or_stopped(aiohttp_client: Any, database_url: str, settings: dict[str, Any]) -> None:
+async def test_no_outbound_call_when_disabled_or_stopped(
+    aiohttp_client: Any, database_url: str, settings: dict[str, Any]
+) -> None:
     """Disabled (the default), the kill switch or shadow mode: the listening sink stays silent."""
     async with Sink() as sink:
         client = await start(aiohttp_client, database_url, **forwarding(sink, **settings))
@@ -116,7 +118,9 @@ async def test_open_loops_never_change_on_a_timer(aiohttp_client: Any, database_
     acked = await emit(client, "m3", "panic.ui__golden")
     from relay.state import ANSWERS
 
-    await client.app[ANSWERS].ack(signal_id=await signal_id(client, acked["id"]), agent_id="ana", action="soft-checkin", via="link")
+    await client.app[ANSWERS].ack(
+        signal_id=await signal_id(client, acked["id"]), agent_id="ana", action="soft-checkin", via="link"
+    )
     await settled(client)  # the worker delivered everything and has nothing left to do
     before = [await loop_of(client, x) for x in (invited, acked)]
     audit_before = (await (await client.get("/admin/audit?limit=200", headers=ADMIN)).json())["items"]
@@ -126,5 +130,7 @@ async def test_open_loops_never_change_on_a_timer(aiohttp_client: Any, database_
     assert [b["status"] for b in before] == ["invited", "acked"]
     assert after == before
     assert (await (await client.get("/admin/audit?limit=200", headers=ADMIN)).json())["items"] == audit_before
-    rows = await client.app[WRITER].run(lambda tx: tx.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0])
+    rows = await client.app[WRITER].run(
+        lambda tx: tx.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'").fetchone()[0]
+    )
     assert rows == 0

@@ -22,7 +22,12 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TENANT = "a11dfb63-4b18-4eb8-872e-747af2e37c46"
 BOB = {"id": "bob", "display": "Bob", "groups": ["care-circle"], "channels": ["console"]}
 GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "admin"}
-AISHA_GRANT = {"subject": f"tenant:{TENANT}", "scope": ["care.escalation_detected"], "groups": ["care-circle"], "by": "admin"}
+AISHA_GRANT = {
+    "subject": f"tenant:{TENANT}",
+    "scope": ["care.escalation_detected"],
+    "groups": ["care-circle"],
+    "by": "admin",
+}
 
 
 @pytest.fixture
@@ -30,7 +35,9 @@ def start(aiohttp_client: Any, database_url: str) -> Callable[..., Any]:
     """The real app in dev mode (console channel) on a fresh database."""
 
     async def run(run_outbox: bool = False, **overrides: Any) -> TestClient:
-        return await aiohttp_client(create_app(make_settings(database_url, dev=True, **overrides), run_outbox=run_outbox))
+        return await aiohttp_client(
+            create_app(make_settings(database_url, dev=True, **overrides), run_outbox=run_outbox)
+        )
 
     return run
 
@@ -87,8 +94,12 @@ async def status_of(client: TestClient, answer: dict[str, Any]) -> dict[str, Any
 
 
 @BOTH_DATABASES
-@pytest.mark.parametrize("expires_at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z"])
-async def test_grant_expiry_outside_the_calendar_is_refused_and_intake_goes_on(start: Callable[..., Any], expires_at: str) -> None:
+@pytest.mark.parametrize(
+    "expires_at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z"]
+)
+async def test_grant_expiry_outside_the_calendar_is_refused_and_intake_goes_on(
+    start: Callable[..., Any], expires_at: str
+) -> None:
     """An expiry the relay cannot store and read back is a 422 at `expires_at`; nothing is stored; intake goes on."""
     client = await start()
     await seed(client)
@@ -130,21 +141,47 @@ async def test_an_odd_stored_row_stops_no_read(start: Callable[..., Any]) -> Non
     assert agents.status == 200 and {a["id"] for a in (await agents.json())["items"]} == {"bob", "odd"}
     status, answer = await emit(client, "m3", panic())
     assert status == 202 and answer["status"] == "invited"
-    assert (await status_of(client, answer))["invitations"] == [{"agent": "bob", "channel": "console", "status": "queued"}]
+    assert (await status_of(client, answer))["invitations"] == [
+        {"agent": "bob", "channel": "console", "status": "queued"}
+    ]
 
 
-async def test_cli_refuses_an_expiry_outside_the_calendar(start: Callable[..., Any], database_url: str, tmp_path: Any) -> None:
+async def test_cli_refuses_an_expiry_outside_the_calendar(
+    start: Callable[..., Any], database_url: str, tmp_path: Any
+) -> None:
     """`consent grant --expires` past the calendar is one line naming the field; `consent list` still reads."""
     import os
     import subprocess
     import sys
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))}, "RELAY_DATABASE_URL": database_url}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))},
+        "RELAY_DATABASE_URL": database_url,
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "relay.cli", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "relay.cli", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    refused = cli("consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "g", "--by", "a", "--expires", "9999-12-31T23:59:59-14:00")
+    refused = cli(
+        "consent",
+        "grant",
+        "actor:raz",
+        "--scope",
+        "panic.ui",
+        "--group",
+        "g",
+        "--by",
+        "a",
+        "--expires",
+        "9999-12-31T23:59:59-14:00",
+    )
     assert refused.returncode != 0 and "expires_at" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     listed = cli("consent", "list", "--json")
@@ -172,7 +209,9 @@ async def test_a_removed_agents_id_is_never_reused(start: Callable[..., Any]) ->
     assert (await client.delete("/admin/agents/bob", headers=ADMIN)).status == 404
     assert (await (await client.get("/admin/agents", headers=ADMIN)).json())["items"] == []
 
-    pressed = await client.post(link, data={"action": "ack", "response": "soft-checkin"}, headers={"Accept": "application/json"})
+    pressed = await client.post(
+        link, data={"action": "ack", "response": "soft-checkin"}, headers={"Accept": "application/json"}
+    )
     assert pressed.status == 403
     document = await status_of(client, answer)
     assert document["acks"] == [] and document["invitations"][0]["agent"] == "bob"
@@ -248,7 +287,9 @@ async def test_invitations_queued_before_a_revocation_are_skipped_not_sent(
     await client.app[OUTBOX].drain()
     assert "invitation for Bob" not in capsys.readouterr().out
     for answer in answers:
-        assert (await status_of(client, answer))["invitations"] == [{"agent": "bob", "channel": "console", "status": "skipped"}]
+        assert (await status_of(client, answer))["invitations"] == [
+            {"agent": "bob", "channel": "console", "status": "skipped"}
+        ]
     audit = (await (await client.get("/admin/audit?limit=200", headers=ADMIN)).json())["items"]
     skipped = [a for a in audit if a["kind"] == "invitation_skipped"]
     assert len(skipped) == 3 and {a["gate_failures"][0] for a in skipped} == {"consent_revoked"}
@@ -262,7 +303,9 @@ async def test_invitations_queued_before_a_revocation_are_skipped_not_sent(
 
 
 @BOTH_DATABASES
-async def test_an_agent_switched_off_before_the_send_is_skipped(start: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:
+async def test_an_agent_switched_off_before_the_send_is_skipped(
+    start: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     """Deactivated between decision and send: `skipped` with agent_inactive."""
     client = await start()
     await seed(client)
@@ -274,7 +317,9 @@ async def test_an_agent_switched_off_before_the_send_is_skipped(start: Callable[
     assert await sql(client, "SELECT last_error FROM outbox WHERE kind = 'invite'") == [("agent_inactive",)]
 
 
-async def test_an_invitation_still_covered_goes_out(start: Callable[..., Any], capsys: pytest.CaptureFixture[str]) -> None:
+async def test_an_invitation_still_covered_goes_out(
+    start: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     """The send-time check lets a covered invitation through (and revoking another subject's grant changes nothing)."""
     client = await start()
     _, other = await seed(client, GRANT, AISHA_GRANT)
@@ -289,7 +334,9 @@ async def test_an_invitation_still_covered_goes_out(start: Callable[..., Any], c
 
 
 @pytest.mark.parametrize("ts", ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00Z"])
-async def test_a_ts_at_the_end_of_the_calendar_with_a_care_window_is_not_a_500(start: Callable[..., Any], ts: str) -> None:
+async def test_a_ts_at_the_end_of_the_calendar_with_a_care_window_is_not_a_500(
+    start: Callable[..., Any], ts: str
+) -> None:
     """The router's window arithmetic never overflows: the far future is within the window, the far past is not."""
     client = await start()
     await seed(client, GRANT, AISHA_GRANT)
@@ -317,7 +364,9 @@ async def test_a_ts_at_the_end_of_the_calendar_with_a_care_window_is_not_a_500(s
     ],
     ids=["nul-event-id", "nul-actor", "nul-nonce", "escape-codes-in-id", "lone-surrogate", "nul-group"],
 )
-async def test_m3_text_that_cannot_be_stored_is_a_422(start: Callable[..., Any], change: Callable[[dict[str, Any]], None]) -> None:
+async def test_m3_text_that_cannot_be_stored_is_a_422(
+    start: Callable[..., Any], change: Callable[[dict[str, Any]], None]
+) -> None:
     """NUL, control characters in ids and lone surrogates are refused before anything is stored."""
     client = await start()
     payload = panic()
@@ -386,7 +435,9 @@ async def test_json_numbers_that_overflow_are_malformed(start: Callable[..., Any
     response = await client.post("/hooks/aisha", data=body, headers=aisha_headers(body, aisha["event_id"]))
     assert response.status == 400 and (await response.json())["error"] == "malformed_json"
     response = await client.post(
-        "/admin/agents", data=f'{{"id": "x", "display": "X", "n": {number}}}', headers={**ADMIN, "Content-Type": "application/json"}
+        "/admin/agents",
+        data=f'{{"id": "x", "display": "X", "n": {number}}}',
+        headers={**ADMIN, "Content-Type": "application/json"},
     )
     assert response.status == 400 and (await response.json())["error"] == "malformed_json"
 
@@ -418,12 +469,24 @@ async def test_header_bytes_that_are_not_utf8_are_a_4xx(
     """A bearer or Slack header holding bytes that are not UTF-8 is refused (401/403), never a 500."""
     from tests import raw_http
 
-    settings = make_settings(database_url, slack_bot_token="xoxb-test", slack_signing_secret="slack-signing-secret-16", slack_api_url="http://127.0.0.1:9/api/")
+    settings = make_settings(
+        database_url,
+        slack_bot_token="xoxb-test",
+        slack_signing_secret="slack-signing-secret-16",
+        slack_api_url="http://127.0.0.1:9/api/",
+    )
     client = await aiohttp_client(create_app(settings, run_outbox=False))
     method = b"POST" if path.startswith("/slack") else b"GET"
     request = (
-        method + b" " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-        + b"Content-Length: 2\r\n" + header + b": " + value + b"\r\n\r\nx="
+        method
+        + b" "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        + b"Content-Length: 2\r\n"
+        + header
+        + b": "
+        + value
+        + b"\r\n\r\nx="
     )
     answer = await raw_http.exchange(client.host, client.port, request)
     assert 400 <= answer.status < 500, answer.body

@@ -75,17 +75,29 @@ def mutate(payload: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     path=st.sampled_from(
-        ["/hooks/m3", "/hooks/aisha", "/hooks/twilio/inbound", "/hooks/twilio/status", "/slack/events", "/a/x.y.z", "/admin/agents"]
+        [
+            "/hooks/m3",
+            "/hooks/aisha",
+            "/hooks/twilio/inbound",
+            "/hooks/twilio/status",
+            "/slack/events",
+            "/a/x.y.z",
+            "/admin/agents",
+        ]
     ),
     body=st.binary(max_size=400) | JSON_VALUES.map(lambda v: json.dumps(v).encode()),
     headers=st.dictionaries(
-        st.sampled_from(SIGNATURE_HEADERS + ["Content-Type", "X-Twilio-Signature", "X-Slack-Signature",
-                                             "X-Slack-Request-Timestamp", "Authorization"]),
+        st.sampled_from(
+            SIGNATURE_HEADERS
+            + ["Content-Type", "X-Twilio-Signature", "X-Slack-Signature", "X-Slack-Request-Timestamp", "Authorization"]
+        ),
         HEADER_TEXT,
         max_size=6,
     ),
 )
-def test_garbled_unsigned_requests_never_5xx(server: ServerThread, path: str, body: bytes, headers: dict[str, str]) -> None:
+def test_garbled_unsigned_requests_never_5xx(
+    server: ServerThread, path: str, body: bytes, headers: dict[str, str]
+) -> None:
     """Random bytes and random header values, on every route that takes a POST, get a 4xx, never a 5xx."""
     status, _ = send(server, path, body, headers)
     assert 400 <= status < 500
@@ -135,7 +147,7 @@ def test_signed_json_of_any_shape_never_5xx(server: ServerThread, form: str, val
         headers = m3_headers(body, "panic.ui")
     else:
         headers = aisha_headers(body, "evt-1", body_signed=form == "aisha-body-signed")
-    status, answer = send(server, f"/hooks/{form.split('-')[0]}", body, headers)
+    status, answer = send(server, f"/hooks/{form.split('-', maxsplit=1)[0]}", body, headers)
     assert 400 <= status < 500, answer
     error = json.loads(answer)
     assert error["error"] and error["detail"]

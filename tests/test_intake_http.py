@@ -49,7 +49,9 @@ async def post(client: TestClient, source: str, payload: Any, **kwargs: Any) -> 
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
-async def test_signature_vectors_through_http(vector: dict[str, Any], make_client: Any, database_url: str, clock: Any) -> None:
+async def test_signature_vectors_through_http(
+    vector: dict[str, Any], make_client: Any, database_url: str, clock: Any
+) -> None:
     """Each shared signature vector gets its expected answer from the real endpoint."""
     key = "m3_webhook_secrets" if vector["scheme"] == "m3" else "aisha_webhook_secrets"
     client = await make_client(make_settings(database_url, **{key: tuple(vector["secrets"])}))
@@ -113,7 +115,9 @@ async def test_every_error_code_answers_and_stores_nothing(client: TestClient) -
     b, h = signed("m3", big)
     assert await error_of(await client.post("/hooks/m3", data=b, headers=h)) == (413, "payload_too_large")
 
-    assert await error_of(await client.post("/hooks/m3", data=body, headers={**headers, "Content-Type": "text/plain"})) == (
+    assert await error_of(
+        await client.post("/hooks/m3", data=body, headers={**headers, "Content-Type": "text/plain"})
+    ) == (
         415,
         "unsupported_media_type",
     )
@@ -122,14 +126,26 @@ async def test_every_error_code_answers_and_stores_nothing(client: TestClient) -
     bad = {**headers, "X-M3-Signature": headers["X-M3-Signature"][:-4] + "0000"}
     assert await error_of(await client.post("/hooks/m3", data=body, headers=bad)) == (401, "invalid_signature")
     stale = signed("m3", fresh("m3", golden), ts=1_000_000_000)
-    assert await error_of(await client.post("/hooks/m3", data=stale[0], headers=stale[1])) == (401, "timestamp_out_of_window")
+    assert await error_of(await client.post("/hooks/m3", data=stale[0], headers=stale[1])) == (
+        401,
+        "timestamp_out_of_window",
+    )
     future = signed("m3", fresh("m3", golden), ts=4_000_000_000)
-    assert await error_of(await client.post("/hooks/m3", data=future[0], headers=future[1])) == (401, "timestamp_out_of_window")
+    assert await error_of(await client.post("/hooks/m3", data=future[0], headers=future[1])) == (
+        401,
+        "timestamp_out_of_window",
+    )
     garbled = {**headers, "X-M3-Signature": "sha256=abc"}
-    assert await error_of(await client.post("/hooks/m3", data=body, headers=garbled)) == (401, "malformed_signature_header")
+    assert await error_of(await client.post("/hooks/m3", data=body, headers=garbled)) == (
+        401,
+        "malformed_signature_header",
+    )
 
     not_json = signed("m3", b"{not json")
-    assert await error_of(await client.post("/hooks/m3", data=not_json[0], headers=not_json[1])) == (400, "malformed_json")
+    assert await error_of(await client.post("/hooks/m3", data=not_json[0], headers=not_json[1])) == (
+        400,
+        "malformed_json",
+    )
     mismatch = {**headers, "X-M3-Event": "status.set"}
     assert await error_of(await client.post("/hooks/m3", data=body, headers=mismatch)) == (400, "header_mismatch")
 

@@ -28,7 +28,24 @@ TENANT = "a11dfb63-4b18-4eb8-872e-747af2e37c46"
 #: lengths around every limit the relay states (ids 100/200, grant ids 64, labels 100, names 200, subjects 240)
 EDGE_LENGTHS = [0, 1, 39, 40, 41, 63, 64, 65, 99, 100, 101, 199, 200, 201, 239, 240, 241, 300]
 EDGE_STRINGS = st.one_of(
-    st.sampled_from(["", " ", "\x00", "a\x00b", "\x1b]0;x\x07", "\x1b[2J", "\r", "\u202e", "\ud800", "x\udfff", "😀", "é", ".", ".."]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\x00",
+            "a\x00b",
+            "\x1b]0;x\x07",
+            "\x1b[2J",
+            "\r",
+            "\u202e",
+            "\ud800",
+            "x\udfff",
+            "😀",
+            "é",
+            ".",
+            "..",
+        ]
+    ),
     st.builds(lambda n, c: c * n, st.sampled_from(EDGE_LENGTHS), st.sampled_from(["a", "é", "😀", "\x00", "-"])),
     st.text(max_size=120),
 )
@@ -53,7 +70,12 @@ EDGE_DATES = st.one_of(
         OFFSETS,
     ),
 )
-JSON_ODD = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=False, allow_infinity=False))
+JSON_ODD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
 VALUES = st.one_of(EDGE_STRINGS, EDGE_DATES, JSON_ODD, st.lists(EDGE_STRINGS, max_size=3))
 
 
@@ -74,13 +96,28 @@ def _database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     for url in _database(request.param, tmp_path_factory):
         with ServerThread(make_settings(url, dev=True)) as running:
-            call(running, "POST", "/admin/agents", {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]})
-            for subject, scope in (("actor:raz", ["panic.ui", "status.set"]), (f"tenant:{TENANT}", ["care.escalation_detected"])):
-                call(running, "POST", "/admin/consents", {"subject": subject, "scope": scope, "groups": ["care-circle"], "by": "admin"})
+            call(
+                running,
+                "POST",
+                "/admin/agents",
+                {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]},
+            )
+            for subject, scope in (
+                ("actor:raz", ["panic.ui", "status.set"]),
+                (f"tenant:{TENANT}", ["care.escalation_detected"]),
+            ):
+                call(
+                    running,
+                    "POST",
+                    "/admin/consents",
+                    {"subject": subject, "scope": scope, "groups": ["care-circle"], "by": "admin"},
+                )
             yield running
 
 
-def call(server: ServerThread, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def call(
+    server: ServerThread, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     parts = urlsplit(server.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
     try:
@@ -124,7 +161,9 @@ def path_segment(value: Any) -> str:
 
 AGENT_FIELDS = ["id", "display", "groups", "slack_user", "phone", "whatsapp", "channels", "quiet_hours", "tz", "active"]
 GRANT_FIELDS = ["id", "subject", "scope", "groups", "channels", "min_confidence", "expires_at", "by"]
-PROFILE = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROFILE = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @PROFILE
@@ -172,7 +211,16 @@ M3_PLACES = [
     ("consent", "expires_at"),
     ("consent", "scope"),
 ]
-AISHA_PLACES = [("event_id",), ("ts",), ("entity_id",), ("reason",), ("reasons",), ("deep_link",), ("meta",), ("signal_entity_id",)]
+AISHA_PLACES = [
+    ("event_id",),
+    ("ts",),
+    ("entity_id",),
+    ("reason",),
+    ("reasons",),
+    ("deep_link",),
+    ("meta",),
+    ("signal_entity_id",),
+]
 
 
 def _placed(payload: dict[str, Any], place: tuple[str, ...], value: Any) -> dict[str, Any]:
@@ -185,7 +233,9 @@ def _placed(payload: dict[str, Any], place: tuple[str, ...], value: Any) -> dict
 
 @PROFILE
 @given(place=st.sampled_from(M3_PLACES), value=VALUES, window=st.sampled_from([None, 1, 525_600]))
-def test_m3_fields_at_their_limits(server: ServerThread, place: tuple[str, ...], value: Any, window: int | None) -> None:
+def test_m3_fields_at_their_limits(
+    server: ServerThread, place: tuple[str, ...], value: Any, window: int | None
+) -> None:
     """A signed panic.ui with one field at or past its limit: 202, 200, 409 or 422, never a 5xx; reads go on."""
     payload = fresh("m3", fixture("m3", "panic.ui__golden"))
     if window is not None:
@@ -233,4 +283,3 @@ def test_ids_in_urls_at_their_limits(server: ServerThread, segment: str, query: 
     ):
         status, body = call(server, method, path, {} if method == "PATCH" else None)
         assert status < 500, (method, path, body)
-

@@ -46,9 +46,17 @@ def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     options = Options()
     options.binary_location = str(CHROMIUM)
     for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--no-proxy-server", f"--user-data-dir={tmp_path / 'chromium'}",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--no-proxy-server",
+        f"--user-data-dir={tmp_path / 'chromium'}",
     ):
         options.add_argument(argument)
     # A phone: the page must lay itself out through its viewport meta at 390 CSS pixels.

@@ -65,7 +65,9 @@ async def outbox(client: TestClient) -> list[dict[str, Any]]:
 
 async def make_due(client: TestClient) -> None:
     """Skip the backoff wait: every pending row is due now (the wait itself is asserted elsewhere)."""
-    await client.app[WRITER].run(lambda tx: tx.execute("UPDATE outbox SET next_attempt_at = 0 WHERE status = 'pending'"))
+    await client.app[WRITER].run(
+        lambda tx: tx.execute("UPDATE outbox SET next_attempt_at = 0 WHERE status = 'pending'")
+    )
 
 
 def test_backoff_doubles_to_a_minute_with_jitter() -> None:
@@ -92,7 +94,9 @@ async def test_console_invitation_then_ack_and_done_reach_the_m3_sender(
         sid = await signal_id(client, sent["id"])
         answers = client.app[ANSWERS]
         assert (await answers.ack(signal_id=sid, agent_id="ana", action="soft-checkin", via="slack")).recorded
-        assert (await answers.done(signal_id=sid, agent_id="ana", outcome="held-space", note="calm", via="slack")).recorded
+        assert (
+            await answers.done(signal_id=sid, agent_id="ana", outcome="held-space", note="calm", via="slack")
+        ).recorded
         await client.app[OUTBOX].drain()
 
         loop = await loop_of(client, sent)
@@ -108,9 +112,12 @@ async def test_console_invitation_then_ack_and_done_reach_the_m3_sender(
             received.append(body)
         # Queued ack first, then done; one drain sends both at once, so they may reach the sink in either
         # order. Each queued callback arrived exactly once, as queued.
-        queued = [json.loads(p)["body"] for (p,) in await client.app[WRITER].run(
-            lambda tx: tx.execute("SELECT payload FROM outbox WHERE kind = 'callback' ORDER BY id").fetchall()
-        )]
+        queued = [
+            json.loads(p)["body"]
+            for (p,) in await client.app[WRITER].run(
+                lambda tx: tx.execute("SELECT payload FROM outbox WHERE kind = 'callback' ORDER BY id").fetchall()
+            )
+        ]
         assert [b["type"] for b in queued] == ["care.ack", "care.done"]
         assert sorted(received, key=lambda b: b["id"]) == sorted(queued, key=lambda b: b["id"])
         updates = capsys.readouterr().out
@@ -125,16 +132,25 @@ async def test_aisha_callbacks_are_signed_like_the_pr8_trigger(aiohttp_client: A
         )
         sent = await emit(client, "aisha", "care.escalation_detected__golden")
         await client.app[OUTBOX].drain()
-        await client.app[ANSWERS].ack(signal_id=await signal_id(client, sent["id"]), agent_id="bo", action="on-it", via="link")
+        await client.app[ANSWERS].ack(
+            signal_id=await signal_id(client, sent["id"]), agent_id="bo", action="on-it", via="link"
+        )
         await client.app[OUTBOX].drain()
         (got,) = sink.received
         body = json.loads(got.body)
-        assert signing.verify_aisha(got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300) is None
+        assert (
+            signing.verify_aisha(
+                got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300
+            )
+            is None
+        )
         signing.check_aisha_payload(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
         assert body["type"] == "care.ack" and body["for"] == sent["id"] and body["action"] == "on-it"
 
 
-async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrived(aiohttp_client: Any, database_url: str) -> None:
+async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrived(
+    aiohttp_client: Any, database_url: str
+) -> None:
     """The body's ts is the AiSHA signature's timestamp: every attempt is stamped anew, so a late retry still
     verifies; a 409 to a retry (same event_id, newer ts) means an earlier attempt had arrived."""
     async with Sink() as sink:
@@ -145,7 +161,9 @@ async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrive
         await client.app[OUTBOX].drain()
         sink.answer(500)
         sink.answer(409)
-        await client.app[ANSWERS].ack(signal_id=await signal_id(client, sent["id"]), agent_id="bo", action="on-it", via="link")
+        await client.app[ANSWERS].ack(
+            signal_id=await signal_id(client, sent["id"]), agent_id="bo", action="on-it", via="link"
+        )
 
         def age_the_callback(tx: Any) -> None:  # as if the ack had waited a day for its first attempt
             (row_id, payload) = tx.execute("SELECT id, payload FROM outbox WHERE kind = 'callback'").fetchone()
@@ -160,7 +178,12 @@ async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrive
         assert len(sink.received) == 2
         for got in sink.received:
             body = json.loads(got.body)
-            assert signing.verify_aisha(got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300) is None
+            assert (
+                signing.verify_aisha(
+                    got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300
+                )
+                is None
+            )
             signing.check_aisha_payload(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
         first, second = (json.loads(got.body) for got in sink.received)
         assert first["event_id"] == second["event_id"] and first["action"] == second["action"] == "on-it"
@@ -231,7 +254,9 @@ async def test_callback_retries_honour_retry_after_then_fail_visibly(
         await client.app[OUTBOX].drain()
         sink.answer(429, headers={"Retry-After": "7"})
         sink.answer(500, times=5)
-        await client.app[ANSWERS].ack(signal_id=await signal_id(client, sent["id"]), agent_id="ana", action="soft-checkin", via="link")
+        await client.app[ANSWERS].ack(
+            signal_id=await signal_id(client, sent["id"]), agent_id="ana", action="soft-checkin", via="link"
+        )
         await client.app[OUTBOX].drain()
         (callback,) = [r for r in await outbox(client) if r["kind"] == "callback"]
         assert callback["status"] == "pending" and callback["attempts"] == 1 and callback["last_error"] == "HTTP 429"
@@ -256,13 +281,17 @@ async def test_permanent_callback_error_is_not_retried(aiohttp_client: Any, data
         client = await start(aiohttp_client, database_url, m3_callback_url=sink.url)
         sent = await emit(client, "m3", "panic.ui__golden")
         sink.answer(400)
-        await client.app[ANSWERS].ack(signal_id=await signal_id(client, sent["id"]), agent_id="ana", action="soft-checkin", via="link")
+        await client.app[ANSWERS].ack(
+            signal_id=await signal_id(client, sent["id"]), agent_id="ana", action="soft-checkin", via="link"
+        )
         await client.app[OUTBOX].drain()
         (callback,) = [r for r in await outbox(client) if r["kind"] == "callback"]
         assert callback["status"] == "failed" and callback["attempts"] == 1
 
 
-async def test_lapsed_lease_is_taken_back_and_sent_once(aiohttp_client: Any, database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_lapsed_lease_is_taken_back_and_sent_once(
+    aiohttp_client: Any, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Rows a dead worker claimed come back when the lease lapses, and go out once."""
     client = await start(aiohttp_client, database_url)
     await emit(client, "m3", "panic.ui__golden")
@@ -289,7 +318,9 @@ async def test_nul_characters_in_answers_are_dropped_not_a_500(aiohttp_client: A
     sid = await signal_id(client, sent["id"])
     answers = client.app[ANSWERS]
     assert (await answers.ack(signal_id=sid, agent_id="ana", action="soft\x00-checkin", via="link")).recorded
-    assert (await answers.done(signal_id=sid, agent_id="ana", outcome="held\x00space", note="calm\x00", via="sms")).recorded
+    assert (
+        await answers.done(signal_id=sid, agent_id="ana", outcome="held\x00space", note="calm\x00", via="sms")
+    ).recorded
     loop = await loop_of(client, sent)
     assert loop["acks"][0]["action"] == "soft-checkin"
     assert (loop["done"]["outcome"], loop["done"]["note"]) == ("heldspace", "calm")

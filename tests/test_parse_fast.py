@@ -27,10 +27,29 @@ GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "m3" / "panic.ui__gold
 
 #: Every place a sender can put something, known or not.
 PATHS = [
-    "id", "type", "ts", "extra", "actor", "actor.id", "actor.display", "audience", "audience.groups",
-    "audience.targets", "intent", "intent.why", "intent.whisper", "intent.suggested_responses",
-    "intent.care_window_minutes", "consent", "consent.mode", "consent.scope", "consent.expires_at",
-    "security", "security.nonce", "security.ts_window_sec", "context",
+    "id",
+    "type",
+    "ts",
+    "extra",
+    "actor",
+    "actor.id",
+    "actor.display",
+    "audience",
+    "audience.groups",
+    "audience.targets",
+    "intent",
+    "intent.why",
+    "intent.whisper",
+    "intent.suggested_responses",
+    "intent.care_window_minutes",
+    "consent",
+    "consent.mode",
+    "consent.scope",
+    "consent.expires_at",
+    "security",
+    "security.nonce",
+    "security.ts_window_sec",
+    "context",
 ]
 
 json_values = st.recursive(

@@ -30,8 +30,14 @@ async def admin_post(client: TestClient, path: str, data: dict[str, Any]) -> dic
     return await response.json()
 
 
-async def seed(client: TestClient, *, grant: dict[str, Any] | None = None, agents: list[dict[str, Any]] | None = None) -> None:
-    for agent in agents if agents is not None else [{"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]}]:
+async def seed(
+    client: TestClient, *, grant: dict[str, Any] | None = None, agents: list[dict[str, Any]] | None = None
+) -> None:
+    for agent in (
+        agents
+        if agents is not None
+        else [{"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]}]
+    ):
         await admin_post(client, "/admin/agents", agent)
     default = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "admin"}
     await admin_post(client, "/admin/consents", grant or default)
@@ -107,7 +113,9 @@ async def test_window_passed(make_client: Any, dev_settings: Any) -> None:
 @pytest.mark.parametrize(
     ("overrides", "status"), [({"relay_shadow_mode": True}, "shadowed"), ({"relay_sending_enabled": False}, "paused")]
 )
-async def test_shadow_and_kill_switch(make_client: Any, database_url: str, overrides: dict[str, Any], status: str) -> None:
+async def test_shadow_and_kill_switch(
+    make_client: Any, database_url: str, overrides: dict[str, Any], status: str
+) -> None:
     """Shadow mode and the kill switch record the decision and send nothing."""
     client = await make_client(make_settings(database_url, dev=True, **overrides))
     await seed(client)
@@ -129,7 +137,12 @@ async def test_aisha_blocked_inbox_only_and_invited(make_client: Any, dev_settin
     client = await make_client(dev_settings)
     await seed(
         client,
-        grant={"subject": f"tenant:{TENANT}", "scope": ["care.escalation_detected"], "groups": ["care-circle"], "by": "admin"},
+        grant={
+            "subject": f"tenant:{TENANT}",
+            "scope": ["care.escalation_detected"],
+            "groups": ["care-circle"],
+            "by": "admin",
+        },
     )
     assert (await post(client, "aisha", escalation(policy_gate_result="blocked")))["status"] == "blocked"
     trigger = fresh("aisha", fixture("aisha", "care.trigger_detected__golden"))
@@ -157,7 +170,9 @@ async def test_throttle_skips_busy_agent(make_client: Any, database_url: str) ->
     assert statuses == ["invited", "invited", "unroutable"]
 
 
-async def test_every_decision_is_audited(make_client: Any, dev_settings: Any, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_every_decision_is_audited(
+    make_client: Any, dev_settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Each decision leaves an audit row and one [CARE_AUDIT] line without care data."""
     client = await make_client(dev_settings)
     await seed(client)
@@ -179,16 +194,20 @@ async def test_skipped_agents_show_on_the_loop_and_cannot_answer(make_client: An
     from relay.state import ANSWERS
 
     client = await make_client(make_settings(database_url, dev=True, relay_agent_max_invites_per_hour=1))
-    await seed(client, agents=[
-        {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]},
-        {"id": "bo", "display": "Bo", "groups": ["care-circle"], "channels": ["slack"]},
-    ])
+    await seed(
+        client,
+        agents=[
+            {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]},
+            {"id": "bo", "display": "Bo", "groups": ["care-circle"], "channels": ["slack"]},
+        ],
+    )
     first = await post(client, "m3", panic())
     second = await post(client, "m3", panic())
     assert (first["status"], second["status"]) == ("invited", "unroutable")
     loop = await loop_of(client, second)
     assert sorted((i["agent"], i["channel"], i["status"]) for i in loop["invitations"]) == [
-        ("ana", None, "skipped"), ("bo", None, "skipped")
+        ("ana", None, "skipped"),
+        ("bo", None, "skipped"),
     ]
     from inbox import store
 
@@ -204,14 +223,26 @@ async def test_two_replicas_on_one_postgres_keep_the_hourly_limit(make_client: A
     exactly one of them invites Ana; the other finds her busy."""
     settings = make_settings(database_url, dev=True, relay_agent_max_invites_per_hour=1)
     first, second = await make_client(settings, run_outbox=False), await make_client(settings, run_outbox=False)
-    agents = [{"id": f"agent{n}", "display": f"Agent {n}", "groups": [f"circle{n}"], "channels": ["console"]} for n in range(6)]
-    await seed(first, agents=agents, grant={"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["circle0"], "by": "admin"})
+    agents = [
+        {"id": f"agent{n}", "display": f"Agent {n}", "groups": [f"circle{n}"], "channels": ["console"]}
+        for n in range(6)
+    ]
+    await seed(
+        first,
+        agents=agents,
+        grant={"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["circle0"], "by": "admin"},
+    )
     for n in range(1, 6):  # a round per agent, each racing two fresh signals
-        await admin_post(first, "/admin/consents", {"subject": f"actor:raz{n}", "scope": ["panic.ui"], "groups": [f"circle{n}"], "by": "admin"})
+        await admin_post(
+            first,
+            "/admin/consents",
+            {"subject": f"actor:raz{n}", "scope": ["panic.ui"], "groups": [f"circle{n}"], "by": "admin"},
+        )
     for n in range(6):
         actor = {"id": "raz" if n == 0 else f"raz{n}", "display": "Raz"}
         audience = {"groups": [f"circle{n}"], "targets": []}
         answers = await asyncio.gather(
-            post(first, "m3", panic(actor=actor, audience=audience)), post(second, "m3", panic(actor=actor, audience=audience))
+            post(first, "m3", panic(actor=actor, audience=audience)),
+            post(second, "m3", panic(actor=actor, audience=audience)),
         )
         assert sorted(a["status"] for a in answers) == ["invited", "unroutable"], (n, answers)

@@ -55,9 +55,7 @@ def run(
             check_m3_payload(headers, json.loads(body), ts=ts, now=now, max_window_sec=max_window_sec)
         else:
             header_ts = verify_aisha(headers, body, secrets, now=now, max_window_sec=max_window_sec)
-            check_aisha_payload(
-                headers, json.loads(body), header_ts=header_ts, now=now, max_window_sec=max_window_sec
-            )
+            check_aisha_payload(headers, json.loads(body), header_ts=header_ts, now=now, max_window_sec=max_window_sec)
     except RelayError as error:
         assert_safe_detail(error, secrets, headers, body)
         return error.code
@@ -153,9 +151,7 @@ def _bad_hexes() -> list[str]:
     return [good[:63], good + "0", good[:63] + "g", good[:63] + "\u0660", ""]
 
 
-@pytest.mark.parametrize(
-    "bad_hex", _bad_hexes(), ids=["63-chars", "65-chars", "non-hex", "non-ascii", "empty"]
-)
+@pytest.mark.parametrize("bad_hex", _bad_hexes(), ids=["63-chars", "65-chars", "non-hex", "non-ascii", "empty"])
 @pytest.mark.parametrize("scheme", ["m3", "aisha"])
 def test_signature_not_64_hex_is_malformed(scheme: str, bad_hex: str) -> None:
     """A signature that is not exactly 64 hex characters is malformed, never compared."""

@@ -26,7 +26,15 @@ from relay.channels import slack
 from relay.channels.slack import SlackChannel
 from relay.state import CHANNELS, ENGINE, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
-from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, block_action, sign, slash_command, static_select, view_submission
+from tests.fakes.slack import (
+    DEFAULT_TOKEN,
+    FakeSlack,
+    block_action,
+    sign,
+    slash_command,
+    static_select,
+    view_submission,
+)
 from tests.support import ADMIN_TOKEN, M3_SECRETS, fixture, fresh, make_settings, signed
 
 SECRET = "slack-signing-secret-for-tests"
@@ -244,8 +252,11 @@ async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:
     assert state["status"] == "done"
     done = state["done"]
     assert {k: done[k] for k in ("type", "for", "by", "outcome", "note")} == {
-        "type": "care.done", "for": answer["id"], "by": {"id": "ana", "display": "Ana"},
-        "outcome": "held-space", "note": "We sat together for a while.",
+        "type": "care.done",
+        "for": answer["id"],
+        "by": {"id": "ana", "display": "Ana"},
+        "outcome": "held-space",
+        "note": "We sat together for a while.",
     }
 
     await drain(client)
@@ -343,8 +354,12 @@ async def test_transient_failures_are_retried(start: Start, fake: FakeSlack, fai
     await drain(client)
     assert time.monotonic() - started < 2.0
     (row,) = await outbox(client)
-    expected = {"http_500": "slack HTTP 500", "http_429": "slack ratelimited", "timeout": "slack timed out",
-                "open_503": "slack HTTP 503"}[failure]
+    expected = {
+        "http_500": "slack HTTP 500",
+        "http_429": "slack ratelimited",
+        "timeout": "slack timed out",
+        "open_503": "slack HTTP 503",
+    }[failure]
     assert (row["kind"], row["status"], row["attempts"], row["last_error"]) == ("invite", "pending", 1, expected)
     assert (await loop(client, answer))["invitations"][0]["status"] == "queued"
     # the wait as decided when the failure was settled (not as left by the time this line runs)
@@ -506,7 +521,15 @@ async def test_an_agent_no_longer_active_cannot_answer_in_slack(start: Start, fa
         (b"\xff\xfe", "application/x-www-form-urlencoded", SECRET, (400, "bad_request")),
         (b"a=b", "application/x-www-form-urlencoded", SECRET, (404, "not_found")),
     ],
-    ids=["unsigned-json", "unsigned-array", "bogus-charset", "broken-payload", "payload-string", "not-utf8", "unknown-kind"],
+    ids=[
+        "unsigned-json",
+        "unsigned-array",
+        "bogus-charset",
+        "broken-payload",
+        "payload-string",
+        "not-utf8",
+        "unknown-kind",
+    ],
 )
 async def test_unreadable_slack_requests_get_the_contracts_4xx(
     start: Start, body: bytes, content_type: str, signed_with: str, expected: tuple[int, str]
@@ -524,7 +547,9 @@ async def test_unreadable_slack_requests_get_the_contracts_4xx(
     [{"user": "U0ANA"}, {"container": "C1", "channel": "C1"}, {"actions": ["x"]}, {"actions": []}],
     ids=["user-string", "container-string", "action-string", "no-actions"],
 )
-async def test_signed_button_payloads_of_odd_shape_record_nothing(start: Start, fake: FakeSlack, odd: dict[str, Any]) -> None:
+async def test_signed_button_payloads_of_odd_shape_record_nothing(
+    start: Start, fake: FakeSlack, odd: dict[str, Any]
+) -> None:
     """A signed block action whose parts are not the objects Slack sends is answered without a 5xx; nothing is
     recorded unless it still names the invited agent and one of her answers."""
     import urllib.parse

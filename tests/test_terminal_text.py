@@ -56,13 +56,13 @@ def post_signed(url: str, payload: dict[str, Any]) -> None:
         assert response.status == 202
 
 
-def test_cli_tables_print_no_control_characters(
-    running: tuple[ServerThread, dict[str, str]], tmp_path: Path
-) -> None:
+def test_cli_tables_print_no_control_characters(running: tuple[ServerThread, dict[str, str]], tmp_path: Path) -> None:
     """inbox, agent list and consent list print sender and directory text without escape codes; --json escapes them."""
     server, env = running
     cli(env, tmp_path, "agent", "add", "ana", "--display", "Ana", "--group", "care-circle")
-    cli(env, tmp_path, "consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "care-circle", "--by", "admin")
+    cli(
+        env, tmp_path, "consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "care-circle", "--by", "admin"
+    )
     payload = escaping_signal()
     post_signed(server.url, payload)
     stored_by_an_older_version(server, payload["id"])

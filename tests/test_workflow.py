@@ -73,13 +73,18 @@ async def send(url: str | None, payload: Any = GOLDEN, **kwargs: Any) -> Trigger
 
 def audit_lines(out: str) -> list[dict[str, Any]]:
     prefix = "[CARE_AUDIT] "
-    return [json.loads(line[len(prefix):]) for line in out.splitlines() if line.startswith(prefix)]
+    return [json.loads(line[len(prefix) :]) for line in out.splitlines() if line.startswith(prefix)]
 
 
 @pytest.mark.parametrize(
     ("environ", "expected"),
-    [({}, False), ({"CARE_WORKFLOW_TRIGGERS_ENABLED": "true"}, True), ({"CARE_WORKFLOW_TRIGGERS_ENABLED": "0"}, False),
-     ({"CARE_WORKFLOW_TRIGGERS_ENABLED": " ON "}, True), ({"CARE_WORKFLOW_TRIGGERS_ENABLED": "enabled"}, False)],
+    [
+        ({}, False),
+        ({"CARE_WORKFLOW_TRIGGERS_ENABLED": "true"}, True),
+        ({"CARE_WORKFLOW_TRIGGERS_ENABLED": "0"}, False),
+        ({"CARE_WORKFLOW_TRIGGERS_ENABLED": " ON "}, True),
+        ({"CARE_WORKFLOW_TRIGGERS_ENABLED": "enabled"}, False),
+    ],
 )
 def test_gate_reads_the_flag_and_is_off_by_default(environ: dict[str, str], expected: bool) -> None:
     """The gate is off unless CARE_WORKFLOW_TRIGGERS_ENABLED is a truthy word."""
@@ -199,16 +204,18 @@ async def test_failure_prints_one_action_skipped_audit_line(sink: Sink, capsys: 
     await send(sink.url + "?token=s3cr3t", retries=1)
 
     out = capsys.readouterr().out
-    assert audit_lines(out) == [{
-        "kind": "action_skipped",
-        "action": "care_workflow_trigger",
-        "event_id": GOLDEN["event_id"],
-        "action_origin": "care_autonomous",
-        "policy_gate_result": "allowed",
-        "reason": "http_503",
-        "attempts": 2,
-        "status": 503,
-    }]
+    assert audit_lines(out) == [
+        {
+            "kind": "action_skipped",
+            "action": "care_workflow_trigger",
+            "event_id": GOLDEN["event_id"],
+            "action_origin": "care_autonomous",
+            "policy_gate_result": "allowed",
+            "reason": "http_503",
+            "attempts": 2,
+            "status": 503,
+        }
+    ]
     assert "s3cr3t" not in out and "127.0.0.1" not in out and GOLDEN["reason"] not in out
 
 

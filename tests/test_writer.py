@@ -25,11 +25,15 @@ async def writer(database_url: str) -> Any:
 
 def insert(n: int, fail: bool = False) -> Any:
     def job(tx: Tx) -> int:
-        tx.execute("INSERT INTO audit (at, kind, action_origin, policy_gate_result, reason, gate_failures, detail)"
-                   " VALUES (?, 'test', 'care_autonomous', 'allowed', ?, '[]', '{}')", (n, f"job {n}"))
+        tx.execute(
+            "INSERT INTO audit (at, kind, action_origin, policy_gate_result, reason, gate_failures, detail)"
+            " VALUES (?, 'test', 'care_autonomous', 'allowed', ?, '[]', '{}')",
+            (n, f"job {n}"),
+        )
         if fail:
             raise ValueError(f"job {n} refuses")
         return n
+
     return job
 
 

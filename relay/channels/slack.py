@@ -397,7 +397,9 @@ async def handle_slack_events(request: web.Request) -> web.Response:
         raise MalformedSignatureHeader("X-Slack-Request-Timestamp or X-Slack-Signature is not in Slack's form.")
     skew = abs(time.time() - int(timestamp))
     if skew > SLACK_WINDOW_SEC:
-        raise TimestampOutOfWindow(f"X-Slack-Request-Timestamp is {int(skew)} s off the relay's clock (Slack allows 300 s).")
+        raise TimestampOutOfWindow(
+            f"X-Slack-Request-Timestamp is {int(skew)} s off the relay's clock (Slack allows 300 s)."
+        )
     try:
         valid = SignatureVerifier(settings.slack_signing_secret).is_valid(body, timestamp, signature)
     except UnicodeDecodeError:  # the verifier reads the body as UTF-8, as Slack sends it

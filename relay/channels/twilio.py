@@ -238,7 +238,7 @@ async def handle_inbound(request: web.Request) -> web.Response:
     except Exception:
         try:  # let Twilio's retry answer it afresh
             await app[WRITER].run(lambda tx: inbound.release_message(tx, sid))
-        except Exception as exc:  # noqa: BLE001 (best effort: the first failure is the one re-raised)
+        except Exception as exc:
             log.warning("could not release inbound claim: %s", type(exc).__name__)
         raise
     await app[WRITER].run(lambda tx: inbound.settle_message(tx, sid, outcome))

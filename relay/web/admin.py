@@ -118,7 +118,9 @@ async def handle_create_consent(request: web.Request) -> web.Response:
 
 @admin
 async def handle_revoke_consent(request: web.Request) -> web.Response:
-    await directory.revoke_consent(request.app[WRITER], request.match_info["grant_id"], request.query.get("by", "admin-api"))
+    await directory.revoke_consent(
+        request.app[WRITER], request.match_info["grant_id"], request.query.get("by", "admin-api")
+    )
     return web.Response(status=204)
 
 

@@ -343,7 +343,12 @@ def _error_page(request: web.Request, error: RelayError) -> web.Response:
         return render(error)
     title = ERROR_TITLES.get(error.code, "That answer could not be read")
     return _render(
-        request, "link_error.html", status=error.status, headers=error.headers(), title=title, code=error.code,
+        request,
+        "link_error.html",
+        status=error.status,
+        headers=error.headers(),
+        title=title,
+        code=error.code,
         detail=error.detail,
     )
 

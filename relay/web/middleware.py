@@ -96,7 +96,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response.headers.setdefault("Cache-Control", "no-store")
     # Sender hooks already leave one [CARE_AUDIT] line per request (decision or rejection).
     if not request.path.startswith("/hooks/") or response.status >= 500:
-        log.info("%s %s %s %.1fms", request.method, _loggable(request), response.status, (time.perf_counter() - started) * 1000)
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            _loggable(request),
+            response.status,
+            (time.perf_counter() - started) * 1000,
+        )
     return response
 
 

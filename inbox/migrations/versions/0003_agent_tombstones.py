@@ -20,15 +20,15 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('agent', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('removed_at', sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("agent", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("removed_at", sa.BigInteger(), nullable=True))
     now = int(time.time() * 1000)
     op.get_bind().execute(
         sa.text(
@@ -39,13 +39,13 @@ def upgrade() -> None:
         ),
         {"now": now},
     )
-    if op.get_bind().dialect.name == 'postgresql':
-        op.alter_column('consent_grant', 'id', type_=sa.String(length=64), existing_type=sa.String(length=40))
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("consent_grant", "id", type_=sa.String(length=64), existing_type=sa.String(length=40))
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == 'postgresql':
-        op.alter_column('consent_grant', 'id', type_=sa.String(length=40), existing_type=sa.String(length=64))
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("consent_grant", "id", type_=sa.String(length=40), existing_type=sa.String(length=64))
     op.get_bind().execute(sa.text("DELETE FROM agent WHERE removed_at IS NOT NULL"))
-    with op.batch_alter_table('agent', schema=None) as batch_op:
-        batch_op.drop_column('removed_at')
+    with op.batch_alter_table("agent", schema=None) as batch_op:
+        batch_op.drop_column("removed_at")
