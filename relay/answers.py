@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inbox import lifecycle, store
 from inbox.writer import Tx, Writer, now_ms
 from relay import audit, compose
-from relay.channels import Invite
+from relay.delivery import Invite
 from relay.model import Agent, Grant, Signal, iso
 from relay.settings import Settings
 from relay.tokens import Tokens

@@ -20,8 +20,8 @@ from inbox import db, store
 from inbox.writer import Writer
 from receivers import http as receivers_http
 from relay.answers import Answers, iso
-from relay.channels import Channel
 from relay.channels.console import ConsoleChannel
+from relay.delivery import Channel
 from relay.intake import Intake
 from relay.model import RoutingSettings
 from relay.outbox import OutboxWorker

@@ -6,7 +6,7 @@ tone is the same on Slack, SMS, WhatsApp and the console.
 
 from __future__ import annotations
 
-from relay.channels import Invite
+from relay.delivery import Invite
 from relay.text import clip, one_line, size
 
 #: Twilio refuses a longer body (error 21617); `relay.text.size` counts as Twilio does.

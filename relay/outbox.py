@@ -26,7 +26,7 @@ from inbox.writer import Tx, Writer, now_ms
 from receivers import signing
 from relay import audit
 from relay.answers import Answers
-from relay.channels import Channel, Delivery, parse_retry_after, permanent, retry, skip
+from relay.delivery import Channel, Delivery, parse_retry_after, permanent, retry, skip
 from relay.model import iso
 from relay.router import send_time_refusal
 from relay.settings import Settings

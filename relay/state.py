@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox.writer import Writer
 from relay.answers import Answers
-from relay.channels import Channel
+from relay.delivery import Channel
 from relay.intake import Intake
 from relay.outbox import OutboxWorker
 from relay.settings import Settings

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay import compose
-from relay.channels import Invite
+from relay.delivery import Invite
 from relay.model import Agent, Signal
 
 #: what Twilio takes (21617 past it), counted in UTF-16 code units: an emoji counts two.

@@ -21,8 +21,9 @@ from aiohttp.test_utils import TestClient
 from twilio.request_validator import RequestValidator
 
 from relay.app import create_app
-from relay.channels import Delivery, Invite, twilio_http
+from relay.channels import twilio_http
 from relay.channels.twilio import TwilioChannel
+from relay.delivery import Delivery, Invite
 from relay.model import Agent, Signal
 from relay.state import METRICS, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from relay import compose
-from relay.channels import Delivery, Invite, sent
+from relay.delivery import Delivery, Invite, sent
 from relay.text import one_line
 
 

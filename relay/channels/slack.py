@@ -39,8 +39,8 @@ from inbox import lifecycle, store
 from receivers.http import read_body
 from relay import compose
 from relay.answers import Answers
-from relay.channels import Delivery, Invite, parse_retry_after, permanent, retry, sent
 from relay.channels import slack_blocks as blocks
+from relay.delivery import Delivery, Invite, parse_retry_after, permanent, retry, sent
 from relay.errors import (
     BadRequest,
     InvalidSignature,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relay import compose
-from relay.channels import Invite
+from relay.delivery import Invite
 from relay.text import clip
 
 #: a suggested response's button: `care_ack_<n>` (1-based n, unique within the block).

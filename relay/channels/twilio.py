@@ -37,8 +37,9 @@ from inbox import inbound, lifecycle, store
 from inbox.writer import now_ms
 from receivers.http import read_body
 from relay import audit, compose
-from relay.channels import Delivery, Invite, permanent, retry, sent, sms_replies, twilio_http
+from relay.channels import sms_replies, twilio_http
 from relay.channels.sms_replies import Ack, Done, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
+from relay.delivery import Delivery, Invite, permanent, retry, sent
 from relay.errors import BadRequest, Forbidden, UnsupportedMediaType
 from relay.redact import redact
 from relay.settings import Settings

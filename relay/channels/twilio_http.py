@@ -49,7 +49,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from relay.channels import parse_retry_after
+from relay.delivery import parse_retry_after
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -27,7 +27,7 @@ from aiohttp import web
 from inbox import lifecycle, store
 from inbox.writer import STORAGE_ERRORS
 from relay import compose
-from relay.channels import Invite
+from relay.delivery import Invite
 from relay.errors import (
     AlreadyDone,
     BadRequest,

@@ -1,0 +1,100 @@
+"""What a channel is given and what it answers: the outbound contract the outbox relies on.
+
+Values only (kernel): an `Invite` to word and address, the `Delivery` a provider's answer
+becomes, and the `Channel` protocol every provider implements. `send` never raises for a
+provider's answer: it returns a `Delivery` that says whether to retry.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from relay.model import Agent, Signal
+
+
+@dataclass(frozen=True)
+class Invite:
+    """Everything needed to word and address one invitation."""
+
+    invitation_id: int
+    channel: str
+    code: str
+    agent: Agent
+    signal: Signal
+    #: the responses offered (the payload's, or AISHA_SUGGESTED_RESPONSES).
+    responses: tuple[str, ...]
+    #: the signed action-link page for this invitation.
+    action_url: str
+    #: AiSHA: AISHA_APP_BASE_URL + deep_link, when both exist.
+    deep_link: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a provider said. `error` is short and holds no care data."""
+
+    ok: bool
+    provider_id: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+    error: str | None = None
+    #: the agent refused this channel (SMS STOP, Twilio 21610): record the opt-out.
+    opted_out: bool = False
+    #: not sent, and never to be: a send-time check failed (CONTRACT section 6); the reason.
+    skipped: str | None = None
+
+
+class Channel(Protocol):
+    name: str
+
+    async def send(self, invite: Invite) -> Delivery:
+        """Deliver the invitation; the provider's message id comes back in `provider_id`."""
+        ...
+
+    async def update(self, invite: Invite, provider_id: str, text: str) -> Delivery:
+        """Tell an already delivered invitation what happened ("Ana is here — soft-checkin")."""
+        ...
+
+
+def sent(provider_id: str | None = None) -> Delivery:
+    return Delivery(ok=True, provider_id=provider_id)
+
+
+def retry(error: str, retry_after: float | None = None) -> Delivery:
+    return Delivery(ok=False, retryable=True, error=error, retry_after=retry_after)
+
+
+def permanent(error: str, *, opted_out: bool = False) -> Delivery:
+    return Delivery(ok=False, retryable=False, error=error, opted_out=opted_out)
+
+
+def skip(reason: str) -> Delivery:
+    return Delivery(ok=False, retryable=False, error=reason, skipped=reason)
+
+
+#: the longest wait a Retry-After can ask for; past it the row is retried after an hour
+MAX_RETRY_AFTER_SEC = 3600.0
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date), at most an hour."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):  # "inf", "nan": no usable wait, so the usual backoff
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SEC)
