@@ -42,12 +42,12 @@ MAX_QUEUE = 20_000
 CHECKPOINT_EVERY_SEC = 1.0
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailableError(Exception):
     """The write could not be committed (full queue, locked or failing storage)."""
 
 
 #: what "storage cannot take the write" looks like, wherever it surfaces.
-STORAGE_ERRORS = (StorageUnavailable, sqlite3.OperationalError, OperationalError, InterfaceError, ConnectionError)
+STORAGE_ERRORS = (StorageUnavailableError, sqlite3.OperationalError, OperationalError, InterfaceError, ConnectionError)
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class _PgTx:
             self._conn.exec_driver_sql(_to_dollar(sql), [tuple(r) for r in rows])
 
 
-class _LockBusy(Exception):
+class _LockBusyError(Exception):
     """Another connection holds SQLite's write lock (raised only when not waiting for it)."""
 
 
@@ -147,7 +147,7 @@ class _SqliteSession:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if not self._wait and "locked" in str(exc):
-                raise _LockBusy() from None
+                raise _LockBusyError() from None
             raise
 
     def wait_for_lock(self) -> None:
@@ -267,7 +267,7 @@ class Writer:
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if not pending.future.done():
-                pending.future.set_exception(StorageUnavailable("the relay is shutting down"))
+                pending.future.set_exception(StorageUnavailableError("the relay is shutting down"))
         if self._executor is not None and self._side_executor is not None:
             loop = asyncio.get_running_loop()
             # queued behind any group still running on the writer thread
@@ -290,13 +290,13 @@ class Writer:
 
     async def _submit(self, pending: _Pending) -> Any:
         if self._closed:
-            raise StorageUnavailable("the writer is closed")
+            raise StorageUnavailableError("the writer is closed")
         if self._task is None or self._task.done():
-            raise StorageUnavailable("the writer is not running")
+            raise StorageUnavailableError("the writer is not running")
         try:
             self._queue.put_nowait(pending)
         except asyncio.QueueFull:
-            raise StorageUnavailable("the write queue is full") from None
+            raise StorageUnavailableError("the write queue is full") from None
         return await pending.future
 
     # SQLite -------------------------------------------------------------------------
@@ -315,7 +315,7 @@ class Writer:
                 raise
             except Exception as exc:  # the transaction itself failed: nobody was committed
                 log.error("write group of %d failed: %s", len(group), type(exc).__name__)
-                outcomes = [(False, StorageUnavailable(str(exc)))] * len(group)
+                outcomes = [(False, StorageUnavailableError(str(exc)))] * len(group)
                 self._note_failure(exc)
             else:
                 self.groups_committed += 1
@@ -344,7 +344,7 @@ class Writer:
             # at once; the group then runs on the writer's thread, which may wait for it.
             try:
                 return self._apply(_SqliteSession(self._conn, wait=False, busy_timeout_ms=self._busy_timeout_ms), group)
-            except _LockBusy:
+            except _LockBusyError:
                 session = _SqliteSession(self._conn, wait=True, busy_timeout_ms=self._busy_timeout_ms)
                 return await asyncio.get_running_loop().run_in_executor(self._executor, self._apply, session, group)
         async with self._engine.connect() as conn:
@@ -426,4 +426,4 @@ async def _outcomes_of(running: asyncio.Future[list[tuple[bool, Any]]], size: in
     try:
         return await running
     except Exception as exc:
-        return [(False, StorageUnavailable(str(exc)))] * size
+        return [(False, StorageUnavailableError(str(exc)))] * size

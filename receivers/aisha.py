@@ -234,8 +234,8 @@ EVENT_TYPES: Mapping[str, type[CareEvent]] = MappingProxyType(
 def parse(payload: Any) -> Signal:
     """Parse a decoded AiSHA JSON body into a `Signal`.
 
-    Raises `InvalidPayload` (422, with `fields`) when the body breaks the C.A.R.E.
-    payload contract and `UnsupportedEventType` (422) for a `type` this relay does not
+    Raises `InvalidPayloadError` (422, with `fields`) when the body breaks the C.A.R.E.
+    payload contract and `UnsupportedEventTypeError` (422) for a `type` this relay does not
     handle. A missing or unknown `action_origin` is never an error.
     """
     data = require_object(payload)

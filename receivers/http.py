@@ -19,7 +19,7 @@ from aiohttp import web
 
 from receivers import aisha, m3, signing
 from receivers.schema import require_object
-from relay.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType
+from relay.errors import MalformedJsonError, PayloadTooLargeError, UnsupportedMediaTypeError
 from relay.model import Signal
 from relay.settings import Settings
 from relay.state import CLOCK, INTAKE, SETTINGS, TOKENS
@@ -74,11 +74,11 @@ SENDERS: dict[str, Sender] = {
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refusing (413) as soon as it grows past `limit`, and (415) one with a
     Content-Encoding: signatures cover the bytes as sent, so a decoded body is not what was signed."""
-    too_large = PayloadTooLarge.over(limit)
+    too_large = PayloadTooLargeError.over(limit)
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
-        raise UnsupportedMediaType(
+        raise UnsupportedMediaTypeError(
             "Send the body without Content-Encoding (no gzip or other compression): "
             "the signature covers the bytes as sent."
         )
@@ -115,7 +115,7 @@ def parse_json(body: bytes) -> Any:
     try:
         return loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedJson() from None
+        raise MalformedJsonError() from None
 
 
 def status_url(request: web.Request, source: str, event_id: str) -> str:
@@ -128,7 +128,7 @@ def handler_for(sender: Sender) -> Callable[[web.Request], Any]:
         settings = request.app[SETTINGS]
         body = await read_body(request, settings.relay_max_body_bytes)
         if media_type(request) != "application/json":
-            raise UnsupportedMediaType()
+            raise UnsupportedMediaTypeError()
         now = int(request.app[CLOCK]())
         window = sender.max_window(settings)
         ts = sender.verify(request.headers, body, sender.secrets(settings), now=now, max_window_sec=window)

@@ -229,8 +229,8 @@ def parse_fast(body: bytes) -> tuple[dict[str, Any], Signal] | None:
 def parse(payload: Any) -> Signal:
     """Parse a decoded M3 JSON body into a `Signal`.
 
-    Raises `InvalidPayload` (422, with `fields`) when the body breaks the envelope and
-    `UnsupportedEventType` (422) when `type` names an event this relay does not handle.
+    Raises `InvalidPayloadError` (422, with `fields`) when the body breaks the envelope and
+    `UnsupportedEventTypeError` (422) when `type` names an event this relay does not handle.
     """
     data = require_object(payload)
     model = select_model(data, EVENT_TYPES, fallback=Envelope, sender="M3")

@@ -27,7 +27,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from relay.errors import InvalidPayload, UnsupportedEventType
+from relay.errors import InvalidPayloadError, UnsupportedEventTypeError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -125,7 +125,7 @@ NoneAsEmpty = BeforeValidator(_none_as_empty)
 def require_object(payload: Any) -> dict[str, Any]:
     """Return the payload if it is a JSON object, else raise `InvalidPayload` at loc []."""
     if not isinstance(payload, dict):
-        raise InvalidPayload(
+        raise InvalidPayloadError(
             [{"loc": [], "msg": "The body should be a JSON object"}],
             detail="The payload should be a JSON object; see 'fields'.",
         )
@@ -141,7 +141,7 @@ def select_model(
 ) -> type[ModelT]:
     """Pick the model for the payload's `type` from `registry`.
 
-    A string `type` the registry does not know raises `UnsupportedEventType` naming the
+    A string `type` the registry does not know raises `UnsupportedEventTypeError` naming the
     supported types (the unknown value itself is not repeated). A missing or non-string
     `type` returns `fallback`, whose schema then reports it as `invalid_payload`.
     """
@@ -151,7 +151,7 @@ def select_model(
     model = registry.get(event_type)
     if model is None:
         supported = ", ".join(sorted(registry))
-        raise UnsupportedEventType(
+        raise UnsupportedEventTypeError(
             f"This relay does not handle that {sender} event type; supported types: {supported}."
         )
     return model
@@ -165,7 +165,7 @@ def validate(model: type[ModelT], payload: Mapping[str, Any]) -> ModelT:
         raise invalid_payload(error) from None
 
 
-def invalid_payload(error: ValidationError) -> InvalidPayload:
+def invalid_payload(error: ValidationError) -> InvalidPayloadError:
     """Translate a pydantic `ValidationError` into `InvalidPayload(fields=[{loc, msg}])`.
 
     Only the location and pydantic's message are kept: `input` and `ctx` may carry care
@@ -175,4 +175,4 @@ def invalid_payload(error: ValidationError) -> InvalidPayload:
         {"loc": list(entry["loc"]), "msg": entry["msg"]}
         for entry in error.errors(include_url=False, include_input=False, include_context=False)
     ]
-    return InvalidPayload(fields)
+    return InvalidPayloadError(fields)

@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 from relay.errors import (
-    HeaderMismatch,
-    InvalidSignature,
-    MalformedSignatureHeader,
-    MissingSignature,
-    TimestampOutOfWindow,
+    HeaderMismatchError,
+    InvalidSignatureError,
+    MalformedSignatureHeaderError,
+    MissingSignatureError,
+    TimestampOutOfWindowError,
 )
 
 M3_SIGNATURE_HEADER = "X-M3-Signature"
@@ -57,17 +57,17 @@ def verify_m3(
     matching ``v1`` with any configured secret suffices. The signature is checked before
     the window, so a forged request is told ``invalid_signature`` whatever its age.
 
-    Raises MissingSignature, MalformedSignatureHeader, InvalidSignature or
-    TimestampOutOfWindow (``|now - ts| > max_window_sec``).
+    Raises MissingSignatureError, MalformedSignatureHeaderError, InvalidSignatureError or
+    TimestampOutOfWindowError (``|now - ts| > max_window_sec``).
     """
     value = _header(headers, M3_SIGNATURE_HEADER)
     if value is None or not value.strip():
-        raise MissingSignature(
+        raise MissingSignatureError(
             "The request has no X-M3-Signature header; send 'm3=t=<unix seconds>,v1=<hex>' computed over the raw body."
         )
     raw_ts, candidates = _parse_m3_header(value)
     if not _matches(raw_ts.encode("ascii") + b"." + body, candidates, secrets):
-        raise InvalidSignature(
+        raise InvalidSignatureError(
             "The X-M3-Signature matches none of the configured secrets; sign '<t>.' followed "
             "by the exact body bytes you send."
         )
@@ -91,7 +91,7 @@ def check_m3_payload(
     positive integer, which schema validation reports), then ``X-M3-Event`` against the
     body's ``type`` — the contract answers 401 before 400.
 
-    Raises TimestampOutOfWindow or HeaderMismatch.
+    Raises TimestampOutOfWindowError or HeaderMismatchError.
     """
     window_sec = max_window_sec
     security = payload.get("security")
@@ -103,9 +103,9 @@ def check_m3_payload(
 
     event = _header(headers, M3_EVENT_HEADER)
     if not event:
-        raise HeaderMismatch("The request has no X-M3-Event header; send it with the body's type.")
+        raise HeaderMismatchError("The request has no X-M3-Event header; send it with the body's type.")
     if event != payload.get("type"):
-        raise HeaderMismatch("The X-M3-Event header differs from the body's type; send the same type in both.")
+        raise HeaderMismatchError("The X-M3-Event header differs from the body's type; send the same type in both.")
 
 
 def verify_aisha(
@@ -123,33 +123,35 @@ def verify_aisha(
     sender) the signature covers the body alone, None is returned and the window is
     left to ``check_aisha_payload``, on the body's ``ts``.
 
-    Raises MissingSignature, MalformedSignatureHeader, InvalidSignature or
-    TimestampOutOfWindow.
+    Raises MissingSignatureError, MalformedSignatureHeaderError, InvalidSignatureError or
+    TimestampOutOfWindowError.
     """
     value = _header(headers, AISHA_SIGNATURE_HEADER)
     if value is None or not value.strip():
-        raise MissingSignature("The request has no X-AISHA-SIGNATURE header; send the hex HMAC-SHA256 of the raw body.")
+        raise MissingSignatureError(
+            "The request has no X-AISHA-SIGNATURE header; send the hex HMAC-SHA256 of the raw body."
+        )
     candidate = value[len(_AISHA_PREFIX) :] if value.startswith(_AISHA_PREFIX) else value
     if not _HEX_SIGNATURE.fullmatch(candidate):
-        raise MalformedSignatureHeader(
+        raise MalformedSignatureHeaderError(
             "The X-AISHA-SIGNATURE header must be 64 hex characters, optionally prefixed by 'sha256='."
         )
 
     raw_ts = _header(headers, AISHA_TIMESTAMP_HEADER)
     if raw_ts is None:
         if not _matches(body, [candidate], secrets):
-            raise InvalidSignature(
+            raise InvalidSignatureError(
                 "The X-AISHA-SIGNATURE matches none of the configured secrets over the raw body; "
                 "a signature over '<ts>.' and the body also needs its X-AISHA-TIMESTAMP header."
             )
         return None
 
     if not _TIMESTAMP.fullmatch(raw_ts):
-        raise MalformedSignatureHeader(
+        raise MalformedSignatureHeaderError(
             "The X-AISHA-TIMESTAMP header must be Unix seconds written as 1 to 10 ASCII digits."
         )
     if not _matches(raw_ts.encode("ascii") + b"." + body, [candidate], secrets):
-        raise InvalidSignature(
+        raise InvalidSignatureError(
             "The X-AISHA-SIGNATURE matches none of the configured secrets; sign '<ts>.' followed "
             "by the exact body bytes you send."
         )
@@ -173,14 +175,14 @@ def check_aisha_payload(
     offset, within ``max_window_sec`` of ``now``. Then ``X-AISHA-EVENT-ID`` must equal
     the body's ``event_id``.
 
-    Raises TimestampOutOfWindow or HeaderMismatch.
+    Raises TimestampOutOfWindowError or HeaderMismatchError.
     """
     if header_ts is None:
         body_ts = _parse_iso8601(payload.get("ts"))
         if body_ts is None:
             # The signature covers this field, so it is the request's only timestamp: without
             # it the request cannot be placed in time, which is a 401, not a schema error.
-            raise TimestampOutOfWindow(
+            raise TimestampOutOfWindowError(
                 "A body-signed request needs the body's ts as an ISO 8601 time with Z or an offset, "
                 "such as 2026-01-26T12:34:56Z."
             )
@@ -188,9 +190,11 @@ def check_aisha_payload(
 
     event_id = _header(headers, AISHA_EVENT_ID_HEADER)
     if not event_id:
-        raise HeaderMismatch("The request has no X-AISHA-EVENT-ID header; send it with the body's event_id.")
+        raise HeaderMismatchError("The request has no X-AISHA-EVENT-ID header; send it with the body's event_id.")
     if event_id != payload.get("event_id"):
-        raise HeaderMismatch("The X-AISHA-EVENT-ID header differs from the body's event_id; send the same id in both.")
+        raise HeaderMismatchError(
+            "The X-AISHA-EVENT-ID header differs from the body's event_id; send the same id in both."
+        )
 
 
 def sign_m3(body: bytes, secret: str, *, ts: int, event_type: str | None = None) -> dict[str, str]:
@@ -243,7 +247,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def _parse_m3_header(value: str) -> tuple[str, list[str]]:
     """Split ``m3=t=<ts>,v1=<hex>...`` into the timestamp as sent and the v1 candidates."""
     if not value.startswith(_M3_PREFIX):
-        raise MalformedSignatureHeader(
+        raise MalformedSignatureHeaderError(
             "The X-M3-Signature header must start with 'm3=', as in 'm3=t=<unix seconds>,v1=<hex>'."
         )
     raw_ts: str | None = None
@@ -252,18 +256,22 @@ def _parse_m3_header(value: str) -> tuple[str, list[str]]:
         key, _, item = part.partition("=")
         if key == "t":
             if raw_ts is not None:
-                raise MalformedSignatureHeader("The X-M3-Signature header must carry exactly one 't='.")
+                raise MalformedSignatureHeaderError("The X-M3-Signature header must carry exactly one 't='.")
             raw_ts = item
         elif key == "v1":
             candidates.append(item)
     if raw_ts is None:
-        raise MalformedSignatureHeader("The X-M3-Signature header has no 't=<unix seconds>'; add the signing time.")
+        raise MalformedSignatureHeaderError(
+            "The X-M3-Signature header has no 't=<unix seconds>'; add the signing time."
+        )
     if not candidates:
-        raise MalformedSignatureHeader("The X-M3-Signature header has no 'v1=<hex>'; add the signature.")
+        raise MalformedSignatureHeaderError("The X-M3-Signature header has no 'v1=<hex>'; add the signature.")
     if not _TIMESTAMP.fullmatch(raw_ts):
-        raise MalformedSignatureHeader("The X-M3-Signature 't' must be Unix seconds written as 1 to 10 ASCII digits.")
+        raise MalformedSignatureHeaderError(
+            "The X-M3-Signature 't' must be Unix seconds written as 1 to 10 ASCII digits."
+        )
     if not all(_HEX_SIGNATURE.fullmatch(candidate) for candidate in candidates):
-        raise MalformedSignatureHeader("Every X-M3-Signature 'v1' must be 64 hex characters.")
+        raise MalformedSignatureHeaderError("Every X-M3-Signature 'v1' must be 64 hex characters.")
     return raw_ts, candidates
 
 
@@ -302,7 +310,7 @@ def _check_window(ts: float, *, now: int, window_sec: int, source: str) -> None:
     skew = abs(now - ts)
     if skew > window_sec:
         direction = "behind" if ts < now else "ahead of"
-        raise TimestampOutOfWindow(
+        raise TimestampOutOfWindowError(
             f"{source} is {int(skew)} s {direction} the relay's clock, outside the {window_sec} s "
             "window; sign with the current time and check the sender's clock."
         )

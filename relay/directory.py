@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from inbox import store
 from inbox.writer import Writer, now_ms
 from receivers.schema import printable
-from relay.errors import BadRequest, InvalidPayload, NotFound
+from relay.errors import BadRequestError, InvalidPayloadError, NotFoundError
 from relay.model import AGENT_CHANNELS, EARLIEST, LATEST, iso
 from relay.router import parse_quiet_hours
 
@@ -60,9 +60,9 @@ def checked_by(by: str) -> str:
     """Who acted, as it can be stored: 1 to 100 printable characters."""
     by = by.strip()
     if not by or len(by) > MAX_BY_CHARS:
-        raise BadRequest(f"Say who acts in 'by', in 1 to {MAX_BY_CHARS} characters.")
+        raise BadRequestError(f"Say who acts in 'by', in 1 to {MAX_BY_CHARS} characters.")
     if not by.isprintable():
-        raise BadRequest("'by' is a name: it cannot hold control characters.")
+        raise BadRequestError("'by' is a name: it cannot hold control characters.")
     return by
 
 
@@ -174,7 +174,7 @@ class GrantIn(BaseModel):
 def validated(model: type[BaseModel], data: Any) -> Any:
     """Validate or raise the contract's 422 with a `fields` list."""
     if not isinstance(data, dict):
-        raise InvalidPayload([{"loc": [], "msg": "send one JSON object"}])
+        raise InvalidPayloadError([{"loc": [], "msg": "send one JSON object"}])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -182,7 +182,7 @@ def validated(model: type[BaseModel], data: Any) -> Any:
             {"loc": [str(p) for p in e["loc"]], "msg": str(e["msg"]).removeprefix("Value error, ")}
             for e in exc.errors(include_url=False)
         ]
-        raise InvalidPayload(fields) from None
+        raise InvalidPayloadError(fields) from None
 
 
 def _iso(ms: int | None) -> str | None:
@@ -235,7 +235,7 @@ def _refuse_shared_address(tx: Any, row: dict[str, Any]) -> None:
     """A Slack user or number names one person: answers are matched by it."""
     taken = store.address_taken(tx, row)
     if taken:
-        raise BadRequest(
+        raise BadRequestError(
             f"Another agent already has this {taken.replace('_', ' ')}; each address belongs to one agent."
         )
 
@@ -250,12 +250,12 @@ async def add_agent(writer: Writer, data: Any) -> dict[str, Any]:
 
     taken = await writer.run(job)
     if taken is not None and taken["removed_at"] is not None:
-        raise BadRequest(
+        raise BadRequestError(
             f"The id '{agent.id}' belonged to an agent who was removed; an id is never reused, so that nobody"
             " inherits another person's invitations. Choose another id."
         )
     if taken is not None:
-        raise BadRequest(f"An agent with id '{agent.id}' already exists; change it with PATCH or remove it first.")
+        raise BadRequestError(f"An agent with id '{agent.id}' already exists; change it with PATCH or remove it first.")
     return agent_view(row)
 
 
@@ -269,7 +269,7 @@ async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any
         if key in changes and changes[key] is None
     ]
     if refused:
-        raise InvalidPayload(refused)
+        raise InvalidPayloadError(refused)
     changes.update({key: [] for key in ("groups", "channels") if key in changes and changes[key] is None})
 
     def job(tx: Any) -> dict[str, Any] | None:
@@ -283,14 +283,14 @@ async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any
 
     row = await writer.run(job)
     if row is None:
-        raise NotFound(f"No agent '{agent_id}' in the directory.")
+        raise NotFoundError(f"No agent '{agent_id}' in the directory.")
     return agent_view(row)
 
 
 async def remove_agent(writer: Writer, agent_id: str) -> None:
     """Remove an agent from the directory; its id stays taken (a tombstone), never reused."""
     if not await writer.run(lambda tx: store.remove_agent(tx, agent_id, now_ms())):
-        raise NotFound(f"No agent '{agent_id}' in the directory.")
+        raise NotFoundError(f"No agent '{agent_id}' in the directory.")
 
 
 async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
@@ -317,7 +317,7 @@ async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
         return True
 
     if not await writer.run(job):
-        raise BadRequest(
+        raise BadRequestError(
             f"A consent grant with id '{grant.id}' already exists; grants are never replaced, revoke it instead."
         )
     return grant_view(row)
@@ -327,7 +327,7 @@ async def revoke_consent(writer: Writer, grant_id: str, by: str) -> dict[str, An
     by = checked_by(by)
     row = await writer.run(lambda tx: store.revoke_grant(tx, grant_id, by, now_ms()))
     if row is None:
-        raise NotFound(f"No consent grant '{grant_id}'.")
+        raise NotFoundError(f"No consent grant '{grant_id}'.")
     return grant_view(row)
 
 

@@ -2,6 +2,34 @@
 
 Handlers and the modules below them raise these; nothing hand-builds error JSON.
 The `detail` is one sentence a person can act on, and never contains care data.
+
+The hierarchy (status, code):
+
+    RelayError (400 bad_request)
+    ├── BadRequestError (400 bad_request)
+    ├── MalformedJsonError (400 malformed_json)
+    ├── HeaderMismatchError (400 header_mismatch)
+    ├── SignatureError (401 invalid_signature)
+    │   ├── MissingSignatureError (401 missing_signature)
+    │   ├── InvalidSignatureError (401 invalid_signature)
+    │   ├── TimestampOutOfWindowError (401 timestamp_out_of_window)
+    │   └── MalformedSignatureHeaderError (401 malformed_signature_header)
+    ├── UnauthorizedError (401 unauthorized)
+    ├── ForbiddenError (403 forbidden)
+    ├── NotFoundError (404 not_found)
+    ├── ConflictError (409)
+    │   ├── EventIdConflictError (409 event_id_conflict)
+    │   ├── NonceReusedError (409 nonce_reused)
+    │   └── AlreadyDoneError (409 already_done)
+    ├── LinkExpiredError (410 link_expired)
+    ├── RequestTimeoutError (408 request_timeout)
+    ├── PayloadTooLargeError (413 payload_too_large)
+    ├── UnsupportedMediaTypeError (415 unsupported_media_type)
+    ├── InvalidPayloadError (422 invalid_payload)
+    ├── UnsupportedEventTypeError (422 unsupported_event_type)
+    ├── RateLimitedError (429 rate_limited)
+    ├── InternalError (500 internal)
+    └── UnavailableError (503 unavailable)
 """
 
 from __future__ import annotations
@@ -30,16 +58,16 @@ class RelayError(Exception):
         return {}
 
 
-class BadRequest(RelayError):
+class BadRequestError(RelayError):
     status, code = 400, "bad_request"
 
 
-class MalformedJson(RelayError):
+class MalformedJsonError(RelayError):
     status, code = 400, "malformed_json"
     detail = "The body is not valid JSON (UTF-8, one object)."
 
 
-class HeaderMismatch(RelayError):
+class HeaderMismatchError(RelayError):
     status, code = 400, "header_mismatch"
 
 
@@ -50,26 +78,26 @@ class SignatureError(RelayError):
     detail = "The signature does not match the body with any configured secret."
 
 
-class MissingSignature(SignatureError):
+class MissingSignatureError(SignatureError):
     code = "missing_signature"
     detail = "The request carries no signature header; sign the raw body and send it."
 
 
-class InvalidSignature(SignatureError):
+class InvalidSignatureError(SignatureError):
     code = "invalid_signature"
 
 
-class TimestampOutOfWindow(SignatureError):
+class TimestampOutOfWindowError(SignatureError):
     code = "timestamp_out_of_window"
     detail = "The signature's timestamp is too far from the relay's clock; sign with the current time."
 
 
-class MalformedSignatureHeader(SignatureError):
+class MalformedSignatureHeaderError(SignatureError):
     code = "malformed_signature_header"
     detail = "The signature header is not in the expected form."
 
 
-class Unauthorized(RelayError):
+class UnauthorizedError(RelayError):
     status, code = 401, "unauthorized"
     detail = "Send 'Authorization: Bearer <token>' or the status token from the 202."
 
@@ -77,41 +105,41 @@ class Unauthorized(RelayError):
         return {"WWW-Authenticate": "Bearer"}
 
 
-class Forbidden(RelayError):
+class ForbiddenError(RelayError):
     status, code = 403, "forbidden"
     detail = "These credentials do not open this resource."
 
 
-class NotFound(RelayError):
+class NotFoundError(RelayError):
     status, code = 404, "not_found"
     detail = "Nothing is known under that id."
 
 
-class Conflict(RelayError):
+class ConflictError(RelayError):
     status = 409
 
 
-class EventIdConflict(Conflict):
+class EventIdConflictError(ConflictError):
     code = "event_id_conflict"
     detail = "This event id was already received with a different body; send a new id for a new event."
 
 
-class NonceReused(Conflict):
+class NonceReusedError(ConflictError):
     code = "nonce_reused"
     detail = "This security.nonce was already used by another event; use a fresh nonce per event."
 
 
-class AlreadyDone(Conflict):
+class AlreadyDoneError(ConflictError):
     code = "already_done"
     detail = "This loop was already closed by a person."
 
 
-class LinkExpired(RelayError):
+class LinkExpiredError(RelayError):
     status, code = 410, "link_expired"
     detail = "This link has expired; answer from the original message or ask for a new invitation."
 
 
-class RequestTimeout(RelayError):
+class RequestTimeoutError(RelayError):
     status, code = 408, "request_timeout"
     closes_connection = True
 
@@ -121,20 +149,20 @@ class RequestTimeout(RelayError):
         )
 
 
-class PayloadTooLarge(RelayError):
+class PayloadTooLargeError(RelayError):
     status, code = 413, "payload_too_large"
 
     @classmethod
-    def over(cls, limit: int) -> PayloadTooLarge:
+    def over(cls, limit: int) -> PayloadTooLargeError:
         return cls(f"The body is larger than {limit} bytes; send a smaller payload.")
 
 
-class UnsupportedMediaType(RelayError):
+class UnsupportedMediaTypeError(RelayError):
     status, code = 415, "unsupported_media_type"
     detail = "Send the body as 'Content-Type: application/json'."
 
 
-class InvalidPayload(RelayError):
+class InvalidPayloadError(RelayError):
     """422 with a `fields` list of {"loc": [...], "msg": "..."}."""
 
     status, code = 422, "invalid_payload"
@@ -144,11 +172,11 @@ class InvalidPayload(RelayError):
         super().__init__(detail, fields=fields)
 
 
-class UnsupportedEventType(RelayError):
+class UnsupportedEventTypeError(RelayError):
     status, code = 422, "unsupported_event_type"
 
 
-class RateLimited(RelayError):
+class RateLimitedError(RelayError):
     status, code = 429, "rate_limited"
     detail = "Too many requests; wait as Retry-After says, then try again."
 
@@ -160,14 +188,14 @@ class RateLimited(RelayError):
         return {"Retry-After": str(self.retry_after)}
 
 
-class Internal(RelayError):
+class InternalError(RelayError):
     """A fault of the relay's own (never the request's): the answer says so and nothing more."""
 
     status, code = 500, "internal"
     detail = "The relay failed on its side; check whether this was recorded before trying again."
 
 
-class Unavailable(RelayError):
+class UnavailableError(RelayError):
     status, code = 503, "unavailable"
     detail = "Storage cannot take the write right now; nothing was recorded, retry after Retry-After."
 

@@ -24,7 +24,7 @@ from typing import Any
 from inbox import store
 from inbox.writer import Tx, Writer
 from relay import audit
-from relay.errors import EventIdConflict, NonceReused, RelayError
+from relay.errors import EventIdConflictError, NonceReusedError, RelayError
 from relay.model import Agent, Decision, Grant, RoutingSettings, Signal, from_ms
 from relay.router import decide
 
@@ -185,7 +185,7 @@ class Intake:
                 answers.append(_replay(signal, known[key], item.digest))
                 continue
             if signal.nonce is not None and used.get((signal.source, signal.nonce), signal.event_id) != signal.event_id:
-                answers.append(NonceReused())
+                answers.append(NonceReusedError())
                 continue
             decision = decide(
                 signal, self._directory.grants, agents, now=now, settings=self._routing, recent_invites=recent
@@ -245,7 +245,7 @@ def _shown_skips(decision: Decision) -> list[str]:
 def _replay(signal: Signal, existing: tuple[int, str, str], digest: str) -> IntakeResult | RelayError:
     _, status, stored_digest = existing
     if stored_digest != digest:
-        return EventIdConflict()
+        return EventIdConflictError()
     return IntakeResult(signal.source, signal.event_id, status, duplicate=True)
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from inbox.files import private_dir
+from relay.files import private_dir
 from relay.secret_files import SecretFileError, SecretFiles, secret_fields
 
 CommaList = Annotated[tuple[str, ...], NoDecode]

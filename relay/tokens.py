@@ -15,7 +15,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
 
-from relay.errors import Forbidden, LinkExpired
+from relay.errors import ForbiddenError, LinkExpiredError
 
 
 class _KeyCachingSigner(Signer):
@@ -77,9 +77,9 @@ class Tokens:
         try:
             data: Any = self._action().loads(token, max_age=self.link_max_age_sec)
         except SignatureExpired:
-            raise LinkExpired() from None
+            raise LinkExpiredError() from None
         except BadSignature:
-            raise Forbidden("This link is not valid; open the link from your invitation as it was sent.") from None
+            raise ForbiddenError("This link is not valid; open the link from your invitation as it was sent.") from None
         if not isinstance(data, dict) or not isinstance(data.get("i"), int):
-            raise Forbidden("This link is not valid; open the link from your invitation as it was sent.")
+            raise ForbiddenError("This link is not valid; open the link from your invitation as it was sent.")
         return int(data["i"])

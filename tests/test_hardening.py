@@ -240,7 +240,7 @@ async def test_upgrade_keeps_the_ids_of_agents_deleted_before_tombstones(tmp_pat
     from inbox import db
     from inbox.writer import Writer
     from relay import directory
-    from relay.errors import BadRequest
+    from relay.errors import BadRequestError
 
     url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
     engine = db.create_engine(url)
@@ -263,7 +263,7 @@ async def test_upgrade_keeps_the_ids_of_agents_deleted_before_tombstones(tmp_pat
     writer = Writer(url, engine)
     await writer.start()
     try:
-        with pytest.raises(BadRequest, match="never reused"):
+        with pytest.raises(BadRequestError, match="never reused"):
             await directory.add_agent(writer, {"id": "carol", "display": "Carol"})
     finally:
         await writer.close()
@@ -446,11 +446,11 @@ async def test_the_fast_path_declines_every_number_that_overflows() -> None:
     """299 nines with an exponent of 10 is infinity too: the fast path leaves it to the ordinary path's 400."""
     from receivers import m3
     from receivers.http import parse_json
-    from relay.errors import MalformedJson
+    from relay.errors import MalformedJsonError
 
     body = json.dumps(panic()).encode()[:-1] + b', "extra": ' + b"9" * 299 + b"e10}"
     assert m3.parse_fast(body) is None
-    with pytest.raises(MalformedJson):
+    with pytest.raises(MalformedJsonError):
         parse_json(body)
 
 

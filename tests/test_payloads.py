@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from receivers import aisha, m3
-from relay.errors import InvalidPayload, UnsupportedEventType
+from relay.errors import InvalidPayloadError, UnsupportedEventTypeError
 from relay.model import PayloadConsent, Signal
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -52,7 +52,7 @@ def without(payload: dict[str, Any], path: str) -> dict[str, Any]:
 
 def rejected(parser: ModuleType, payload: Any) -> list[dict[str, Any]]:
     """Parse expecting `InvalidPayload`; return its `fields`."""
-    with pytest.raises(InvalidPayload) as caught:
+    with pytest.raises(InvalidPayloadError) as caught:
         parser.parse(payload)
     fields: list[dict[str, Any]] = caught.value.body()["fields"]
     return fields
@@ -217,7 +217,7 @@ def test_non_object_body_is_invalid_at_the_root(source: str, body: Any) -> None:
 @pytest.mark.parametrize("event_type", ["foo.bar", "", "care.ack", "PANIC.UI"])
 def test_unknown_type_is_unsupported_before_the_schema(source: str, event_type: str) -> None:
     """An unknown string type is unsupported_event_type even when nothing else is valid."""
-    with pytest.raises(UnsupportedEventType) as caught:
+    with pytest.raises(UnsupportedEventTypeError) as caught:
         PARSERS[source].parse({"type": event_type})
     assert caught.value.status == 422
     for known in PARSERS[source].EVENT_TYPES:

@@ -22,7 +22,7 @@ def test_status_and_action_tokens_do_not_open_each_other() -> None:
     assert tokens.read_status_token(tokens.action_token(7)) is None
     import pytest
 
-    from relay.errors import Forbidden
+    from relay.errors import ForbiddenError
 
-    with pytest.raises(Forbidden):
+    with pytest.raises(ForbiddenError):
         tokens.read_action_token(tokens.status_token("m3", "evt_1"))

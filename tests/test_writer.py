@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from inbox import db
-from inbox.writer import StorageUnavailable, Tx, Writer
+from inbox.writer import StorageUnavailableError, Tx, Writer
 from tests.conftest import BOTH_DATABASES
 
 
@@ -59,7 +59,7 @@ async def test_jobs_queued_together_share_commits(writer: Writer) -> None:
 async def test_closed_writer_refuses_with_storage_unavailable(writer: Writer) -> None:
     """After close, a write is refused as unavailable rather than lost silently."""
     await writer.close()
-    with pytest.raises(StorageUnavailable):
+    with pytest.raises(StorageUnavailableError):
         await writer.run(insert(1))
 
 

@@ -42,12 +42,12 @@ from relay.answers import Answers
 from relay.channels import slack_blocks as blocks
 from relay.delivery import Delivery, Invite, parse_retry_after, permanent, retry, sent
 from relay.errors import (
-    BadRequest,
-    InvalidSignature,
-    MalformedSignatureHeader,
-    MissingSignature,
-    NotFound,
-    TimestampOutOfWindow,
+    BadRequestError,
+    InvalidSignatureError,
+    MalformedSignatureHeaderError,
+    MissingSignatureError,
+    NotFoundError,
+    TimestampOutOfWindowError,
 )
 from relay.state import ANSWERS, CHANNELS, ENGINE, SETTINGS
 
@@ -392,21 +392,21 @@ async def handle_slack_events(request: web.Request) -> web.Response:
     timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
     signature = request.headers.get("X-Slack-Signature", "")
     if not timestamp or not signature:
-        raise MissingSignature("Slack requests carry X-Slack-Request-Timestamp and X-Slack-Signature.")
+        raise MissingSignatureError("Slack requests carry X-Slack-Request-Timestamp and X-Slack-Signature.")
     if not _SLACK_TS.fullmatch(timestamp) or not _SLACK_SIG.fullmatch(signature):
-        raise MalformedSignatureHeader("X-Slack-Request-Timestamp or X-Slack-Signature is not in Slack's form.")
+        raise MalformedSignatureHeaderError("X-Slack-Request-Timestamp or X-Slack-Signature is not in Slack's form.")
     skew = abs(time.time() - int(timestamp))
     if skew > SLACK_WINDOW_SEC:
-        raise TimestampOutOfWindow(
+        raise TimestampOutOfWindowError(
             f"X-Slack-Request-Timestamp is {int(skew)} s off the relay's clock (Slack allows 300 s)."
         )
     try:
         valid = SignatureVerifier(settings.slack_signing_secret).is_valid(body, timestamp, signature)
     except UnicodeDecodeError:  # the verifier reads the body as UTF-8, as Slack sends it
-        raise BadRequest("The body is not UTF-8 text; this is not a request Slack sends.") from None
+        raise BadRequestError("The body is not UTF-8 text; this is not a request Slack sends.") from None
     if not valid:
-        raise InvalidSignature("X-Slack-Signature does not match this app's signing secret.")
-    unreadable = BadRequest("This is not a request Slack sends: the body or its charset cannot be read.")
+        raise InvalidSignatureError("X-Slack-Signature does not match this app's signing secret.")
+    unreadable = BadRequestError("This is not a request Slack sends: the body or its charset cannot be read.")
     try:
         # the body read above, decoded by its charset and parsed (form, `payload` JSON) by Bolt
         bolt_request = await to_bolt_request(request)
@@ -415,7 +415,7 @@ async def handle_slack_events(request: web.Request) -> web.Response:
         log.warning("slack request not readable: %s", type(exc).__name__)
         raise unreadable from None
     if answer.status == 404:
-        raise NotFound("This relay does not handle that kind of Slack request.")
+        raise NotFoundError("This relay does not handle that kind of Slack request.")
     if answer.status >= 500:
         log.warning("slack request answered %d by the dispatcher", answer.status)
         raise unreadable

@@ -40,7 +40,7 @@ from relay import audit, compose
 from relay.channels import sms_replies, twilio_http
 from relay.channels.sms_replies import Ack, Done, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
 from relay.delivery import Delivery, Invite, permanent, retry, sent
-from relay.errors import BadRequest, Forbidden, UnsupportedMediaType
+from relay.errors import BadRequestError, ForbiddenError, UnsupportedMediaTypeError
 from relay.redact import redact
 from relay.settings import Settings
 from relay.state import ANSWERS, CHANNELS, ENGINE, METRICS, OUTBOX, SETTINGS, WRITER
@@ -180,17 +180,19 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _verified_form(request: web.Request) -> MultiDict[str]:
     """The POSTed form, once X-Twilio-Signature matches RELAY_PUBLIC_BASE_URL + path (+ query)."""
     if media_type(request) != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("Twilio posts 'application/x-www-form-urlencoded'; this is not a Twilio webhook.")
+        raise UnsupportedMediaTypeError(
+            "Twilio posts 'application/x-www-form-urlencoded'; this is not a Twilio webhook."
+        )
     await read_body(request, request.app[SETTINGS].relay_max_body_bytes)  # 413 past the limit; post() reads it again
     try:
         posted = await request.post()
     except (ValueError, UnicodeDecodeError, LookupError):  # LookupError: an unknown charset
-        raise BadRequest("The body is not a form Twilio would send.") from None
+        raise BadRequestError("The body is not a form Twilio would send.") from None
     form: MultiDict[str] = MultiDict((k, v) for k, v in posted.items() if isinstance(v, str))
     signature = request.headers.get("X-Twilio-Signature", "")
     url = request.app[SETTINGS].public_base_url + request.raw_path
     if not signature or not request.app[TWILIO].validator.validate(url, form, signature):
-        raise Forbidden(
+        raise ForbiddenError(
             "X-Twilio-Signature does not match this request; check TWILIO_AUTH_TOKEN and that "
             "RELAY_PUBLIC_BASE_URL is the URL Twilio calls."
         )
@@ -220,7 +222,7 @@ async def handle_inbound(request: web.Request) -> web.Response:
     form = await _verified_form(request)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     if not sid or len(sid) > MAX_SID_CHARS:
-        raise BadRequest("The form carries no MessageSid Twilio would send.")
+        raise BadRequestError("The form carries no MessageSid Twilio would send.")
     sender = form.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     number = sender.removeprefix("whatsapp:").strip()
@@ -360,7 +362,7 @@ async def handle_status(request: web.Request) -> web.Response:
     form = await _verified_form(request)
     sid = form.get("MessageSid") or form.get("SmsSid") or ""
     if len(sid) > MAX_SID_CHARS:
-        raise BadRequest("This MessageSid is longer than any Twilio sends.")
+        raise BadRequestError("This MessageSid is longer than any Twilio sends.")
     status = DELIVERY_STATUS.get((form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower())
     code = (form.get("ErrorCode") or "").strip()
     opted_out = code == str(UNSUBSCRIBED)

@@ -11,7 +11,7 @@ from aiohttp import web
 from inbox import store
 from receivers import http as receivers_http
 from relay import directory
-from relay.errors import BadRequest, MalformedJson, NotFound
+from relay.errors import BadRequestError, MalformedJsonError, NotFoundError
 from relay.model import LOOP_STATUSES, iso
 from relay.state import ENGINE, WRITER
 from relay.web.auth import require_admin
@@ -34,14 +34,14 @@ async def _json_body(request: web.Request) -> Any:
     try:
         return receivers_http.loads(raw or b"{}")
     except (ValueError, RecursionError):
-        raise MalformedJson() from None
+        raise MalformedJsonError() from None
 
 
 def _cursor_in(request: web.Request) -> int | None:
     cursor = request.query.get("cursor")
     if not cursor:
         return None
-    invalid = BadRequest("This cursor is not valid; pass next_cursor from the previous page as it was.")
+    invalid = BadRequestError("This cursor is not valid; pass next_cursor from the previous page as it was.")
     try:
         value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
     except ValueError:
@@ -61,9 +61,9 @@ def _limit(request: web.Request) -> int:
     try:
         limit = int(request.query.get("limit", "50"))
     except ValueError:
-        raise BadRequest("limit must be a whole number from 1 to 200.") from None
+        raise BadRequestError("limit must be a whole number from 1 to 200.") from None
     if not 1 <= limit <= PAGE_MAX:
-        raise BadRequest("limit must be a whole number from 1 to 200.")
+        raise BadRequestError("limit must be a whole number from 1 to 200.")
     return limit
 
 
@@ -84,7 +84,7 @@ async def _agent_or_404(request: web.Request) -> dict[str, Any]:
     for agent in await store.list_agents(request.app[ENGINE]):
         if agent["id"] == agent_id:
             return directory.agent_view(agent)
-    raise NotFound(f"No agent '{agent_id}' in the directory.")
+    raise NotFoundError(f"No agent '{agent_id}' in the directory.")
 
 
 @admin
@@ -129,7 +129,7 @@ async def handle_inbox(request: web.Request) -> web.Response:
     statuses = [s for s in request.query.get("status", "").split(",") if s]
     unknown = [s for s in statuses if s not in LOOP_STATUSES]
     if unknown:
-        raise BadRequest(f"Unknown status '{unknown[0]}'; use one of: {', '.join(LOOP_STATUSES)}.")
+        raise BadRequestError(f"Unknown status '{unknown[0]}'; use one of: {', '.join(LOOP_STATUSES)}.")
     limit = _limit(request)
     rows = await store.inbox_page(request.app[ENGINE], statuses=statuses, before_id=_cursor_in(request), limit=limit)
     items = [{k: v for k, v in r.items() if k != "row"} | {"received_at": iso(r["received_at"])} for r in rows]

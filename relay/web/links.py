@@ -29,15 +29,15 @@ from inbox.writer import STORAGE_ERRORS
 from relay import compose
 from relay.delivery import Invite
 from relay.errors import (
-    AlreadyDone,
-    BadRequest,
-    Forbidden,
-    LinkExpired,
-    NotFound,
-    PayloadTooLarge,
+    AlreadyDoneError,
+    BadRequestError,
+    ForbiddenError,
+    LinkExpiredError,
+    NotFoundError,
+    PayloadTooLargeError,
     RelayError,
-    Unavailable,
-    UnsupportedMediaType,
+    UnavailableError,
+    UnsupportedMediaTypeError,
 )
 from relay.state import ANSWERS, ENGINE, METRICS, TOKENS
 from relay.web.middleware import render
@@ -143,7 +143,7 @@ async def handle_link_page(request: web.Request) -> web.Response:
     """Show the invitation and how to answer it; changes nothing (link previews must not ack)."""
     loop = await _load(request, _invitation_id(request))
     if not loop.invite.agent.active:
-        raise Forbidden(NOT_YOURS)
+        raise ForbiddenError(NOT_YOURS)
     return _page(request, standing(loop))
 
 
@@ -156,7 +156,7 @@ async def handle_link_answer(request: web.Request) -> web.Response:
         await request.app[ANSWERS].refuse(
             signal_id=loop.signal_id, agent_id=loop.agent_id, via=VIA, reason="action link of an agent no longer active"
         )
-        raise Forbidden(NOT_YOURS)
+        raise ForbiddenError(NOT_YOURS)
     action = form.get("action", "")
     if action == "ack":
         return _page(request, await _ack(request, loop, form.get("response", "")))
@@ -233,7 +233,9 @@ def _problem(loop: Loop, fix: str, **typed: str) -> Page:
     if loop.closed:
         return _closed(loop)
     title = "Almost — one thing to fix"
-    return standing(loop, status=400, code=BadRequest.code, title=title, notice=fix, notice_kind="problem", **typed)
+    return standing(
+        loop, status=400, code=BadRequestError.code, title=title, notice=fix, notice_kind="problem", **typed
+    )
 
 
 def _closed(loop: Loop) -> Page:
@@ -242,8 +244,8 @@ def _closed(loop: Loop) -> Page:
     who = loop.who(done["agent"], done["display"])
     return standing(
         loop,
-        status=AlreadyDone.status,
-        code=AlreadyDone.code,
+        status=AlreadyDoneError.status,
+        code=AlreadyDoneError.code,
         title="This loop is already closed",
         notice=f"{who} closed it — {done['outcome']}. Nothing more is needed; this answer was not recorded.",
     )
@@ -256,7 +258,7 @@ def _invitation_id(request: web.Request) -> int:
     """The invitation the token names; LinkExpired (410) or Forbidden (403) otherwise."""
     token = request.match_info["token"]
     if len(token) > TOKEN_MAX_CHARS:
-        raise Forbidden(NOT_VALID)
+        raise ForbiddenError(NOT_VALID)
     return request.app[TOKENS].read_action_token(token)
 
 
@@ -264,10 +266,14 @@ async def _load(request: web.Request, invitation_id: int) -> Loop:
     engine = request.app[ENGINE]
     view = await store.invitation(engine, invitation_id)
     if view is None:
-        raise NotFound("The relay no longer knows this invitation; answer from the original message if you still can.")
+        raise NotFoundError(
+            "The relay no longer knows this invitation; answer from the original message if you still can."
+        )
     invite = request.app[ANSWERS].invite_from(view, await store.agent_by(engine, id=view.agent_id))
     if invite is None:  # retention purged the signal's body: nothing left to show or answer
-        raise LinkExpired("This invitation is older than the relay keeps messages; nothing more can be answered here.")
+        raise LinkExpiredError(
+            "This invitation is older than the relay keeps messages; nothing more can be answered here."
+        )
     detail = await store.loop_detail(engine, view.signal_id)
     return Loop(view.signal_id, view.agent_id, view.loop_status, invite, detail["acks"], detail["done"])
 
@@ -275,19 +281,21 @@ async def _load(request: web.Request, invitation_id: int) -> Loop:
 async def _reload(request: web.Request, loop: Loop, outcome: str) -> Loop:
     """The loop after an answer; answers the lifecycle refused become 404 / 403 pages."""
     if outcome == lifecycle.NO_SUCH_LOOP:
-        raise NotFound("The relay no longer knows this loop; nothing was recorded.")
+        raise NotFoundError("The relay no longer knows this loop; nothing was recorded.")
     if outcome == lifecycle.NOT_INVITED:
-        raise Forbidden(NOT_YOURS)
+        raise ForbiddenError(NOT_YOURS)
     return await _load(request, loop.invite.invitation_id)
 
 
 async def _read_form(request: web.Request) -> dict[str, str]:
     """The urlencoded form, size-capped; the first value of each field."""
-    too_large = PayloadTooLarge(f"This form takes a short outcome and a note of up to {NOTE_MAX_CHARS} characters.")
+    too_large = PayloadTooLargeError(
+        f"This form takes a short outcome and a note of up to {NOTE_MAX_CHARS} characters."
+    )
     if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
         raise too_large
     if media_type(request) != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType("Answer with the buttons on the invitation page.")
+        raise UnsupportedMediaTypeError("Answer with the buttons on the invitation page.")
     body = await request.read()  # already received, within the body timeout, by the errors middleware
     if len(body) > FORM_MAX_BYTES:
         raise too_large
@@ -295,7 +303,7 @@ async def _read_form(request: web.Request) -> dict[str, str]:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS, errors="strict")
     except ValueError:  # not UTF-8 (UnicodeDecodeError is a ValueError), or too many fields
-        raise BadRequest("This answer could not be read; use the buttons on the invitation page.") from None
+        raise BadRequestError("This answer could not be read; use the buttons on the invitation page.") from None
     form: dict[str, str] = {}
     for name, value in pairs:
         form.setdefault(name, value)
@@ -364,7 +372,7 @@ def _as_pages(handler: Handler) -> Handler:
         except STORAGE_ERRORS as exc:
             log.error("storage unavailable on %s /a/…: %s", request.method, type(exc).__name__)
             request.app[METRICS]["storage_unavailable"] += 1
-            return _error_page(request, Unavailable())
+            return _error_page(request, UnavailableError())
 
     pages.__name__ = handler.__name__
     return pages

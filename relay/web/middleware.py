@@ -19,7 +19,14 @@ from aiohttp import web
 
 from inbox.writer import STORAGE_ERRORS
 from relay import audit
-from relay.errors import BadRequest, Internal, PayloadTooLarge, RelayError, RequestTimeout, Unavailable
+from relay.errors import (
+    BadRequestError,
+    InternalError,
+    PayloadTooLargeError,
+    RelayError,
+    RequestTimeoutError,
+    UnavailableError,
+)
 from relay.state import METRICS, SETTINGS
 
 log = logging.getLogger("care_relay.http")
@@ -44,7 +51,7 @@ async def receive_body(request: web.Request) -> None:
     if not request.can_read_body:
         return
     settings = request.app[SETTINGS]
-    too_large = PayloadTooLarge.over(settings.relay_max_body_bytes)
+    too_large = PayloadTooLargeError.over(settings.relay_max_body_bytes)
     if request.content_length is not None and request.content_length > request.client_max_size:
         raise too_large  # refused unread: waiting for it would only hold the connection
     try:
@@ -55,13 +62,13 @@ async def receive_body(request: web.Request) -> None:
         # discarding it after the answer (for up to its lingering time); a TimeoutError from
         # the stream ends that at once, and the connection closes after the 408.
         request.content.set_exception(TimeoutError())
-        raise RequestTimeout(settings.relay_body_timeout_sec) from None
+        raise RequestTimeoutError(settings.relay_body_timeout_sec) from None
     except web.HTTPRequestEntityTooLarge:
         raise too_large from None
     except web.RequestPayloadError:  # broken chunked framing
-        raise BadRequest("The body could not be read (its chunked framing is broken); send it again.") from None
+        raise BadRequestError("The body could not be read (its chunked framing is broken); send it again.") from None
     except ConnectionError:  # the client left: this answer reaches no one, it only ends the request
-        raise BadRequest("The connection closed before the body arrived.") from None
+        raise BadRequestError("The connection closed before the body arrived.") from None
 
 
 @web.middleware
@@ -85,11 +92,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         _rejected(request, exc.status, code)
     except STORAGE_ERRORS as exc:
         log.error("storage unavailable on %s %s: %s", request.method, _loggable(request), type(exc).__name__)
-        response = render(Unavailable())
+        response = render(UnavailableError())
         request.app[METRICS]["storage_unavailable"] += 1
     except Exception:
         log.exception("unhandled error on %s %s", request.method, _loggable(request))
-        response = render(Internal())
+        response = render(InternalError())
     if not response.prepared:
         # Answers carry care data (status documents, admin lists, action-link pages) or tokens
         # (the intake's status_url); none is meant to be kept by a browser or a proxy.

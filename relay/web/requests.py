@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from relay.errors import BadRequest
+from relay.errors import BadRequestError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,5 +32,5 @@ async def unstorable_middleware(request: web.Request, handler: Handler) -> web.S
     with a value it refuses.
     """
     if any(mark in request.path or any(mark in v for v in request.query.values()) for mark in _UNSTORABLE):
-        raise BadRequest("The URL contains a NUL character; no id or name the relay keeps has one.")
+        raise BadRequestError("The URL contains a NUL character; no id or name the relay keeps has one.")
     return await handler(request)

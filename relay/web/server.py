@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from relay.errors import BadRequest, Internal, RateLimited
+from relay.errors import BadRequestError, InternalError, RateLimitedError
 from relay.state import SETTINGS
 from relay.web.middleware import render
 
@@ -42,7 +42,7 @@ MALFORMED = "The request is not valid HTTP/1.1 (request line, headers or body fr
 
 def _too_many() -> bytes:
     """The 429 as bytes: it goes out before anything of the connection is read."""
-    error = RateLimited(
+    error = RateLimitedError(
         "This address has too many connections open to the relay; reuse or close them, and retry after Retry-After.",
         retry_after=RETRY_AFTER_SEC,
     )
@@ -148,10 +148,10 @@ class BoundedRequestHandler(web.RequestHandler):
         if status < 500:
             # the parser's message quotes the request's bytes: only the kind of fault is logged
             log.warning("malformed HTTP from %s refused: %s", request.remote, type(exc).__name__)
-            response = render(BadRequest(MALFORMED))
+            response = render(BadRequestError(MALFORMED))
         else:  # a fault of the relay's own: its traceback is what an operator needs
             log.error("unhandled error serving a request: %s", type(exc).__name__, exc_info=exc)
-            response = render(Internal())
+            response = render(InternalError())
         response.force_close()
         return response
 

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from inbox import store
-from relay.errors import BadRequest, Forbidden, NotFound
+from relay.errors import BadRequestError, ForbiddenError, NotFoundError
 from relay.model import iso
 from relay.state import ENGINE, TOKENS
 from relay.web.auth import require_admin
@@ -17,21 +17,21 @@ async def handle_event_status(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
     source = request.query.get("source")
     if source is not None and source not in ("m3", "aisha"):
-        raise BadRequest("source must be 'm3' or 'aisha'.")
+        raise BadRequestError("source must be 'm3' or 'aisha'.")
     token = request.query.get("token")
     if token is not None:
         opened = request.app[TOKENS].read_status_token(token)
         if opened is None or opened[1] != event_id or (source is not None and source != opened[0]):
-            raise Forbidden("This status token does not open this event; use the status_url from the 202.")
+            raise ForbiddenError("This status token does not open this event; use the status_url from the 202.")
         source = opened[0]
     else:
         require_admin(request)
     engine = request.app[ENGINE]
     signals = await store.find_signals(engine, event_id, source)
     if not signals:
-        raise NotFound("No event with this id was received.")
+        raise NotFoundError("No event with this id was received.")
     if len(signals) > 1:
-        raise BadRequest("Two sources used this id; add ?source=m3 or ?source=aisha.")
+        raise BadRequestError("Two sources used this id; add ?source=m3 or ?source=aisha.")
     return web.json_response(await describe(engine, signals[0]))
 
 
