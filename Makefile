@@ -1,12 +1,13 @@
 # The two front doors: `make run` (the relay on SQLite, dev mode) and `make test`.
-# Both build .venv from nothing on a fresh machine.
+# Both build .venv from nothing on a fresh machine. `make check` holds the code to its
+# style, its types and its layering (.importlinter); CI runs it before the tests.
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: run test bench clean browser
+.PHONY: run test check bench clean browser
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "care-relay needs Python 3.11 or newer on PATH"; exit 1; }
@@ -29,6 +30,12 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 || \
 	    echo "note: chromium could not be installed here; the browser test will skip"; }
+
+check: $(VENV)/.installed-test
+	$(BIN)/ruff check relay receivers inbox tests bench
+	$(BIN)/ruff format --check relay receivers inbox tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest -q

@@ -1,6 +1,6 @@
 """Intake throughput, latency and memory against the bare-handler baseline.
 
-    python -m bench.intake [--seconds 10] [--connections 32] [--postgres URL]
+    python -m bench.intake [--seconds 10] [--connections 32] [--postgres URL] [--reference REF [--rounds 3]]
 
 Starts each server as its own process (one core for the server, wrk on the other),
 replays pre-signed ~1.5 KB M3 panic.ui bodies (every one a new event: fresh id, nonce
@@ -8,7 +8,12 @@ and timestamp), and prints requests/s, p50/p99 latency, the server's CPU time pe
 threads; steadier than requests/s on a busy machine) and its peak RSS.
 The relay runs as configured in production minus channels: every signal is verified,
 parsed, decided (pending_consent: no grants), and committed with its audit row
-before the 202.
+before the 202. The warm-up replays bodies of its own, so every measured request is a
+new event (none is answered by the cheaper duplicate path).
+
+With `--reference REF` (a commit, branch or tag), the relay at REF is checked out into a
+temporary worktree and measured against this tree in interleaved rounds on the same
+request bodies; the medians of both, and their ratio, are printed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -126,12 +132,19 @@ def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[s
 
 
 def measure(
-    name: str, command: list[str], env: dict[str, str], port: int, args: argparse.Namespace, requests: Path
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    port: int,
+    args: argparse.Namespace,
+    requests: Path,
+    warmup: Path,
+    cwd: Path | None = None,
 ) -> dict[str, float]:
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(port)
-        run_wrk(port, requests, 2, args.connections)  # warm-up (its events are new, too)
+        run_wrk(port, warmup, 2, args.connections)  # warm-up: bodies of its own, so none measured is a replay
         cpu_before = cpu_seconds(server.pid)
         result = run_wrk(port, requests, args.seconds, args.connections)
         result["cpu_us"] = (cpu_seconds(server.pid) - cpu_before) / max(result["requests"], 1) * 1e6
@@ -152,12 +165,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--postgres", help="also run the relay on this postgresql+asyncpg:// URL (a scratch database)")
+    parser.add_argument("--reference", help="also measure the relay at this git commit, interleaved with this tree")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --reference")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="care-relay-bench-"))
     requests = work / "requests.tsv"
     size = write_requests(requests, 120_000)
+    warmup = work / "warmup.tsv"
+    write_requests(warmup, 30_000)
     print(f"{args.connections} connections, {args.seconds} s, {size} B signed bodies, each a new event", flush=True)
 
     bin_dir = Path(sys.executable).parent
@@ -169,6 +186,7 @@ def main() -> None:
         port,
         args,
         requests,
+        warmup,
     )
 
     env = {
@@ -187,11 +205,22 @@ def main() -> None:
         }
     )
     port = free_port()
+    if args.reference:
+        compare(args, env, work, requests, warmup, bare)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     relay = measure(
-        "relay intake, SQLite", [str(bin_dir / "care-relay"), "serve", "--port", str(port)], env, port, args, requests
+        "relay intake, SQLite",
+        [str(bin_dir / "care-relay"), "serve", "--port", str(port)],
+        env,
+        port,
+        args,
+        requests,
+        warmup,
     )
     print(
-        f"relay / bare: {relay['rps'] / bare['rps']:.2f} by requests/s, {bare['cpu_us'] / relay['cpu_us']:.2f} by CPU per request",
+        f"relay / bare: {relay['rps'] / bare['rps']:.2f} by requests/s,"
+        f" {bare['cpu_us'] / relay['cpu_us']:.2f} by CPU per request",
         flush=True,
     )
     if args.postgres:
@@ -204,8 +233,51 @@ def main() -> None:
             port,
             args,
             requests,
+            warmup,
         )
     shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(
+    args: argparse.Namespace, env: dict[str, str], work: Path, requests: Path, warmup: Path, bare: dict[str, float]
+) -> None:
+    """This tree against `--reference`, interleaved, each round on a fresh SQLite file."""
+    tree = work / "reference"
+    subprocess.run(
+        ["git", "-C", str(HERE.parent), "worktree", "add", "--detach", "--quiet", str(tree), args.reference], check=True
+    )
+    try:
+        results: dict[str, list[dict[str, float]]] = {"this tree": [], f"reference {args.reference}": []}
+        for round_ in range(args.rounds):
+            for name, root in ((f"reference {args.reference}", tree), ("this tree", HERE.parent)):
+                port = free_port()
+                run_env = {
+                    **env,
+                    "PYTHONPATH": str(root),
+                    "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/{round_}-{port}.db",
+                }
+                command = [sys.executable, "-c", "from relay.cli import main; main()", "serve", "--port", str(port)]
+                # the server's own folder first on its path, so `relay` is that tree's (not the installed one)
+                results[name].append(
+                    measure(f"{name} #{round_ + 1}", command, run_env, port, args, requests, warmup, cwd=root)
+                )
+    finally:
+        subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", str(tree)], check=False)
+    medians = {
+        name: {key: statistics.median(r[key] for r in runs) for key in ("rps", "cpu_us", "p99_ms", "rss_mb")}
+        for name, runs in results.items()
+    }
+    for name, m in medians.items():
+        print(
+            f"median {name:30s} {m['rps']:8.0f} req/s  CPU {m['cpu_us']:4.0f} µs/req  p99 {m['p99_ms']:6.1f} ms  "
+            f"peak RSS {m['rss_mb']:5.0f} MB  ({bare['cpu_us'] / m['cpu_us']:.2f} of the bare handler by CPU)",
+            flush=True,
+        )
+    this, ref = medians["this tree"], medians[f"reference {args.reference}"]
+    print(
+        f"this tree / reference: CPU per request {this['cpu_us'] / ref['cpu_us']:.2f},"
+        f" requests/s {this['rps'] / ref['rps']:.2f}"
+    )
 
 
 if __name__ == "__main__":
