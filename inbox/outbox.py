@@ -92,4 +92,4 @@ def next_due(tx: Tx) -> int | None:
 def rows(tx: Tx) -> list[dict[str, Any]]:
     """Every outbox row (tests and the CLI)."""
     out = tx.execute("SELECT id, kind, ref_id, status, attempts, last_error FROM outbox ORDER BY id").fetchall()
-    return [dict(zip(("id", "kind", "ref_id", "status", "attempts", "last_error"), r)) for r in out]
+    return [dict(zip(("id", "kind", "ref_id", "status", "attempts", "last_error"), r, strict=True)) for r in out]

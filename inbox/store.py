@@ -265,7 +265,7 @@ def _strings_or_none(text: Any) -> list[str] | None:
 def agent_dict(row: Sequence[Any]) -> dict[str, Any]:
     """An agent row as plain values; never raises for one odd row."""
     keys = [k.strip() for k in AGENT_COLUMNS.split(",")]
-    d = dict(zip(keys, row))
+    d = dict(zip(keys, row, strict=True))  # the row was selected by these very columns
     for k in ("group_ids", "channels", "opted_out"):
         d[k] = _strings(d[k])
     d["active"] = bool(d["active"]) and d["removed_at"] is None
@@ -279,7 +279,7 @@ def grant_dict(row: Sequence[Any]) -> dict[str, Any]:
     or channel list, expiry or revocation reads as a grant revoked at the epoch.
     """
     keys = [k.strip() for k in GRANT_COLUMNS.split(",")]
-    d = dict(zip(keys, row))
+    d = dict(zip(keys, row, strict=True))  # the row was selected by these very columns
     readable = True
     for k in ("scope", "group_ids", "channels"):
         value = _strings_or_none(d[k])

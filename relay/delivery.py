@@ -92,8 +92,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        if when is None:
-            return None
         seconds = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(seconds):  # "inf", "nan": no usable wait, so the usual backoff
         return None

@@ -41,8 +41,8 @@ MAX_BY_CHARS = 100
 
 def _clean_list(values: list[str], allowed: tuple[str, ...] | None, what: str) -> list[str]:
     out: list[str] = []
-    for value in values:
-        value = value.strip()
+    for raw in values:
+        value = raw.strip()
         if not value:
             continue
         if len(value) > MAX_GROUP_CHARS or not value.isprintable():

@@ -101,6 +101,27 @@ def in_quiet_hours(quiet_hours: str | None, tz: str | None, now: datetime) -> bo
     return local >= start or local < end
 
 
+def _gate_failures(
+    signal: Signal, covering: Sequence[Grant], now: datetime, settings: RoutingSettings, *, inbox_only: bool
+) -> list[str]:
+    """The gates that stop an invitation, in the contract's order (the first names the status)."""
+    failures: list[str] = []
+    if not settings.sending_enabled:
+        failures.append("kill_switch")
+    if settings.shadow_mode:
+        failures.append("shadow_mode")
+    if signal.policy_gate_result == "blocked":
+        failures.append("upstream_blocked")
+    if not inbox_only:
+        if not covering:
+            failures.append("consent")
+        if signal.source == "m3" and not _payload_consent_ok(signal, now):
+            failures.append("payload_consent")
+        if _window_passed(signal, now, settings):
+            failures.append("care_window")
+    return failures
+
+
 def decide(
     signal: Signal,
     grants: Sequence[Grant],
@@ -136,22 +157,8 @@ def decide(
             skipped=skipped,
         )
 
-    failures: list[str] = []
-    if not settings.sending_enabled:
-        failures.append("kill_switch")
-    if settings.shadow_mode:
-        failures.append("shadow_mode")
-    if signal.policy_gate_result == "blocked":
-        failures.append("upstream_blocked")
     inbox_only = signal.source == "aisha" and signal.type in INBOX_ONLY_TYPES and not covering
-    if not inbox_only:
-        if not covering:
-            failures.append("consent")
-        if signal.source == "m3" and not _payload_consent_ok(signal, now):
-            failures.append("payload_consent")
-        if _window_passed(signal, now, settings):
-            failures.append("care_window")
-
+    failures = _gate_failures(signal, covering, now, settings, inbox_only=inbox_only)
     if failures:
         status, reason = _GATES[failures[0]]
         if failures[0] == "consent" and _short_on_confidence(grants, signal, now):

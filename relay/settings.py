@@ -27,7 +27,7 @@ REQUIRED_SECRETS = ("RELAY_LINK_SECRETS", "RELAY_ADMIN_TOKENS", "M3_WEBHOOK_SECR
 DEV_SECRETS_FILE = Path("var") / "dev-secrets.env"
 #: Outside --dev, no secret is shorter: a guessable key signs links and verifies senders.
 MIN_SECRET_LENGTH = 16
-MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 (a command, not a secret)
 
 
 class ConfigError(Exception):
@@ -149,7 +149,8 @@ class Settings(BaseSettings):
         """Where links and Twilio's signatures point: RELAY_PUBLIC_BASE_URL, else the listen address."""
         if self.relay_public_base_url:
             return self.relay_public_base_url.rstrip("/")
-        host = "127.0.0.1" if self.relay_host in ("", "0.0.0.0", "::") else self.relay_host
+        # a wildcard listen address is reached through loopback, never bound here
+        host = "127.0.0.1" if self.relay_host in ("", "0.0.0.0", "::") else self.relay_host  # noqa: S104
         return f"http://[{host}]:{self.relay_port}" if ":" in host else f"http://{host}:{self.relay_port}"
 
     @property
@@ -262,8 +263,8 @@ def read_env_file(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip().strip('"').strip("'")

@@ -773,7 +773,7 @@ def test_parse_quiet_hours_accepts(text: str, expected: tuple[time, time]) -> No
 )
 def test_parse_quiet_hours_rejects(text: str) -> None:
     """Anything but two distinct zero-padded 24 h times raises ValueError."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="quiet hours must"):
         parse_quiet_hours(text)
 
 
@@ -859,7 +859,7 @@ signals_st = st.builds(
     ts=moments,
     subject=st.sampled_from(SUBJECTS),
     groups=subset(GROUPS),
-    targets=subset(IDS + ["stranger"]),
+    targets=subset([*IDS, "stranger"]),
     care_window_minutes=st.none() | st.integers(1, 600),
     payload_consent=st.none()
     | st.builds(

@@ -179,7 +179,7 @@ async def test_every_decision_is_audited(
     payload = panic()
     await post(client, "m3", payload)
     audit = (await (await client.get("/admin/audit", headers=ADMIN)).json())["items"]
-    decision = [a for a in audit if a["kind"] == "decision"][0]
+    decision = next(a for a in audit if a["kind"] == "decision")
     assert decision["event_id"] == payload["id"] and decision["action_origin"] == "care_autonomous"
     assert decision["policy_gate_result"] == "allowed" and decision["reason"]
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[CARE_AUDIT] ")]
