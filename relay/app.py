@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from inbox import db, store
-from inbox.writer import Writer
+from inbox.writer import STORAGE_ERRORS, Writer
 from receivers import http as receivers_http
 from relay.answers import Answers, iso
 from relay.channels.console import ConsoleChannel
@@ -133,7 +133,7 @@ async def _purge_bodies(app: web.Application) -> None:
     while True:
         cutoff = int((app[CLOCK]() - days * 86400) * 1000)
         try:
-            purged = await app[WRITER].run(lambda tx: store.purge_bodies(tx, cutoff))
+            purged = await app[WRITER].run(lambda tx, cutoff=cutoff: store.purge_bodies(tx, cutoff))
             if purged:
                 log.info("retention: purged %d raw bodies older than %d days", purged, days)
         except Exception as exc:
@@ -198,7 +198,8 @@ def create_app(
     """The relay. `run_outbox=False` leaves sending to explicit `app[OUTBOX].drain()` calls (tests)."""
     # aiohttp's own cap sits above ours so that our 413 (with the contract's JSON) answers first.
     app = web.Application(
-        middlewares=[errors_middleware, unstorable_middleware], client_max_size=settings.relay_max_body_bytes + 1024
+        middlewares=[errors_middleware(STORAGE_ERRORS), unstorable_middleware],
+        client_max_size=settings.relay_max_body_bytes + 1024,
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock

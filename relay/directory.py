@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox import store
 from inbox.writer import Writer, now_ms
@@ -222,6 +223,24 @@ def grant_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def agents(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Every agent in the directory (not the removed), in the contract's names."""
+    return [agent_view(row) for row in await store.list_agents(engine)]
+
+
+async def agent(engine: AsyncEngine, agent_id: str) -> dict[str, Any]:
+    """One agent in the contract's names; 404 for an id that is not (or no longer) in the directory."""
+    for row in await store.list_agents(engine):
+        if row["id"] == agent_id:
+            return agent_view(row)
+    raise NotFoundError(f"No agent '{agent_id}' in the directory.")
+
+
+async def grants(engine: AsyncEngine, subject: str | None = None) -> list[dict[str, Any]]:
+    """Every consent grant (of one subject, when given), revoked ones included."""
+    return [grant_view(row) for row in await store.list_grants(engine, subject)]
+
+
 def _agent_row(fields: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
     empty = {"slack_user": None, "phone": None, "whatsapp": None, "quiet_hours": None, "tz": None}
     row = dict(base or {**empty, "group_ids": [], "channels": [], "opted_out": [], "active": True})
@@ -335,7 +354,7 @@ DEMO_AGENT = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channel
 DEMO_GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "dev-seed"}
 
 
-async def seed_demo_directory(writer: Writer, engine: Any) -> bool:
+async def seed_demo_directory(writer: Writer, engine: AsyncEngine) -> bool:
     """In dev mode, an empty directory gets the demo agent and grant. True when seeded."""
     if await store.directory_ever_used(engine):
         return False

@@ -8,11 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from inbox import store
 from receivers import http as receivers_http
-from relay import directory
-from relay.errors import BadRequestError, MalformedJsonError, NotFoundError
-from relay.model import LOOP_STATUSES, iso
+from relay import directory, views
+from relay.errors import BadRequestError, MalformedJsonError
+from relay.model import LOOP_STATUSES
 from relay.state import ENGINE, WRITER
 from relay.web.auth import require_admin
 
@@ -69,8 +68,8 @@ def _limit(request: web.Request) -> int:
 
 @admin
 async def handle_list_agents(request: web.Request) -> web.Response:
-    agents = await store.list_agents(request.app[ENGINE])
-    return web.json_response({"items": [directory.agent_view(a) for a in agents], "next_cursor": None})
+    agents = await directory.agents(request.app[ENGINE])
+    return web.json_response({"items": agents, "next_cursor": None})
 
 
 @admin
@@ -79,17 +78,9 @@ async def handle_create_agent(request: web.Request) -> web.Response:
     return web.json_response(agent, status=201)
 
 
-async def _agent_or_404(request: web.Request) -> dict[str, Any]:
-    agent_id = request.match_info["agent_id"]
-    for agent in await store.list_agents(request.app[ENGINE]):
-        if agent["id"] == agent_id:
-            return directory.agent_view(agent)
-    raise NotFoundError(f"No agent '{agent_id}' in the directory.")
-
-
 @admin
 async def handle_get_agent(request: web.Request) -> web.Response:
-    return web.json_response(await _agent_or_404(request))
+    return web.json_response(await directory.agent(request.app[ENGINE], request.match_info["agent_id"]))
 
 
 @admin
@@ -106,8 +97,8 @@ async def handle_delete_agent(request: web.Request) -> web.Response:
 
 @admin
 async def handle_list_consents(request: web.Request) -> web.Response:
-    grants = await store.list_grants(request.app[ENGINE], request.query.get("subject"))
-    return web.json_response({"items": [directory.grant_view(g) for g in grants], "next_cursor": None})
+    grants = await directory.grants(request.app[ENGINE], request.query.get("subject"))
+    return web.json_response({"items": grants, "next_cursor": None})
 
 
 @admin
@@ -131,16 +122,16 @@ async def handle_inbox(request: web.Request) -> web.Response:
     if unknown:
         raise BadRequestError(f"Unknown status '{unknown[0]}'; use one of: {', '.join(LOOP_STATUSES)}.")
     limit = _limit(request)
-    rows = await store.inbox_page(request.app[ENGINE], statuses=statuses, before_id=_cursor_in(request), limit=limit)
-    items = [{k: v for k, v in r.items() if k != "row"} | {"received_at": iso(r["received_at"])} for r in rows]
+    rows = await views.inbox_page(request.app[ENGINE], statuses=statuses, before_id=_cursor_in(request), limit=limit)
+    items = [{k: v for k, v in r.items() if k != "row"} for r in rows]
     return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
 
 
 @admin
 async def handle_audit(request: web.Request) -> web.Response:
     limit = _limit(request)
-    rows = await store.audit_page(request.app[ENGINE], before_id=_cursor_in(request), limit=limit)
-    items = [{k: v for k, v in r.items() if k != "row"} | {"at": iso(r["at"])} for r in rows]
+    rows = await views.audit_page(request.app[ENGINE], before_id=_cursor_in(request), limit=limit)
+    items = [{k: v for k, v in r.items() if k != "row"} for r in rows]
     return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
 
 

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from inbox.writer import STORAGE_ERRORS
 from relay import audit
 from relay.errors import (
     BadRequestError,
@@ -31,6 +30,7 @@ from relay.state import METRICS, SETTINGS
 
 log = logging.getLogger("care_relay.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
@@ -71,32 +71,47 @@ async def receive_body(request: web.Request) -> None:
         raise BadRequestError("The connection closed before the body arrived.") from None
 
 
-@web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    try:
-        await receive_body(request)
-        response = await handler(request)
-    except RelayError as error:
-        response = render(error)
-        _rejected(request, error.status, error.code)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "bad_request")
-        detail = {
-            404: "No such route; see the README for the HTTP API.",
-            405: f"{request.method} is not allowed here.",
-        }.get(exc.status, exc.reason)
-        response = web.json_response({"error": code, "detail": detail}, status=exc.status)
-        _rejected(request, exc.status, code)
-    except STORAGE_ERRORS as exc:
-        log.error("storage unavailable on %s %s: %s", request.method, _loggable(request), type(exc).__name__)
-        response = render(UnavailableError())
-        request.app[METRICS]["storage_unavailable"] += 1
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, _loggable(request))
-        response = render(InternalError())
+def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middleware:
+    """The middleware; `storage_errors` are what the storage in use raises when it cannot answer (503)."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            await receive_body(request)
+            response = await handler(request)
+        except RelayError as error:
+            response = render(error)
+            _rejected(request, error.status, error.code)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _http_error(request, exc)
+        except storage_errors as exc:
+            log.error("storage unavailable on %s %s: %s", request.method, _loggable(request), type(exc).__name__)
+            response = render(UnavailableError())
+            request.app[METRICS]["storage_unavailable"] += 1
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, _loggable(request))
+            response = render(InternalError())
+        _finish(request, response, started)
+        return response
+
+    return errors
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own errors (unknown route, wrong method) in the contract's shape."""
+    code = _HTTP_CODES.get(exc.status, "bad_request")
+    detail = {
+        404: "No such route; see the README for the HTTP API.",
+        405: f"{request.method} is not allowed here.",
+    }.get(exc.status, exc.reason)
+    _rejected(request, exc.status, code)
+    return web.json_response({"error": code, "detail": detail}, status=exc.status)
+
+
+def _finish(request: web.Request, response: web.StreamResponse, started: float) -> None:
     if not response.prepared:
         # Answers carry care data (status documents, admin lists, action-link pages) or tokens
         # (the intake's status_url); none is meant to be kept by a browser or a proxy.
@@ -110,7 +125,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             response.status,
             (time.perf_counter() - started) * 1000,
         )
-    return response
 
 
 def _loggable(request: web.Request) -> str:
