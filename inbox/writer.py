@@ -21,19 +21,33 @@ processes each run their own writer, and the unique constraints settle their rac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import re
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox.db import BUSY_TIMEOUT_MS, apply_sqlite_pragmas, is_sqlite, sqlite_path
+from inbox.tx import LockBusyError, PgSession, SqliteSession, Tx, now_ms
+
+# Tx and now_ms live in inbox.tx; they are named here too until every importer points there.
+__all__ = [
+    "MAX_GROUP",
+    "MAX_QUEUE",
+    "STORAGE_ERRORS",
+    "BatchHandler",
+    "Job",
+    "StorageUnavailableError",
+    "Tx",
+    "WriteFailure",
+    "Writer",
+    "now_ms",
+]
 
 log = logging.getLogger("care_relay.writer")
 T = TypeVar("T")
@@ -59,150 +73,29 @@ class WriteFailure:
     error: str
 
 
-class Cursor(Protocol):
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
-
-
-class Tx(Protocol):
-    dialect: str
-    group: int
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-
 Job = Callable[[Tx], T]
 #: a handler for many items of one kind at once: one result (or exception instance) per item.
 #: It must write nothing for an item it answers with an exception.
 BatchHandler = Callable[[Tx, list[Any]], list[Any]]
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class _SqliteTx:
-    dialect = "sqlite"
-
-    def __init__(self, conn: sqlite3.Connection, group: int) -> None:
-        self._conn = conn
-        #: which commit group this is: per-group work (a cache check) runs once per value.
-        self.group = group
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self._conn.execute(sql, tuple(params))
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, [tuple(r) for r in rows])
-
-
-_QMARK = re.compile(r"\?")
-_PG_SQL_CACHE: dict[str, str] = {}
-
-
-def _to_dollar(sql: str) -> str:
-    cached = _PG_SQL_CACHE.get(sql)
-    if cached is None:
-        counter = iter(range(1, 10_000))
-        cached = _QMARK.sub(lambda _m: f"${next(counter)}", sql)
-        _PG_SQL_CACHE[sql] = cached
-    return cached
-
-
-class _PgTx:
-    dialect = "postgresql"
-
-    def __init__(self, conn: Any, group: int) -> None:  # a sync-facade sqlalchemy Connection (run_sync)
-        self._conn = conn
-        self.group = group
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        return self._conn.exec_driver_sql(_to_dollar(sql), tuple(params))
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._conn.exec_driver_sql(_to_dollar(sql), [tuple(r) for r in rows])
-
-
-class _LockBusyError(Exception):
-    """Another connection holds SQLite's write lock (raised only when not waiting for it)."""
-
-
-class _SqliteSession:
-    """Transactions on the writer's own sqlite3 connection (autocommit mode, explicit BEGIN)."""
-
-    def __init__(self, conn: sqlite3.Connection, *, wait: bool, busy_timeout_ms: int) -> None:
-        self._conn = conn
-        self._wait = wait
-        self._busy_timeout_ms = busy_timeout_ms
-
-    def begin(self) -> None:
-        # the write lock up front: look-ups and writes are one step
-        self._conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms if self._wait else 0}")
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if not self._wait and "locked" in str(exc):
-                raise _LockBusyError() from None
-            raise
-
-    def wait_for_lock(self) -> None:
-        self._wait = True
-
-    def commit(self) -> None:
-        self._conn.execute("COMMIT")
-
-    def rollback(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
-
-    def tx(self, group: int) -> Tx:
-        return _SqliteTx(self._conn, group)
-
-
-class _PgSession:
-    """Transactions on a pooled PostgreSQL connection, seen through `run_sync`."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self._trans: Any = None
-
-    def begin(self) -> None:
-        self._trans = self._conn.begin()
-
-    def wait_for_lock(self) -> None:
-        pass  # PostgreSQL waits for row locks by itself
-
-    def commit(self) -> None:
-        self._trans.commit()
-
-    def rollback(self) -> None:
-        if self._trans is not None and self._trans.is_active:
-            self._trans.rollback()
-
-    def tx(self, group: int) -> Tx:
-        return _PgTx(self._conn, group)
-
-
 @dataclass
 class _Pending:
-    job: Job[Any] | None
+    #: the job on its own; for a batched item, the handler run for that item alone (the slow path)
+    job: Job[Any]
     future: asyncio.Future[Any] = field(repr=False)
     handler: BatchHandler | None = None
     item: Any = None
 
-    def run_alone(self, tx: Tx) -> Any:
-        if self.handler is None:
-            assert self.job is not None
-            return self.job(tx)
-        (result,) = self.handler(tx, [self.item])
+
+def _alone(handler: BatchHandler, item: Any) -> Job[Any]:
+    def job(tx: Tx) -> Any:
+        (result,) = handler(tx, [item])
         if isinstance(result, Exception):
             raise result
         return result
+
+    return job
 
 
 class Writer:
@@ -250,7 +143,7 @@ class Writer:
         await loop.run_in_executor(self._executor, lambda: self._conn.execute("PRAGMA wal_autocheckpoint=0"))  # type: ignore[union-attr]
         self._checkpoint_conn = await loop.run_in_executor(self._side_executor, connect)
         self._task = asyncio.create_task(self._drain(), name="inbox-writer")
-        self._checkpoint_task = asyncio.create_task(self._checkpoints(), name="inbox-checkpoint")
+        self._checkpoint_task = asyncio.create_task(self._checkpoints(self._checkpoint_conn), name="inbox-checkpoint")
 
     async def close(self) -> None:
         """Stop taking jobs and close the connections; safe to call twice."""
@@ -260,10 +153,8 @@ class Writer:
         for task in (self._task, self._checkpoint_task):
             if task is not None:
                 task.cancel()
-                try:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-                except (asyncio.CancelledError, Exception):
-                    pass
         while not self._queue.empty():
             pending = self._queue.get_nowait()
             if not pending.future.done():
@@ -278,7 +169,8 @@ class Writer:
 
     async def run(self, job: Job[T]) -> T:
         """Queue a job and wait until it is committed; its exception is re-raised here."""
-        return await self._submit(_Pending(job, asyncio.get_running_loop().create_future()))
+        result: T = await self._submit(_Pending(job, asyncio.get_running_loop().create_future()))
+        return result
 
     async def run_batched(self, handler: BatchHandler, item: Any) -> Any:
         """Queue an item for `handler`, which takes every item of its kind in a group at once.
@@ -286,7 +178,9 @@ class Writer:
         The hot path (intake) pays its per-group work (cache checks, look-ups) once per
         group and writes rows with `executemany`. On PostgreSQL a batch holds one item.
         """
-        return await self._submit(_Pending(None, asyncio.get_running_loop().create_future(), handler, item))
+        return await self._submit(
+            _Pending(_alone(handler, item), asyncio.get_running_loop().create_future(), handler, item)
+        )
 
     async def _submit(self, pending: _Pending) -> Any:
         if self._closed:
@@ -337,22 +231,21 @@ class Writer:
             self.failing = WriteFailure(since_ms=now_ms(), error=type(exc).__name__)
 
     async def _run_group(self, group: list[_Pending]) -> list[tuple[bool, Any]]:
-        if self.sqlite:
-            assert self._conn is not None
+        if self._conn is not None:  # SQLite: `start` opened the writer's own connection
             # Fast path on the event loop: no thread hop (measured 15 % more intake) and the
             # lock taken without waiting. Another process writing (the CLI) makes BEGIN fail
             # at once; the group then runs on the writer's thread, which may wait for it.
             try:
-                return self._apply(_SqliteSession(self._conn, wait=False, busy_timeout_ms=self._busy_timeout_ms), group)
-            except _LockBusyError:
-                session = _SqliteSession(self._conn, wait=True, busy_timeout_ms=self._busy_timeout_ms)
+                return self._apply(SqliteSession(self._conn, wait=False, busy_timeout_ms=self._busy_timeout_ms), group)
+            except LockBusyError:
+                session = SqliteSession(self._conn, wait=True, busy_timeout_ms=self._busy_timeout_ms)
                 return await asyncio.get_running_loop().run_in_executor(self._executor, self._apply, session, group)
         async with self._engine.connect() as conn:
-            return await conn.run_sync(lambda sync_conn: self._apply(_PgSession(sync_conn), group))
+            return await conn.run_sync(lambda sync_conn: self._apply(PgSession(sync_conn), group))
 
     @staticmethod
     def _settle(group: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
-        for pending, (ok, value) in zip(group, outcomes):
+        for pending, (ok, value) in zip(group, outcomes, strict=True):
             if pending.future.done():
                 continue
             if ok:
@@ -360,7 +253,7 @@ class Writer:
             else:
                 pending.future.set_exception(value)
 
-    def _apply(self, session: _SqliteSession | _PgSession, group: list[_Pending]) -> list[tuple[bool, Any]]:
+    def _apply(self, session: SqliteSession | PgSession, group: list[_Pending]) -> list[tuple[bool, Any]]:
         """Run a group in one transaction; if any job raises, redo each job on its own.
 
         The fast path has no per-job savepoint; a job that raises (a reused nonce, a
@@ -378,7 +271,6 @@ class Writer:
                 if pending.handler is not None:
                     batches.setdefault(pending.handler, []).append(index)
                 else:
-                    assert pending.job is not None
                     results[index] = (True, pending.job(tx))
             for handler, indexes in batches.items():
                 for index, value in zip(indexes, handler(tx, [group[i].item for i in indexes]), strict=True):
@@ -394,11 +286,11 @@ class Writer:
         session.wait_for_lock()
         return [self._apply_one(session, pending) for pending in group]
 
-    def _apply_one(self, session: _SqliteSession | _PgSession, pending: _Pending) -> tuple[bool, Any]:
+    def _apply_one(self, session: SqliteSession | PgSession, pending: _Pending) -> tuple[bool, Any]:
         self._groups += 1
         session.begin()
         try:
-            value = pending.run_alone(session.tx(self._groups))
+            value = pending.job(session.tx(self._groups))
         except Exception as exc:
             session.rollback()
             return (False, exc)
@@ -408,10 +300,8 @@ class Writer:
         session.commit()
         return (True, value)
 
-    async def _checkpoints(self) -> None:
+    async def _checkpoints(self, conn: sqlite3.Connection) -> None:
         loop = asyncio.get_running_loop()
-        assert self._checkpoint_conn is not None
-        conn = self._checkpoint_conn
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_SEC)
             try:

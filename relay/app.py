@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import web
 
-from inbox import db, store
-from inbox.writer import STORAGE_ERRORS, Writer
+from inbox import db, open_inbox, store
+from inbox.writer import STORAGE_ERRORS
 from receivers import http as receivers_http
 from relay.answers import Answers, iso
 from relay.channels.console import ConsoleChannel
@@ -60,17 +60,13 @@ def routing_settings(settings: Settings) -> RoutingSettings:
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    engine = db.create_engine(settings.relay_database_url)
-    await db.upgrade(engine)
-    writer = Writer(settings.relay_database_url, engine, busy_timeout_ms=settings.relay_sqlite_busy_timeout_ms)
-    await writer.start()
-    app[ENGINE] = engine
-    app[WRITER] = writer
+    storage = await open_inbox(settings.relay_database_url, busy_timeout_ms=settings.relay_sqlite_busy_timeout_ms)
+    app[ENGINE] = storage.engine
+    app[WRITER] = storage.writer
     try:
         yield
     finally:
-        await writer.close()
-        await engine.dispose()
+        await storage.close()
 
 
 def build_channels(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Channel]:

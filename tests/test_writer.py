@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from inbox import db
-from inbox.writer import StorageUnavailableError, Tx, Writer
+from inbox import open_inbox
+from inbox.tx import Tx
+from inbox.writer import StorageUnavailableError, Writer
 from tests.conftest import BOTH_DATABASES
 
 
 @pytest.fixture
-async def writer(database_url: str) -> Any:
-    engine = db.create_engine(database_url)
-    await db.upgrade(engine)
-    w = Writer(database_url, engine)
-    await w.start()
-    yield w
-    await w.close()
-    await engine.dispose()
+async def writer(database_url: str) -> AsyncIterator[Writer]:
+    storage = await open_inbox(database_url)
+    yield storage.writer
+    await storage.close()
 
 
 def insert(n: int, fail: bool = False) -> Any:
@@ -45,7 +43,7 @@ def count(tx: Tx) -> list[int]:
 async def test_a_failing_job_is_rolled_back_alone(writer: Writer) -> None:
     """Ten jobs queued together, the fifth raising: nine commit, the fifth leaves nothing."""
     results = await asyncio.gather(*(writer.run(insert(n, fail=n == 5)) for n in range(10)), return_exceptions=True)
-    assert [r for r in results if isinstance(r, Exception)][0].args == ("job 5 refuses",)
+    assert next(r for r in results if isinstance(r, Exception)).args == ("job 5 refuses",)
     assert [r for r in results if not isinstance(r, Exception)] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
     assert await writer.run(count) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
 

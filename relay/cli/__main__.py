@@ -1,0 +1,9 @@
+"""`python -m relay.cli`: the same as the `care-relay` command."""
+
+from __future__ import annotations
+
+import sys
+
+from relay.cli import main
+
+sys.exit(main())

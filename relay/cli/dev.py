@@ -1,0 +1,107 @@
+"""`care-relay emit`: sign a payload as a sender would and POST it to a running relay."""
+
+# The command line speaks through stdout and stderr: printing is its interface.
+# ruff: noqa: T201
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from receivers import signing
+from relay import settings as settings_mod
+from relay.cli.output import fail as _fail
+from relay.settings import Settings
+
+
+def _secret_for(settings: Settings, source: str) -> str | None:
+    configured = settings.m3_webhook_secrets if source == "m3" else settings.aisha_webhook_secrets
+    if configured:
+        return configured[0]
+    # The dev server keeps generated secrets here; emit reads them, it never creates them.
+    dev = settings_mod.read_env_file(settings_mod.DEV_SECRETS_FILE)
+    value = dev.get("M3_WEBHOOK_SECRETS" if source == "m3" else "AISHA_WEBHOOK_SECRETS", "")
+    return value.split(",")[-1].strip() or None
+
+
+def freshen(source: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A fresh id, timestamp and nonce, so each emit is a new event."""
+    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    out = dict(payload)
+    if source == "m3":
+        out["id"] = "evt_" + uuid.uuid4().hex[:20].upper()
+        out["ts"] = stamp
+        security = dict(out.get("security") or {})
+        security["nonce"] = uuid.uuid4().hex
+        out["security"] = security
+    else:
+        out["event_id"] = str(uuid.uuid4())
+        out["ts"] = stamp
+    return out
+
+
+def signed_request(source: str, payload: dict[str, Any], secret: str, now: int) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json"}
+    if source == "m3":
+        headers.update(signing.sign_m3(body, secret, ts=now, event_type=str(payload.get("type", ""))))
+    else:
+        headers.update(signing.sign_aisha(body, secret, ts=now, event_id=str(payload.get("event_id", ""))))
+    return body, headers
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+        async with session.post(url, data=body, headers=headers) as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    settings = settings_mod.load(serving=False)
+    if args.what == "golden-path":
+        source = "m3"
+        payload = json.loads(resources.files("relay.demo").joinpath("panic_ui.json").read_text(encoding="utf-8"))
+    else:
+        source = args.what
+        if not args.file:
+            return _fail(f"emit {source} needs a FILE.json")
+        try:
+            payload = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return _fail(f"cannot read {args.file}: {exc}")
+        if not isinstance(payload, dict):
+            return _fail(f"{args.file} must hold one JSON object")
+    secret = _secret_for(settings, source)
+    if not secret:
+        name = "M3_WEBHOOK_SECRETS" if source == "m3" else "AISHA_WEBHOOK_SECRETS"
+        return _fail(
+            f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory"
+        )
+    base = settings.public_base_url
+    url = args.url or f"{base}/hooks/{source}"
+    if not args.as_is:
+        payload = freshen(source, payload, datetime.now(UTC))
+    body, headers = signed_request(source, payload, secret, int(time.time()))
+    try:
+        status, answer = asyncio.run(_post(url, body, headers))
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return _fail(f"could not reach {url}: {exc or type(exc).__name__}; is the relay running (make run)?")
+    print(f"POST {url} -> {status}")
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    if isinstance(answer, dict) and answer.get("status_url"):
+        origin = url.split("/hooks/")[0] if "/hooks/" in url else base
+        print(f"\nstatus: {origin}{answer['status_url']}")
+    return 0 if status < 400 else 1

@@ -1,0 +1,93 @@
+"""`care-relay agent …` and `care-relay consent …`: the internal directory and consent grants."""
+
+# The command line speaks through stdout and stderr: printing is its interface.
+# ruff: noqa: T201
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from inbox import store
+from relay import directory
+from relay.cli.db import run
+from relay.cli.output import print_table
+from relay.redact import redact
+
+
+def _comma(values: Sequence[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def cmd_agent_add(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = {"id": args.id, "display": args.display, "groups": _comma(args.group)}
+    for key in ("slack_user", "phone", "whatsapp", "quiet_hours", "tz"):
+        if getattr(args, key):
+            data[key] = getattr(args, key)
+    if args.channels:
+        data["channels"] = _comma([args.channels])
+    agent = run(lambda inbox: directory.add_agent(inbox.writer, data))
+    print(json.dumps(agent) if args.json else f"added agent {agent['id']}")
+    return 0
+
+
+def cmd_agent_list(args: argparse.Namespace) -> int:
+    agents = [directory.agent_view(a) for a in run(lambda inbox: store.list_agents(inbox.engine))]
+    if args.json:
+        print(json.dumps(agents, indent=2))
+        return 0
+    for agent in agents:
+        agent["phone"] = redact(agent["phone"])
+        agent["whatsapp"] = redact(agent["whatsapp"])
+    print_table(
+        agents,
+        ["id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "quiet_hours", "tz", "active"],
+    )
+    return 0
+
+
+def cmd_agent_remove(args: argparse.Namespace) -> int:
+    run(lambda inbox: directory.remove_agent(inbox.writer, args.id))
+    print(f"removed agent {args.id}")
+    return 0
+
+
+def cmd_consent_grant(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = {
+        "subject": args.subject,
+        "scope": _comma([args.scope]),
+        "groups": _comma(args.group),
+        "channels": _comma([args.channel]) if args.channel else [],
+        "by": args.by,
+    }
+    if args.expires:
+        data["expires_at"] = args.expires
+    if args.min_confidence:
+        data["min_confidence"] = args.min_confidence
+    grant = run(lambda inbox: directory.grant_consent(inbox.writer, data))
+    print(grant["id"])
+    if args.json:
+        print(json.dumps(grant))
+    else:
+        print(f"granted {grant['subject']}: {','.join(grant['scope'])} to {','.join(grant['groups'])}")
+    return 0
+
+
+def cmd_consent_list(args: argparse.Namespace) -> int:
+    grants = [directory.grant_view(g) for g in run(lambda inbox: store.list_grants(inbox.engine, args.subject))]
+    if args.json:
+        print(json.dumps(grants, indent=2))
+        return 0
+    print_table(
+        grants,
+        ["id", "subject", "scope", "groups", "channels", "expires_at", "by", "granted_at", "revoked_at", "revoked_by"],
+    )
+    return 0
+
+
+def cmd_consent_revoke(args: argparse.Namespace) -> int:
+    grant = run(lambda inbox: directory.revoke_consent(inbox.writer, args.grant_id, args.by))
+    print(f"revoked {grant['id']} ({grant['subject']}) by {grant['revoked_by']}")
+    return 0

@@ -1,0 +1,89 @@
+"""`care-relay serve`: open the database, then run the relay until interrupted."""
+
+# The command line speaks through stdout and stderr: printing is its interface.
+# ruff: noqa: T201
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from aiohttp import web
+
+from relay import directory
+from relay import settings as settings_mod
+from relay.app import create_app
+from relay.cli.db import upgrade
+from relay.cli.problems import DATABASE_ERRORS, CliError, database_problem, listen_problem, safe_url
+from relay.settings import Settings
+from relay.state import ENGINE, WRITER
+from relay.web import server
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_mod.load(dev=args.dev)
+    host = args.host or settings.relay_host
+    port = args.port or settings.relay_port
+    # without RELAY_PUBLIC_BASE_URL (dev), links follow the address actually listened on
+    settings = settings.model_copy(update={"relay_host": host, "relay_port": port})
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Drivers log statement parameters at DEBUG: phone numbers must never reach a log.
+    for noisy in ("aiohttp.access", "aiosqlite", "sqlalchemy.engine", "asyncpg"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Open and migrate the database first, so that a bad RELAY_DATABASE_URL is one clear line
+    # (the app's own start-up then finds nothing to migrate).
+    asyncio.run(upgrade(settings))
+    app = create_app(settings)
+    if args.dev:
+        app.on_startup.append(_seed_demo)
+    # on_startup runs the storage (cleanup_ctx) first, then the handler above, then this:
+    # a failure before it is the database's, one after it is the listening socket's.
+    started = False
+
+    async def mark_started(_app: web.Application) -> None:
+        nonlocal started
+        started = True
+
+    app.on_startup.append(mark_started)
+    try:
+        # the banner prints once the socket listens, so a failure to bind is not announced as a start
+        banner = (lambda: _print_dev_banner(settings, host, port)) if args.dev else None
+        server.run(app, host, port, on_listening=banner)
+    except DATABASE_ERRORS as exc:
+        if not started:
+            raise CliError(database_problem(settings.relay_database_url, exc)) from None
+        if isinstance(exc, (OSError, OverflowError)):
+            raise CliError(listen_problem(host, port, exc)) from None
+        raise
+    return 0
+
+
+async def _seed_demo(app: web.Application) -> None:
+    if await directory.seed_demo_directory(app[WRITER], app[ENGINE]):
+        print(
+            "dev mode: the directory was empty; seeded agent 'ana' (console, group care-circle)"
+            " and a grant for actor:raz (panic.ui, status.set -> care-circle)",
+            flush=True,
+        )
+
+
+def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
+    print(
+        "\n".join(
+            [
+                f"care-relay (dev) listening on http://{host}:{port}",
+                f"  database:     {safe_url(settings.relay_database_url)}",
+                f"  dev secrets:  {settings_mod.DEV_SECRETS_FILE.resolve()} (0600)",
+                "  channels:     " + ", ".join(sorted(settings.configured_channels)),
+                "",
+                "Next, in a second terminal (same directory):",
+                "  .venv/bin/care-relay emit golden-path",
+                "The invitation for Ana is then printed here, with its action link",
+                f"({settings.public_base_url}/a/…): open it in a browser to answer or close the loop.",
+                "emit prints the status URL, which shows the ack and the done.",
+                "",
+            ]
+        ),
+        flush=True,
+    )

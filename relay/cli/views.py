@@ -1,0 +1,34 @@
+"""`care-relay inbox`: the loops, newest first, as a table or JSON."""
+
+# The command line speaks through stdout and stderr: printing is its interface.
+# ruff: noqa: T201
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from inbox import store
+from relay.cli.db import run
+from relay.cli.output import print_table
+from relay.model import iso
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    statuses = ["invited", "acked"] if args.open else []
+    rows = run(lambda inbox: store.inbox_page(inbox.engine, statuses=statuses, limit=args.limit))
+    for row in rows:
+        row["received_at"] = iso(row["received_at"])
+        del row["row"]
+    if args.json:
+        print(json.dumps(rows, indent=2))  # ASCII: C1 and bidi characters escaped too, not only C0
+        return 0
+    table = [
+        {
+            **row,
+            "invitations": [f"{i['agent']}/{i['channel'] or '-'}:{i['status']}" for i in row["invitations"]],
+        }
+        for row in rows
+    ]
+    print_table(table, ["received_at", "source", "id", "type", "status", "invitations", "acks", "reason"])
+    return 0
