@@ -19,7 +19,6 @@ import sqlite3
 import sys
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -33,7 +32,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from inbox import db
-from receivers import signing
+from receivers import SENDERS
+from receivers.json_body import dumps
 from relay import settings as settings_mod
 from relay.errors import RelayError
 from relay.redact import redact
@@ -456,38 +456,25 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def _secret_for(settings: Settings, source: str) -> str | None:
-    configured = settings.m3_webhook_secrets if source == "m3" else settings.aisha_webhook_secrets
+    sender = SENDERS[source]
+    configured = sender.secrets(settings)
     if configured:
         return configured[0]
     # The dev server keeps generated secrets here; emit reads them, it never creates them.
     dev = settings_mod.read_env_file(settings_mod.DEV_SECRETS_FILE)
-    value = dev.get("M3_WEBHOOK_SECRETS" if source == "m3" else "AISHA_WEBHOOK_SECRETS", "")
+    value = dev.get(sender.secrets_env, "")
     return value.split(",")[-1].strip() or None
 
 
 def freshen(source: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A fresh id, timestamp and nonce, so each emit is a new event."""
-    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
-    out = dict(payload)
-    if source == "m3":
-        out["id"] = "evt_" + uuid.uuid4().hex[:20].upper()
-        out["ts"] = stamp
-        security = dict(out.get("security") or {})
-        security["nonce"] = uuid.uuid4().hex
-        out["security"] = security
-    else:
-        out["event_id"] = str(uuid.uuid4())
-        out["ts"] = stamp
-    return out
+    return SENDERS[source].freshen(payload, now)
 
 
 def signed_request(source: str, payload: dict[str, Any], secret: str, now: int) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = dumps(payload)
     headers = {"Content-Type": "application/json"}
-    if source == "m3":
-        headers.update(signing.sign_m3(body, secret, ts=now, event_type=str(payload.get("type", ""))))
-    else:
-        headers.update(signing.sign_aisha(body, secret, ts=now, event_id=str(payload.get("event_id", ""))))
+    headers.update(SENDERS[source].sign(body, secret, ts=now, payload=payload))
     return body, headers
 
 
@@ -518,7 +505,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
             return _fail(f"{args.file} must hold one JSON object")
     secret = _secret_for(settings, source)
     if not secret:
-        name = "M3_WEBHOOK_SECRETS" if source == "m3" else "AISHA_WEBHOOK_SECRETS"
+        name = SENDERS[source].secrets_env
         return _fail(
             f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory"
         )
@@ -610,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.set_defaults(func=cmd_inbox)
 
     emit = sub.add_parser("emit", help="sign a payload with the configured secret and POST it")
-    emit.add_argument("what", choices=["m3", "aisha", "golden-path"])
+    emit.add_argument("what", choices=[*SENDERS, "golden-path"])
     emit.add_argument("file", nargs="?")
     emit.add_argument("--url")
     emit.add_argument(

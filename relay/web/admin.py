@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from inbox import store
-from receivers import http as receivers_http
+from receivers.json_body import loads
 from relay import directory
 from relay.errors import BadRequestError, MalformedJsonError, NotFoundError
 from relay.model import LOOP_STATUSES, iso
@@ -32,7 +32,7 @@ def admin(handler: Handler) -> Handler:
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        return receivers_http.loads(raw or b"{}")
+        return loads(raw or b"{}")
     except (ValueError, RecursionError):
         raise MalformedJsonError() from None
 
