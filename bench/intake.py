@@ -33,7 +33,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from receivers import signing
+from receivers.m3 import signature as m3_signature
 
 HERE = Path(__file__).resolve().parent
 SECRET = "bench-m3-secret-0123456789"  # serve outside --dev takes no secret under 16 characters
@@ -60,7 +60,7 @@ def write_requests(path: Path, count: int) -> int:
             payload["context"] = {**PAYLOAD["context"], "note": "x" * 900}  # ~1.5 KB, like real senders
             body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
             total += len(body)
-            sig = signing.sign_m3(body, SECRET, ts=now)["X-M3-Signature"]
+            sig = m3_signature.sign(body, SECRET, ts=now)["X-M3-Signature"]
             out.write(f"{sig}\t{payload['type']}\t{body.decode()}\n")
     return total // count
 

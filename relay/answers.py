@@ -8,7 +8,6 @@ callback to the sender when its URL is configured.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox import lifecycle, store
 from inbox.writer import Tx, Writer, now_ms
+from receivers import SENDERS
 from relay import audit, compose
 from relay.delivery import Invite
-from relay.model import Agent, Grant, Signal, iso
+from relay.model import Agent, Grant, Signal
 from relay.settings import Settings
 from relay.tokens import Tokens
 
@@ -42,14 +42,6 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "")
 
 
-def callback_body(source: str, kind: str, event_id: str, by: dict[str, str], at: int, **fields: str) -> dict[str, Any]:
-    """The seed's care.ack / care.done shape with `by`, and an id of its own."""
-    body: dict[str, Any] = {"type": kind, "ts": iso(at), "for": event_id, "by": by, **fields}
-    if source == "m3":
-        return {"id": f"{'ack' if kind == 'care.ack' else 'done'}_{uuid.uuid4().hex}", **body}
-    return {"event_id": str(uuid.uuid4()), **body}
-
-
 class Answers:
     def __init__(
         self,
@@ -70,7 +62,8 @@ class Answers:
         self._on_queued = on_queued
 
     def _callback_configured(self, source: str) -> bool:
-        return bool(self._settings.m3_callback_url if source == "m3" else self._settings.aisha_callback_url)
+        url, _secret = SENDERS[source].callback_target(self._settings)
+        return bool(url)
 
     def _follow_up(
         self, tx: Tx, answer: lifecycle.Answer, agent_id: str, kind: str, note_text: str, at: int, **fields: str
@@ -87,7 +80,7 @@ class Answers:
         if self._callback_configured(answer.loop.source):
             row = store.get_agent_tx(tx, agent_id)
             by = {"id": agent_id, "display": row["display"] if row else agent_id}
-            body = callback_body(answer.loop.source, kind, answer.loop.event_id, by, at, **fields)
+            body = SENDERS[answer.loop.source].callback_body(kind, answer.loop.event_id, by, at, **fields)
             store.enqueue(
                 tx,
                 kind="callback",

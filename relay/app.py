@@ -18,12 +18,12 @@ from aiohttp import web
 
 from inbox import db, open_inbox, store
 from inbox.writer import STORAGE_ERRORS
-from receivers import http as receivers_http
-from relay.answers import Answers, iso
+from receivers import read_signal
+from relay.answers import Answers
 from relay.channels.console import ConsoleChannel
 from relay.delivery import Channel
 from relay.intake import Intake
-from relay.model import RoutingSettings
+from relay.model import RoutingSettings, iso
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.state import (
@@ -41,7 +41,7 @@ from relay.state import (
     WRITER,
 )
 from relay.tokens import Tokens
-from relay.web import admin, links, status
+from relay.web import admin, hooks, links, status
 from relay.web.middleware import errors_middleware
 from relay.web.requests import unstorable_middleware
 
@@ -89,9 +89,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         if outbox is not None:
             outbox.wake()
 
-    app[ANSWERS] = Answers(
-        app[WRITER], app[ENGINE], settings, app[TOKENS], on_queued=wake, read_signal=receivers_http.read_signal
-    )
+    app[ANSWERS] = Answers(app[WRITER], app[ENGINE], settings, app[TOKENS], on_queued=wake, read_signal=read_signal)
     clock = app[CLOCK]
     outbox = OutboxWorker(app[WRITER], app[ANSWERS], app[CHANNELS], settings, session, clock=clock)
     app[OUTBOX] = outbox
@@ -206,7 +204,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/readyz", handle_readyz)
-    receivers_http.add_routes(app)
+    hooks.add_routes(app)
     app.router.add_get("/v1/events/{event_id}", status.handle_event_status)
     admin.add_routes(app)
     links.install(app)

@@ -11,7 +11,6 @@ failed and visible in the inbox. Nothing here changes a loop's state: only deliv
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -23,14 +22,13 @@ import aiohttp
 from inbox import outbox as rows
 from inbox import store
 from inbox.writer import Tx, Writer, now_ms
-from receivers import signing
-from relay import audit
+from receivers import SENDERS
+from receivers.aisha.signature import pr8_headers
+from relay import audit, callbacks
 from relay.answers import Answers
-from relay.delivery import Channel, Delivery, parse_retry_after, permanent, retry, skip
-from relay.model import iso
+from relay.delivery import Channel, Delivery, permanent, retry, skip
 from relay.router import send_time_refusal
 from relay.settings import Settings
-from relay.workflow import pr8_headers
 
 log = logging.getLogger("care_relay.outbox")
 
@@ -39,6 +37,7 @@ ATTEMPT_TIMEOUT_SEC = 20.0
 CONCURRENCY = 8
 BATCH = 32
 POLL_SEC = 1.0
+_JSON = {"Content-Type": "application/json"}
 
 
 def backoff(attempts: int, *, jitter: float | None = None) -> float:
@@ -187,28 +186,15 @@ class OutboxWorker:
         return await channel.update(invite, provider_id, str(work.payload["text"]))
 
     async def _send_callback(self, work: rows.Work) -> Delivery:
-        source = work.payload["source"]
-        fields = work.payload["body"]
-        headers = {"Content-Type": "application/json"}
-        # Every attempt is signed with a fresh timestamp (CONTRACT section 3): M3's is in the
-        # header; AiSHA's is the body's own ts, so the body is stamped anew.
-        if source == "aisha":
-            fields = {**fields, "ts": iso(now_ms())}
-        body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
-        if source == "m3":
-            url, secret = self._settings.m3_callback_url, self._settings.m3_callback_key
-            if secret:
-                headers.update(signing.sign_m3(body, secret, ts=int(time.time()), event_type=fields["type"]))
-        else:
-            url, secret = self._settings.aisha_callback_url, self._settings.aisha_callback_secret
-            if secret:
-                headers.update(signing.sign_aisha(body, secret, event_id=fields["event_id"]))
+        source = str(work.payload["source"])
+        sender = SENDERS[source]
+        url, secret = sender.callback_target(self._settings)
         if not url:
             return permanent(f"{source} callback URL is no longer configured")
-        delivery = await self._post(url, body, headers)
-        if source == "aisha" and work.attempts > 1 and delivery.error == "HTTP 409":
-            # The same event_id with a newer ts: a receiver that keeps event ids (as this relay
-            # does) says an earlier attempt, which timed out here, had arrived.
+        # Every attempt is signed with a fresh timestamp (CONTRACT section 3).
+        body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=now_ms())
+        delivery = await callbacks.post(self._session, url, body, {**_JSON, **headers})
+        if sender.conflict_on_retry_is_arrival and work.attempts > 1 and delivery.error == "HTTP 409":
             log.info("callback %s: 409 on attempt %d, an earlier attempt had arrived", work.id, work.attempts)
             return Delivery(ok=True)
         return delivery
@@ -221,24 +207,8 @@ class OutboxWorker:
         if body is None:
             return permanent("signal body no longer stored")
         headers = pr8_headers(body, self._settings.care_workflow_webhook_secret, str(work.payload.get("event_id", "")))
-        return await self._post(url, body, headers, timeout=self._settings.care_workflow_webhook_timeout_ms / 1000)
-
-    async def _post(self, url: str, body: bytes, headers: dict[str, str], *, timeout: float = 10.0) -> Delivery:
-        try:
-            async with self._session.post(
-                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as response:
-                await response.read()
-                if 200 <= response.status < 300:
-                    return Delivery(ok=True)
-                error = f"HTTP {response.status}"
-                if response.status == 429 or response.status >= 500 or response.status == 408:
-                    return retry(error, parse_retry_after(response.headers.get("Retry-After")))
-                return permanent(error)
-        except TimeoutError:
-            return retry("timed out")
-        except aiohttp.ClientError as exc:
-            return retry(f"connection error ({type(exc).__name__})")
+        timeout_sec = self._settings.care_workflow_webhook_timeout_ms / 1000
+        return await callbacks.post(self._session, url, body, headers, timeout_sec=timeout_sec)
 
     def _max_attempts(self, kind: str) -> int:
         if kind == "forward":

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from receivers import signing
+from receivers.aisha import signature as aisha_signature
+from receivers.m3 import signature as m3_signature
 from relay.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +142,7 @@ def fresh(source: str, payload: dict[str, Any], **changes: Any) -> dict[str, Any
 
 def m3_headers(body: bytes, event_type: str, *, secret: str = M3_SECRETS[0], ts: int | None = None) -> dict[str, str]:
     headers = {"Content-Type": "application/json"}
-    headers.update(signing.sign_m3(body, secret, ts=int(time.time()) if ts is None else ts, event_type=event_type))
+    headers.update(m3_signature.sign(body, secret, ts=int(time.time()) if ts is None else ts, event_type=event_type))
     return headers
 
 
@@ -150,7 +151,7 @@ def aisha_headers(
 ) -> dict[str, str]:
     headers = {"Content-Type": "application/json"}
     stamp = None if body_signed else (int(time.time()) if ts is None else ts)
-    headers.update(signing.sign_aisha(body, secret, ts=stamp, event_id=event_id))
+    headers.update(aisha_signature.sign(body, secret, ts=stamp, event_id=event_id))
     return headers
 
 

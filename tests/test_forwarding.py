@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from receivers import signing
+from receivers.aisha import signature as aisha_signature
 from relay.app import create_app
 from relay.state import OUTBOX, WRITER
 from tests.fakes.sink import Sink
@@ -47,7 +47,7 @@ async def test_accepted_escalation_is_forwarded_byte_for_byte(aiohttp_client: An
         (got,) = sink.received  # the trigger is not an escalation: not forwarded
         assert got.path == "/trigger" and got.body == sent["body"]
         assert got.headers["X-AISHA-EVENT-ID"] == sent["id"]
-        signing.verify_aisha(got.headers, got.body, [WORKFLOW_SECRET], now=int(time.time()), max_window_sec=300)
+        aisha_signature.verify(got.headers, got.body, [WORKFLOW_SECRET], now=int(time.time()), max_window_sec=300)
 
 
 @pytest.mark.parametrize(

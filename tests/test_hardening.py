@@ -446,7 +446,7 @@ async def test_json_numbers_that_overflow_are_malformed(start: Callable[..., Any
 async def test_the_fast_path_declines_every_number_that_overflows() -> None:
     """299 nines with an exponent of 10 is infinity too: the fast path leaves it to the ordinary path's 400."""
     from receivers import m3
-    from receivers.http import parse_json
+    from receivers.json_body import parse_json
     from relay.errors import MalformedJsonError
 
     body = json.dumps(panic()).encode()[:-1] + b', "extra": ' + b"9" * 299 + b"e10}"

@@ -11,7 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from inbox import outbox as outbox_rows
-from receivers import signing
+from receivers.aisha import signature as aisha_signature
+from receivers.m3 import signature as m3_signature
 from relay.app import create_app
 from relay.outbox import backoff
 from relay.state import ANSWERS, OUTBOX, WRITER
@@ -105,9 +106,9 @@ async def test_console_invitation_then_ack_and_done_reach_the_m3_sender(
         assert loop["done"]["outcome"] == "held-space" and loop["done"]["note"] == "calm"
         received = []
         for got in sink.received:
-            ts = signing.verify_m3(got.headers, got.body, M3_SECRETS, now=int(time.time()), max_window_sec=300)
+            ts = m3_signature.verify(got.headers, got.body, M3_SECRETS, now=int(time.time()), max_window_sec=300)
             body = json.loads(got.body)
-            signing.check_m3_payload(got.headers, body, ts=ts, now=int(time.time()), max_window_sec=300)
+            m3_signature.check(got.headers, body, ts=ts, now=int(time.time()), max_window_sec=300)
             assert body["for"] == sent["id"] and body["by"] == {"id": "ana", "display": "Ana"} and body["id"]
             received.append(body)
         # Queued ack first, then done; one drain sends both at once, so they may reach the sink in either
@@ -139,12 +140,12 @@ async def test_aisha_callbacks_are_signed_like_the_pr8_trigger(aiohttp_client: A
         (got,) = sink.received
         body = json.loads(got.body)
         assert (
-            signing.verify_aisha(
+            aisha_signature.verify(
                 got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300
             )
             is None
         )
-        signing.check_aisha_payload(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
+        aisha_signature.check(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
         assert body["type"] == "care.ack" and body["for"] == sent["id"] and body["action"] == "on-it"
 
 
@@ -179,12 +180,12 @@ async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrive
         for got in sink.received:
             body = json.loads(got.body)
             assert (
-                signing.verify_aisha(
+                aisha_signature.verify(
                     got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300
                 )
                 is None
             )
-            signing.check_aisha_payload(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
+            aisha_signature.check(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
         first, second = (json.loads(got.body) for got in sink.received)
         assert first["event_id"] == second["event_id"] and first["action"] == second["action"] == "on-it"
         (callback,) = [r for r in await outbox(client) if r["kind"] == "callback"]

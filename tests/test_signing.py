@@ -9,14 +9,12 @@ from typing import Any
 
 import pytest
 
-from receivers.signing import (
-    check_aisha_payload,
-    check_m3_payload,
-    sign_aisha,
-    sign_m3,
-    verify_aisha,
-    verify_m3,
-)
+from receivers.aisha.signature import check as check_aisha_payload
+from receivers.aisha.signature import sign as sign_aisha
+from receivers.aisha.signature import verify as verify_aisha
+from receivers.m3.signature import check as check_m3_payload
+from receivers.m3.signature import sign as sign_m3
+from receivers.m3.signature import verify as verify_m3
 from relay.errors import RelayError
 from tests.support import KEPT_VECTORS, SHARED_VECTORS, vectors
 

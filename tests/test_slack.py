@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from inbox import outbox as rows
 from inbox.writer import now_ms
-from receivers import signing
+from receivers.m3 import signature as m3_signature
 from relay.app import create_app
 from relay.channels import slack
 from relay.channels.slack import SlackChannel
@@ -61,7 +61,7 @@ class Sink:
         """Bodies whose X-M3 signature verifies with the M3 callback secret (the first M3 secret)."""
         out = []
         for headers, body in self.got:
-            signing.verify_m3(headers, body, [M3_SECRETS[0]], now=int(time.time()), max_window_sec=300)
+            m3_signature.verify(headers, body, [M3_SECRETS[0]], now=int(time.time()), max_window_sec=300)
             parsed = json.loads(body)
             assert headers["X-M3-Event"] == parsed["type"]
             out.append(parsed)

@@ -18,8 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDictProxy
 
-from receivers import signing
-from relay.workflow import TriggerResult, is_care_workflow_triggers_enabled, trigger_care_workflow
+from receivers.aisha import signature as aisha_signature
+from relay.callbacks import TriggerResult, is_care_workflow_triggers_enabled, trigger_care_workflow
 from tests.support import AISHA_SECRETS, fixture, refused_port
 
 SECRET = AISHA_SECRETS[0]
@@ -102,7 +102,7 @@ async def test_signed_with_the_pr8_form_when_a_secret_exists(sink: Sink) -> None
     assert headers["X-AISHA-EVENT-ID"] == GOLDEN["event_id"]
     expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["X-AISHA-SIGNATURE"], expected)
-    assert signing.verify_aisha(headers, body, [SECRET], now=int(time.time()), max_window_sec=300) is None
+    assert aisha_signature.verify(headers, body, [SECRET], now=int(time.time()), max_window_sec=300) is None
 
 
 async def test_no_signature_header_without_a_secret(sink: Sink) -> None:

@@ -36,7 +36,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox import lifecycle, store
-from receivers.http import read_body
 from relay import compose
 from relay.answers import Answers
 from relay.channels import slack_blocks as blocks
@@ -50,6 +49,7 @@ from relay.errors import (
     TimestampOutOfWindowError,
 )
 from relay.state import ANSWERS, CHANNELS, ENGINE, SETTINGS
+from relay.web.requests import read_body
 
 __all__ = ["BOLT", "SlackAnswers", "SlackChannel", "classify", "handle_slack_events", "install", "register"]
 

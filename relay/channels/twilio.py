@@ -35,7 +35,6 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from inbox import inbound, lifecycle, store
 from inbox.writer import now_ms
-from receivers.http import read_body
 from relay import audit, compose
 from relay.channels import sms_replies, twilio_http
 from relay.channels.sms_replies import Ack, Done, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
@@ -44,7 +43,7 @@ from relay.errors import BadRequestError, ForbiddenError, UnsupportedMediaTypeEr
 from relay.redact import redact
 from relay.settings import Settings
 from relay.state import ANSWERS, CHANNELS, ENGINE, METRICS, OUTBOX, SETTINGS, WRITER
-from relay.web.requests import media_type
+from relay.web.requests import media_type, read_body
 
 __all__ = ["INBOUND_PATH", "STATUS_PATH", "TwilioChannel", "handle_inbound", "handle_status", "install", "number_hash"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 
+from receivers import SENDERS
 from relay.cli.db import cmd_db_upgrade
 from relay.cli.dev import cmd_emit
 from relay.cli.directory import (
@@ -119,7 +120,7 @@ def _add_inbox(sub: Subcommands[argparse.ArgumentParser]) -> None:
 
 def _add_emit(sub: Subcommands[argparse.ArgumentParser]) -> None:
     emit = sub.add_parser("emit", help="sign a payload with the configured secret and POST it")
-    emit.add_argument("what", choices=["m3", "aisha", "golden-path"])
+    emit.add_argument("what", choices=[*SENDERS, "golden-path"])
     emit.add_argument("file", nargs="?")
     emit.add_argument("--url")
     emit.add_argument(

@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import time
-import uuid
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -17,56 +16,34 @@ from typing import Any
 
 import aiohttp
 
-from receivers import signing
+from receivers import SENDERS
+from receivers.json_body import dumps
 from relay import settings as settings_mod
 from relay.cli.output import fail as _fail
 from relay.settings import Settings
 
 
 def _secret_for(settings: Settings, source: str) -> str | None:
-    configured = settings.m3_webhook_secrets if source == "m3" else settings.aisha_webhook_secrets
+    sender = SENDERS[source]
+    configured = sender.secrets(settings)
     if configured:
         return configured[0]
     # The dev server keeps generated secrets here; emit reads them, it never creates them.
     dev = settings_mod.read_env_file(settings_mod.DEV_SECRETS_FILE)
-    value = dev.get("M3_WEBHOOK_SECRETS" if source == "m3" else "AISHA_WEBHOOK_SECRETS", "")
+    value = dev.get(sender.secrets_env, "")
     return value.split(",")[-1].strip() or None
 
 
 def freshen(source: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
     """A fresh id, timestamp and nonce, so each emit is a new event."""
-    stamp = now.isoformat(timespec="seconds").replace("+00:00", "Z")
-    out = dict(payload)
-    if source == "m3":
-        out["id"] = "evt_" + uuid.uuid4().hex[:20].upper()
-        out["ts"] = stamp
-        security = dict(out.get("security") or {})
-        security["nonce"] = uuid.uuid4().hex
-        out["security"] = security
-    else:
-        out["event_id"] = str(uuid.uuid4())
-        out["ts"] = stamp
-    return out
+    return SENDERS[source].freshen(payload, now)
 
 
 def signed_request(source: str, payload: dict[str, Any], secret: str, now: int) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = dumps(payload)
     headers = {"Content-Type": "application/json"}
-    if source == "m3":
-        headers.update(signing.sign_m3(body, secret, ts=now, event_type=str(payload.get("type", ""))))
-    else:
-        headers.update(signing.sign_aisha(body, secret, ts=now, event_id=str(payload.get("event_id", ""))))
+    headers.update(SENDERS[source].sign(body, secret, ts=now, payload=payload))
     return body, headers
-
-
-async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
-        async with session.post(url, data=body, headers=headers) as response:
-            text = await response.text()
-            try:
-                return response.status, json.loads(text)
-            except ValueError:
-                return response.status, text
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
@@ -86,7 +63,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
             return _fail(f"{args.file} must hold one JSON object")
     secret = _secret_for(settings, source)
     if not secret:
-        name = "M3_WEBHOOK_SECRETS" if source == "m3" else "AISHA_WEBHOOK_SECRETS"
+        name = SENDERS[source].secrets_env
         return _fail(
             f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory"
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from receivers import http as receivers_http
+from receivers.json_body import loads
 from relay import directory, views
 from relay.errors import BadRequestError, MalformedJsonError
 from relay.model import LOOP_STATUSES
@@ -31,7 +31,7 @@ def admin(handler: Handler) -> Handler:
 async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     try:
-        return receivers_http.loads(raw or b"{}")
+        return loads(raw or b"{}")
     except (ValueError, RecursionError):
         raise MalformedJsonError() from None
 

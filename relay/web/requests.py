@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from relay.errors import BadRequestError
+from relay.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -34,3 +34,24 @@ async def unstorable_middleware(request: web.Request, handler: Handler) -> web.S
     if any(mark in request.path or any(mark in v for v in request.query.values()) for mark in _UNSTORABLE):
         raise BadRequestError("The URL contains a NUL character; no id or name the relay keeps has one.")
     return await handler(request)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing (413) as soon as it grows past `limit`, and (415) one with a
+    Content-Encoding: signatures cover the bytes as sent, so a decoded body is not what was signed."""
+    too_large = PayloadTooLargeError.over(limit)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        raise UnsupportedMediaTypeError(
+            "Send the body without Content-Encoding (no gzip or other compression): "
+            "the signature covers the bytes as sent."
+        )
+    try:
+        # aiohttp stops reading at client_max_size (set just above `limit` by create_app)
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body

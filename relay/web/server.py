@@ -188,7 +188,7 @@ def make_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
         "access_log": None,
         "keepalive_timeout": app[SETTINGS].relay_idle_timeout_sec,
         # Bodies are taken as sent: signatures cover those bytes, a decoded body is not what was
-        # signed (receivers/http.py refuses it with 415), and nothing is inflated that nobody reads.
+        # signed (relay/web/hooks.py refuses it with 415), and nothing is inflated that nobody reads.
         "auto_decompress": False,
     }
     return RelayRunner(app, **{**options, **kwargs})

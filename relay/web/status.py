@@ -7,17 +7,21 @@ from typing import Any
 from aiohttp import web
 
 from inbox import store
+from receivers import SENDERS
 from relay.errors import BadRequestError, ForbiddenError, NotFoundError
 from relay.model import iso
 from relay.state import ENGINE, TOKENS
 from relay.web.auth import require_admin
 
+_SOURCES = " or ".join(f"'{name}'" for name in SENDERS)
+_SOURCE_QUERIES = " or ".join(f"?source={name}" for name in SENDERS)
+
 
 async def handle_event_status(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
     source = request.query.get("source")
-    if source is not None and source not in ("m3", "aisha"):
-        raise BadRequestError("source must be 'm3' or 'aisha'.")
+    if source is not None and source not in SENDERS:
+        raise BadRequestError(f"source must be {_SOURCES}.")
     token = request.query.get("token")
     if token is not None:
         opened = request.app[TOKENS].read_status_token(token)
@@ -31,7 +35,7 @@ async def handle_event_status(request: web.Request) -> web.Response:
     if not signals:
         raise NotFoundError("No event with this id was received.")
     if len(signals) > 1:
-        raise BadRequestError("Two sources used this id; add ?source=m3 or ?source=aisha.")
+        raise BadRequestError(f"Two sources used this id; add {_SOURCE_QUERIES}.")
     return web.json_response(await describe(engine, signals[0]))
 
 

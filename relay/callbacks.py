@@ -1,16 +1,17 @@
-"""Forward C.A.R.E. events to a workflow engine's Webhook Trigger (the PR8 client).
+"""The one HTTP client for what the relay POSTs to senders: callbacks and workflow forwards.
 
-``trigger_care_workflow`` POSTs one event, signed like the PR8 trigger (CONTRACT.md
-section 3, "Outbound"), with a per-attempt timeout and a bounded number of retries. It
-never raises: a failure comes back as a value and is logged as one ``[CARE_AUDIT]``
-``action_skipped`` line, so a workflow engine that is down never breaks ingestion.
+`post` makes one attempt and says what it came to as a `Delivery` (the outbox owns the
+schedule of further attempts). `trigger_care_workflow` is the public PR8 workflow
+trigger client (CONTRACT.md section 3, "Outbound"): one event, a per-attempt timeout and a
+bounded number of retries of its own, built on the same exchange. It never raises: a
+failure comes back as a value and is logged as one ``[CARE_AUDIT]`` ``action_skipped``
+line, so a workflow engine that is down never breaks ingestion.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from typing import Any
 
 import aiohttp
 
-from receivers.signing import AISHA_EVENT_ID_HEADER, AISHA_SIGNATURE_HEADER, sign_aisha
+from receivers.aisha.signature import pr8_headers
 from relay.audit import emit
+from relay.delivery import Delivery, parse_retry_after, permanent, retry
 
 ENABLED_ENV = "CARE_WORKFLOW_TRIGGERS_ENABLED"
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
@@ -28,6 +30,54 @@ _BACKOFF_CAP_S = 2.0
 # A workflow engine asking for minutes would hold an outbox worker hostage; the outbox
 # retries later anyway.
 _RETRY_AFTER_CAP_S = 5.0
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What one POST came to: the status and Retry-After, or why there was none."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    #: no answer: "timeout", "invalid_url" or "connection_error"
+    failure: str | None = None
+    #: the exception type behind a failure other than a timeout (its text may name a host and a token)
+    exception: str = ""
+
+
+async def _exchange(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str], *, timeout_sec: float
+) -> _Answer:
+    """One POST; the answer's body is read and dropped. Only cancellation escapes."""
+    try:
+        async with session.post(
+            url, data=body, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout_sec)
+        ) as response:
+            await response.read()
+            return _Answer(status=response.status, retry_after=response.headers.get("Retry-After"))
+    except TimeoutError:
+        return _Answer(failure="timeout")
+    except aiohttp.InvalidURL as exc:
+        return _Answer(failure="invalid_url", exception=type(exc).__name__)
+    except aiohttp.ClientError as exc:
+        return _Answer(failure="connection_error", exception=type(exc).__name__)
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str], *, timeout_sec: float = 10.0
+) -> Delivery:
+    """POST `body` once: 2xx is sent; 408, 429, 5xx, timeouts and connection errors are retried
+    (honouring ``Retry-After``); any other answer is final."""
+    answer = await _exchange(session, url, body, headers, timeout_sec=timeout_sec)
+    if answer.status is None:
+        if answer.failure == "timeout":
+            return retry("timed out")
+        return retry(f"connection error ({answer.exception})")
+    if 200 <= answer.status < 300:
+        return Delivery(ok=True)
+    error = f"HTTP {answer.status}"
+    if answer.status in (408, 429) or answer.status >= 500:
+        return retry(error, parse_retry_after(answer.retry_after))
+    return permanent(error)
 
 
 def is_care_workflow_triggers_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -61,8 +111,8 @@ async def trigger_care_workflow(
     Bytes are sent as given; a mapping as compact UTF-8 JSON. Headers: ``Content-Type``,
     ``X-AISHA-EVENT-ID`` (the body's ``event_id``) and, with a secret, ``X-AISHA-SIGNATURE``
     (hex HMAC-SHA256 of the raw body). At most ``1 + retries`` attempts of ``timeout_ms``
-    each; connection errors, timeouts, 429 and 5xx are retried with a short backoff (or a
-    numeric ``Retry-After``), other 4xx are final. No ``url``: nothing is sent.
+    each; connection errors, timeouts, 429 and 5xx are retried with a short backoff (or
+    ``Retry-After``, capped at a few seconds), other 4xx are final. No ``url``: nothing is sent.
     """
     if not url:
         return TriggerResult(ok=False, status=None, attempts=0, error=None, skipped=True)
@@ -71,7 +121,6 @@ async def trigger_care_workflow(
     except (TypeError, ValueError):
         return _failed(None, 0, None, "payload is not JSON-serialisable", "invalid_payload", skipped=True)
 
-    timeout = aiohttp.ClientTimeout(total=max(timeout_ms, 1) / 1000)
     attempts, delay, client = 0, _BACKOFF_BASE_S, session
     status: int | None = None
     error, reason = "no attempt made", "no_attempt"
@@ -80,28 +129,29 @@ async def trigger_care_workflow(
         for attempt in range(1 + max(retries, 0)):
             if attempt:
                 await asyncio.sleep(delay)
-            attempts, status = attempt + 1, None
+            attempts = attempt + 1
             delay = min(_BACKOFF_BASE_S * 2**attempt, _BACKOFF_CAP_S)
-            try:
-                headers = pr8_headers(body, secret, event_id)  # re-signed per attempt (CONTRACT.md section 3)
-                async with client.post(url, data=body, headers=headers, timeout=timeout) as resp:
-                    status, retry_after = resp.status, resp.headers.get("Retry-After")
-            except TimeoutError:
-                error, reason = f"timed out after {timeout_ms} ms", "timeout"
-                continue
-            except aiohttp.InvalidURL:
+            # re-signed per attempt (CONTRACT.md section 3)
+            answer = await _exchange(
+                client, url, body, pr8_headers(body, secret, event_id), timeout_sec=max(timeout_ms, 1) / 1000
+            )
+            status = answer.status
+            if answer.failure == "invalid_url":
                 error, reason = "invalid url", "invalid_url"
                 break
-            except aiohttp.ClientError as exc:
-                # The type only: str(exc) names the host and port, which may carry a token.
-                error, reason = f"connection error ({type(exc).__name__})", "connection_error"
+            if answer.failure == "timeout":
+                error, reason = f"timed out after {timeout_ms} ms", "timeout"
                 continue
-            if 200 <= status < 300:
-                return TriggerResult(ok=True, status=status, attempts=attempts, error=None)
-            error, reason = f"HTTP {status}", f"http_{status}"
-            if status != 429 and status < 500:
+            if answer.status is None:
+                error, reason = f"connection error ({answer.exception})", "connection_error"
+                continue
+            if 200 <= answer.status < 300:
+                return TriggerResult(ok=True, status=answer.status, attempts=attempts, error=None)
+            error, reason = f"HTTP {answer.status}", f"http_{answer.status}"
+            if answer.status != 429 and answer.status < 500:
                 break
-            delay = _retry_after(retry_after, default=delay)
+            asked = parse_retry_after(answer.retry_after)
+            delay = delay if asked is None else min(asked, _RETRY_AFTER_CAP_S)
     except Exception as exc:
         error, reason = f"unexpected error ({type(exc).__name__})", "unexpected_error"
     finally:
@@ -123,25 +173,6 @@ def _encode(payload: Mapping[str, Any] | bytes) -> tuple[bytes, str]:
         parsed = payload
     event_id = parsed.get("event_id") if isinstance(parsed, Mapping) else None
     return body, event_id if isinstance(event_id, str) else ""
-
-
-def pr8_headers(body: bytes, secret: str | None, event_id: str) -> dict[str, str]:
-    """Headers of a PR8-style POST: `X-AISHA-EVENT-ID`, and `X-AISHA-SIGNATURE` when a secret is set."""
-    headers = {"Content-Type": "application/json"}
-    if event_id:
-        headers[AISHA_EVENT_ID_HEADER] = event_id
-    if secret:
-        headers[AISHA_SIGNATURE_HEADER] = sign_aisha(body, secret, ts=None, event_id=event_id)[AISHA_SIGNATURE_HEADER]
-    return headers
-
-
-def _retry_after(value: str | None, *, default: float) -> float:
-    """A numeric ``Retry-After`` in seconds, capped; the backoff when absent or not a number."""
-    try:
-        seconds = float(value or "nan")
-    except ValueError:
-        return default
-    return min(seconds, _RETRY_AFTER_CAP_S) if math.isfinite(seconds) and seconds >= 0 else default
 
 
 def _failed(
