@@ -347,7 +347,7 @@ async def test_transient_failures_are_retried(start: Start, fake: FakeSlack, fai
     else:
         channel = client.app[CHANNELS]["slack"]
         assert isinstance(channel, SlackChannel)
-        client.app[CHANNELS]["slack"] = SlackChannel(channel.client, client.app[ENGINE], timeout=0.3)
+        client.app[CHANNELS]["slack"] = SlackChannel(channel.client, timeout=0.3)
         fake.fail_next("chat.postMessage", delay=3)
     answer = await signal(client)
     started = time.monotonic()

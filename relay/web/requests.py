@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from relay import text
 from relay.errors import BadRequestError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -16,7 +17,7 @@ def media_type(request: web.Request) -> str:
 
     (aiohttp's `request.content_type` raises on some malformed headers.)
     """
-    return request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    return text.media_type(request.headers.get("Content-Type", ""))
 
 
 #: what no stored id, name or token can contain, so a URL holding one names nothing
