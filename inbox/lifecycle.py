@@ -1,66 +1,87 @@
-"""The loop's rules (DESIGN.md "State of a loop"), enforced in storage.
+"""The loop's writes (DESIGN.md "State of a loop"): the facts an answer is judged on, and
+the judged answer stored with conditional statements.
 
-received → invited → acked → done. Only an agent holding an invitation for the signal
-acks or closes it; each agent's ack is kept once; done happens once (a conditional
-insert on the signal's primary key, so two simultaneous answers cannot both close the
-loop); a done without a prior ack counts as that agent's ack too. Nothing here is
-driven by time: these functions run only when a person answers.
+received → invited → acked → done. Who may answer is `relay.loop`'s to judge; what is
+left to storage is the last word on races: each agent's ack is kept once (ON CONFLICT on
+(signal, agent)), and done happens once (ON CONFLICT on the signal), so two simultaneous
+dones cannot both close the loop. A done without a prior ack counts as that agent's ack
+too. Nothing here is driven by time: these functions run only when a person answers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from inbox import store
 from inbox.writer import Tx
+from relay.model import LoopFacts
 
 RECORDED = "recorded"
 ALREADY = "already"
-NOT_INVITED = "not_invited"
 ALREADY_DONE = "already_done"
-NO_SUCH_LOOP = "no_such_loop"
 
 
 @dataclass(frozen=True)
-class LoopRef:
-    signal_id: int
-    source: str
-    event_id: str
-    status: str
+class Stored:
+    """What a judged answer did: `outcome` is RECORDED, ALREADY or ALREADY_DONE."""
 
-
-@dataclass(frozen=True)
-class Answer:
     outcome: str
-    loop: LoopRef | None = None
-    #: invitations of this loop to tell ((invitation id, channel, provider id)), when recorded.
-    delivered: tuple[tuple[int, str, str], ...] = field(default=())
+    #: the loop's status after the answer.
+    status: str
+    #: invitations of this loop to tell (invitation ids), when recorded.
+    delivered: tuple[int, ...] = ()
     #: True when a done also recorded the agent's ack.
     implied_ack: bool = False
 
 
-def _loop(tx: Tx, signal_id: int) -> LoopRef | None:
-    row = tx.execute("SELECT id, source, event_id, status FROM signal WHERE id = ?", (signal_id,)).fetchone()
-    return None if row is None else LoopRef(int(row[0]), str(row[1]), str(row[2]), str(row[3]))
+def facts(tx: Tx, *, signal_id: int, agent_id: str | None, invitation_id: int | None) -> LoopFacts | None:
+    """The loop, the answering agent and the invitation the answer names, read in its transaction."""
+    loop = tx.execute("SELECT source, event_id, status, body IS NULL FROM signal WHERE id = ?", (signal_id,)).fetchone()
+    if loop is None:
+        return None
+    agent = (
+        tx.execute("SELECT display, active, removed_at FROM agent WHERE id = ?", (agent_id,)).fetchone()
+        if agent_id is not None
+        else None
+    )
+    holds = agent_id is not None and (
+        tx.execute(
+            "SELECT 1 FROM invitation WHERE signal_id = ? AND agent_id = ? AND status <> 'skipped'",
+            (signal_id, agent_id),
+        ).fetchone()
+        is not None
+    )
+    named = (
+        tx.execute(
+            "SELECT agent_id FROM invitation WHERE id = ? AND signal_id = ?", (invitation_id, signal_id)
+        ).fetchone()
+        if invitation_id is not None
+        else None
+    )
+    return LoopFacts(
+        signal_id=signal_id,
+        source=str(loop[0]),
+        event_id=str(loop[1]),
+        status=str(loop[2]),
+        holds=holds,
+        named_holder=None if named is None else str(named[0]),
+        known=agent is not None,
+        active=agent is not None and bool(agent[1]) and agent[2] is None,
+        purged=bool(loop[3]),
+        display=str(agent[0]) if agent is not None else (agent_id or ""),
+    )
 
 
-def _holds_invitation(tx: Tx, signal_id: int, agent_id: str) -> bool:
-    """The agent holds a (not skipped) invitation of this loop and is still an active agent."""
-    row = tx.execute(
-        "SELECT 1 FROM invitation i JOIN agent a ON a.id = i.agent_id"
-        " WHERE i.signal_id = ? AND i.agent_id = ? AND i.status <> 'skipped' AND a.active = 1 AND a.removed_at IS NULL",
-        (signal_id, agent_id),
-    ).fetchone()
-    return row is not None
-
-
-def _delivered(tx: Tx, signal_id: int) -> tuple[tuple[int, str, str], ...]:
+def _delivered(tx: Tx, signal_id: int) -> tuple[int, ...]:
     rows = tx.execute(
-        "SELECT id, channel, provider_id FROM invitation WHERE signal_id = ? AND provider_id IS NOT NULL ORDER BY id",
-        (signal_id,),
+        "SELECT id FROM invitation WHERE signal_id = ? AND provider_id IS NOT NULL ORDER BY id", (signal_id,)
     ).fetchall()
-    return tuple((int(r[0]), str(r[1]), str(r[2])) for r in rows)
+    return tuple(int(r[0]) for r in rows)
+
+
+def _status(tx: Tx, signal_id: int) -> str:
+    return str(tx.execute("SELECT status FROM signal WHERE id = ?", (signal_id,)).fetchone()[0])
 
 
 def _insert_ack(tx: Tx, signal_id: int, agent_id: str, action: str, via: str, at: int) -> bool:
@@ -72,9 +93,8 @@ def _insert_ack(tx: Tx, signal_id: int, agent_id: str, action: str, via: str, at
     return cur.rowcount == 1
 
 
-def _audit(
-    tx: Tx, loop: LoopRef, kind: str, agent_id: str, via: str, at: int, reason: str, result: str, **detail: Any
-) -> None:
+def _audit(tx: Tx, loop: LoopFacts, kind: str, agent_id: str | None, via: str, at: int, **detail: Any) -> None:
+    allowed = kind != "refusal"
     store.insert_audit(
         tx,
         kind=kind,
@@ -83,63 +103,56 @@ def _audit(
         event_id=loop.event_id,
         agent_id=agent_id,
         action_origin="user_directed",
-        policy_gate_result=result,
-        reason=reason,
+        policy_gate_result="allowed" if allowed else "blocked",
+        reason=str(detail.pop("reason")),
         detail={"via": via, **detail},
     )
 
 
-def record_ack(tx: Tx, *, signal_id: int, agent_id: str, action: str, via: str, at: int) -> Answer:
-    """An agent's own "I'm here". Refusals leave only an audit row."""
-    loop = _loop(tx, signal_id)
-    if loop is None:
-        return Answer(NO_SUCH_LOOP)
-    if not _holds_invitation(tx, signal_id, agent_id):
-        _audit(tx, loop, "refusal", agent_id, via, at, "ack by someone not invited to this loop", "blocked")
-        return Answer(NOT_INVITED, loop)
-    if loop.status == "done":
-        return Answer(ALREADY_DONE, loop)
-    if not _insert_ack(tx, signal_id, agent_id, action, via, at):
-        return Answer(ALREADY, loop)
+def store_ack(tx: Tx, loop: LoopFacts, *, agent_id: str, action: str, via: str, at: int) -> Stored:
+    """Keep a judged ack (once per agent and loop); the loop moves invited → acked."""
+    if not _insert_ack(tx, loop.signal_id, agent_id, action, via, at):
+        return Stored(ALREADY, loop.status)
     tx.execute(
-        "UPDATE signal SET status = 'acked', updated_at = ? WHERE id = ? AND status = 'invited'", (at, signal_id)
+        "UPDATE signal SET status = 'acked', updated_at = ? WHERE id = ? AND status = 'invited'", (at, loop.signal_id)
     )
-    _audit(tx, loop, "ack", agent_id, via, at, "an invited agent answered", "allowed", action=action)
-    return Answer(RECORDED, _loop(tx, signal_id), _delivered(tx, signal_id))
+    _audit(tx, loop, "ack", agent_id, via, at, reason="an invited agent answered", action=action)
+    return Stored(RECORDED, _status(tx, loop.signal_id), _delivered(tx, loop.signal_id))
 
 
-def record_done(tx: Tx, *, signal_id: int, agent_id: str, outcome: str, note: str, via: str, at: int) -> Answer:
-    """A person closes the loop, once."""
-    loop = _loop(tx, signal_id)
-    if loop is None:
-        return Answer(NO_SUCH_LOOP)
-    if not _holds_invitation(tx, signal_id, agent_id):
-        _audit(tx, loop, "refusal", agent_id, via, at, "done by someone not invited to this loop", "blocked")
-        return Answer(NOT_INVITED, loop)
+def store_done(tx: Tx, loop: LoopFacts, *, agent_id: str, outcome: str, note: str, via: str, at: int) -> Stored:
+    """Close the loop, once: a done that lost the race is ALREADY_DONE."""
     cur = tx.execute(
         "INSERT INTO done (signal_id, agent_id, outcome, note, via, at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (signal_id) DO NOTHING",
-        (signal_id, agent_id, outcome, note, via, at),
+        (loop.signal_id, agent_id, outcome, note, via, at),
     )
     if cur.rowcount != 1:
-        return Answer(ALREADY_DONE, loop)
-    implied = _insert_ack(tx, signal_id, agent_id, outcome, via, at)
-    tx.execute("UPDATE signal SET status = 'done', updated_at = ? WHERE id = ?", (at, signal_id))
-    _audit(
-        tx, loop, "done", agent_id, via, at, "a person closed the loop", "allowed", outcome=outcome, implied_ack=implied
-    )
-    return Answer(RECORDED, _loop(tx, signal_id), _delivered(tx, signal_id), implied_ack=implied)
+        return Stored(ALREADY_DONE, "done")
+    implied = _insert_ack(tx, loop.signal_id, agent_id, outcome, via, at)
+    tx.execute("UPDATE signal SET status = 'done', updated_at = ? WHERE id = ?", (at, loop.signal_id))
+    _audit(tx, loop, "done", agent_id, via, at, reason="a person closed the loop", outcome=outcome, implied_ack=implied)
+    return Stored(RECORDED, "done", _delivered(tx, loop.signal_id), implied_ack=implied)
+
+
+def store_refusal(tx: Tx, loop: LoopFacts, *, agent_id: str | None, via: str, at: int, reason: str) -> None:
+    """A judged refusal on a loop: an audit row only."""
+    _audit(tx, loop, "refusal", agent_id, via, at, reason=reason)
 
 
 def refuse(tx: Tx, *, signal_id: int | None, agent_id: str | None, via: str, at: int, reason: str) -> None:
     """Record an answer that could not be taken (a stranger, an unknown code): an audit row only."""
-    loop = _loop(tx, signal_id) if signal_id is not None else None
+    loop = (
+        tx.execute("SELECT source, event_id FROM signal WHERE id = ?", (signal_id,)).fetchone()
+        if signal_id is not None
+        else None
+    )
     store.insert_audit(
         tx,
         kind="refusal",
         at=at,
-        source=loop.source if loop else None,
-        event_id=loop.event_id if loop else None,
+        source=str(loop[0]) if loop else None,
+        event_id=str(loop[1]) if loop else None,
         agent_id=agent_id,
         action_origin="user_directed",
         policy_gate_result="blocked",

@@ -1,40 +1,41 @@
 """Answers from any channel (Slack button, SMS reply, action link) become care.ack / care.done.
 
-An answer is `user_directed`: the relay's autonomy gates (kill switch, shadow mode,
-consent, windows) never block it. What follows a recorded answer is queued in the same
-transaction: a message update for every delivered invitation of the loop, and a signed
-callback to the sender when its URL is configured.
+`record(Ack | Done)` runs the one answer path, in one writer transaction: storage reads the
+facts (`inbox.lifecycle.facts`), `relay.loop.judge` decides, storage keeps the verdict with
+conditional statements. An answer is `user_directed`: the relay's autonomy gates (kill
+switch, shadow mode, consent, windows) never block it. What follows a recorded answer is
+queued in the same transaction: a message update for every delivered invitation of the
+loop, and a signed callback to the sender when its URL is configured.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from dataclasses import dataclass, replace
 
 from inbox import lifecycle, store
 from inbox.writer import Tx, Writer, now_ms
 from receivers import SENDERS
 from relay import audit, compose
-from relay.delivery import Invite
-from relay.model import Agent, Grant, Signal
+from relay.invitations import Invitations
+from relay.loop import Ack, Answer, Done, Outcome, Verdict, admits, judge
+from relay.model import LoopFacts
 from relay.settings import Settings
-from relay.tokens import Tokens
+
+__all__ = ["Ack", "AnswerResult", "Answers", "Done", "Outcome"]
 
 
 @dataclass(frozen=True)
 class AnswerResult:
     """What happened to an answer, for the page or message the agent sees next."""
 
-    outcome: str  # lifecycle.RECORDED, ALREADY, NOT_INVITED, ALREADY_DONE, NO_SUCH_LOOP
+    outcome: Outcome
     event_id: str | None = None
     loop_status: str | None = None
 
     @property
     def recorded(self) -> bool:
-        return self.outcome == lifecycle.RECORDED
+        return self.outcome is Outcome.RECORDED
 
 
 def _storable(text: str) -> str:
@@ -42,23 +43,21 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "")
 
 
+def _clean(answer: Answer) -> Answer:
+    if isinstance(answer, Ack):
+        return replace(answer, response=_storable(answer.response))
+    return replace(answer, outcome=_storable(answer.outcome), note=_storable(answer.note))
+
+
 class Answers:
+    """The one answer path every channel calls."""
+
     def __init__(
-        self,
-        writer: Writer,
-        engine: AsyncEngine,
-        settings: Settings,
-        tokens: Tokens,
-        *,
-        on_queued: Callable[[], None],
-        read_signal: Callable[[str, bytes], Signal],
+        self, writer: Writer, invitations: Invitations, settings: Settings, *, on_queued: Callable[[], None]
     ) -> None:
-        #: reads a stored body back into a Signal (the receivers' parser: one source of truth).
-        self._read_signal = read_signal
         self._writer = writer
-        self.engine = engine
+        self._invitations = invitations
         self._settings = settings
-        self._tokens = tokens
         self._on_queued = on_queued
 
     def _callback_configured(self, source: str) -> bool:
@@ -66,10 +65,15 @@ class Answers:
         return bool(url)
 
     def _follow_up(
-        self, tx: Tx, answer: lifecycle.Answer, agent_id: str, kind: str, note_text: str, at: int, **fields: str
+        self, tx: Tx, loop: LoopFacts, stored: lifecycle.Stored, answer: Answer, agent_id: str, at: int
     ) -> None:
-        assert answer.loop is not None
-        for invitation_id, _channel, _provider_id in answer.delivered:
+        if isinstance(answer, Ack):
+            kind, fields = "care.ack", {"action": answer.response}
+            note_text = compose.ack_note(loop.display, answer.response)
+        else:
+            kind, fields = "care.done", {"outcome": answer.outcome, "note": answer.note}
+            note_text = compose.done_note(loop.display, answer.outcome)
+        for invitation_id in stored.delivered:
             store.enqueue(
                 tx,
                 kind="update",
@@ -77,59 +81,75 @@ class Answers:
                 payload={"invitation_id": invitation_id, "text": note_text},
                 at=at,
             )
-        if self._callback_configured(answer.loop.source):
-            row = store.get_agent_tx(tx, agent_id)
-            by = {"id": agent_id, "display": row["display"] if row else agent_id}
-            body = SENDERS[answer.loop.source].callback_body(kind, answer.loop.event_id, by, at, **fields)
+        if self._callback_configured(loop.source):
+            by = {"id": agent_id, "display": loop.display}
+            body = SENDERS[loop.source].callback_body(kind, loop.event_id, by, at, **fields)
             store.enqueue(
-                tx,
-                kind="callback",
-                ref_id=answer.loop.signal_id,
-                payload={"source": answer.loop.source, "body": body},
-                at=at,
+                tx, kind="callback", ref_id=loop.signal_id, payload={"source": loop.source, "body": body}, at=at
             )
 
-    async def ack(self, *, signal_id: int, agent_id: str, action: str, via: str) -> AnswerResult:
-        """Record an agent's ack; idempotent per agent and loop."""
-        action = _storable(action)
+    async def record(self, answer: Answer) -> AnswerResult:
+        """Judge and keep an ack (once per agent and loop) or a done (once per loop; it is also an ack)."""
+        answer = _clean(answer)
+        offered = await self._invitations.offered(answer.signal_id) if isinstance(answer, Ack) else ()
 
-        def job(tx: Tx) -> lifecycle.Answer:
+        def job(tx: Tx) -> tuple[Outcome, LoopFacts | None, str | None]:
             at = now_ms()
-            answer = lifecycle.record_ack(tx, signal_id=signal_id, agent_id=agent_id, action=action, via=via, at=at)
-            if answer.outcome == lifecycle.RECORDED:
-                display = (store.get_agent_tx(tx, agent_id) or {}).get("display", agent_id)
-                self._follow_up(tx, answer, agent_id, "care.ack", compose.ack_note(display, action), at, action=action)
-            return answer
-
-        return self._finish(await self._writer.run(job), "ack", agent_id, via)
-
-    async def done(self, *, signal_id: int, agent_id: str, outcome: str, note: str, via: str) -> AnswerResult:
-        """Record that a person closed the loop (once); a done without ack is also their ack."""
-        outcome, note = _storable(outcome), _storable(note)
-
-        def job(tx: Tx) -> lifecycle.Answer:
-            at = now_ms()
-            answer = lifecycle.record_done(
-                tx, signal_id=signal_id, agent_id=agent_id, outcome=outcome, note=note, via=via, at=at
+            facts = lifecycle.facts(
+                tx, signal_id=answer.signal_id, agent_id=answer.agent_id, invitation_id=answer.invitation_id
             )
-            if answer.outcome == lifecycle.RECORDED:
-                display = (store.get_agent_tx(tx, agent_id) or {}).get("display", agent_id)
-                self._follow_up(
-                    tx,
-                    answer,
-                    agent_id,
-                    "care.done",
-                    compose.done_note(display, outcome),
-                    at,
-                    outcome=outcome,
-                    note=note,
+            verdict = judge(answer, facts, offered)
+            agent_id = answer.agent_id
+            if facts is None or agent_id is None or not verdict.allowed:
+                self._refused(tx, verdict, facts, answer.agent_id, answer.via, at)
+                return verdict.outcome, facts, None
+            if isinstance(answer, Ack):
+                stored = lifecycle.store_ack(
+                    tx, facts, agent_id=agent_id, action=answer.response, via=answer.via, at=at
                 )
-            return answer
+            else:
+                stored = lifecycle.store_done(
+                    tx, facts, agent_id=agent_id, outcome=answer.outcome, note=answer.note, via=answer.via, at=at
+                )
+            if stored.outcome == lifecycle.RECORDED:
+                self._follow_up(tx, facts, stored, answer, agent_id, at)
+            return Outcome(stored.outcome), facts, stored.status
 
-        return self._finish(await self._writer.run(job), "done", agent_id, via)
+        outcome, facts, status = await self._writer.run(job)
+        kind = "ack" if isinstance(answer, Ack) else "done"
+        return self._finish(outcome, facts, status, kind, answer.agent_id, answer.via)
+
+    async def admit(self, *, signal_id: int, agent_id: str | None, invitation_id: int, via: str, what: str) -> Outcome:
+        """May this agent answer this invitation now (before a form is shown)? A refusal is audited."""
+
+        def job(tx: Tx) -> Verdict:
+            at = now_ms()
+            facts = lifecycle.facts(tx, signal_id=signal_id, agent_id=agent_id, invitation_id=invitation_id)
+            verdict = admits(agent_id, invitation_id, facts, what)
+            self._refused(tx, verdict, facts, agent_id, via, at)
+            return verdict
+
+        verdict = await self._writer.run(job)
+        if verdict.outcome is Outcome.NOT_INVITED:
+            audit.emit(
+                {
+                    "kind": "refusal",
+                    "agent": agent_id,
+                    "via": via,
+                    "reason": verdict.reason,
+                    "action_origin": "user_directed",
+                }
+            )
+        return verdict.outcome
+
+    @staticmethod
+    def _refused(tx: Tx, verdict: Verdict, facts: LoopFacts | None, agent_id: str | None, via: str, at: int) -> None:
+        """A stranger's answer leaves an audit row on the loop; other refusals only the audit line."""
+        if facts is not None and verdict.outcome is Outcome.NOT_INVITED:
+            lifecycle.store_refusal(tx, facts, agent_id=agent_id, via=via, at=at, reason=verdict.reason)
 
     async def refuse(self, *, signal_id: int | None, agent_id: str | None, via: str, reason: str) -> None:
-        """An answer that could not be taken: an audit row and line, nothing else."""
+        """An answer that names no loop it may be judged on: an audit row and line, nothing else."""
         await self._writer.run(
             lambda tx: lifecycle.refuse(tx, signal_id=signal_id, agent_id=agent_id, via=via, at=now_ms(), reason=reason)
         )
@@ -137,68 +157,23 @@ class Answers:
             {"kind": "refusal", "agent": agent_id, "via": via, "reason": reason, "action_origin": "user_directed"}
         )
 
-    def _finish(self, answer: lifecycle.Answer, kind: str, agent_id: str, via: str) -> AnswerResult:
-        loop = answer.loop
+    def _finish(
+        self, outcome: Outcome, loop: LoopFacts | None, status: str | None, kind: str, agent_id: str | None, via: str
+    ) -> AnswerResult:
+        recorded = outcome is Outcome.RECORDED
         audit.emit(
             {
-                "kind": kind if answer.outcome == lifecycle.RECORDED else "refusal",
-                "outcome": answer.outcome,
+                "kind": kind if recorded else "refusal",
+                "outcome": str(outcome),
                 "source": loop.source if loop else None,
                 "event_id": loop.event_id if loop else None,
                 "agent": agent_id,
                 "via": via,
                 "action_origin": "user_directed",
-                "policy_gate_result": "allowed" if answer.outcome == lifecycle.RECORDED else "blocked",
+                "policy_gate_result": "allowed" if recorded else "blocked",
             }
         )
-        if answer.outcome == lifecycle.RECORDED:
+        if recorded:
             self._on_queued()
-        return AnswerResult(answer.outcome, loop.event_id if loop else None, loop.status if loop else None)
+        return AnswerResult(outcome, loop.event_id if loop else None, status or (loop.status if loop else None))
 
-    # Reads shared by every channel ----------------------------------------------------
-
-    async def invite(self, invitation_id: int) -> Invite | None:
-        """An invitation with its signal and agent, as channels and the link page word it."""
-        view = await store.invitation(self.engine, invitation_id)
-        if view is None:
-            return None
-        row = await store.agent_by(self.engine, id=view.agent_id)
-        return self.invite_from(view, row)
-
-    async def live_grants(self, subject: str) -> list[Grant]:
-        """The grants of a subject that are not revoked (expiry is the router's to judge)."""
-        from relay.intake import grant_from_row
-
-        rows = await store.list_grants(self.engine, subject)
-        return [grant_from_row(row) for row in rows if row["revoked_at"] is None]
-
-    async def delivered(self, invitation_id: int) -> tuple[Invite, str] | None:
-        """An invitation that reached its channel, with the provider's message id."""
-        view = await store.invitation(self.engine, invitation_id)
-        if view is None or not view.provider_id:
-            return None
-        invite = self.invite_from(view, await store.agent_by(self.engine, id=view.agent_id))
-        return None if invite is None else (invite, view.provider_id)
-
-    def invite_from(self, view: store.InvitationView, agent_row: dict[str, Any] | None) -> Invite | None:
-        """None once retention purged the signal's body (the link has long expired by then)."""
-        from relay.intake import agent_from_row
-
-        if view.body is None:
-            return None
-        signal = self._read_signal(view.source, view.body)
-        agent = agent_from_row(agent_row) if agent_row else Agent(id=view.agent_id, display=view.agent_id, active=False)
-        responses = signal.suggested_responses or self._settings.aisha_suggested_responses
-        deep_link = None
-        if signal.deep_link and self._settings.aisha_app_base_url:
-            deep_link = self._settings.aisha_app_base_url.rstrip("/") + signal.deep_link
-        return Invite(
-            invitation_id=view.id,
-            channel=view.channel,
-            code=view.code,
-            agent=agent,
-            signal=signal,
-            responses=tuple(responses),
-            action_url=f"{self._settings.public_base_url}/a/{self._tokens.action_token(view.id)}",
-            deep_link=deep_link,
-        )

@@ -19,10 +19,10 @@ from aiohttp import web
 from inbox import db, open_inbox, store
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
+from relay import channels
 from relay.answers import Answers
-from relay.channels.console import ConsoleChannel
-from relay.delivery import Channel
 from relay.intake import Intake
+from relay.invitations import Invitations
 from relay.model import RoutingSettings, iso
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
@@ -33,6 +33,7 @@ from relay.state import (
     ENGINE,
     HTTP,
     INTAKE,
+    INVITATIONS,
     METRICS,
     OUTBOX,
     RUN_OUTBOX,
@@ -69,29 +70,27 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         await storage.close()
 
 
-def build_channels(settings: Settings, session: aiohttp.ClientSession) -> dict[str, Channel]:
-    """The channels this configuration can send on."""
-    channels: dict[str, Channel] = {}
-    if settings.dev:
-        channels["console"] = ConsoleChannel()
-    return channels
-
-
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    """HTTP client, channels, answers, the outbox worker and intake, wired together."""
+    """HTTP client, the invitation read model, answers, channels, the outbox worker and intake, wired together.
+
+    Every channel is built before the outbox starts and closed after it stopped; nothing
+    changes the channel map in between.
+    """
     settings = app[SETTINGS]
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     app[HTTP] = session
-    app[CHANNELS] = build_channels(settings, session)
     outbox: OutboxWorker | None = None
 
     def wake() -> None:
         if outbox is not None:
             outbox.wake()
 
-    app[ANSWERS] = Answers(app[WRITER], app[ENGINE], settings, app[TOKENS], on_queued=wake, read_signal=read_signal)
+    invitations = Invitations(app[ENGINE], settings, app[TOKENS], read_signal=read_signal)
+    app[INVITATIONS] = invitations
+    app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake)
+    app[CHANNELS] = channels.open_channels(app, settings, app[ANSWERS], invitations)
     clock = app[CLOCK]
-    outbox = OutboxWorker(app[WRITER], app[ANSWERS], app[CHANNELS], settings, session, clock=clock)
+    outbox = OutboxWorker(app[WRITER], invitations, app[CHANNELS], settings, session, clock=clock)
     app[OUTBOX] = outbox
     app[INTAKE] = Intake(
         app[WRITER],
@@ -208,15 +207,5 @@ def create_app(
     app.router.add_get("/v1/events/{event_id}", status.handle_event_status)
     admin.add_routes(app)
     links.install(app)
-    # Channels that answer as well as send install their own routes and clients; each
-    # `install(app)` may append a cleanup_ctx (run after `_services`) that registers the
-    # channel in app[CHANNELS].
-    if settings.slack_enabled:
-        from relay.channels import slack
-
-        slack.install(app)
-    if settings.twilio_enabled:
-        from relay.channels import twilio
-
-        twilio.install(app)
+    channels.add_routes(app, settings)
     return app

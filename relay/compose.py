@@ -6,7 +6,7 @@ tone is the same on Slack, SMS, WhatsApp and the console.
 
 from __future__ import annotations
 
-from relay.delivery import Invite
+from relay.delivery import Invite, LoopSnapshot
 from relay.text import clip, one_line, size
 
 #: Twilio refuses a longer body (error 21617); `relay.text.size` counts as Twilio does.
@@ -105,3 +105,12 @@ def ack_note(display: str, action: str) -> str:
 
 def done_note(display: str, outcome: str) -> str:
     return f"{display} closed the loop — {outcome}"
+
+
+def update_notes(loop: LoopSnapshot) -> list[str]:
+    """A loop in words, as an updated message shows it: every ack (the closer's folded into the done), then the done."""
+    done = loop.done
+    notes = [ack_note(a.display, a.said) for a in loop.acks if done is None or a.agent_id != done.agent_id]
+    if done is not None:
+        notes.append(done_note(done.display, done.said))
+    return notes or [loop.latest]

@@ -34,6 +34,31 @@ class Invite:
 
 
 @dataclass(frozen=True)
+class Note:
+    """One answer on a loop, as a message update shows it."""
+
+    agent_id: str
+    display: str
+    #: the ack's response, or the done's outcome.
+    said: str
+
+
+@dataclass(frozen=True)
+class LoopSnapshot:
+    """A loop as it stands when its update is sent: every ack, then the done.
+
+    Taken at send time rather than when the answer was queued, so updates that go out of
+    order (or several acks) still leave a message showing it all.
+    """
+
+    status: str
+    acks: tuple[Note, ...] = ()
+    done: Note | None = None
+    #: the words of the answer that queued this update, for a channel that shows only that.
+    latest: str = ""
+
+
+@dataclass(frozen=True)
 class Delivery:
     """What a provider said. `error` is short and holds no care data."""
 
@@ -55,7 +80,7 @@ class Channel(Protocol):
         """Deliver the invitation; the provider's message id comes back in `provider_id`."""
         ...
 
-    async def update(self, invite: Invite, provider_id: str, text: str) -> Delivery:
+    async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
         """Tell an already delivered invitation what happened ("Ana is here — soft-checkin")."""
         ...
 

@@ -7,9 +7,10 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 Source = Literal["m3", "aisha"]
 Channel = Literal["slack", "sms", "whatsapp", "console"]
@@ -171,3 +172,60 @@ class RoutingSettings:
     aisha_care_window_minutes: int = 240
     #: channels that can send right now (configured credentials, or console in dev).
     configured_channels: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LoopFacts:
+    """What storage knows, inside the answer's own transaction, for `relay.loop.judge`."""
+
+    signal_id: int
+    source: str
+    event_id: str
+    #: the loop's status (LOOP_STATUSES); "done" closes it.
+    status: str
+    #: the answering agent holds a (not skipped) invitation of this loop.
+    holds: bool
+    #: the agent of the invitation the answer names; None when it names none.
+    named_holder: str | None
+    #: the answering agent is in the directory (a removed one's tombstone included).
+    known: bool
+    #: the answering agent is in the directory, active, and not removed.
+    active: bool
+    #: retention dropped the sender's body: nothing is left to word the loop with.
+    purged: bool
+    #: the answering agent's display name (their id when unknown).
+    display: str
+
+
+def agent_from_row(row: Mapping[str, Any]) -> Agent:
+    """An agent as storage returns it (a plain mapping) as the value the rest of the relay reads."""
+    return Agent(
+        id=row["id"],
+        display=row["display"],
+        groups=tuple(row["group_ids"]),
+        slack_user=row["slack_user"],
+        phone=row["phone"],
+        whatsapp=row["whatsapp"],
+        channels=tuple(row["channels"]),
+        quiet_hours=row["quiet_hours"],
+        tz=row["tz"],
+        active=bool(row["active"]),
+        opted_out=frozenset(row["opted_out"]),
+    )
+
+
+def grant_from_row(row: Mapping[str, Any]) -> Grant:
+    """A grant as storage returns it (a plain mapping), millisecond instants as datetimes."""
+    return Grant(
+        id=row["id"],
+        subject=row["subject"],
+        scope=tuple(row["scope"]),
+        groups=tuple(row["group_ids"]),
+        channels=tuple(row["channels"]),
+        min_confidence=row["min_confidence"],
+        expires_at=None if row["expires_at"] is None else from_ms(row["expires_at"]),
+        by=row["granted_by"],
+        granted_at=EARLIEST if row["granted_at"] is None else from_ms(row["granted_at"]),
+        revoked_at=None if row["revoked_at"] is None else from_ms(row["revoked_at"]),
+        revoked_by=row["revoked_by"],
+    )

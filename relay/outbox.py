@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -25,8 +26,8 @@ from inbox.writer import Tx, Writer, now_ms
 from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
-from relay.answers import Answers
 from relay.delivery import Channel, Delivery, permanent, retry, skip
+from relay.invitations import Invitations
 from relay.router import send_time_refusal
 from relay.settings import Settings
 
@@ -50,7 +51,7 @@ class OutboxWorker:
     def __init__(
         self,
         writer: Writer,
-        answers: Answers,
+        invitations: Invitations,
         channels: Mapping[str, Channel],
         settings: Settings,
         session: aiohttp.ClientSession,
@@ -59,7 +60,7 @@ class OutboxWorker:
     ) -> None:
         self._clock = clock
         self._writer = writer
-        self._answers = answers
+        self._invitations = invitations
         self._channels = channels
         self._settings = settings
         self._session = session
@@ -159,10 +160,10 @@ class OutboxWorker:
         return permanent(f"unknown outbox kind {work.kind}")
 
     async def _send_invite(self, work: rows.Work) -> Delivery:
-        invite = await self._answers.invite(int(work.payload["invitation_id"]))
+        invite = await self._invitations.invite(int(work.payload["invitation_id"]))
         if invite is None:
             return permanent("invitation not found")
-        grants = await self._answers.live_grants(invite.signal.subject)
+        grants = await self._invitations.live_grants(invite.signal.subject)
         refusal = send_time_refusal(
             invite.signal, invite.agent, invite.channel, grants, now=datetime.fromtimestamp(self._clock(), UTC)
         )
@@ -176,14 +177,15 @@ class OutboxWorker:
         return await channel.send(invite)
 
     async def _send_update(self, work: rows.Work) -> Delivery:
-        found = await self._answers.delivered(int(work.payload["invitation_id"]))
+        found = await self._invitations.delivered(int(work.payload["invitation_id"]))
         if found is None:
             return permanent("nothing delivered to update")
-        invite, provider_id = found
-        channel = self._channels.get(invite.channel)
+        channel = self._channels.get(found.invite.channel)
         if channel is None:
-            return permanent(f"channel {invite.channel} is not configured")
-        return await channel.update(invite, provider_id, str(work.payload["text"]))
+            return permanent(f"channel {found.invite.channel} is not configured")
+        # the loop as it stands now, with the words of the answer that queued this update
+        loop = replace(found.loop, latest=str(work.payload["text"]))
+        return await channel.update(found.invite, found.provider_id, loop)
 
     async def _send_callback(self, work: rows.Work) -> Delivery:
         source = str(work.payload["source"])
@@ -203,7 +205,7 @@ class OutboxWorker:
         url = self._settings.care_workflow_escalation_webhook_url
         if not (self._settings.care_workflow_triggers_enabled and url):
             return permanent("workflow forwarding is disabled")
-        body = await store.raw_body(self._answers.engine, int(work.ref_id or 0))
+        body = await self._invitations.raw_body(int(work.ref_id or 0))
         if body is None:
             return permanent("signal body no longer stored")
         headers = pr8_headers(body, self._settings.care_workflow_webhook_secret, str(work.payload.get("event_id", "")))

@@ -13,6 +13,7 @@ from inbox.writer import Writer
 from relay.answers import Answers
 from relay.delivery import Channel
 from relay.intake import Intake
+from relay.invitations import Invitations
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.tokens import Tokens
@@ -23,8 +24,9 @@ WRITER = web.AppKey("writer", Writer)
 INTAKE = web.AppKey("intake", Intake)
 TOKENS = web.AppKey("tokens", Tokens)
 ANSWERS = web.AppKey("answers", Answers)
+INVITATIONS = web.AppKey("invitations", Invitations)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
-#: the channels that can send now, by name; the outbox worker holds this same dict.
+#: the channels this configuration sends on, by name, built once before the outbox starts.
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 #: aggregate operational counters (never per person).

@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from receivers.aisha import signature as aisha_signature
+from relay.answers import Ack
 from relay.app import create_app
 from relay.state import OUTBOX, WRITER
 from tests.fakes.sink import Sink
@@ -118,8 +119,8 @@ async def test_open_loops_never_change_on_a_timer(aiohttp_client: Any, database_
     acked = await emit(client, "m3", "panic.ui__golden")
     from relay.state import ANSWERS
 
-    await client.app[ANSWERS].ack(
-        signal_id=await signal_id(client, acked["id"]), agent_id="ana", action="soft-checkin", via="link"
+    await client.app[ANSWERS].record(
+        Ack(signal_id=await signal_id(client, acked["id"]), agent_id="ana", response="soft-checkin", via="link")
     )
     await settled(client)  # the worker delivered everything and has nothing left to do
     before = [await loop_of(client, x) for x in (invited, acked)]

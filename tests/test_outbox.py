@@ -13,9 +13,10 @@ from aiohttp.test_utils import TestClient
 from inbox import outbox as outbox_rows
 from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
+from relay.answers import Ack, Done
 from relay.app import create_app
 from relay.outbox import backoff
-from relay.state import ANSWERS, OUTBOX, WRITER
+from relay.state import ANSWERS, ENGINE, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.sink import Sink
 from tests.support import ADMIN_TOKEN, M3_SECRETS, fixture, fresh, make_settings, signed
@@ -56,7 +57,7 @@ async def loop_of(client: TestClient, answer: dict[str, Any]) -> dict[str, Any]:
 async def signal_id(client: TestClient, event_id: str) -> int:
     from inbox import store
 
-    (found,) = await store.find_signals(client.app[ANSWERS].engine, event_id)
+    (found,) = await store.find_signals(client.app[ENGINE], event_id)
     return found.id
 
 
@@ -94,9 +95,9 @@ async def test_console_invitation_then_ack_and_done_reach_the_m3_sender(
 
         sid = await signal_id(client, sent["id"])
         answers = client.app[ANSWERS]
-        assert (await answers.ack(signal_id=sid, agent_id="ana", action="soft-checkin", via="slack")).recorded
+        assert (await answers.record(Ack(signal_id=sid, agent_id="ana", response="soft-checkin", via="slack"))).recorded
         assert (
-            await answers.done(signal_id=sid, agent_id="ana", outcome="held-space", note="calm", via="slack")
+            await answers.record(Done(signal_id=sid, agent_id="ana", outcome="held-space", note="calm", via="slack"))
         ).recorded
         await client.app[OUTBOX].drain()
 
@@ -133,8 +134,8 @@ async def test_aisha_callbacks_are_signed_like_the_pr8_trigger(aiohttp_client: A
         )
         sent = await emit(client, "aisha", "care.escalation_detected__golden")
         await client.app[OUTBOX].drain()
-        await client.app[ANSWERS].ack(
-            signal_id=await signal_id(client, sent["id"]), agent_id="bo", action="on-it", via="link"
+        await client.app[ANSWERS].record(
+            Ack(signal_id=await signal_id(client, sent["id"]), agent_id="bo", response="on-it", via="link")
         )
         await client.app[OUTBOX].drain()
         (got,) = sink.received
@@ -162,8 +163,8 @@ async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrive
         await client.app[OUTBOX].drain()
         sink.answer(500)
         sink.answer(409)
-        await client.app[ANSWERS].ack(
-            signal_id=await signal_id(client, sent["id"]), agent_id="bo", action="on-it", via="link"
+        await client.app[ANSWERS].record(
+            Ack(signal_id=await signal_id(client, sent["id"]), agent_id="bo", response="on-it", via="link")
         )
 
         def age_the_callback(tx: Any) -> None:  # as if the ack had waited a day for its first attempt
@@ -198,18 +199,18 @@ async def test_only_invited_agents_answer_and_done_happens_once(aiohttp_client: 
     sent = await emit(client, "m3", "panic.ui__golden")
     sid = await signal_id(client, sent["id"])
     answers = client.app[ANSWERS]
-    refused = await answers.ack(signal_id=sid, agent_id="cy", action="soft-checkin", via="slack")
+    refused = await answers.record(Ack(signal_id=sid, agent_id="cy", response="soft-checkin", via="slack"))
     assert refused.outcome == "not_invited"
     both = await asyncio.gather(
-        answers.ack(signal_id=sid, agent_id="ana", action="soft-checkin", via="slack"),
-        answers.ack(signal_id=sid, agent_id="bo", action="hold-space", via="sms"),
+        answers.record(Ack(signal_id=sid, agent_id="ana", response="soft-checkin", via="slack")),
+        answers.record(Ack(signal_id=sid, agent_id="bo", response="hold-space", via="sms")),
     )
     assert [r.outcome for r in both] == ["recorded", "recorded"]
-    again = await answers.ack(signal_id=sid, agent_id="ana", action="soft-checkin", via="slack")
+    again = await answers.record(Ack(signal_id=sid, agent_id="ana", response="soft-checkin", via="slack"))
     assert again.outcome == "already"
     closes = await asyncio.gather(
-        answers.done(signal_id=sid, agent_id="ana", outcome="held-space", note="", via="slack"),
-        answers.done(signal_id=sid, agent_id="bo", outcome="talked", note="", via="sms"),
+        answers.record(Done(signal_id=sid, agent_id="ana", outcome="held-space", note="", via="slack")),
+        answers.record(Done(signal_id=sid, agent_id="bo", outcome="talked", note="", via="sms")),
     )
     assert sorted(r.outcome for r in closes) == ["already_done", "recorded"]
     loop = await loop_of(client, sent)
@@ -224,8 +225,8 @@ async def test_done_without_ack_counts_as_the_agents_ack(aiohttp_client: Any, da
     """Closing a loop one never acked records that agent's ack too."""
     client = await start(aiohttp_client, database_url)
     sent = await emit(client, "m3", "panic.ui__golden")
-    result = await client.app[ANSWERS].done(
-        signal_id=await signal_id(client, sent["id"]), agent_id="bo", outcome="held-space", note="ok", via="link"
+    result = await client.app[ANSWERS].record(
+        Done(signal_id=await signal_id(client, sent["id"]), agent_id="bo", outcome="held-space", note="ok", via="link")
     )
     assert result.recorded
     loop = await loop_of(client, sent)
@@ -241,7 +242,9 @@ async def test_answers_are_never_blocked_by_autonomy_gates(aiohttp_client: Any, 
     settings = make_settings(database_url, dev=True, relay_sending_enabled=False, relay_shadow_mode=True)
     paused: TestClient = await aiohttp_client(create_app(settings, run_outbox=False))
     assert (await emit(paused, "m3", "panic.ui__golden"))["status"] == "paused"
-    assert (await paused.app[ANSWERS].ack(signal_id=sid, agent_id="ana", action="soft-checkin", via="link")).recorded
+    assert (
+        await paused.app[ANSWERS].record(Ack(signal_id=sid, agent_id="ana", response="soft-checkin", via="link"))
+    ).recorded
     assert (await loop_of(paused, sent))["status"] == "acked"
 
 
@@ -255,8 +258,8 @@ async def test_callback_retries_honour_retry_after_then_fail_visibly(
         await client.app[OUTBOX].drain()
         sink.answer(429, headers={"Retry-After": "7"})
         sink.answer(500, times=5)
-        await client.app[ANSWERS].ack(
-            signal_id=await signal_id(client, sent["id"]), agent_id="ana", action="soft-checkin", via="link"
+        await client.app[ANSWERS].record(
+            Ack(signal_id=await signal_id(client, sent["id"]), agent_id="ana", response="soft-checkin", via="link")
         )
         await client.app[OUTBOX].drain()
         (callback,) = [r for r in await outbox(client) if r["kind"] == "callback"]
@@ -282,8 +285,8 @@ async def test_permanent_callback_error_is_not_retried(aiohttp_client: Any, data
         client = await start(aiohttp_client, database_url, m3_callback_url=sink.url)
         sent = await emit(client, "m3", "panic.ui__golden")
         sink.answer(400)
-        await client.app[ANSWERS].ack(
-            signal_id=await signal_id(client, sent["id"]), agent_id="ana", action="soft-checkin", via="link"
+        await client.app[ANSWERS].record(
+            Ack(signal_id=await signal_id(client, sent["id"]), agent_id="ana", response="soft-checkin", via="link")
         )
         await client.app[OUTBOX].drain()
         (callback,) = [r for r in await outbox(client) if r["kind"] == "callback"]
@@ -318,9 +321,9 @@ async def test_nul_characters_in_answers_are_dropped_not_a_500(aiohttp_client: A
     sent = await emit(client, "m3", "panic.ui__golden")
     sid = await signal_id(client, sent["id"])
     answers = client.app[ANSWERS]
-    assert (await answers.ack(signal_id=sid, agent_id="ana", action="soft\x00-checkin", via="link")).recorded
+    assert (await answers.record(Ack(signal_id=sid, agent_id="ana", response="soft\x00-checkin", via="link"))).recorded
     assert (
-        await answers.done(signal_id=sid, agent_id="ana", outcome="held\x00space", note="calm\x00", via="sms")
+        await answers.record(Done(signal_id=sid, agent_id="ana", outcome="held\x00space", note="calm\x00", via="sms"))
     ).recorded
     loop = await loop_of(client, sent)
     assert loop["acks"][0]["action"] == "soft-checkin"

@@ -191,7 +191,8 @@ async def test_every_decision_is_audited(
 
 async def test_skipped_agents_show_on_the_loop_and_cannot_answer(make_client: Any, database_url: str) -> None:
     """A throttled agent appears as `skipped` (no channel), is not counted again, and cannot ack."""
-    from relay.state import ANSWERS
+    from relay.answers import Ack
+    from relay.state import ANSWERS, ENGINE
 
     client = await make_client(make_settings(database_url, dev=True, relay_agent_max_invites_per_hour=1))
     await seed(
@@ -211,8 +212,10 @@ async def test_skipped_agents_show_on_the_loop_and_cannot_answer(make_client: An
     ]
     from inbox import store
 
-    (stored,) = await store.find_signals(client.app[ANSWERS].engine, second["id"])
-    refused = await client.app[ANSWERS].ack(signal_id=stored.id, agent_id="ana", action="soft-checkin", via="link")
+    (stored,) = await store.find_signals(client.app[ENGINE], second["id"])
+    refused = await client.app[ANSWERS].record(
+        Ack(signal_id=stored.id, agent_id="ana", response="soft-checkin", via="link")
+    )
     assert refused.outcome == "not_invited"
 
 

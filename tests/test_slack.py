@@ -24,7 +24,7 @@ from receivers.m3 import signature as m3_signature
 from relay.app import create_app
 from relay.channels import slack
 from relay.channels.slack import SlackChannel
-from relay.state import CHANNELS, ENGINE, OUTBOX, WRITER
+from relay.state import CHANNELS, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.slack import (
     DEFAULT_TOKEN,
@@ -347,7 +347,7 @@ async def test_transient_failures_are_retried(start: Start, fake: FakeSlack, fai
     else:
         channel = client.app[CHANNELS]["slack"]
         assert isinstance(channel, SlackChannel)
-        client.app[CHANNELS]["slack"] = SlackChannel(channel.client, client.app[ENGINE], timeout=0.3)
+        client.app[CHANNELS]["slack"] = SlackChannel(channel.client, timeout=0.3)
         fake.fail_next("chat.postMessage", delay=3)
     answer = await signal(client)
     started = time.monotonic()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from relay import compose
-from relay.delivery import Delivery, Invite, sent
+from relay.delivery import Delivery, Invite, LoopSnapshot, sent
 from relay.text import one_line
 
 
@@ -24,6 +24,6 @@ class ConsoleChannel:
         _print(f"\n{banner}\n{compose.text_message(invite)}\n{'─' * len(banner)}")
         return sent(f"console-{invite.invitation_id}")
 
-    async def update(self, invite: Invite, provider_id: str, text: str) -> Delivery:
-        _print(f"── {one_line(text)} ──")
+    async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
+        _print(f"── {one_line(loop.latest)} ──")
         return sent(provider_id)

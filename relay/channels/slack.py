@@ -8,7 +8,7 @@ connection errors are retried; an `ok: false` error such as user_not_found or
 invalid_auth is permanent. slack_sdk retries none of those by itself (only a dropped
 connection, once), so the outbox's backoff is the only retry policy.
 
-In (`POST /slack/events`, mounted by `install`): Bolt with Slack's own signature check,
+In (`POST /slack/events`, mounted by the channel registry): Bolt with Slack's own signature check,
 translated by slack_bolt's aiohttp adapter. A button's value names an invitation but is
 not trusted alone: the pressing Slack user must be that invitation's agent. What an
 answer causes (the message update for everyone invited, the sender's callback) is
@@ -22,9 +22,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, assert_never
 
 import aiohttp
 from aiohttp import web
@@ -33,13 +32,12 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inbox import lifecycle, store
+from relay.bodies import read_body
 from relay import compose
-from relay.answers import Answers
+from relay.answers import Ack, Answers, Done, Outcome
 from relay.channels import slack_blocks as blocks
-from relay.delivery import Delivery, Invite, parse_retry_after, permanent, retry, sent
+from relay.delivery import Channel, Delivery, Invite, LoopSnapshot, parse_retry_after, permanent, retry, sent
 from relay.errors import (
     BadRequestError,
     InvalidSignatureError,
@@ -48,10 +46,20 @@ from relay.errors import (
     NotFoundError,
     TimestampOutOfWindowError,
 )
-from relay.state import ANSWERS, CHANNELS, ENGINE, SETTINGS
-from relay.web.requests import read_body
+from relay.invitations import AgentRow, Held, Invitations
+from relay.settings import Settings
+from relay.state import SETTINGS
 
-__all__ = ["BOLT", "SlackAnswers", "SlackChannel", "classify", "handle_slack_events", "install", "register"]
+__all__ = [
+    "BOLT",
+    "ROUTES",
+    "SlackAnswers",
+    "SlackChannel",
+    "classify",
+    "handle_slack_events",
+    "open_channels",
+    "register",
+]
 
 log = logging.getLogger("care_relay.slack")
 
@@ -63,6 +71,7 @@ _ERRORS = (SlackApiError, TimeoutError, aiohttp.ClientError, OSError)
 
 BOLT = web.AppKey("slack_bolt", AsyncApp)
 
+VIA = "slack"
 REFUSED = "This invitation was for someone else — thank you for caring."
 NOT_AN_AGENT = "The care relay only answers people in its directory — thank you for caring."
 ALREADY_DONE = "Someone already closed this loop — thank you for being there."
@@ -101,9 +110,8 @@ class SlackChannel:
 
     name = "slack"
 
-    def __init__(self, client: AsyncWebClient, engine: AsyncEngine, *, timeout: float = CALL_TIMEOUT_SEC) -> None:
+    def __init__(self, client: AsyncWebClient, *, timeout: float = CALL_TIMEOUT_SEC) -> None:
         self.client = client
-        self._engine = engine
         self._timeout = timeout
         #: a bot's DM with a user keeps its id, so it is opened once per process.
         self._dms: dict[str, str] = {}
@@ -126,18 +134,18 @@ class SlackChannel:
             return classify(exc)
         return sent(f"{answer['channel']}:{answer['ts']}")
 
-    async def update(self, invite: Invite, provider_id: str, text: str) -> Delivery:
+    async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
         channel, _, ts = provider_id.partition(":")
         if not channel or not ts:
             return permanent("unreadable slack message id")
-        notes, done = await self._notes(invite, text)
+        notes = compose.update_notes(loop)
         try:
             async with asyncio.timeout(self._timeout):
                 await self.client.chat_update(
                     channel=channel,
                     ts=ts,
                     text=blocks.answered_text(invite, notes),
-                    blocks=blocks.answered_blocks(invite, notes, done=done),
+                    blocks=blocks.answered_blocks(invite, notes, done=loop.status == "done"),
                 )
         except _ERRORS as exc:
             return classify(exc)
@@ -157,148 +165,124 @@ class SlackChannel:
             self._dms[user] = channel
         return channel
 
-    async def _notes(self, invite: Invite, text: str) -> tuple[list[str], bool]:
-        """The loop as it stands, in words: every ack, then the done.
 
-        Read when the update is sent rather than taken from `text` alone, so updates
-        that go out of order (or several acks) still leave the message showing it all.
-        """
-        view = await store.invitation(self._engine, invite.invitation_id)
-        if view is None:
-            return [text], False
-        detail = await store.loop_detail(self._engine, view.signal_id)
-        done = detail["done"]
-        notes = [
-            compose.ack_note(a["display"], a["action"])
-            for a in detail["acks"]
-            if done is None or a["agent"] != done["agent"]
-        ]
-        if done is not None:
-            notes.append(compose.done_note(done["display"], done["outcome"]))
-        return notes or [text], view.loop_status == "done"
+def _ack_words(outcome: Outcome) -> str | None:
+    """What the presser sees after a response button; None when the ack is recorded (the DM updates)."""
+    match outcome:
+        case Outcome.RECORDED:
+            return None
+        case Outcome.ALREADY:
+            return ALREADY_ACKED
+        case Outcome.ALREADY_DONE:
+            return ALREADY_DONE
+        case Outcome.NOT_INVITED:
+            return REFUSED
+        case Outcome.NOT_OFFERED:
+            return NOT_OFFERED
+        case Outcome.GONE | Outcome.NO_SUCH_LOOP | Outcome.BAD_OUTCOME | Outcome.NOTE_TOO_LONG:
+            return GONE
+        case _:
+            assert_never(outcome)
 
 
-@dataclass(frozen=True)
-class Claim:
-    """Who pressed, and the invitation their button or modal names."""
-
-    agent: dict[str, Any] | None
-    view: store.InvitationView | None
-
-    @property
-    def holds(self) -> bool:
-        """The pressing agent is the invitation's own and still active in the directory."""
-        return (
-            self.agent is not None
-            and bool(self.agent["active"])
-            and self.view is not None
-            and self.view.agent_id == self.agent["id"]
-        )
+def _done_words(outcome: Outcome) -> dict[str, Any]:
+    """The close modal's answer to its submission: empty closes it."""
+    match outcome:
+        case Outcome.RECORDED:
+            return {}
+        case Outcome.BAD_OUTCOME:
+            return {"response_action": "errors", "errors": {blocks.OUTCOME_BLOCK: "Pick how it ended."}}
+        case Outcome.NOTE_TOO_LONG:
+            too_long = f"Keep the note under {blocks.NOTE_MAX} characters."
+            return {"response_action": "errors", "errors": {blocks.NOTE_BLOCK: too_long}}
+        case Outcome.NOT_INVITED:
+            return {"response_action": "update", "view": blocks.message_view(REFUSED)}
+        case Outcome.ALREADY_DONE:
+            return {"response_action": "update", "view": blocks.message_view(ALREADY_DONE)}
+        case Outcome.GONE | Outcome.NO_SUCH_LOOP | Outcome.ALREADY | Outcome.NOT_OFFERED:
+            return {"response_action": "update", "view": blocks.message_view(GONE)}
+        case _:
+            assert_never(outcome)
 
 
 class SlackAnswers:
-    """Button presses, the close modal and `/care`, each checked against the directory."""
+    """Button presses, the close modal and `/care`: Slack's payloads as `Ack` / `Done`, outcomes as words."""
 
-    def __init__(self, answers: Answers, engine: AsyncEngine) -> None:
+    def __init__(self, answers: Answers, invitations: Invitations) -> None:
         self._answers = answers
-        self._engine = engine
+        self._invitations = invitations
 
-    async def claim(self, slack_user: str, invitation_id: int | None) -> Claim:
+    async def _claim(self, slack_user: str, invitation_id: int | None) -> tuple[Held | None, AgentRow | None]:
         """The invitation, and the agent behind `slack_user`.
 
         The invitation's own agent is matched first: the directory does not make
         slack_user unique, and a shared id must not hide the invitation's holder.
         """
-        view = await store.invitation(self._engine, invitation_id) if invitation_id is not None else None
-        holder = await store.agent_by(self._engine, id=view.agent_id) if view is not None else None
+        held = await self._invitations.held(invitation_id) if invitation_id is not None else None
+        holder = held.holder if held is not None else None
         if holder is not None and slack_user and holder["slack_user"] == slack_user:
-            return Claim(holder, view)
-        agent = await store.agent_by(self._engine, slack_user=slack_user) if slack_user else None
-        return Claim(agent, view)
+            return held, holder
+        return held, await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
 
-    async def _refuse(self, claim: Claim, what: str) -> None:
+    async def _refuse(self, agent: AgentRow | None, what: str) -> None:
+        """A payload that names no invitation: refused before any loop can judge it."""
+        who = "an agent no longer active" if agent is not None and not agent["active"] else "someone not invited"
         await self._answers.refuse(
-            signal_id=claim.view.signal_id if claim.view else None,
-            agent_id=claim.agent["id"] if claim.agent else None,
-            via="slack",
-            reason=f"slack {what} by an agent no longer active"
-            if claim.agent is not None and not claim.agent["active"]
-            else f"slack {what} by someone other than the invitation's agent",
+            signal_id=None, agent_id=agent["id"] if agent else None, via=VIA, reason=f"slack {what} by {who}"
         )
-
-    def _invite(self, claim: Claim) -> Invite | None:
-        """None once retention purged the signal: the answer is then too late to take."""
-        assert claim.view is not None
-        return self._answers.invite_from(claim.view, claim.agent)
 
     async def press_ack(self, slack_user: str, value: str) -> str | None:
         """A response button: the ephemeral text to show, or None when the ack is recorded."""
         parsed = blocks.parse_ack_value(value)
-        claim = await self.claim(slack_user, parsed[0] if parsed else None)
-        if parsed is None or not claim.holds or claim.view is None or claim.agent is None:
-            await self._refuse(claim, "ack")
+        held, agent = await self._claim(slack_user, parsed[0] if parsed else None)
+        if parsed is None or held is None:
+            await self._refuse(agent, "ack")
             return REFUSED
-        invite = self._invite(claim)
-        if invite is None:
-            return GONE
-        responses = invite.responses
-        if not 1 <= parsed[1] <= len(responses):
-            return NOT_OFFERED
-        result = await self._answers.ack(
-            signal_id=claim.view.signal_id, agent_id=claim.agent["id"], action=responses[parsed[1] - 1], via="slack"
-        )
-        return {
-            lifecycle.RECORDED: None,
-            lifecycle.ALREADY: ALREADY_ACKED,
-            lifecycle.ALREADY_DONE: ALREADY_DONE,
-            lifecycle.NOT_INVITED: REFUSED,
-        }.get(result.outcome, GONE)
+        responses = held.invite.responses if held.invite is not None else ()
+        response = responses[parsed[1] - 1] if 1 <= parsed[1] <= len(responses) else ""
+        ack = Ack(held.view.signal_id, agent["id"] if agent else None, response, VIA, invitation_id=held.view.id)
+        return _ack_words((await self._answers.record(ack)).outcome)
 
     async def press_close(self, slack_user: str, value: str) -> tuple[str | None, dict[str, Any] | None]:
         """The "Close the loop" button: (ephemeral text, None) or (None, the modal to open)."""
-        claim = await self.claim(slack_user, blocks.parse_id(value))
-        if not claim.holds or claim.view is None:
-            await self._refuse(claim, "close")
+        held, agent = await self._claim(slack_user, blocks.parse_id(value))
+        if held is None:
+            await self._refuse(agent, "close")
             return REFUSED, None
-        if claim.view.loop_status == "done":
-            return ALREADY_DONE, None
-        invite = self._invite(claim)
-        return (GONE, None) if invite is None else (None, blocks.done_modal(invite))
+        outcome = await self._answers.admit(
+            signal_id=held.view.signal_id,
+            agent_id=agent["id"] if agent else None,
+            invitation_id=held.view.id,
+            via=VIA,
+            what="slack close",
+        )
+        if outcome is Outcome.RECORDED and held.invite is not None:
+            return None, blocks.done_modal(held.invite)
+        return _ack_words(Outcome.GONE if outcome is Outcome.RECORDED else outcome), None
 
     async def submit_close(self, slack_user: str, view: Mapping[str, Any]) -> dict[str, Any]:
         """The modal's submission: the `ack(...)` arguments (empty closes the modal)."""
-        claim = await self.claim(slack_user, blocks.parse_id(str(view.get("private_metadata") or "")))
-        if not claim.holds or claim.view is None or claim.agent is None:
-            await self._refuse(claim, "done")
-            return {"response_action": "update", "view": blocks.message_view(REFUSED)}
+        held, agent = await self._claim(slack_user, blocks.parse_id(str(view.get("private_metadata") or "")))
+        if held is None:
+            await self._refuse(agent, "done")
+            return _done_words(Outcome.NOT_INVITED)
         values = (view.get("state") or {}).get("values") or {}
         picked = ((values.get(blocks.OUTCOME_BLOCK) or {}).get(blocks.OUTCOME_BLOCK) or {}).get("selected_option") or {}
         outcome = picked.get("value")
         note = str(((values.get(blocks.NOTE_BLOCK) or {}).get(blocks.NOTE_BLOCK) or {}).get("value") or "").strip()
-        invite = self._invite(claim)
-        if invite is None:
-            return {"response_action": "update", "view": blocks.message_view(GONE)}
-        if outcome not in blocks.outcome_choices(invite):
-            return {"response_action": "errors", "errors": {blocks.OUTCOME_BLOCK: "Pick how it ended."}}
-        if len(note) > blocks.NOTE_MAX:
-            too_long = f"Keep the note under {blocks.NOTE_MAX} characters."
-            return {"response_action": "errors", "errors": {blocks.NOTE_BLOCK: too_long}}
-        result = await self._answers.done(
-            signal_id=claim.view.signal_id, agent_id=claim.agent["id"], outcome=str(outcome), note=note, via="slack"
-        )
-        if result.outcome == lifecycle.RECORDED:
-            return {}
-        text = ALREADY_DONE if result.outcome == lifecycle.ALREADY_DONE else GONE
-        return {"response_action": "update", "view": blocks.message_view(text)}
+        # the modal offers a fixed set of endings: anything else is no ending at all
+        offered = blocks.outcome_choices(held.invite) if held.invite is not None else []
+        chosen = str(outcome) if outcome in offered else ""
+        done = Done(held.view.signal_id, agent["id"] if agent else None, chosen, note, VIA, invitation_id=held.view.id)
+        return _done_words((await self._answers.record(done)).outcome)
 
     async def list_open(self, slack_user: str) -> str:
         """`/care`: this agent's own open invitations, nobody else's."""
-        agent = await store.agent_by(self._engine, slack_user=slack_user) if slack_user else None
+        agent = await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
         if agent is None or not agent["active"]:
             return NOT_AN_AGENT
-        views = await store.open_invitations(self._engine, agent["id"])
-        items = [(self._answers.invite_from(v, agent), v.loop_status) for v in views]
-        return blocks.open_list([(invite, status) for invite, status in items if invite is not None])
+        opens = await self._invitations.open_for(agent)
+        return blocks.open_list([(invite, view.loop_status) for view, invite in opens])
 
 
 def _field(value: Any, key: str) -> str:
@@ -422,14 +406,14 @@ async def handle_slack_events(request: web.Request) -> web.Response:
     return await to_aiohttp_response(answer)
 
 
-def install(app: web.Application) -> None:
-    """Mount `/slack/events` and, at start-up (after `_services`), the client, Bolt and the channel."""
-    app.cleanup_ctx.append(_slack)
-    app.router.add_post("/slack/events", handle_slack_events)
+#: Slack's requests, mounted by the channel registry.
+ROUTES = (("POST", "/slack/events", handle_slack_events),)
 
 
-async def _slack(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+def open_channels(
+    app: web.Application, settings: Settings, answers: Answers, invitations: Invitations
+) -> list[Channel]:
+    """The client, Bolt with its listeners (under `BOLT`) and the channel; the channel owns the session."""
     # One session for the channel and Bolt's per-request clients; slack_sdk applies its own
     # `timeout` only to sessions it creates, so the bound is set here as well.
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_SEC))
@@ -437,13 +421,7 @@ async def _slack(app: web.Application) -> AsyncIterator[None]:
     client = AsyncWebClient(
         token=settings.slack_bot_token, base_url=base_url, timeout=int(CALL_TIMEOUT_SEC), session=session
     )
-    try:
-        bolt = AsyncApp(signing_secret=settings.slack_signing_secret, client=client, process_before_response=True)
-        register(bolt, SlackAnswers(app[ANSWERS], app[ENGINE]))
-    except BaseException:
-        await session.close()
-        raise
+    bolt = AsyncApp(signing_secret=settings.slack_signing_secret, client=client, process_before_response=True)
+    register(bolt, SlackAnswers(answers, invitations))
     app[BOLT] = bolt
-    # `_services` closes every channel after the outbox stopped; that closes this session.
-    app[CHANNELS]["slack"] = SlackChannel(client, app[ENGINE])
-    yield
+    return [SlackChannel(client)]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from relay import compose
+from relay import compose, loop
 from relay.delivery import Invite
 from relay.text import clip
 
@@ -31,7 +31,8 @@ OUTCOME_BLOCK = "outcome"
 NOTE_BLOCK = "note"
 #: ways a loop can end, offered in the close modal before the loop's own responses.
 OUTCOMES = ("held-space", "talked", "checked-in", "no-answer-needed")
-NOTE_MAX = 2000
+#: the modal's note field holds what every channel takes (relay.loop.NOTE_MAX).
+NOTE_MAX = loop.NOTE_MAX
 
 Block = dict[str, Any]
 

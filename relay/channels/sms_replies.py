@@ -37,12 +37,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from relay.loop import NOTE_MAX, OUTCOME_MAX
+
 #: inbox.store.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 4
 DEFAULT_OUTCOME = "done"
-MAX_OUTCOME = 100  # done.outcome is VARCHAR(100)
-MAX_NOTE = 1000
+MAX_OUTCOME = OUTCOME_MAX
+MAX_NOTE = NOTE_MAX
 EXAMPLE_CODE = "K7QX"
 
 #: Twilio's default keywords (SMS Advanced Opt-Out): whole-message, case-insensitive.

@@ -21,9 +21,8 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import assert_never
 
 import aiohttp
 from aiohttp import web
@@ -33,19 +32,31 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from inbox import inbound, lifecycle, store
+from inbox import inbound
 from inbox.writer import now_ms
 from relay import audit, compose
+from relay.answers import Ack, Done, Outcome
 from relay.channels import sms_replies, twilio_http
-from relay.channels.sms_replies import Ack, Done, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
-from relay.delivery import Delivery, Invite, permanent, retry, sent
+from relay.channels.sms_replies import ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
+from relay.delivery import Channel, Delivery, Invite, LoopSnapshot, permanent, retry, sent
 from relay.errors import BadRequestError, ForbiddenError, UnsupportedMediaTypeError
+from relay.invitations import AgentRow, View
 from relay.redact import redact
 from relay.settings import Settings
-from relay.state import ANSWERS, CHANNELS, ENGINE, METRICS, OUTBOX, SETTINGS, WRITER
-from relay.web.requests import media_type, read_body
+from relay.bodies import media_type, read_body
+from relay.state import ANSWERS, INVITATIONS, METRICS, SETTINGS, WRITER
 
-__all__ = ["INBOUND_PATH", "STATUS_PATH", "TwilioChannel", "handle_inbound", "handle_status", "install", "number_hash"]
+__all__ = [
+    "INBOUND_PATH",
+    "ROUTES",
+    "STATUS_PATH",
+    "TwilioChannel",
+    "handle_inbound",
+    "handle_status",
+    "number_hash",
+    "open_channels",
+    "prepare",
+]
 
 log = logging.getLogger("care_relay.twilio")
 
@@ -88,9 +99,12 @@ def whatsapp_address(number: str) -> str:
 class TwilioChannel:
     """One Twilio sender: `sms` (agent.phone) or `whatsapp` (agent.whatsapp, `whatsapp:` prefixes)."""
 
-    def __init__(self, name: str, client: Client, *, sender: str, status_callback: str) -> None:
+    def __init__(
+        self, name: str, client: Client, *, sender: str, status_callback: str, owns_client: bool = False
+    ) -> None:
         self.name = name
         self._client = client
+        self._owns_client = owns_client
         self._from = whatsapp_address(sender) if name == "whatsapp" else sender
         self._status_callback = status_callback
 
@@ -127,9 +141,14 @@ class TwilioChannel:
             )
         return permanent(error)
 
-    async def update(self, invite: Invite, provider_id: str, text: str) -> Delivery:
+    async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
         """A sent SMS cannot be edited; nothing is sent (and the other agents are never texted)."""
         return sent(provider_id)
+
+    async def close(self) -> None:
+        """The SMS and WhatsApp channels share one client; the one that owns it closes it."""
+        if self._owns_client:
+            await twilio_http.close_client(self._client)
 
 
 # Wiring -------------------------------------------------------------------------------
@@ -143,34 +162,29 @@ class _Twilio:
 TWILIO = web.AppKey("twilio", _Twilio)
 
 
-def install(app: web.Application) -> None:
-    """Routes now; the REST client and the channels in a cleanup_ctx that runs after `_services`."""
-    settings = app[SETTINGS]
-    assert settings.twilio_auth_token, "install() is only called when Twilio is configured"
+def prepare(app: web.Application, settings: Settings) -> None:
+    """The request validator the inbound routes check X-Twilio-Signature with."""
+    assert settings.twilio_auth_token, "prepare() is only called when Twilio is configured"
     app[TWILIO] = _Twilio(RequestValidator(settings.twilio_auth_token))
-    app.router.add_post(INBOUND_PATH, handle_inbound)
-    app.router.add_post(STATUS_PATH, handle_status)
-    app.cleanup_ctx.append(_client_ctx)
 
 
-async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    assert settings.twilio_account_sid and settings.twilio_auth_token
+def open_channels(settings: Settings) -> list[Channel]:
+    """One REST client, shared by the SMS and WhatsApp channels that have a sender number."""
+    senders = [
+        (name, sender)
+        for name, sender in (("sms", settings.twilio_sms_from), ("whatsapp", settings.twilio_whatsapp_from))
+        if sender
+    ]
+    if not senders:
+        return []
     client = twilio_http.make_client(
-        settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base_url
+        settings.twilio_account_sid or "", settings.twilio_auth_token or "", settings.twilio_api_base_url
     )
     callback = settings.public_base_url + STATUS_PATH
-    for name, sender in (("sms", settings.twilio_sms_from), ("whatsapp", settings.twilio_whatsapp_from)):
-        if sender:
-            app[CHANNELS][name] = TwilioChannel(name, client, sender=sender, status_callback=callback)
-    try:
-        yield
-    finally:
-        # Stop sending first (idempotent; `_services` stops it again): no send may hold the client.
-        await app[OUTBOX].stop()
-        for name in ADDRESS_FIELD:
-            app[CHANNELS].pop(name, None)
-        await twilio_http.close_client(client)
+    return [
+        TwilioChannel(name, client, sender=sender, status_callback=callback, owns_client=i == 0)
+        for i, (name, sender) in enumerate(senders)
+    ]
 
 
 # In: shared -----------------------------------------------------------------------------
@@ -178,7 +192,7 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _verified_form(request: web.Request) -> MultiDict[str]:
     """The POSTed form, once X-Twilio-Signature matches RELAY_PUBLIC_BASE_URL + path (+ query)."""
-    if media_type(request) != "application/x-www-form-urlencoded":
+    if media_type(request.headers.get("Content-Type", "")) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaTypeError(
             "Twilio posts 'application/x-www-form-urlencoded'; this is not a Twilio webhook."
         )
@@ -225,7 +239,7 @@ async def handle_inbound(request: web.Request) -> web.Response:
     sender = form.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     number = sender.removeprefix("whatsapp:").strip()
-    row = await store.agent_by(app[ENGINE], **{ADDRESS_FIELD[channel]: number}) if number else None
+    row = await app[INVITATIONS].agent_by(**{ADDRESS_FIELD[channel]: number}) if number else None
     if row is None or not row["active"]:
         return await _unknown_sender(app, sid, channel, number)
 
@@ -276,7 +290,7 @@ def _who(invite: Invite) -> str:
     return signal.actor_display or signal.subject.removeprefix("actor:")
 
 
-async def _answer(app: web.Application, row: dict[str, Any], channel: str, body: str) -> tuple[str, str | None]:
+async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) -> tuple[str, str | None]:
     """(outcome kept on the inbound_message row, TwiML text) for a known agent's reply."""
     agent_id, display = str(row["id"]), str(row["display"])
     command = sms_replies.parse(body)
@@ -287,12 +301,10 @@ async def _answer(app: web.Application, row: dict[str, Any], channel: str, body:
             audit.emit({"kind": command.kind, "agent": agent_id, "via": channel, "action_origin": "user_directed"})
         return command.kind, None  # Twilio answers its own keywords
 
-    answers = app[ANSWERS]
-    views: dict[str, store.InvitationView] = {}
+    views: dict[str, View] = {}
     invites: dict[str, Invite] = {}
-    for view in await store.open_invitations(app[ENGINE], agent_id):
-        invite = answers.invite_from(view, row)
-        if view.code and invite is not None:  # None: retention purged the signal (long past its link)
+    for view, invite in await app[INVITATIONS].open_for(row):
+        if view.code:
             views[view.code], invites[view.code] = view, invite
     opens = [OpenInvite(code, invite.responses) for code, invite in invites.items()]
     reading = sms_replies.resolve(command, opens)
@@ -303,30 +315,40 @@ async def _answer(app: web.Application, row: dict[str, Any], channel: str, body:
         return "menu", sms_replies.menu_text(opens[0].code if opens else None)
     if isinstance(reading, Remind):
         return "remind", compose.reply_line(invites[reading.code])
-    if isinstance(reading, Ack):
+    if isinstance(reading, sms_replies.Ack):
         view = views[reading.code]
-        result = await answers.ack(signal_id=view.signal_id, agent_id=agent_id, action=reading.response, via=channel)
-        text = _ack_text(result.outcome, display, reading.code, f"recorded: {reading.response}")
-        return f"ack:{result.outcome}", text
-    if isinstance(reading, Done):
+        ack = Ack(view.signal_id, agent_id, reading.response, channel, invitation_id=view.id)
+        outcome = (await app[ANSWERS].record(ack)).outcome
+        return f"ack:{outcome}", _reply_words(outcome, display, reading.code, f"recorded: {reading.response}")
+    if isinstance(reading, sms_replies.Done):
         view = views[reading.code]
-        result = await answers.done(
-            signal_id=view.signal_id, agent_id=agent_id, outcome=reading.outcome, note=reading.note, via=channel
-        )
-        return f"done:{result.outcome}", _ack_text(result.outcome, display, reading.code, f"closed: {reading.outcome}")
-    assert isinstance(reading, Problem)
+        done = Done(view.signal_id, agent_id, reading.outcome, reading.note, channel, invitation_id=view.id)
+        outcome = (await app[ANSWERS].record(done)).outcome
+        return f"done:{outcome}", _reply_words(outcome, display, reading.code, f"closed: {reading.outcome}")
+    assert isinstance(reading, Problem)  # every other reading was answered above
     await _refuse(app, reading, views, agent_id, channel)
     return f"refused:{reading.reason}", sms_replies.problem_text(reading, opens)
 
 
-def _ack_text(outcome: str, display: str, code: str, recorded: str) -> str:
-    if outcome == lifecycle.RECORDED:
-        return sms_replies.thanks(display, recorded)
-    if outcome == lifecycle.ALREADY:
-        return sms_replies.thanks(display, f"your answer to {code} was already recorded")
-    if outcome == lifecycle.ALREADY_DONE:
-        return sms_replies.thanks(display, f"{code} was already closed")
-    return "That invitation is no longer open for you. Send LIST to see the open ones."
+def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> str:
+    match outcome:
+        case Outcome.RECORDED:
+            return sms_replies.thanks(display, recorded)
+        case Outcome.ALREADY:
+            return sms_replies.thanks(display, f"your answer to {code} was already recorded")
+        case Outcome.ALREADY_DONE:
+            return sms_replies.thanks(display, f"{code} was already closed")
+        case (
+            Outcome.NOT_INVITED
+            | Outcome.NO_SUCH_LOOP
+            | Outcome.GONE
+            | Outcome.NOT_OFFERED
+            | Outcome.BAD_OUTCOME
+            | Outcome.NOTE_TOO_LONG
+        ):
+            return "That invitation is no longer open for you. Send LIST to see the open ones."
+        case _:
+            assert_never(outcome)
 
 
 _REFUSAL_REASONS = {
@@ -338,9 +360,7 @@ _REFUSAL_REASONS = {
 }
 
 
-async def _refuse(
-    app: web.Application, problem: Problem, views: dict[str, store.InvitationView], agent_id: str, channel: str
-) -> None:
+async def _refuse(app: web.Application, problem: Problem, views: dict[str, View], agent_id: str, channel: str) -> None:
     """An audit row where the answer concerned one loop; otherwise only the audit line."""
     reason = _REFUSAL_REASONS[problem.reason]
     view = views.get(problem.code) if problem.code else None
@@ -402,3 +422,7 @@ async def handle_status(request: web.Request) -> web.Response:
             }
         )
     return twiml()
+
+
+#: Twilio's webhooks, mounted by the channel registry.
+ROUTES = (("POST", INBOUND_PATH, handle_inbound), ("POST", STATUS_PATH, handle_status))

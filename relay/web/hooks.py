@@ -17,7 +17,8 @@ from receivers.json_body import parse_json
 from receivers.schema import require_object
 from relay.errors import UnsupportedMediaTypeError
 from relay.state import CLOCK, INTAKE, SETTINGS, TOKENS
-from relay.web.requests import Handler, media_type, read_body
+from relay.bodies import media_type, read_body
+from relay.web.requests import Handler
 
 
 def status_url(request: web.Request, source: str, event_id: str) -> str:

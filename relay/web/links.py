@@ -18,15 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import parse_qsl, urlsplit
 
 import jinja2
 from aiohttp import web
 
-from inbox import lifecycle, store
-from inbox.writer import STORAGE_ERRORS
 from relay import compose
+from relay.answers import Ack, Done, Outcome
 from relay.delivery import Invite
 from relay.errors import (
     AlreadyDoneError,
@@ -39,9 +38,11 @@ from relay.errors import (
     UnavailableError,
     UnsupportedMediaTypeError,
 )
-from relay.state import ANSWERS, ENGINE, METRICS, TOKENS
+from relay.invitations import STORAGE_ERRORS
+from relay.loop import NOTE_MAX, OUTCOME_MAX
+from relay.state import ANSWERS, INVITATIONS, METRICS, TOKENS
 from relay.web.middleware import render
-from relay.web.requests import media_type
+from relay.bodies import media_type
 
 log = logging.getLogger("care_relay.links")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,8 +54,6 @@ TOKEN_MAX_CHARS = 512
 #: Three short fields; far below RELAY_MAX_BODY_BYTES on purpose.
 FORM_MAX_BYTES = 8 * 1024
 FORM_MAX_FIELDS = 10
-OUTCOME_MAX_CHARS = 100
-NOTE_MAX_CHARS = 1000
 
 #: The pages' templates, loaded once per app by `install`.
 TEMPLATES = web.AppKey("links.templates", jinja2.Environment)
@@ -79,6 +78,7 @@ ERROR_TITLES = {
 NOT_VALID = "This link is not valid; open the link from your invitation as it was sent."
 NOT_YOURS = "This link belongs to someone who no longer answers for this care circle; nothing was recorded."
 CHOOSE = "Please choose one of the answers below."
+PURGED = "This invitation is older than the relay keeps messages; nothing more can be answered here."
 
 
 def install(app: web.Application) -> None:
@@ -152,51 +152,73 @@ async def handle_link_answer(request: web.Request) -> web.Response:
     invitation_id = _invitation_id(request)
     form = await _read_form(request)
     loop = await _load(request, invitation_id)
-    if not loop.invite.agent.active:
-        await request.app[ANSWERS].refuse(
-            signal_id=loop.signal_id, agent_id=loop.agent_id, via=VIA, reason="action link of an agent no longer active"
-        )
-        raise ForbiddenError(NOT_YOURS)
-    action = form.get("action", "")
+    agent_id, action = loop.agent_id, form.get("action", "")
+    answers = request.app[ANSWERS]
     if action == "ack":
-        return _page(request, await _ack(request, loop, form.get("response", "")))
+        response = form.get("response", "")
+        ack = Ack(loop.signal_id, agent_id, response, VIA, invitation_id=invitation_id)
+        return _page(request, await _answered(request, loop, (await answers.record(ack)).outcome, response))
     if action == "done":
-        return _page(request, await _done(request, loop, form.get("outcome", ""), form.get("note", "")))
-    return _page(request, _problem(loop, CHOOSE))
-
-
-async def _ack(request: web.Request, loop: Loop, response: str) -> Page:
-    if response not in loop.invite.responses:
-        return _problem(loop, CHOOSE)
-    result = await request.app[ANSWERS].ack(signal_id=loop.signal_id, agent_id=loop.agent_id, action=response, via=VIA)
-    after = await _reload(request, loop, result.outcome)
-    if result.outcome == lifecycle.ALREADY_DONE:
-        return _closed(after)
-    if result.outcome == lifecycle.ALREADY:
-        first = (after.own_ack or {}).get("action", response)
-        nothing_changed = "You had answered before; nothing changed."
-        return standing(after, title=f"Already recorded: {first}", notice=nothing_changed, notice_kind="info")
-    thanks = f"Thank you, {loop.invite.agent.display} — recorded: {response}"
-    return standing(after, title=thanks, notice="When you have been present, close the loop below.")
-
-
-async def _done(request: web.Request, loop: Loop, outcome_field: str, note_field: str) -> Page:
-    outcome = " ".join(outcome_field.split())
-    note = "".join(c for c in note_field.replace("\r\n", "\n") if c in "\n\t" or c.isprintable()).strip()
-    if not outcome or len(outcome) > OUTCOME_MAX_CHARS:
-        fix = f"Please say in a few words what happened (up to {OUTCOME_MAX_CHARS} characters)."
-        return _problem(loop, fix, outcome=outcome[:OUTCOME_MAX_CHARS], note=note)
-    if len(note) > NOTE_MAX_CHARS:
-        fix = f"The note can be up to {NOTE_MAX_CHARS} characters; please shorten it."
-        return _problem(loop, fix, outcome=outcome, note=note)
-    result = await request.app[ANSWERS].done(
-        signal_id=loop.signal_id, agent_id=loop.agent_id, outcome=outcome, note=note, via=VIA
+        outcome = " ".join(form.get("outcome", "").split())
+        note_field = form.get("note", "")
+        note = "".join(c for c in note_field.replace("\r\n", "\n") if c in "\n\t" or c.isprintable()).strip()
+        done = Done(loop.signal_id, agent_id, outcome, note, VIA, invitation_id=invitation_id)
+        result = await answers.record(done)
+        return _page(request, await _answered(request, loop, result.outcome, outcome, note=note, closing=True))
+    admitted = await answers.admit(
+        signal_id=loop.signal_id, agent_id=agent_id, invitation_id=invitation_id, via=VIA, what="action link answer"
     )
-    after = await _reload(request, loop, result.outcome)
-    if result.outcome == lifecycle.ALREADY_DONE:
-        return _closed(after)
-    thanks = f"Thank you, {loop.invite.agent.display} — recorded: {outcome}"
-    return standing(after, title=thanks, notice="The loop is closed. Thank you for being there.")
+    return _page(request, await _answered(request, loop, admitted, "", unread=True))
+
+
+async def _answered(  # noqa: PLR0911 - one return per outcome, checked complete by assert_never
+    request: web.Request,
+    loop: Loop,
+    outcome: Outcome,
+    said: str,
+    *,
+    note: str = "",
+    closing: bool = False,
+    unread: bool = False,
+) -> Page:
+    """What the relay made of an answer, in the page's words; refusals become 403 / 404 / 410 pages."""
+    display = loop.invite.agent.display
+    match outcome:
+        case Outcome.RECORDED if unread:
+            return _problem(loop, CHOOSE)
+        case Outcome.RECORDED if closing:
+            thanks = f"Thank you, {display} — recorded: {said}"
+            return standing(
+                await _reload(request, loop), title=thanks, notice="The loop is closed. Thank you for being there."
+            )
+        case Outcome.RECORDED:
+            thanks = f"Thank you, {display} — recorded: {said}"
+            return standing(
+                await _reload(request, loop), title=thanks, notice="When you have been present, close the loop below."
+            )
+        case Outcome.ALREADY:
+            after = await _reload(request, loop)
+            first = (after.own_ack or {}).get("action", said)
+            nothing_changed = "You had answered before; nothing changed."
+            return standing(after, title=f"Already recorded: {first}", notice=nothing_changed, notice_kind="info")
+        case Outcome.ALREADY_DONE:
+            return _closed(await _reload(request, loop))
+        case Outcome.NOT_OFFERED:
+            return _problem(loop, CHOOSE)
+        case Outcome.BAD_OUTCOME:
+            fix = f"Please say in a few words what happened (up to {OUTCOME_MAX} characters)."
+            return _problem(loop, fix, outcome=said[:OUTCOME_MAX], note=note)
+        case Outcome.NOTE_TOO_LONG:
+            fix = f"The note can be up to {NOTE_MAX} characters; please shorten it."
+            return _problem(loop, fix, outcome=said, note=note)
+        case Outcome.NOT_INVITED:
+            raise ForbiddenError(NOT_YOURS)
+        case Outcome.NO_SUCH_LOOP:
+            raise NotFoundError("The relay no longer knows this loop; nothing was recorded.")
+        case Outcome.GONE:
+            raise LinkExpiredError(PURGED)
+        case _:
+            assert_never(outcome)
 
 
 # What a page says --------------------------------------------------------------------------
@@ -263,35 +285,26 @@ def _invitation_id(request: web.Request) -> int:
 
 
 async def _load(request: web.Request, invitation_id: int) -> Loop:
-    engine = request.app[ENGINE]
-    view = await store.invitation(engine, invitation_id)
-    if view is None:
+    held = await request.app[INVITATIONS].held(invitation_id)
+    if held is None:
         raise NotFoundError(
             "The relay no longer knows this invitation; answer from the original message if you still can."
         )
-    invite = request.app[ANSWERS].invite_from(view, await store.agent_by(engine, id=view.agent_id))
-    if invite is None:  # retention purged the signal's body: nothing left to show or answer
-        raise LinkExpiredError(
-            "This invitation is older than the relay keeps messages; nothing more can be answered here."
-        )
-    detail = await store.loop_detail(engine, view.signal_id)
-    return Loop(view.signal_id, view.agent_id, view.loop_status, invite, detail["acks"], detail["done"])
+    if held.invite is None:  # retention purged the signal's body: nothing left to show or answer
+        raise LinkExpiredError(PURGED)
+    view = held.view
+    detail = await request.app[INVITATIONS].detail(view.signal_id)
+    return Loop(view.signal_id, view.agent_id, view.loop_status, held.invite, detail["acks"], detail["done"])
 
 
-async def _reload(request: web.Request, loop: Loop, outcome: str) -> Loop:
-    """The loop after an answer; answers the lifecycle refused become 404 / 403 pages."""
-    if outcome == lifecycle.NO_SUCH_LOOP:
-        raise NotFoundError("The relay no longer knows this loop; nothing was recorded.")
-    if outcome == lifecycle.NOT_INVITED:
-        raise ForbiddenError(NOT_YOURS)
+async def _reload(request: web.Request, loop: Loop) -> Loop:
+    """The loop after an answer."""
     return await _load(request, loop.invite.invitation_id)
 
 
 async def _read_form(request: web.Request) -> dict[str, str]:
     """The urlencoded form, size-capped; the first value of each field."""
-    too_large = PayloadTooLargeError(
-        f"This form takes a short outcome and a note of up to {NOTE_MAX_CHARS} characters."
-    )
+    too_large = PayloadTooLargeError(f"This form takes a short outcome and a note of up to {NOTE_MAX} characters.")
     if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
         raise too_large
     if media_type(request) != "application/x-www-form-urlencoded":
@@ -338,8 +351,8 @@ def _page(request: web.Request, page: Page) -> web.Response:
         headline=compose.headline(invite),
         question=compose.question(invite),
         deep_link=deep_link,
-        outcome_max=OUTCOME_MAX_CHARS,
-        note_max=NOTE_MAX_CHARS,
+        outcome_max=OUTCOME_MAX,
+        note_max=NOTE_MAX,
     )
 
 

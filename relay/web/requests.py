@@ -1,4 +1,4 @@
-"""Small, total readers of request metadata (they never raise on garbled input)."""
+"""Refusals that come before any handler, from the URL alone."""
 
 from __future__ import annotations
 
@@ -6,18 +6,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from relay.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
+from relay.errors import BadRequestError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def media_type(request: web.Request) -> str:
-    """The Content-Type's media type, lower case; a garbled header is simply not that type.
-
-    (aiohttp's `request.content_type` raises on some malformed headers.)
-    """
-    return request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-
 
 #: what no stored id, name or token can contain, so a URL holding one names nothing
 _UNSTORABLE = ("\x00",)
@@ -34,24 +25,3 @@ async def unstorable_middleware(request: web.Request, handler: Handler) -> web.S
     if any(mark in request.path or any(mark in v for v in request.query.values()) for mark in _UNSTORABLE):
         raise BadRequestError("The URL contains a NUL character; no id or name the relay keeps has one.")
     return await handler(request)
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing (413) as soon as it grows past `limit`, and (415) one with a
-    Content-Encoding: signatures cover the bytes as sent, so a decoded body is not what was signed."""
-    too_large = PayloadTooLargeError.over(limit)
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
-        raise UnsupportedMediaTypeError(
-            "Send the body without Content-Encoding (no gzip or other compression): "
-            "the signature covers the bytes as sent."
-        )
-    try:
-        # aiohttp stops reading at client_max_size (set just above `limit` by create_app)
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise too_large from None
-    if len(body) > limit:
-        raise too_large
-    return body

@@ -1,0 +1,174 @@
+"""One read model: an invitation with its agent and signal, for every channel, page and the outbox.
+
+The signal is read back from the sender's stored bytes by the receivers' own parser
+(injected as `read_signal`: one source of truth), once per signal: parsed signals are
+kept in a small bounded cache by signal id. A stored body never changes; retention only
+drops it, and a purged body is seen on the invitation row before the cache is asked.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inbox import store, writer
+from relay.delivery import Invite, LoopSnapshot, Note
+from relay.model import Agent, Grant, Signal, agent_from_row, grant_from_row
+from relay.settings import Settings
+from relay.tokens import Tokens
+
+#: what a read or a write raises while storage is unavailable, for the pages that word it.
+STORAGE_ERRORS = writer.STORAGE_ERRORS
+#: parsed signals kept; a busy relay answers the loops of the last few hours.
+CACHE_SIZE = 1024
+
+View = store.InvitationView
+AgentRow = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Held:
+    """An invitation row, the agent who holds it, and the invitation in words (None once purged)."""
+
+    view: View
+    holder: AgentRow | None
+    invite: Invite | None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An invitation that reached its channel, the provider's message id, and its loop as it stands."""
+
+    invite: Invite
+    provider_id: str
+    loop: LoopSnapshot
+
+
+class Invitations:
+    """Reads shared by the channels, the link page, the answers and the outbox."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        tokens: Tokens,
+        *,
+        read_signal: Callable[[str, bytes], Signal],
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self.engine = engine
+        self._settings = settings
+        self._tokens = tokens
+        self._read_signal = read_signal
+        self._cache: OrderedDict[int, Signal] = OrderedDict()
+        self._cache_size = cache_size
+
+    def signal(self, view: View) -> Signal | None:
+        """The invitation's signal, parsed once per signal id; None once retention purged its body."""
+        if view.body is None:
+            return None
+        signal = self._cache.get(view.signal_id)
+        if signal is None:
+            return self._remember(view.signal_id, self._read_signal(view.source, view.body))
+        self._cache.move_to_end(view.signal_id)
+        return signal
+
+    async def offered(self, signal_id: int) -> tuple[str, ...]:
+        """The responses a loop offers; () once retention purged its body."""
+        signal = self._cache.get(signal_id)
+        if signal is None:
+            stored = await store.signal_by_id(self.engine, signal_id)
+            body = await store.raw_body(self.engine, signal_id) if stored is not None else None
+            if stored is None or body is None:
+                return ()
+            signal = self._remember(signal_id, self._read_signal(stored.source, body))
+        return self.responses(signal)
+
+    def _remember(self, signal_id: int, signal: Signal) -> Signal:
+        self._cache[signal_id] = signal
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return signal
+
+    def responses(self, signal: Signal) -> tuple[str, ...]:
+        """The responses offered: the payload's, or AISHA_SUGGESTED_RESPONSES."""
+        return tuple(signal.suggested_responses or self._settings.aisha_suggested_responses)
+
+    def invite_from(self, view: View, agent_row: AgentRow | None) -> Invite | None:
+        """None once retention purged the signal's body (the link has long expired by then)."""
+        signal = self.signal(view)
+        if signal is None:
+            return None
+        agent = agent_from_row(agent_row) if agent_row else Agent(id=view.agent_id, display=view.agent_id, active=False)
+        deep_link = None
+        if signal.deep_link and self._settings.aisha_app_base_url:
+            deep_link = self._settings.aisha_app_base_url.rstrip("/") + signal.deep_link
+        return Invite(
+            invitation_id=view.id,
+            channel=view.channel,
+            code=view.code,
+            agent=agent,
+            signal=signal,
+            responses=self.responses(signal),
+            action_url=f"{self._settings.public_base_url}/a/{self._tokens.action_token(view.id)}",
+            deep_link=deep_link,
+        )
+
+    async def held(self, invitation_id: int) -> Held | None:
+        """The invitation row and its holder, each read once."""
+        view = await store.invitation(self.engine, invitation_id)
+        if view is None:
+            return None
+        holder = await store.agent_by(self.engine, id=view.agent_id)
+        return Held(view, holder, self.invite_from(view, holder))
+
+    async def invite(self, invitation_id: int) -> Invite | None:
+        """An invitation with its signal and agent, as channels and the link page word it."""
+        held = await self.held(invitation_id)
+        return None if held is None else held.invite
+
+    async def delivered(self, invitation_id: int) -> Delivered | None:
+        """An invitation that reached its channel, with the provider's message id and its loop now."""
+        held = await self.held(invitation_id)
+        if held is None or held.invite is None or not held.view.provider_id:
+            return None
+        loop = await self.loop(held.view.signal_id, held.view.loop_status)
+        return Delivered(held.invite, held.view.provider_id, loop)
+
+    async def loop(self, signal_id: int, status: str, latest: str = "") -> LoopSnapshot:
+        """Every ack (with the agent's display) and the done of one loop."""
+        detail = await self.detail(signal_id)
+        done = detail["done"]
+        return LoopSnapshot(
+            status=status,
+            acks=tuple(Note(a["agent"], a["display"], a["action"]) for a in detail["acks"]),
+            done=None if done is None else Note(done["agent"], done["display"], done["outcome"]),
+            latest=latest,
+        )
+
+    async def detail(self, signal_id: int) -> dict[str, Any]:
+        """A loop's invitations, acks (with displays) and done, as the link page shows them."""
+        return await store.loop_detail(self.engine, signal_id)
+
+    async def agent_by(self, **where: str) -> AgentRow | None:
+        """One agent by id, slack_user, phone or whatsapp (a removed one reads inactive)."""
+        return await store.agent_by(self.engine, **where)
+
+    async def open_for(self, agent_row: AgentRow) -> list[tuple[View, Invite]]:
+        """An agent's open invitations, oldest first, each with its words (purged ones left out)."""
+        views = await store.open_invitations(self.engine, str(agent_row["id"]))
+        pairs = [(view, self.invite_from(view, agent_row)) for view in views]
+        return [(view, invite) for view, invite in pairs if invite is not None]
+
+    async def live_grants(self, subject: str) -> list[Grant]:
+        """The grants of a subject that are not revoked (expiry is the router's to judge)."""
+        rows = await store.list_grants(self.engine, subject)
+        return [grant_from_row(row) for row in rows if row["revoked_at"] is None]
+
+    async def raw_body(self, signal_id: int) -> bytes | None:
+        """The bytes a sender posted (None once retention purged them)."""
+        return await store.raw_body(self.engine, signal_id)
