@@ -192,7 +192,7 @@ def open_channels(settings: Settings) -> list[Channel]:
 
 async def _verified_form(request: web.Request) -> MultiDict[str]:
     """The POSTed form, once X-Twilio-Signature matches RELAY_PUBLIC_BASE_URL + path (+ query)."""
-    if media_type(request.headers.get("Content-Type", "")) != "application/x-www-form-urlencoded":
+    if media_type(request) != "application/x-www-form-urlencoded":
         raise UnsupportedMediaTypeError(
             "Twilio posts 'application/x-www-form-urlencoded'; this is not a Twilio webhook."
         )
