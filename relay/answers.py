@@ -176,4 +176,3 @@ class Answers:
         if recorded:
             self._on_queued()
         return AnswerResult(outcome, loop.event_id if loop else None, status or (loop.status if loop else None))
-

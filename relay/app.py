@@ -16,14 +16,15 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import web
 
-from inbox import db, open_inbox, store
+from inbox import open_inbox, store
+from inbox.tx import Tx
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels
 from relay.answers import Answers
 from relay.intake import Intake
 from relay.invitations import Invitations
-from relay.model import RoutingSettings, iso
+from relay.model import RoutingSettings
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.state import (
@@ -42,7 +43,7 @@ from relay.state import (
     WRITER,
 )
 from relay.tokens import Tokens
-from relay.web import admin, hooks, links, status
+from relay.web import pages, routes
 from relay.web.middleware import errors_middleware
 from relay.web.requests import unstorable_middleware
 
@@ -88,9 +89,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     invitations = Invitations(app[ENGINE], settings, app[TOKENS], read_signal=read_signal)
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake)
-    app[CHANNELS] = channels.open_channels(app, settings, app[ANSWERS], invitations)
+    opened = channels.open_channels(app, settings, app[ANSWERS], invitations)
+    app[CHANNELS] = opened
     clock = app[CLOCK]
-    outbox = OutboxWorker(app[WRITER], invitations, app[CHANNELS], settings, session, clock=clock)
+    outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock)
     app[OUTBOX] = outbox
     app[INTAKE] = Intake(
         app[WRITER],
@@ -125,64 +127,17 @@ async def _purge_bodies(app: web.Application) -> None:
     days = app[SETTINGS].relay_retention_days
     while True:
         cutoff = int((app[CLOCK]() - days * 86400) * 1000)
+
+        def purge(tx: Tx, older_than: int = cutoff) -> int:
+            return store.purge_bodies(tx, older_than)
+
         try:
-            purged = await app[WRITER].run(lambda tx, cutoff=cutoff: store.purge_bodies(tx, cutoff))
+            purged = await app[WRITER].run(purge)
             if purged:
                 log.info("retention: purged %d raw bodies older than %d days", purged, days)
         except Exception as exc:
             log.warning("retention purge failed: %s", type(exc).__name__)
         await asyncio.sleep(3600)
-
-
-async def handle_healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
-
-
-async def handle_readyz(request: web.Request) -> web.Response:
-    """Ready to take traffic: the last write committed, the database answers, the schema is current.
-
-    The outbox worker's claim is a write every second, so this follows storage even while
-    no request comes in.
-    """
-    failing = request.app[WRITER].failing
-    if failing is not None:
-        return web.json_response(
-            {
-                "ok": False,
-                "database": "writes failing",
-                "error": "unavailable",
-                "detail": f"Writes to the database fail since {iso(failing.since_ms)} ({failing.error}); "
-                "check its disk, permissions and locks. Ready again once a write commits.",
-            },
-            status=503,
-            headers={"Retry-After": "5"},
-        )
-    try:
-        current = await db.migrations_current(request.app[ENGINE])
-    except Exception as exc:  # readiness reports, it never raises
-        log.warning("readiness check failed: %s", type(exc).__name__)
-        return web.json_response(
-            {
-                "ok": False,
-                "database": "unreachable",
-                "error": "unavailable",
-                "detail": "The database does not answer; retry shortly.",
-            },
-            status=503,
-            headers={"Retry-After": "5"},
-        )
-    if not current:
-        return web.json_response(
-            {
-                "ok": False,
-                "database": "migrations pending",
-                "error": "unavailable",
-                "detail": "The database schema is behind; run `care-relay db upgrade`.",
-            },
-            status=503,
-            headers={"Retry-After": "5"},
-        )
-    return web.json_response({"ok": True, "database": "ready"})
 
 
 def create_app(
@@ -201,11 +156,7 @@ def create_app(
     app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
-    app.router.add_get("/healthz", handle_healthz)
-    app.router.add_get("/readyz", handle_readyz)
-    hooks.add_routes(app)
-    app.router.add_get("/v1/events/{event_id}", status.handle_event_status)
-    admin.add_routes(app)
-    links.install(app)
+    pages.install(app)
+    routes.add_routes(app)
     channels.add_routes(app, settings)
     return app

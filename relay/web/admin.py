@@ -133,17 +133,3 @@ async def handle_audit(request: web.Request) -> web.Response:
     rows = await views.audit_page(request.app[ENGINE], before_id=_cursor_in(request), limit=limit)
     items = [{k: v for k, v in r.items() if k != "row"} for r in rows]
     return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
-
-
-def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/admin/agents", handle_list_agents)
-    r.add_post("/admin/agents", handle_create_agent)
-    r.add_get("/admin/agents/{agent_id}", handle_get_agent)
-    r.add_patch("/admin/agents/{agent_id}", handle_patch_agent)
-    r.add_delete("/admin/agents/{agent_id}", handle_delete_agent)
-    r.add_get("/admin/consents", handle_list_consents)
-    r.add_post("/admin/consents", handle_create_consent)
-    r.add_delete("/admin/consents/{grant_id}", handle_revoke_consent)
-    r.add_get("/admin/inbox", handle_inbox)
-    r.add_get("/admin/audit", handle_audit)

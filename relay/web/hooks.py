@@ -12,12 +12,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from receivers import SENDERS, Sender
+from receivers import Sender
 from receivers.json_body import parse_json
 from receivers.schema import require_object
+from relay.bodies import media_type, read_body
 from relay.errors import UnsupportedMediaTypeError
 from relay.state import CLOCK, INTAKE, SETTINGS, TOKENS
-from relay.bodies import media_type, read_body
 from relay.web.requests import Handler
 
 
@@ -58,9 +58,3 @@ def handler_for(sender: Sender) -> Handler:
 
     handle_signal.__name__ = f"handle_{sender.name}"
     return handle_signal
-
-
-def add_routes(app: web.Application) -> None:
-    """Mount `POST /hooks/<name>` for every sender in the registry."""
-    for name, sender in SENDERS.items():
-        app.router.add_post(f"/hooks/{name}", handler_for(sender))

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, assert_never
 from urllib.parse import parse_qsl, urlsplit
 
-import jinja2
 from aiohttp import web
 
 from relay import compose
 from relay.answers import Ack, Done, Outcome
+from relay.bodies import media_type
 from relay.delivery import Invite
 from relay.errors import (
     AlreadyDoneError,
@@ -34,15 +34,12 @@ from relay.errors import (
     LinkExpiredError,
     NotFoundError,
     PayloadTooLargeError,
-    RelayError,
-    UnavailableError,
     UnsupportedMediaTypeError,
 )
-from relay.invitations import STORAGE_ERRORS
 from relay.loop import NOTE_MAX, OUTCOME_MAX
 from relay.state import ANSWERS, INVITATIONS, METRICS, TOKENS
-from relay.web.middleware import render
-from relay.bodies import media_type
+from relay.web import pages
+from relay.web.pages import page
 
 log = logging.getLogger("care_relay.links")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,43 +52,10 @@ TOKEN_MAX_CHARS = 512
 FORM_MAX_BYTES = 8 * 1024
 FORM_MAX_FIELDS = 10
 
-#: The pages' templates, loaded once per app by `install`.
-TEMPLATES = web.AppKey("links.templates", jinja2.Environment)
-
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-    # Inline CSS and a form that posts to itself: nothing else, no script, no framing.
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    ),
-}
-ERROR_TITLES = {
-    "link_expired": "This link has expired",
-    "forbidden": "This link does not open",
-    "not_found": "Nothing to answer here",
-    "payload_too_large": "That was more than this form takes",
-    "unavailable": "Nothing was recorded — please try again",
-}
 NOT_VALID = "This link is not valid; open the link from your invitation as it was sent."
 NOT_YOURS = "This link belongs to someone who no longer answers for this care circle; nothing was recorded."
 CHOOSE = "Please choose one of the answers below."
 PURGED = "This invitation is older than the relay keeps messages; nothing more can be answered here."
-
-
-def install(app: web.Application) -> None:
-    """Add `GET /a/{token}` and `POST /a/{token}` and their templates to the app."""
-    app[TEMPLATES] = jinja2.Environment(
-        loader=jinja2.PackageLoader("relay.web", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    app.router.add_get(ROUTE, _as_pages(handle_link_page))
-    app.router.add_post(ROUTE, _as_pages(handle_link_answer))
 
 
 @dataclass(frozen=True)
@@ -139,6 +103,7 @@ class Page:
 # The two handlers ------------------------------------------------------------------------
 
 
+@page
 async def handle_link_page(request: web.Request) -> web.Response:
     """Show the invitation and how to answer it; changes nothing (link previews must not ack)."""
     loop = await _load(request, _invitation_id(request))
@@ -147,6 +112,7 @@ async def handle_link_page(request: web.Request) -> web.Response:
     return _page(request, standing(loop))
 
 
+@page
 async def handle_link_answer(request: web.Request) -> web.Response:
     """Record the agent's ack or done (`user_directed`) and say what was recorded."""
     invitation_id = _invitation_id(request)
@@ -326,25 +292,15 @@ async def _read_form(request: web.Request) -> dict[str, str]:
 # Rendering -----------------------------------------------------------------------------------
 
 
-def _render(
-    request: web.Request, template: str, *, status: int, headers: dict[str, str], **context: Any
-) -> web.Response:
-    html = request.app[TEMPLATES].get_template(template).render(status=status, **context)
-    return web.Response(
-        text=html, status=status, content_type="text/html", charset="utf-8", headers={**PAGE_HEADERS, **headers}
-    )
-
-
 def _page(request: web.Request, page: Page) -> web.Response:
     if page.code:
         request.app[METRICS][f"rejected.{page.code}"] += 1
     invite = page.loop.invite
     deep_link = invite.deep_link if urlsplit(invite.deep_link or "").scheme in ("http", "https") else None
-    return _render(
+    return pages.render(
         request,
         "link.html",
         status=page.status,
-        headers={},
         page=page,
         title=page.title,
         code=page.code,
@@ -354,38 +310,3 @@ def _page(request: web.Request, page: Page) -> web.Response:
         outcome_max=OUTCOME_MAX,
         note_max=NOTE_MAX,
     )
-
-
-def _error_page(request: web.Request, error: RelayError) -> web.Response:
-    """A link that cannot show its invitation (expired, not valid, not yours, gone) or a body it cannot read."""
-    request.app[METRICS][f"rejected.{error.code}"] += 1
-    accept = request.headers.get("Accept", "")
-    if "application/json" in accept and "text/html" not in accept:
-        return render(error)
-    title = ERROR_TITLES.get(error.code, "That answer could not be read")
-    return _render(
-        request,
-        "link_error.html",
-        status=error.status,
-        headers=error.headers(),
-        title=title,
-        code=error.code,
-        detail=error.detail,
-    )
-
-
-def _as_pages(handler: Handler) -> Handler:
-    """Errors on these routes become HTML pages with the contract's status and code."""
-
-    async def pages(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except RelayError as error:
-            return _error_page(request, error)
-        except STORAGE_ERRORS as exc:
-            log.error("storage unavailable on %s /a/…: %s", request.method, type(exc).__name__)
-            request.app[METRICS]["storage_unavailable"] += 1
-            return _error_page(request, UnavailableError())
-
-    pages.__name__ = handler.__name__
-    return pages

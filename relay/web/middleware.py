@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from relay import audit
 from relay.errors import (
@@ -27,16 +28,25 @@ from relay.errors import (
     UnavailableError,
 )
 from relay.state import METRICS, SETTINGS
+from relay.web import pages
 
 log = logging.getLogger("care_relay.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
-def render(error: RelayError) -> web.Response:
-    response = web.json_response(error.body(), status=error.status, headers=error.headers())
+def json_error(error: RelayError) -> web.Response:
+    """An error as the contract's JSON (also where no request could be read)."""
+    return web.json_response(error.body(), status=error.status, headers=error.headers())
+
+
+def render(request: web.Request, error: RelayError) -> web.Response:
+    """The one error renderer: the contract's JSON, or the HTML error page on a page route."""
+    return _closing(pages.error_page(request, error) if pages.wants_page(request) else json_error(error), error)
+
+
+def _closing(response: web.Response, error: RelayError) -> web.Response:
     if error.closes_connection:
         response.force_close()
     return response
@@ -79,9 +89,16 @@ def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middle
         started = time.perf_counter()
         try:
             await receive_body(request)
+        except RelayError as error:
+            # no handler ran: the transfer itself failed (too large, too slow), and no page was asked for yet
+            _rejected(request, error.status, error.code)
+            response = _closing(json_error(error), error)
+            _finish(request, response, started)
+            return response
+        try:
             response = await handler(request)
         except RelayError as error:
-            response = render(error)
+            response = render(request, error)
             _rejected(request, error.status, error.code)
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -89,11 +106,11 @@ def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middle
             response = _http_error(request, exc)
         except storage_errors as exc:
             log.error("storage unavailable on %s %s: %s", request.method, _loggable(request), type(exc).__name__)
-            response = render(UnavailableError())
+            response = render(request, UnavailableError())
             request.app[METRICS]["storage_unavailable"] += 1
         except Exception:
             log.exception("unhandled error on %s %s", request.method, _loggable(request))
-            response = render(InternalError())
+            response = render(request, InternalError())
         _finish(request, response, started)
         return response
 

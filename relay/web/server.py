@@ -31,7 +31,7 @@ from aiohttp.web_request import BaseRequest
 
 from relay.errors import BadRequestError, InternalError, RateLimitedError
 from relay.state import SETTINGS
-from relay.web.middleware import render
+from relay.web.middleware import json_error
 
 log = logging.getLogger("care_relay.http")
 
@@ -148,10 +148,10 @@ class BoundedRequestHandler(web.RequestHandler):
         if status < 500:
             # the parser's message quotes the request's bytes: only the kind of fault is logged
             log.warning("malformed HTTP from %s refused: %s", request.remote, type(exc).__name__)
-            response = render(BadRequestError(MALFORMED))
+            response = json_error(BadRequestError(MALFORMED))
         else:  # a fault of the relay's own: its traceback is what an operator needs
             log.error("unhandled error serving a request: %s", type(exc).__name__, exc_info=exc)
-            response = render(InternalError())
+            response = json_error(InternalError())
         response.force_close()
         return response
 

@@ -1,0 +1,37 @@
+"""Every URL the relay answers, on one screen.
+
+The channels' provider callbacks (`POST /slack/events`, `POST /hooks/twilio/inbound`,
+`POST /hooks/twilio/status`) are mounted by the channel registry, for the channels a
+configuration enables.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from receivers import SENDERS
+from relay.web import admin, health, hooks, links, status
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/healthz", health.handle_healthz)
+    r.add_get("/readyz", health.handle_readyz)
+    # senders: POST /hooks/m3, POST /hooks/aisha (one per entry in receivers.SENDERS)
+    for name, sender in SENDERS.items():
+        r.add_post(f"/hooks/{name}", hooks.handler_for(sender))
+    r.add_get("/v1/events/{event_id}", status.handle_event_status)
+    # action links: the page an invitation links to, and its answer
+    r.add_get("/a/{token}", links.handle_link_page)
+    r.add_post("/a/{token}", links.handle_link_answer)
+    # the directory, consent, the inbox and the audit trail (bearer tokens)
+    r.add_get("/admin/agents", admin.handle_list_agents)
+    r.add_post("/admin/agents", admin.handle_create_agent)
+    r.add_get("/admin/agents/{agent_id}", admin.handle_get_agent)
+    r.add_patch("/admin/agents/{agent_id}", admin.handle_patch_agent)
+    r.add_delete("/admin/agents/{agent_id}", admin.handle_delete_agent)
+    r.add_get("/admin/consents", admin.handle_list_consents)
+    r.add_post("/admin/consents", admin.handle_create_consent)
+    r.add_delete("/admin/consents/{grant_id}", admin.handle_revoke_consent)
+    r.add_get("/admin/inbox", admin.handle_inbox)
+    r.add_get("/admin/audit", admin.handle_audit)
