@@ -11,6 +11,7 @@ failed and visible in the inbox. Nothing here changes a loop's state: only deliv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -44,7 +45,8 @@ _JSON = {"Content-Type": "application/json"}
 def backoff(attempts: int, *, jitter: float | None = None) -> float:
     """Seconds before the next attempt: 1 s doubling to 60 s, ±20 %."""
     base = min(60.0, 2.0 ** max(0, attempts - 1))
-    return base * (1 + (random.uniform(-0.2, 0.2) if jitter is None else jitter))
+    # jitter only spreads retries apart; nothing secret depends on it
+    return base * (1 + (random.uniform(-0.2, 0.2) if jitter is None else jitter))  # noqa: S311
 
 
 class OutboxWorker:
@@ -102,10 +104,8 @@ class OutboxWorker:
             if claimed:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):  # the poll: retries come due without a wake
                 await asyncio.wait_for(self._wake.wait(), POLL_SEC)
-            except TimeoutError:
-                pass
 
     async def run_once(self) -> int:
         """Claim one batch and start sending it; returns how many rows were claimed."""
@@ -123,9 +123,9 @@ class OutboxWorker:
             task.add_done_callback(self._inflight.discard)
         return len(batch)
 
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Send everything due now and wait for it (tests and shutdown)."""
-        deadline = time.monotonic() + timeout
+    async def drain(self, within: float = 10.0) -> None:
+        """Send everything due now and wait for it, for at most `within` seconds (tests and shutdown)."""
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             claimed = await self.run_once()
             if self._inflight:

@@ -118,12 +118,14 @@ async def test_an_odd_stored_row_stops_no_read(start: Callable[..., Any]) -> Non
     """Rows written by hand or an older version (dates past the calendar, broken JSON) break no list, signal or status."""
     relay = await start()
     await relay.seed()
-    await relay.sql("INSERT INTO consent_grant (id, subject, scope, group_ids, channels, expires_at, granted_by, granted_at)"
+    await relay.sql(
+        "INSERT INTO consent_grant (id, subject, scope, group_ids, channels, expires_at, granted_by, granted_at)"
         " VALUES ('gr_odd', 'actor:raz', 'not json', '{\"a\": 1}', '[', ?, 'sql', ?)",
         10**17,
         -(10**17),
     )
-    await relay.sql("INSERT INTO agent (id, display, group_ids, channels, active, opted_out, created_at, updated_at)"
+    await relay.sql(
+        "INSERT INTO agent (id, display, group_ids, channels, active, opted_out, created_at, updated_at)"
         " VALUES ('odd', 'Odd', '[1, null', 'null', 1, '7', 0, 0)",
     )
     await relay.sql("UPDATE directory_state SET version = version + 1")
@@ -137,9 +139,7 @@ async def test_an_odd_stored_row_stops_no_read(start: Callable[..., Any]) -> Non
     assert agents.status == 200 and {a["id"] for a in (await agents.json())["items"]} == {"bob", "odd"}
     status, answer = await relay.deliver("m3", panic())
     assert status == 202 and answer["status"] == "invited"
-    assert (await relay.loop(answer))["invitations"] == [
-        {"agent": "bob", "channel": "console", "status": "queued"}
-    ]
+    assert (await relay.loop(answer))["invitations"] == [{"agent": "bob", "channel": "console", "status": "queued"}]
 
 
 async def test_cli_refuses_an_expiry_outside_the_calendar(
@@ -507,7 +507,8 @@ async def test_an_unreadable_grant_never_widens_consent(start: Callable[..., Any
     relay = await start()
     status, _ = await relay.admin("/admin/agents", BOB)
     assert status == 201
-    await relay.sql("INSERT INTO consent_grant (id, subject, scope, group_ids, channels, granted_by, granted_at)"
+    await relay.sql(
+        "INSERT INTO consent_grant (id, subject, scope, group_ids, channels, granted_by, granted_at)"
         " VALUES ('gr_odd', 'actor:raz', '[\"panic.ui\"]', '[\"care-circle\"]', '[]', 'sql', 0)",
     )
     await relay.sql(f"UPDATE consent_grant SET {column} = ?", value)  # noqa: S608 (a parametrised column name)

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from receivers import m3
-from receivers.m3 import envelope as m3_envelope
 from receivers.json_body import parse_json
+from receivers.m3 import envelope as m3_envelope
 from relay.errors import RelayError
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "m3").glob("*.json"))

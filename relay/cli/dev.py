@@ -47,13 +47,15 @@ def signed_request(source: str, payload: dict[str, Any], secret: str, now: int) 
 
 
 async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
-        async with session.post(url, data=body, headers=headers) as response:
-            text = await response.text()
-            try:
-                return response.status, json.loads(text)
-            except ValueError:
-                return response.status, text
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
+        text = await response.text()
+        try:
+            return response.status, json.loads(text)
+        except ValueError:
+            return response.status, text
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
