@@ -22,6 +22,7 @@ from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels
 from relay.answers import Answers
+from relay.inbound import Inbound
 from relay.intake import Intake
 from relay.invitations import Invitations
 from relay.model import RoutingSettings
@@ -33,6 +34,7 @@ from relay.state import (
     CLOCK,
     ENGINE,
     HTTP,
+    INBOUND,
     INTAKE,
     INVITATIONS,
     METRICS,
@@ -89,6 +91,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     invitations = Invitations(app[ENGINE], settings, app[TOKENS], read_signal=read_signal)
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake)
+    app[INBOUND] = Inbound(app[WRITER], settings, clock=app[CLOCK])
     opened = channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
     clock = app[CLOCK]

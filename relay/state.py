@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inbox.writer import Writer
 from relay.answers import Answers
 from relay.delivery import Channel
+from relay.inbound import Inbound
 from relay.intake import Intake
 from relay.invitations import Invitations
 from relay.outbox import OutboxWorker
@@ -25,6 +26,8 @@ INTAKE = web.AppKey("intake", Intake)
 TOKENS = web.AppKey("tokens", Tokens)
 ANSWERS = web.AppKey("answers", Answers)
 INVITATIONS = web.AppKey("invitations", Invitations)
+#: inbound-message bookkeeping for the Twilio channels.
+INBOUND = web.AppKey("inbound", Inbound)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 #: the channels this configuration sends on, by name, built once before the outbox starts.
 CHANNELS = web.AppKey("channels", dict[str, Channel])

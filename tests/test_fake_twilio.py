@@ -1,4 +1,4 @@
-"""The real twilio SDK against tests.fakes.twilio.FakeTwilio, through relay.channels.twilio_http."""
+"""The real twilio SDK against tests.fakes.twilio.FakeTwilio, through relay.channels.twilio.client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from relay.channels import twilio_http
+from relay.channels.twilio import client as sdk
 from tests.fakes.twilio import MAX_BODY_CHARS, FakeTwilio, inbound_sms, status_callback
 
 SMS_FROM = "+15005550006"
@@ -30,11 +30,11 @@ async def fake() -> AsyncIterator[FakeTwilio]:
 
 @pytest.fixture
 async def twilio_client(fake: FakeTwilio) -> AsyncIterator[Client]:
-    tw = twilio_http.make_client(fake.account_sid, fake.auth_token, fake.base_url)
+    tw = sdk.make_client(fake.account_sid, fake.auth_token, fake.base_url)
     try:
         yield tw
     finally:
-        await twilio_http.close_client(tw)
+        await sdk.close_client(tw)
 
 
 async def test_create_async_reaches_fake_and_returns_sid(fake: FakeTwilio, twilio_client: Client) -> None:
@@ -67,12 +67,12 @@ async def test_status_callback_is_optional(fake: FakeTwilio, twilio_client: Clie
 
 async def test_wrong_token_raises_401(fake: FakeTwilio) -> None:
     """A wrong auth token surfaces as TwilioRestException 401 / code 20003."""
-    tw = twilio_http.make_client(fake.account_sid, "not-the-token", fake.base_url)
+    tw = sdk.make_client(fake.account_sid, "not-the-token", fake.base_url)
     try:
         with pytest.raises(TwilioRestException) as info:
             await tw.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")
     finally:
-        await twilio_http.close_client(tw)
+        await sdk.close_client(tw)
 
     assert info.value.status == 401
     assert info.value.code == 20003
@@ -115,14 +115,14 @@ async def test_429_exposes_retry_after_via_last_response(fake: FakeTwilio, twili
     exc = info.value
     assert (exc.status, exc.code) == (429, 20429)
     assert not any("retry" in name.lower() for name in vars(exc))  # the SDK drops response headers
-    response = twilio_http.last_response()
+    response = sdk.last_response()
     assert response is not None and response.status_code == 429
     assert response.headers["retry-after"] == "7"
-    assert twilio_http.retry_after_seconds() == 7.0
+    assert sdk.retry_after_seconds() == 7.0
 
     msg = await twilio_client.messages.create_async(to=AGENT, from_=SMS_FROM, body="x")  # the failure was used up
     assert msg.status == "queued"
-    assert twilio_http.retry_after_seconds() is None
+    assert sdk.retry_after_seconds() is None
 
 
 async def test_fail_next_times_and_500_without_code(fake: FakeTwilio, twilio_client: Client) -> None:
@@ -219,28 +219,28 @@ async def test_inbound_helper_posts_to_an_aiohttp_handler(aiohttp_client: object
 def test_rewrite_url() -> None:
     """The rewrite keeps path+query, touches only https *.twilio.com, and is a no-op for the default base."""
     url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json?PageSize=5"
-    assert twilio_http.rewrite_url(url, "https://api.twilio.com") == url
-    assert twilio_http.rewrite_url(url, "https://api.twilio.com/") == url
-    assert twilio_http.rewrite_url("https://messaging.twilio.com/v1/Services", "https://api.twilio.com") == (
+    assert sdk.rewrite_url(url, "https://api.twilio.com") == url
+    assert sdk.rewrite_url(url, "https://api.twilio.com/") == url
+    assert sdk.rewrite_url("https://messaging.twilio.com/v1/Services", "https://api.twilio.com") == (
         "https://messaging.twilio.com/v1/Services"
     )
-    assert twilio_http.rewrite_url(url, "http://127.0.0.1:5678") == (
+    assert sdk.rewrite_url(url, "http://127.0.0.1:5678") == (
         "http://127.0.0.1:5678/2010-04-01/Accounts/AC1/Messages.json?PageSize=5"
     )
-    assert twilio_http.rewrite_url("https://api.dublin.ie1.twilio.com/x", "http://127.0.0.1:5678/tw/") == (
+    assert sdk.rewrite_url("https://api.dublin.ie1.twilio.com/x", "http://127.0.0.1:5678/tw/") == (
         "http://127.0.0.1:5678/tw/x"
     )
-    assert twilio_http.rewrite_url("https://example.com/x", "http://127.0.0.1:5678") == "https://example.com/x"
-    assert twilio_http.rewrite_url("http://api.twilio.com/x", "http://127.0.0.1:5678") == "http://api.twilio.com/x"
-    assert twilio_http.rewrite_url("https://eviltwilio.com/x", "http://127.0.0.1:5678") == "https://eviltwilio.com/x"
-    default = twilio_http.RewritingAsyncHttpClient("https://api.twilio.com")
+    assert sdk.rewrite_url("https://example.com/x", "http://127.0.0.1:5678") == "https://example.com/x"
+    assert sdk.rewrite_url("http://api.twilio.com/x", "http://127.0.0.1:5678") == "http://api.twilio.com/x"
+    assert sdk.rewrite_url("https://eviltwilio.com/x", "http://127.0.0.1:5678") == "https://eviltwilio.com/x"
+    default = sdk.RewritingAsyncHttpClient("https://api.twilio.com")
     assert default.rewrite(url) == url
 
 
 def test_make_client_outside_event_loop() -> None:
     """make_client works from sync code (no session is opened until the first request)."""
-    tw = twilio_http.make_client("AC" + "0" * 32, "tok", "https://api.twilio.com")
-    assert isinstance(tw.http_client, twilio_http.RewritingAsyncHttpClient)
+    tw = sdk.make_client("AC" + "0" * 32, "tok", "https://api.twilio.com")
+    assert isinstance(tw.http_client, sdk.RewritingAsyncHttpClient)
     assert tw.http_client.session is None
     assert tw.http_client.is_async
 
@@ -249,14 +249,14 @@ async def test_close_client_leaves_no_unclosed_session(fake: FakeTwilio) -> None
     """After close_client no ResourceWarning is emitted, and the client reopens if used again."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tw = twilio_http.make_client(fake.account_sid, fake.auth_token, fake.base_url)
+        tw = sdk.make_client(fake.account_sid, fake.auth_token, fake.base_url)
         await tw.messages.create_async(to=AGENT, from_=SMS_FROM, body="1")
         session = tw.http_client.session
-        await twilio_http.close_client(tw)
+        await sdk.close_client(tw)
         assert session is not None and session.closed
         await tw.messages.create_async(to=AGENT, from_=SMS_FROM, body="2")
-        await twilio_http.close_client(tw)
-        await twilio_http.close_client(tw)  # idempotent
+        await sdk.close_client(tw)
+        await sdk.close_client(tw)  # idempotent
         del tw, session
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
@@ -265,6 +265,6 @@ async def test_close_client_leaves_no_unclosed_session(fake: FakeTwilio) -> None
 
 def test_timeout_is_applied() -> None:
     """The constructor timeout is used when the SDK passes none (the stock client ignores it)."""
-    assert twilio_http.RewritingAsyncHttpClient("http://x", timeout=3).timeout == 3
-    with pytest.raises(ValueError):
-        twilio_http.RewritingAsyncHttpClient("http://x", timeout=0)
+    assert sdk.RewritingAsyncHttpClient("http://x", timeout=3).timeout == 3
+    with pytest.raises(ValueError):  # noqa: PT011 - the SDK raises a bare ValueError(timeout)
+        sdk.RewritingAsyncHttpClient("http://x", timeout=0)

@@ -22,8 +22,8 @@ from inbox import outbox as rows
 from inbox.writer import now_ms
 from receivers.m3 import signature as m3_signature
 from relay.app import create_app
-from relay.channels import slack
-from relay.channels.slack import SlackChannel
+from relay.channels.slack import inbound as slack
+from relay.channels.slack.send import SlackChannel
 from relay.state import CHANNELS, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.slack import (
@@ -189,7 +189,7 @@ async def invited(start: Start, fake: FakeSlack) -> tuple[TestClient, dict[str, 
 
 
 @BOTH_DATABASES
-async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:
+async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:  # noqa: PLR0915 - one story, end to end
     """panic.ui → DMs with buttons → a press acks, updates every DM, calls back → the modal closes the loop, once."""
     client = await start()
     answer = await signal(client)

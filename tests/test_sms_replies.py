@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inbox import store
-from relay.channels import sms_replies
-from relay.channels.sms_replies import (
+from relay.channels.twilio import replies
+from relay.channels.twilio.replies import (
     Ack,
     Done,
     ListOpen,
@@ -114,25 +114,25 @@ def test_reply_grammar(text: str, opens: tuple[OpenInvite, ...], reading: object
 )
 def test_what_counts_as_a_code(word: str, code_like: bool) -> None:
     """A code is 4 characters of the code alphabet, typed in capitals or holding a digit."""
-    assert sms_replies.looks_like_code(word) is code_like
+    assert replies.looks_like_code(word) is code_like
 
 
 def test_code_alphabet_matches_the_store() -> None:
     """The grammar's alphabet is the one codes are drawn from."""
-    assert sms_replies.CODE_ALPHABET == store.CODE_ALPHABET
+    assert replies.CODE_ALPHABET == store.CODE_ALPHABET
 
 
 def test_outcome_and_note_are_bounded() -> None:
     """A DONE outcome fits done.outcome (100) and a note is cut at 1000 characters."""
     reading = resolve(parse("DONE K7QX " + "x" * 300 + ": " + "n" * 5000), ONE)
     assert isinstance(reading, Done)
-    assert len(reading.outcome) == sms_replies.MAX_OUTCOME and len(reading.note) == sms_replies.MAX_NOTE
+    assert len(reading.outcome) == replies.MAX_OUTCOME and len(reading.note) == replies.MAX_NOTE
 
 
 def test_our_words_are_never_twilio_keywords() -> None:
     """LIST, MENU and DONE are not among Twilio's own keywords, and those never read as ours."""
     ours = {"LIST", "MENU", "DONE"}
-    theirs = sms_replies.OPT_OUT_WORDS | sms_replies.OPT_IN_WORDS | sms_replies.HELP_WORDS
+    theirs = replies.OPT_OUT_WORDS | replies.OPT_IN_WORDS | replies.HELP_WORDS
     assert not ours & theirs
     assert {"HELP", "STOP", "START", "INFO", "YES"} <= theirs
     for word in theirs:
@@ -141,17 +141,17 @@ def test_our_words_are_never_twilio_keywords() -> None:
 
 def test_answers_are_short_and_name_the_way_to_answer() -> None:
     """Menu, list and problem answers fit one SMS segment or two, and say how to answer."""
-    menu = sms_replies.menu_text("K7QX")
+    menu = replies.menu_text("K7QX")
     assert '"K7QX 1"' in menu and "DONE K7QX" in menu and "LIST" in menu and len(menu) <= 320
-    listing = sms_replies.listing_text([(K7QX, "Raz"), (M2PA, "a contact")])
+    listing = replies.listing_text([(K7QX, "Raz"), (M2PA, "a contact")])
     assert listing == "Open invitations:\nK7QX — Raz: 1 soft-checkin, 2 hold-space\nM2PA — a contact: 1 on-it"
-    assert sms_replies.listing_text([]) == "You have no open invitations right now."
-    need = sms_replies.problem_text(Problem("need_code"), TWO)
+    assert replies.listing_text([]) == "You have no open invitations right now."
+    need = replies.problem_text(Problem("need_code"), TWO)
     assert "K7QX, M2PA" in need and '"K7QX 1"' in need
-    bad = sms_replies.problem_text(Problem("bad_choice", "K7QX"), TWO)
+    bad = replies.problem_text(Problem("bad_choice", "K7QX"), TWO)
     assert bad == 'For K7QX you can answer 1 soft-checkin, 2 hold-space — e.g. "K7QX 1".'
-    unknown = sms_replies.problem_text(Problem("unknown_code", typed="ZZ99"), ONE)
+    unknown = replies.problem_text(Problem("unknown_code", typed="ZZ99"), ONE)
     assert unknown.startswith("I don't have an open invitation ZZ99 for you.") and '"K7QX 1"' in unknown
-    assert sms_replies.thanks("Ana", "recorded: soft-checkin") == "Thank you, Ana — recorded: soft-checkin."
+    assert replies.thanks("Ana", "recorded: soft-checkin") == "Thank you, Ana — recorded: soft-checkin."
     for text in (menu, listing, need, bad, unknown):
         assert not any(word in text.lower() for word in ("urgent", "alert", "escalation", "help", "stop"))

@@ -12,9 +12,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests import test_twilio
 from tests.fakes.twilio import MAX_BODY_CHARS, FakeTwilio, body_chars
 from tests.support import fixture, fresh, signed
-from tests.test_twilio import ADMIN, PUBLIC, fake, loop_of, rows, send_all, start  # noqa: F401 (fake: a fixture)
+from tests.test_twilio import ADMIN, PUBLIC, loop_of, rows, send_all, start
+
+#: the FakeTwilio fixture, shared with the end-to-end tests
+fake = test_twilio.fake
 
 TENANT = "a11dfb63-4b18-4eb8-872e-747af2e37c46"
 TENANT_GRANT = {

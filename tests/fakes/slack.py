@@ -53,6 +53,7 @@ other than ``FakeSlack.token``), ``unknown_method``, ``channel_not_found``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import itertools
@@ -258,7 +259,13 @@ class FakeSlack:
         self.calls.clear()
         self.requests.clear()
 
-    async def wait_for(self, method: str, *, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def wait_for(
+        self,
+        method: str,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a test's deadline for the fake, applied with asyncio below
+    ) -> list[dict[str, Any]]:
         """Wait until ``method`` has been called ``count`` times; return its params list."""
 
         async def _wait() -> list[dict[str, Any]]:
@@ -349,10 +356,29 @@ class FakeSlack:
         self._changed.set()
 
     async def _sleep(self, delay: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closing.wait(), delay)
-        except TimeoutError:
-            pass
+
+    def _failed(self, failure: _Failure) -> web.Response | None:
+        """What Slack answers for a failure queued with `fail_next` (None: it only delayed)."""
+        if failure.status == 429:
+            retry_after = 1 if failure.retry_after is None else failure.retry_after
+            return self._json(
+                {"ok": False, "error": failure.error or "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+            )
+        if failure.status is not None and failure.status != 200:
+            if failure.error is not None:
+                return self._json({"ok": False, "error": failure.error}, status=failure.status)
+            return web.Response(
+                status=failure.status,
+                text=f"<html><body><h1>{failure.status}</h1>Slack is having trouble.</body></html>",
+                content_type="text/html",
+            )
+        if failure.error is not None:
+            return self._json({"ok": False, "error": failure.error})
+        return None
 
     async def _handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -368,23 +394,9 @@ class FakeSlack:
         if failure is not None:
             if failure.delay:
                 await self._sleep(failure.delay)
-            if failure.status == 429:
-                retry_after = 1 if failure.retry_after is None else failure.retry_after
-                return self._json(
-                    {"ok": False, "error": failure.error or "ratelimited"},
-                    status=429,
-                    headers={"Retry-After": str(retry_after)},
-                )
-            if failure.status is not None and failure.status != 200:
-                if failure.error is not None:
-                    return self._json({"ok": False, "error": failure.error}, status=failure.status)
-                return web.Response(
-                    status=failure.status,
-                    text=f"<html><body><h1>{failure.status}</h1>Slack is having trouble.</body></html>",
-                    content_type="text/html",
-                )
-            if failure.error is not None:
-                return self._json({"ok": False, "error": failure.error})
+            failed = self._failed(failure)
+            if failed is not None:
+                return failed
 
         auth_error = self._check_auth(headers, params)
         if auth_error is not None:
@@ -479,7 +491,7 @@ class FakeSlack:
                     }
                 )
             return {"no_op": True, "already_open": True, "channel": channel}
-        digest = hashlib.sha1(",".join(sorted(users)).encode()).hexdigest()[:9].upper()
+        digest = hashlib.sha1(",".join(sorted(users)).encode(), usedforsecurity=False).hexdigest()[:9].upper()
         return {"no_op": True, "already_open": True, "channel": {"id": "G" + digest}}
 
     def _message_fields(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -717,9 +729,8 @@ def static_select(value: str | None, text: str | None = None) -> dict[str, Any]:
 def _state_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{block_id: {action_id: str | element-state}}``; ``{block_id: str}`` means action_id == block_id."""
     shaped: dict[str, dict[str, Any]] = {}
-    for block_id, block in values.items():
-        if not isinstance(block, dict) or "type" in block:
-            block = {block_id: block}
+    for block_id, given in values.items():
+        block = {block_id: given} if not isinstance(given, dict) or "type" in given else given
         shaped[block_id] = {
             action_id: (element if isinstance(element, dict) else plain_text_input(element))
             for action_id, element in block.items()

@@ -1,7 +1,7 @@
 """A local fake of the Twilio REST API (Messages) and helpers that play Twilio calling us.
 
 The real twilio SDK is pointed at :class:`FakeTwilio` through
-``relay.channels.twilio_http.make_client(sid, token, fake.base_url)``; nothing
+``relay.channels.twilio.client.make_client(sid, token, fake.base_url)``; nothing
 in the SDK is patched. The fake speaks Twilio's wire format:
 
 * ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` -- HTTP Basic auth

@@ -103,30 +103,29 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(w for w in (word.rstrip(_TRAILING) for word in text.split()) if w)
 
 
+#: whole-message keywords (Twilio's own, matched as Twilio matches them) and the relay's one-word commands.
+_KEYWORDS: dict[str, Command] = {
+    **dict.fromkeys(OPT_OUT_WORDS, TwilioKeyword("opt_out")),
+    **dict.fromkeys(OPT_IN_WORDS, TwilioKeyword("opt_in")),
+    **dict.fromkeys(HELP_WORDS, TwilioKeyword("help")),
+}
+_ONE_WORD: dict[str, Command] = {"LIST": ListOpen(), "MENU": ShowMenu()}
+
+
 def parse(text: str) -> Command:
     """What an SMS / WhatsApp reply says, before looking at the agent's invitations."""
     clean = " ".join(text.split())
-    if not clean:
-        return Blank()
-    keyword = clean.upper()
-    if keyword in OPT_OUT_WORDS:
-        return TwilioKeyword("opt_out")
-    if keyword in OPT_IN_WORDS:
-        return TwilioKeyword("opt_in")
-    if keyword in HELP_WORDS:
-        return TwilioKeyword("help")
+    keyword = _KEYWORDS.get(clean.upper())
+    if keyword is not None:
+        return keyword
     head, colon, note = clean.partition(":")
     head_words = _words(head)
     if head_words and head_words[0].upper() == "DONE":
         return Close(head_words[1:], note.strip()[:MAX_NOTE] if colon else "")
     words = _words(clean)
-    if not words:
-        return Blank()
-    if len(words) == 1 and words[0].upper() == "LIST":
-        return ListOpen()
-    if len(words) == 1 and words[0].upper() == "MENU":
-        return ShowMenu()
-    return Answer(words)
+    if len(words) == 1 and words[0].upper() in _ONE_WORD:
+        return _ONE_WORD[words[0].upper()]
+    return Answer(words) if words else Blank()
 
 
 # What they mean for this agent -------------------------------------------------------
@@ -186,22 +185,20 @@ def canonical(response: str) -> str:
     return "-".join(re.split(r"[\s_-]+", response.strip().casefold()))
 
 
-def _pick(
-    words: tuple[str, ...], opens: Sequence[OpenInvite]
-) -> tuple[OpenInvite | None, tuple[str, ...], bool, Problem | None]:
-    """(invitation, remaining words, code given?, problem) for words that may start with a code."""
+def _pick(words: tuple[str, ...], opens: Sequence[OpenInvite]) -> tuple[OpenInvite | Problem, tuple[str, ...], bool]:
+    """(the invitation or why none, remaining words, code given?) for words that may start with a code."""
     if words:
         first = words[0].upper()
         for invite in opens:
             if invite.code.upper() == first:
-                return invite, words[1:], True, None
+                return invite, words[1:], True
         if looks_like_code(words[0]):
-            return None, words, True, Problem("unknown_code", typed=first)
+            return Problem("unknown_code", typed=first), words, True
     if not opens:
-        return None, words, False, Problem("no_open")
+        return Problem("no_open"), words, False
     if len(opens) > 1:
-        return None, words, False, Problem("need_code")
-    return opens[0], words, False, None
+        return Problem("need_code"), words, False
+    return opens[0], words, False
 
 
 def _choice(words: tuple[str, ...], invite: OpenInvite) -> str | None:
@@ -214,31 +211,32 @@ def _choice(words: tuple[str, ...], invite: OpenInvite) -> str | None:
     return next((r for r in invite.responses if canonical(r) == wanted), None)
 
 
+def _close(invite: OpenInvite, rest: tuple[str, ...], note: str) -> Done | Problem:
+    """DONE: the outcome named (a number picks a suggested response), or "done" when none is."""
+    if not rest:
+        return Done(invite.code, DEFAULT_OUTCOME, note)
+    numbered = " ".join(rest).isascii() and " ".join(rest).isdigit()
+    chosen = _choice(rest, invite) if numbered else "-".join(w.casefold() for w in rest)
+    if chosen is None:
+        return Problem("bad_choice", invite.code)
+    return Done(invite.code, canonical(chosen)[:MAX_OUTCOME], note)
+
+
 def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
     """What a parsed reply means, given the agent's open invitations (oldest first)."""
     if isinstance(command, (TwilioKeyword, ListOpen, ShowMenu)):
         return command
     if isinstance(command, Blank):
         return Problem("not_understood")
-    invite, rest, code_given, problem = _pick(command.words, opens)
-    if problem is not None:
-        return problem
-    assert invite is not None
+    invite, rest, code_given = _pick(command.words, opens)
+    if isinstance(invite, Problem):
+        return invite
     if isinstance(command, Close):
-        outcome = DEFAULT_OUTCOME
-        if rest:
-            numbered = " ".join(rest).isascii() and " ".join(rest).isdigit()
-            chosen = _choice(rest, invite) if numbered else "-".join(w.casefold() for w in rest)
-            if chosen is None:
-                return Problem("bad_choice", invite.code)
-            outcome = canonical(chosen)[:MAX_OUTCOME]
-        return Done(invite.code, outcome, command.note)
+        return _close(invite, rest, command.note)
     if not rest:
         return Remind(invite.code) if code_given else Problem("not_understood")
     response = _choice(rest, invite)
-    if response is None:
-        return Problem("bad_choice", invite.code)
-    return Ack(invite.code, response)
+    return Problem("bad_choice", invite.code) if response is None else Ack(invite.code, response)
 
 
 # The relay's answers -------------------------------------------------------------------

@@ -1,43 +1,31 @@
-"""The Slack channel: invitations out as DMs with buttons, answers in through Bolt.
+"""Slack's inbound half: presses, the close modal and `/care`, through Bolt, as answers.
 
-Out (the outbox calls these): `SlackChannel.send` opens the DM (`conversations.open`)
-and posts the invitation (`chat.postMessage`); `update` edits it after an answer
-(`chat.update`). Both use slack_sdk's AsyncWebClient, the client Bolt's AsyncApp uses,
-and sort Slack's answers: HTTP 429 (with its Retry-After), 5xx, timeouts and
-connection errors are retried; an `ok: false` error such as user_not_found or
-invalid_auth is permanent. slack_sdk retries none of those by itself (only a dropped
-connection, once), so the outbox's backoff is the only retry policy.
-
-In (`POST /slack/events`, mounted by the channel registry): Bolt with Slack's own signature check,
-translated by slack_bolt's aiohttp adapter. A button's value names an invitation but is
-not trusted alone: the pressing Slack user must be that invitation's agent. What an
-answer causes (the message update for everyone invited, the sender's callback) is
-queued by `relay.answers` in the same transaction and sent by the outbox, not here.
-Listeners ack, never raise, and log an error's type only, never care data.
+`POST /slack/events` (mounted by the channel registry): Slack's signature is checked over
+the raw bytes, then Bolt dispatches to the listeners, through slack_bolt's aiohttp
+adapter. A button's value names an invitation but is not trusted alone: `SlackAnswers`
+translates the payload into a `relay.loop.Ack` or `Done` for the pressing Slack user's
+agent, and `relay.answers` judges it; the `Outcome` comes back as Slack's words. What an
+answer causes (the message update for everyone invited, the sender's callback) is queued
+by `relay.answers` in the same transaction and sent by the outbox, not here. Listeners
+ack, never raise, and log an error's type only, never care data.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import time
 from collections.abc import Mapping
 from typing import Any, assert_never
 
-import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from relay.bodies import read_body
-from relay import compose
 from relay.answers import Ack, Answers, Done, Outcome
-from relay.channels import slack_blocks as blocks
-from relay.delivery import Channel, Delivery, Invite, LoopSnapshot, parse_retry_after, permanent, retry, sent
+from relay.bodies import read_body
+from relay.channels.slack import blocks
 from relay.errors import (
     BadRequestError,
     InvalidSignatureError,
@@ -47,27 +35,23 @@ from relay.errors import (
     TimestampOutOfWindowError,
 )
 from relay.invitations import AgentRow, Held, Invitations
-from relay.settings import Settings
-from relay.state import SETTINGS
+from relay.state import CLOCK, SETTINGS
 
 __all__ = [
+    "ALREADY_ACKED",
+    "ALREADY_DONE",
     "BOLT",
-    "ROUTES",
+    "GONE",
+    "NOT_AN_AGENT",
+    "NOT_OFFERED",
+    "REFUSED",
+    "TRY_AGAIN",
     "SlackAnswers",
-    "SlackChannel",
-    "classify",
     "handle_slack_events",
-    "open_channels",
     "register",
 ]
 
 log = logging.getLogger("care_relay.slack")
-
-#: per Web API call; a send makes at most two, inside the outbox's 20 s attempt.
-CALL_TIMEOUT_SEC = 8.0
-#: `ok: false` errors worth another try; every other one is permanent.
-RETRYABLE_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
-_ERRORS = (SlackApiError, TimeoutError, aiohttp.ClientError, OSError)
 
 BOLT = web.AppKey("slack_bolt", AsyncApp)
 
@@ -79,91 +63,6 @@ ALREADY_ACKED = "You already said you're here for this one — thank you."
 NOT_OFFERED = "That answer is not offered for this invitation."
 GONE = "This invitation is no longer here."
 TRY_AGAIN = "That could not be recorded just now; please try again in a moment."
-
-
-def classify(exc: BaseException) -> Delivery:
-    """What a failed Web API call means for the outbox (no care data in the error)."""
-    if isinstance(exc, SlackApiError):
-        status = exc.response.status_code
-        data = exc.response.data
-        error = str(data.get("error") or f"HTTP {status}") if isinstance(data, dict) else f"HTTP {status}"
-        if status == 429:
-            return retry(f"slack {error}", retry_after=_retry_after(exc.response.headers))
-        if status >= 500 or error in RETRYABLE_ERRORS:
-            return retry(f"slack {error}")
-        return permanent(f"slack {error}")
-    if isinstance(exc, TimeoutError):
-        return retry("slack timed out")
-    return retry(f"slack connection error ({type(exc).__name__})")
-
-
-def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
-    for key, value in (headers or {}).items():
-        if key.lower() == "retry-after":
-            value = value[0] if isinstance(value, list) and value else value
-            return parse_retry_after(None if value is None else str(value))
-    return None
-
-
-class SlackChannel:
-    """Invitations as Slack DMs. It owns its client's HTTP session (`close`)."""
-
-    name = "slack"
-
-    def __init__(self, client: AsyncWebClient, *, timeout: float = CALL_TIMEOUT_SEC) -> None:
-        self.client = client
-        self._timeout = timeout
-        #: a bot's DM with a user keeps its id, so it is opened once per process.
-        self._dms: dict[str, str] = {}
-
-    async def send(self, invite: Invite) -> Delivery:
-        user = invite.agent.slack_user
-        if not user:
-            return permanent("agent has no slack_user")
-        try:
-            channel = await self._open_dm(user)
-            async with asyncio.timeout(self._timeout):
-                answer = await self.client.chat_postMessage(
-                    channel=channel,
-                    text=blocks.invitation_text(invite),
-                    blocks=blocks.invitation_blocks(invite),
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
-        except _ERRORS as exc:
-            return classify(exc)
-        return sent(f"{answer['channel']}:{answer['ts']}")
-
-    async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
-        channel, _, ts = provider_id.partition(":")
-        if not channel or not ts:
-            return permanent("unreadable slack message id")
-        notes = compose.update_notes(loop)
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self.client.chat_update(
-                    channel=channel,
-                    ts=ts,
-                    text=blocks.answered_text(invite, notes),
-                    blocks=blocks.answered_blocks(invite, notes, done=loop.status == "done"),
-                )
-        except _ERRORS as exc:
-            return classify(exc)
-        return sent(provider_id)
-
-    async def close(self) -> None:
-        session = self.client.session
-        if session is not None and not session.closed:
-            await session.close()
-
-    async def _open_dm(self, user: str) -> str:
-        channel = self._dms.get(user)
-        if channel is None:
-            async with asyncio.timeout(self._timeout):
-                answer = await self.client.conversations_open(users=user)
-            channel = str(answer["channel"]["id"])
-            self._dms[user] = channel
-        return channel
 
 
 def _ack_words(outcome: Outcome) -> str | None:
@@ -379,13 +278,16 @@ async def handle_slack_events(request: web.Request) -> web.Response:
         raise MissingSignatureError("Slack requests carry X-Slack-Request-Timestamp and X-Slack-Signature.")
     if not _SLACK_TS.fullmatch(timestamp) or not _SLACK_SIG.fullmatch(signature):
         raise MalformedSignatureHeaderError("X-Slack-Request-Timestamp or X-Slack-Signature is not in Slack's form.")
-    skew = abs(time.time() - int(timestamp))
+    skew = abs(request.app[CLOCK]() - int(timestamp))
     if skew > SLACK_WINDOW_SEC:
         raise TimestampOutOfWindowError(
             f"X-Slack-Request-Timestamp is {int(skew)} s off the relay's clock (Slack allows 300 s)."
         )
+    secret = settings.slack_signing_secret
+    if not secret:  # never reached (the route is mounted with a secret); an empty one must not verify
+        raise InvalidSignatureError("This relay has no Slack signing secret.")
     try:
-        valid = SignatureVerifier(settings.slack_signing_secret).is_valid(body, timestamp, signature)
+        valid = SignatureVerifier(secret).is_valid(body, timestamp, signature)
     except UnicodeDecodeError:  # the verifier reads the body as UTF-8, as Slack sends it
         raise BadRequestError("The body is not UTF-8 text; this is not a request Slack sends.") from None
     if not valid:
@@ -404,24 +306,3 @@ async def handle_slack_events(request: web.Request) -> web.Response:
         log.warning("slack request answered %d by the dispatcher", answer.status)
         raise unreadable
     return await to_aiohttp_response(answer)
-
-
-#: Slack's requests, mounted by the channel registry.
-ROUTES = (("POST", "/slack/events", handle_slack_events),)
-
-
-def open_channels(
-    app: web.Application, settings: Settings, answers: Answers, invitations: Invitations
-) -> list[Channel]:
-    """The client, Bolt with its listeners (under `BOLT`) and the channel; the channel owns the session."""
-    # One session for the channel and Bolt's per-request clients; slack_sdk applies its own
-    # `timeout` only to sessions it creates, so the bound is set here as well.
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_SEC))
-    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    client = AsyncWebClient(
-        token=settings.slack_bot_token, base_url=base_url, timeout=int(CALL_TIMEOUT_SEC), session=session
-    )
-    bolt = AsyncApp(signing_secret=settings.slack_signing_secret, client=client, process_before_response=True)
-    register(bolt, SlackAnswers(answers, invitations))
-    app[BOLT] = bolt
-    return [SlackChannel(client)]

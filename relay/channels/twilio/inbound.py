@@ -1,0 +1,188 @@
+"""`POST /hooks/twilio/inbound`: an agent's SMS / WhatsApp reply, translated into an answer.
+
+The words are read by the reply grammar (`replies`): an ack or a done becomes a
+`relay.loop.Ack` / `Done` for `relay.answers`, whose `Outcome` comes back as TwiML words;
+LIST, MENU and a bare code are answered from the agent's open invitations; STOP and
+START are kept by `relay.inbound`, which also claims each MessageSid once (a replay is
+answered with nothing) and counts numbers the directory does not know.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import assert_never
+
+from aiohttp import web
+
+from relay import audit, compose
+from relay.answers import Ack, Done, Outcome
+from relay.channels.twilio import replies
+from relay.channels.twilio.replies import ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
+from relay.channels.twilio.webhook import MAX_SID_CHARS, message_sid, twiml, verified_form
+from relay.delivery import Invite
+from relay.errors import BadRequestError
+from relay.inbound import UnknownSender
+from relay.invitations import AgentRow, View
+from relay.redact import redact
+from relay.state import ANSWERS, INBOUND, INVITATIONS, METRICS
+
+__all__ = ["INBOUND_PATH", "handle_inbound"]
+
+log = logging.getLogger("care_relay.twilio")
+
+INBOUND_PATH = "/hooks/twilio/inbound"
+#: which agent field a channel's numbers live in.
+ADDRESS_FIELD = {"sms": "phone", "whatsapp": "whatsapp"}
+_AISHA_WHO = {"lead": "a lead", "contact": "a contact", "account": "an account", "opportunity": "a deal"}
+
+
+async def handle_inbound(request: web.Request) -> web.Response:
+    """An agent's SMS / WhatsApp reply → care.ack, care.done, LIST, MENU or an opt-out; TwiML back."""
+    app = request.app
+    form = await verified_form(request)
+    sid = message_sid(form)
+    if not sid or len(sid) > MAX_SID_CHARS:
+        raise BadRequestError("The form carries no MessageSid Twilio would send.")
+    sender = form.get("From", "")
+    channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
+    number = sender.removeprefix("whatsapp:").strip()
+    row = await app[INVITATIONS].agent_by(**{ADDRESS_FIELD[channel]: number}) if number else None
+    if row is None or not row["active"]:
+        return await _unknown_sender(app, sid, channel, number)
+
+    app[METRICS]["twilio.inbound"] += 1
+    shown = redact(number) or ""
+    if not await app[INBOUND].claim(sid, channel, number):
+        app[METRICS]["twilio.inbound_replayed"] += 1
+        log.info("%s reply %s was already answered: not recorded again", channel, sid)
+        return twiml()  # answered before: recorded once, and nothing is said twice
+    try:
+        outcome, text = await _answer(app, row, channel, form.get("Body", ""))
+    except Exception:
+        try:  # let Twilio's retry answer it afresh
+            await app[INBOUND].release(sid)
+        except Exception as exc:
+            log.warning("could not release inbound claim: %s", type(exc).__name__)
+        raise
+    await app[INBOUND].settle(sid, outcome)
+    log.info("%s reply from %s: %s", channel, shown, outcome)
+    return twiml(text)
+
+
+async def _unknown_sender(app: web.Application, sid: str, channel: str, number: str) -> web.Response:
+    """Not in the directory: an empty answer, a verification_attempt row — or, past the hourly limit, a counter."""
+    match await app[INBOUND].unknown_sender(sid, channel, number):
+        case UnknownSender.LIMITED:  # a flood from one number: the counter only, not even a log line each
+            app[METRICS]["twilio.unknown_sender_limited"] += 1
+            log.debug("%s message from an unknown number past the hourly limit", channel)
+        case UnknownSender.RECORDED:
+            app[METRICS]["twilio.unknown_sender"] += 1
+        case UnknownSender.REPLAY:
+            log.info("%s message %s from an unknown number was already recorded", channel, sid)
+    return twiml()
+
+
+def _who(invite: Invite) -> str:
+    signal = invite.signal
+    if signal.source == "aisha":
+        return _AISHA_WHO.get(signal.entity_type or "", "AiSHA")
+    return signal.actor_display or signal.subject.removeprefix("actor:")
+
+
+@dataclass(frozen=True)
+class _Open:
+    """An agent's open invitations by code: the rows, their words, and what the grammar needs."""
+
+    views: dict[str, View]
+    invites: dict[str, Invite]
+
+    @property
+    def opens(self) -> list[OpenInvite]:
+        return [OpenInvite(code, invite.responses) for code, invite in self.invites.items()]
+
+
+async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) -> tuple[str, str | None]:
+    """(outcome kept on the inbound_message row, TwiML text) for a known agent's reply."""
+    command = replies.parse(body)
+    if isinstance(command, TwilioKeyword):
+        if command.kind != "help":
+            await app[INBOUND].opt(str(row["id"]), channel, opted_out=command.kind == "opt_out")
+        return command.kind, None  # Twilio answers its own keywords
+    mine = _Open({}, {})
+    for view, invite in await app[INVITATIONS].open_for(row):
+        if view.code:
+            mine.views[view.code], mine.invites[view.code] = view, invite
+    return await _read(app, row, channel, replies.resolve(command, mine.opens), mine)
+
+
+async def _read(  # noqa: PLR0911 - one return per reading, checked complete by assert_never
+    app: web.Application, row: AgentRow, channel: str, reading: replies.Reading, mine: _Open
+) -> tuple[str, str | None]:
+    agent_id, display = str(row["id"]), str(row["display"])
+    match reading:
+        case ListOpen():
+            return "list", replies.listing_text([(o, _who(mine.invites[o.code])) for o in mine.opens])
+        case ShowMenu():
+            return "menu", replies.menu_text(next(iter(mine.invites), None))
+        case Remind():
+            return "remind", compose.reply_line(mine.invites[reading.code])
+        case replies.Ack():
+            view = mine.views[reading.code]
+            ack = Ack(view.signal_id, agent_id, reading.response, channel, invitation_id=view.id)
+            outcome = (await app[ANSWERS].record(ack)).outcome
+            return f"ack:{outcome}", _reply_words(outcome, display, reading.code, f"recorded: {reading.response}")
+        case replies.Done():
+            view = mine.views[reading.code]
+            done = Done(view.signal_id, agent_id, reading.outcome, reading.note, channel, invitation_id=view.id)
+            outcome = (await app[ANSWERS].record(done)).outcome
+            return f"done:{outcome}", _reply_words(outcome, display, reading.code, f"closed: {reading.outcome}")
+        case Problem():
+            await _refuse(app, reading, mine.views, agent_id, channel)
+            return f"refused:{reading.reason}", replies.problem_text(reading, mine.opens)
+        case TwilioKeyword():  # answered before the grammar was asked; resolve passes it through
+            return reading.kind, None
+        case _:
+            assert_never(reading)
+
+
+def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> str:
+    match outcome:
+        case Outcome.RECORDED:
+            return replies.thanks(display, recorded)
+        case Outcome.ALREADY:
+            return replies.thanks(display, f"your answer to {code} was already recorded")
+        case Outcome.ALREADY_DONE:
+            return replies.thanks(display, f"{code} was already closed")
+        case (
+            Outcome.NOT_INVITED
+            | Outcome.NO_SUCH_LOOP
+            | Outcome.GONE
+            | Outcome.NOT_OFFERED
+            | Outcome.BAD_OUTCOME
+            | Outcome.NOTE_TOO_LONG
+        ):
+            return "That invitation is no longer open for you. Send LIST to see the open ones."
+        case _:
+            assert_never(outcome)
+
+
+_REFUSAL_REASONS = {
+    "no_open": "an SMS answer with no open invitation",
+    "need_code": "an SMS answer without a code while several invitations are open",
+    "unknown_code": "an SMS answer naming a code that is not one of the agent's open invitations",
+    "bad_choice": "an SMS answer naming none of the suggested responses",
+    "not_understood": "an SMS answer that could not be read",
+}
+
+
+async def _refuse(app: web.Application, problem: Problem, views: dict[str, View], agent_id: str, channel: str) -> None:
+    """An audit row where the answer concerned one loop; otherwise only the audit line."""
+    reason = _REFUSAL_REASONS[problem.reason]
+    view = views.get(problem.code) if problem.code else None
+    if view is not None:
+        await app[ANSWERS].refuse(signal_id=view.signal_id, agent_id=agent_id, via=channel, reason=reason)
+    else:
+        audit.emit(
+            {"kind": "refusal", "agent": agent_id, "via": channel, "reason": reason, "action_origin": "user_directed"}
+        )
