@@ -146,6 +146,12 @@ async def relay(start: Start) -> Relay:
 
 
 @pytest.fixture
+async def served(start: Start) -> Relay:
+    """A started relay as `care-relay serve` runs it outside dev mode: no console channel, the outbox worker running."""
+    return await start(dev=False, run_outbox=True)
+
+
+@pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[ServerThread, dict[str, str]]]:
     """A dev server on a real SQLite file in its own thread, and the environment a CLI run against it needs."""
     url = f"sqlite+aiosqlite:///{tmp_path}/relay.db"

@@ -67,6 +67,7 @@ class Relay:
 
     def __init__(self, client: TestClient) -> None:
         self.client = client
+        self.request = client.request
         self.get = client.get
         self.head = client.head
         self.post = client.post
@@ -81,7 +82,7 @@ class Relay:
 
     async def admin(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """An admin API call with the bearer: its status and its JSON (None for a 204)."""
-        response = await self.client.request(method, path, json=body, headers=ADMIN)
+        response = await self.request(method, path, json=body, headers=ADMIN)
         return response.status, None if response.status == 204 else await response.json()
 
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
