@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,21 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
         yield url
     finally:
         await drop()
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database for a server outside pytest's event loop (module-scoped): "sqlite" or "postgres"."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/relay.db"
+        return
+    if not PG_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set (no PostgreSQL here)")
+    url, drop = asyncio.run(_create_pg_database(PG_URL))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop())
 
 
 BOTH_DATABASES = pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
-from aiohttp.web import Application
+from aiohttp.web import Application, Request
 
 from relay.state import OUTBOX, TOKENS
 from tests.support import ADMIN_TOKEN, fixture, fresh, invitation_of, query, signed
@@ -65,7 +65,7 @@ def escalation(**changes: Any) -> dict[str, Any]:
 class Relay:
     """A started relay, driven through its HTTP interface."""
 
-    def __init__(self, client: TestClient) -> None:
+    def __init__(self, client: TestClient[Request, Application]) -> None:
         self.client = client
         self.request = client.request
         self.get = client.get
@@ -76,7 +76,9 @@ class Relay:
 
     @property
     def app(self) -> Application:
-        return self.client.app  # type: ignore[return-value]
+        app = self.client.app
+        assert app is not None
+        return app
 
     # the directory, through the admin API ------------------------------------------------
 

@@ -262,7 +262,7 @@ class ServerThread:
     ) -> tuple[int, bytes]:
         """One HTTP request straight to the server (no proxy; header values go out as UTF-8); status and body."""
         parts = urlsplit(self.url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
         try:
             conn.request(method, path, body=body, headers={k: v.encode() for k, v in (headers or {}).items()})
             response = conn.getresponse()

@@ -156,7 +156,7 @@ async def test_tampered_and_foreign_links_are_403(start: Start) -> None:
         assert "Sunt aici" not in html
         status, html = await relay.press(f"/a/{bad}", action="ack", response="soft-checkin")
         assert status == 403 and code_of(html) == "forbidden"
-    # a relay that asks for JSON only gets the contract's JSON error; a browser (html among others) the page
+    # a client that asks for JSON only gets the contract's JSON error; a browser (html among others) the page
     response = await relay.get(f"/a/{flipped}", headers={"Accept": "application/json"})
     assert response.status == 403 and response.content_type == "application/json"
     assert (await response.json())["error"] == "forbidden"
