@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +18,8 @@ from relay.app import create_app
 from relay.settings import Settings
 from relay.state import SETTINGS
 from relay.web.server import make_runner
-from tests.support import make_settings
+from tests.driver import Relay, Start
+from tests.support import M3_SECRETS, ServerThread, clean_env, make_settings
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
 
@@ -57,6 +61,21 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIt
         yield url
     finally:
         await drop()
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database for a server outside pytest's event loop (module-scoped): "sqlite" or "postgres"."""
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db')}/relay.db"
+        return
+    if not PG_URL:
+        pytest.skip("TEST_POSTGRES_URL is not set (no PostgreSQL here)")
+    url, drop = asyncio.run(_create_pg_database(PG_URL))
+    try:
+        yield url
+    finally:
+        asyncio.run(drop())
 
 
 BOTH_DATABASES = pytest.mark.parametrize(
@@ -121,3 +140,40 @@ async def make_client(aiohttp_client: Any, clock: Clock) -> Callable[..., Any]:
 @pytest.fixture
 async def client(make_client: Callable[..., Any], settings: Settings) -> TestClient:
     return await make_client(settings)
+
+
+@pytest.fixture
+def start(aiohttp_client: Any, database_url: str, clock: Clock) -> Start:
+    """Start the real app (dev mode: the console channel) on this test's database, as a `Relay` to drive.
+
+    The outbox is driven by hand (`Relay.drain`) unless `run_outbox=True`; `overrides` are settings.
+    """
+
+    async def run(*, run_outbox: bool = False, dev: bool = True, **overrides: Any) -> Relay:
+        settings = make_settings(database_url, dev=dev, **overrides)
+        return Relay(await aiohttp_client(create_app(settings, clock=clock, run_outbox=run_outbox)))
+
+    return run
+
+
+@pytest.fixture
+async def relay(start: Start) -> Relay:
+    """A started relay (dev mode: the console channel; the outbox driven by hand) on this test's database."""
+    return await start()
+
+
+@pytest.fixture
+async def served(start: Start) -> Relay:
+    """A started relay as `care-relay serve` runs it outside dev mode: no console channel, the outbox worker running."""
+    return await start(dev=False, run_outbox=True)
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[ServerThread, dict[str, str]]]:
+    """A dev server on a real SQLite file in its own thread, and the environment a CLI run against it needs."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/relay.db"
+    with ServerThread(make_settings(url, dev=True)) as server:
+        env = clean_env(
+            RELAY_DATABASE_URL=url, RELAY_PUBLIC_BASE_URL=server.url, M3_WEBHOOK_SECRETS=",".join(M3_SECRETS)
+        )
+        yield server, env

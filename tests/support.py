@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -14,10 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
 
 from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
 from relay.settings import Settings
+from relay.state import WRITER
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -81,6 +86,14 @@ def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedP
         text=True,
         timeout=60,
     )
+
+
+def cli(env: dict[str, str], cwd: Path, *args: str, ok: bool = True) -> str:
+    """`care-relay ARGS`: what it printed, after it succeeded; with `ok=False`, its error output."""
+    done = run_cli(env, cwd, *args)
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done.stdout if ok else done.stderr
 
 
 @contextmanager
@@ -164,6 +177,28 @@ def signed(source: str, payload: Any, **kwargs: Any) -> tuple[bytes, dict[str, s
     return body, aisha_headers(body, event_id, **kwargs)
 
 
+async def query(app: web.Application, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the app's own writer; a SELECT's rows as tuples, else []."""
+
+    def job(tx: Any) -> list[tuple[Any, ...]]:
+        cursor = tx.execute(statement, params)
+        return [tuple(r) for r in cursor.fetchall()] if statement.lstrip().upper().startswith("SELECT") else []
+
+    rows: list[tuple[Any, ...]] = await app[WRITER].run(job)
+    return rows
+
+
+async def invitation_of(app: web.Application, event_id: str) -> int:
+    """The id of the one invitation of the one signal with this event id."""
+    ((found,),) = await query(
+        app,
+        "SELECT invitation.id FROM invitation JOIN signal ON signal.id = invitation.signal_id"
+        " WHERE signal.event_id = ?",
+        event_id,
+    )
+    return int(found)
+
+
 @contextmanager
 def refused_port() -> Iterator[int]:
     """A loopback port that refuses connections for as long as the block runs.
@@ -221,6 +256,34 @@ class ServerThread:
         import asyncio
 
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """One HTTP request straight to the server (no proxy; header values go out as UTF-8); status and body."""
+        parts = urlsplit(self.url)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
+        try:
+            conn.request(method, path, body=body, headers={k: v.encode() for k, v in (headers or {}).items()})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def json(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """`request`, with a body that is not bytes sent as JSON (`\\u` escapes, as any sender may send them);
+        the status and the answer's JSON (None when empty, the raw bytes when it is not JSON)."""
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body, ensure_ascii=True).encode()
+        status, raw = self.request(method, path, data, {"Content-Type": "application/json", **(headers or {})})
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw
+
+    def sql(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run one statement on the server's writer (see `query`)."""
+        rows: list[tuple[Any, ...]] = self.call(query(self.app, statement, *params))
+        return rows
 
     def __exit__(self, *exc: Any) -> None:
         self.call(self._runner.cleanup())

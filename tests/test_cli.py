@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +12,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_URL
-from tests.support import M3_SECRETS, SERVING_ENV, ServerThread, make_settings
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[ServerThread, dict[str, str]]]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/relay.db"
-    with ServerThread(make_settings(url, dev=True)) as server:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))},
-            "RELAY_DATABASE_URL": url,
-            "RELAY_PUBLIC_BASE_URL": server.url,
-            "M3_WEBHOOK_SECRETS": ",".join(M3_SECRETS),
-        }
-        yield server, env
-
-
-def cli(env: dict[str, str], cwd: Path, *args: str, ok: bool = True) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "relay.cli", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-    if ok:
-        assert done.returncode == 0, done.stderr
-    return done.stdout if ok else done.stderr
+from tests.support import SERVING_ENV, ServerThread, clean_env, cli, run_cli
 
 
 def test_new_user_walk(running: tuple[ServerThread, dict[str, str]], tmp_path: Path) -> None:
     """agent add + consent grant make the next emit `invited`; revoking makes it pending_consent."""
-    server, env = running
+    _, env = running
     cli(env, tmp_path, "agent", "add", "ana", "--display", "Ana", "--group", "care-circle", "--channels", "console")
     grant_id = cli(
         env, tmp_path, "consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "care-circle", "--by", "admin"
@@ -83,15 +57,7 @@ def test_agent_list_redacts_numbers_and_errors_are_one_line(
 
 def test_serve_without_secrets_names_the_variable(tmp_path: Path) -> None:
     """Outside --dev, a missing secret stops start-up with one line naming it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "serve", "--port", "0"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_cli(clean_env(), tmp_path, "serve", "--port", "0")
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "care-relay: RELAY_LINK_SECRETS is not set; set it in the environment or .env (or run with --dev)"
@@ -202,22 +168,13 @@ def test_failures_are_one_line_without_traceback_or_password(case: str, tmp_path
         server = make_url(PG_URL)
         pg = f"{server.host}:{server.port or 5432}"
     (tmp_path / "garbage.db").write_bytes(b"this is not a SQLite database, not at all" * 4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))}
-    env["RELAY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/relay.db"
+    env = clean_env(RELAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/relay.db")
     with socket.socket() as taken:  # held for the whole run: `serve` on it must fail, and exit
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         fill = {"tmp": str(tmp_path), "port": str(taken.getsockname()[1]), "pg": pg}
         env.update({k: v.format(**fill) for k, v in extra.items()})
-        done = subprocess.run(
-            [sys.executable, "-m", "relay.cli", *(a.format(**fill) for a in args)],
-            check=False,
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = run_cli(env, tmp_path, *(a.format(**fill) for a in args))
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert PASSWORD not in done.stdout + done.stderr

@@ -11,83 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from relay.app import create_app
-from relay.state import OUTBOX, TOKENS, WRITER
 from tests.conftest import BOTH_DATABASES
-from tests.support import ADMIN_TOKEN, aisha_headers, fixture, fresh, m3_headers, make_settings, signed
+from tests.driver import ADMIN, AISHA_GRANT, GRANT, Start, escalation, panic
+from tests.support import aisha_headers, clean_env, m3_headers, run_cli
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-TENANT = "a11dfb63-4b18-4eb8-872e-747af2e37c46"
 BOB = {"id": "bob", "display": "Bob", "groups": ["care-circle"], "channels": ["console"]}
-GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "admin"}
-AISHA_GRANT = {
-    "subject": f"tenant:{TENANT}",
-    "scope": ["care.escalation_detected"],
-    "groups": ["care-circle"],
-    "by": "admin",
-}
-
-
-@pytest.fixture
-def start(aiohttp_client: Any, database_url: str) -> Callable[..., Any]:
-    """The real app in dev mode (console channel) on a fresh database."""
-
-    async def run(run_outbox: bool = False, **overrides: Any) -> TestClient:
-        return await aiohttp_client(
-            create_app(make_settings(database_url, dev=True, **overrides), run_outbox=run_outbox)
-        )
-
-    return run
-
-
-async def post_json(relay: TestClient, path: str, body: Any) -> tuple[int, Any]:
-    response = await relay.post(path, json=body, headers=ADMIN)
-    return response.status, await response.json() if response.status != 204 else None
-
-
-async def seed(relay: TestClient, *grants: dict[str, Any], agent: dict[str, Any] = BOB) -> list[str]:
-    status, _ = await relay.admin("/admin/agents", agent)
-    assert status == 201
-    ids = []
-    for grant in grants or (GRANT,):
-        status, created = await relay.admin("/admin/consents", grant)
-        assert status == 201, created
-        ids.append(created["id"])
-    return ids
-
-
-async def emit(relay: TestClient, source: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    body, headers = signed(source, payload)
-    response = await relay.post(f"/hooks/{source}", data=body, headers=headers)
-    return response.status, await response.json()
-
-
-def panic(**changes: Any) -> dict[str, Any]:
-    return fresh("m3", fixture("m3", "panic.ui__golden"), **changes)
-
-
-def escalation(**changes: Any) -> dict[str, Any]:
-    payload = fresh("aisha", fixture("aisha", "care.escalation_detected__golden"), **changes)
-    payload["tenant_id"] = TENANT
-    return payload
-
-
-async def sql(relay: TestClient, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    def job(tx: Any) -> list[tuple[Any, ...]]:
-        cursor = tx.execute(statement, params)
-        return [tuple(r) for r in cursor.fetchall()] if statement.lstrip().upper().startswith("SELECT") else []
-
-    result: list[tuple[Any, ...]] = await relay.app[WRITER].run(job)
-    return result
-
-
-async def status_of(relay: TestClient, answer: dict[str, Any]) -> dict[str, Any]:
-    response = await relay.get(answer["status_url"])
-    assert response.status == 200
-    document: dict[str, Any] = await response.json()
-    return document
 
 
 # 1. Dates at the ends of the calendar ------------------------------------------------
@@ -97,16 +26,14 @@ async def status_of(relay: TestClient, answer: dict[str, Any]) -> dict[str, Any]
 @pytest.mark.parametrize(
     "expires_at", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "1969-12-31T23:59:59Z"]
 )
-async def test_grant_expiry_outside_the_calendar_is_refused_and_intake_goes_on(
-    start: Callable[..., Any], expires_at: str
-) -> None:
+async def test_grant_expiry_outside_the_calendar_is_refused_and_intake_goes_on(start: Start, expires_at: str) -> None:
     """An expiry the relay cannot store and read back is a 422 at `expires_at`; nothing is stored; intake goes on."""
     relay = await start()
-    await relay.seed()
-    status, body = await relay.admin("/admin/consents", {**GRANT, "expires_at": expires_at})
+    await relay.seed(agents=[BOB])
+    status, body = await relay.admin("POST", "/admin/consents", {**GRANT, "expires_at": expires_at})
     assert status == 422 and body["error"] == "invalid_payload"
     assert [f["loc"] for f in body["fields"]] == [["expires_at"]]
-    listed = await (await relay.get("/admin/consents", headers=ADMIN)).json()
+    _, listed = await relay.admin("GET", "/admin/consents")
     assert len(listed["items"]) == 1
     for source, payload in (("m3", panic()), ("aisha", escalation())):
         status, answer = await relay.deliver(source, payload)
@@ -114,10 +41,10 @@ async def test_grant_expiry_outside_the_calendar_is_refused_and_intake_goes_on(
 
 
 @BOTH_DATABASES
-async def test_an_odd_stored_row_stops_no_read(start: Callable[..., Any]) -> None:
+async def test_an_odd_stored_row_stops_no_read(start: Start) -> None:
     """Rows written by hand or an older version (dates past the calendar, broken JSON) break no list, signal or status."""
     relay = await start()
-    await relay.seed()
+    await relay.seed(agents=[BOB])
     await relay.sql(
         "INSERT INTO consent_grant (id, subject, scope, group_ids, channels, expires_at, granted_by, granted_at)"
         " VALUES ('gr_odd', 'actor:raz', 'not json', '{\"a\": 1}', '[', ?, 'sql', ?)",
@@ -142,31 +69,12 @@ async def test_an_odd_stored_row_stops_no_read(start: Callable[..., Any]) -> Non
     assert (await relay.loop(answer))["invitations"] == [{"agent": "bob", "channel": "console", "status": "queued"}]
 
 
-async def test_cli_refuses_an_expiry_outside_the_calendar(
-    start: Callable[..., Any], database_url: str, tmp_path: Any
-) -> None:
+async def test_cli_refuses_an_expiry_outside_the_calendar(start: Start, database_url: str, tmp_path: Any) -> None:
     """`consent grant --expires` past the calendar is one line naming the field; `consent list` still reads."""
-    import os
-    import subprocess
-    import sys
-
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "M3_", "AISHA_"))},
-        "RELAY_DATABASE_URL": database_url,
-    }
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "relay.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    refused = cli(
+    env = clean_env(RELAY_DATABASE_URL=database_url)
+    refused = run_cli(
+        env,
+        tmp_path,
         "consent",
         "grant",
         "actor:raz",
@@ -181,7 +89,7 @@ async def test_cli_refuses_an_expiry_outside_the_calendar(
     )
     assert refused.returncode != 0 and "expires_at" in refused.stderr and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
-    listed = cli("consent", "list", "--json")
+    listed = run_cli(env, tmp_path, "consent", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
 
 
@@ -189,17 +97,17 @@ async def test_cli_refuses_an_expiry_outside_the_calendar(
 
 
 @BOTH_DATABASES
-async def test_a_removed_agents_id_is_never_reused(start: Callable[..., Any]) -> None:
+async def test_a_removed_agents_id_is_never_reused(start: Start) -> None:
     """Remove bob: the id stays taken (400 saying why), his old link answers for nobody, his loop still names him."""
     relay = await start()
-    await relay.seed()
+    await relay.seed(agents=[BOB])
     status, answer = await relay.deliver("m3", panic())
     assert answer["status"] == "invited"
     ((invitation_id,),) = await relay.sql("SELECT id FROM invitation WHERE agent_id = 'bob'")
-    link = f"/a/{relay.app[TOKENS].action_token(invitation_id)}"
+    link = relay.link(invitation_id)
 
     assert (await relay.delete("/admin/agents/bob", headers=ADMIN)).status == 204
-    status, refused = await relay.admin("/admin/agents", {**BOB, "display": "Another Bob"})
+    status, refused = await relay.admin("POST", "/admin/agents", {**BOB, "display": "Another Bob"})
     assert status == 400 and "never reused" in refused["detail"]
     assert (await relay.get("/admin/agents/bob", headers=ADMIN)).status == 404
     assert (await relay.patch("/admin/agents/bob", json={"display": "B"}, headers=ADMIN)).status == 404
@@ -214,16 +122,16 @@ async def test_a_removed_agents_id_is_never_reused(start: Callable[..., Any]) ->
     assert document["acks"] == [] and document["invitations"][0]["agent"] == "bob"
 
     # a new person may take bob's address under an id of their own; the old loop is not theirs
-    status, _ = await relay.admin("/admin/agents", {**BOB, "id": "bob2", "display": "Robert"})
+    status, _ = await relay.admin("POST", "/admin/agents", {**BOB, "id": "bob2", "display": "Robert"})
     assert status == 201
     assert (await relay.post(link, data={"action": "ack", "response": "soft-checkin"})).status == 403
 
 
 @BOTH_DATABASES
-async def test_a_removed_agent_is_not_invited_and_a_signal_after_is_unroutable(start: Callable[..., Any]) -> None:
+async def test_a_removed_agent_is_not_invited_and_a_signal_after_is_unroutable(start: Start) -> None:
     """Tombstones are not in the directory: routing passes them over."""
     relay = await start()
-    await relay.seed()
+    await relay.seed(agents=[BOB])
     assert (await relay.delete("/admin/agents/bob", headers=ADMIN)).status == 204
     status, answer = await relay.deliver("m3", panic())
     assert status == 202 and answer["status"] == "unroutable"
@@ -272,11 +180,11 @@ async def test_upgrade_keeps_the_ids_of_agents_deleted_before_tombstones(tmp_pat
 
 @BOTH_DATABASES
 async def test_invitations_queued_before_a_revocation_are_skipped_not_sent(
-    start: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+    start: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Queued, then the grant is revoked: at send time each invitation is `skipped` (consent_revoked), audited, never sent."""
     relay = await start()
-    (grant_id,) = await relay.seed()
+    (grant_id,) = await relay.seed(agents=[BOB])
     answers = [(await relay.deliver("m3", panic()))[1] for _ in range(3)]
     assert {a["status"] for a in answers} == {"invited"}
     assert (await relay.delete(f"/admin/consents/{grant_id}?by=admin", headers=ADMIN)).status == 204
@@ -287,25 +195,25 @@ async def test_invitations_queued_before_a_revocation_are_skipped_not_sent(
         assert (await relay.loop(answer))["invitations"] == [
             {"agent": "bob", "channel": "console", "status": "skipped"}
         ]
-    audit = (await (await relay.get("/admin/audit?limit=200", headers=ADMIN)).json())["items"]
+    audit = await relay.audit()
     skipped = [a for a in audit if a["kind"] == "invitation_skipped"]
     assert len(skipped) == 3 and {a["gate_failures"][0] for a in skipped} == {"consent_revoked"}
     assert {a["agent"] for a in skipped} == {"bob"} and {a["event_id"] for a in skipped} == {a["id"] for a in answers}
     rows = await relay.sql("SELECT status, last_error FROM outbox WHERE kind = 'invite'")
     assert set(rows) == {("skipped", "consent_revoked")}
     # a new grant does not bring them back: skipped is final
-    await relay.admin("/admin/consents", GRANT)
+    await relay.admin("POST", "/admin/consents", GRANT)
     await relay.drain()
     assert "invitation for Bob" not in capsys.readouterr().out
 
 
 @BOTH_DATABASES
 async def test_an_agent_switched_off_before_the_send_is_skipped(
-    start: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+    start: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Deactivated between decision and send: `skipped` with agent_inactive."""
     relay = await start()
-    await relay.seed()
+    await relay.seed(agents=[BOB])
     _, answer = await relay.deliver("m3", panic())
     assert (await relay.patch("/admin/agents/bob", json={"active": False}, headers=ADMIN)).status == 200
     await relay.drain()
@@ -314,12 +222,10 @@ async def test_an_agent_switched_off_before_the_send_is_skipped(
     assert await relay.sql("SELECT last_error FROM outbox WHERE kind = 'invite'") == [("agent_inactive",)]
 
 
-async def test_an_invitation_still_covered_goes_out(
-    start: Callable[..., Any], capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_an_invitation_still_covered_goes_out(start: Start, capsys: pytest.CaptureFixture[str]) -> None:
     """The send-time check lets a covered invitation through (and revoking another subject's grant changes nothing)."""
     relay = await start()
-    _, other = await relay.seed(GRANT, AISHA_GRANT)
+    _, other = await relay.seed(GRANT, AISHA_GRANT, agents=[BOB])
     _, answer = await relay.deliver("m3", panic())
     assert (await relay.delete(f"/admin/consents/{other}?by=admin", headers=ADMIN)).status == 204
     await relay.drain()
@@ -331,12 +237,10 @@ async def test_an_invitation_still_covered_goes_out(
 
 
 @pytest.mark.parametrize("ts", ["9999-12-31T23:59:59Z", "9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00Z"])
-async def test_a_ts_at_the_end_of_the_calendar_with_a_care_window_is_not_a_500(
-    start: Callable[..., Any], ts: str
-) -> None:
+async def test_a_ts_at_the_end_of_the_calendar_with_a_care_window_is_not_a_500(start: Start, ts: str) -> None:
     """The router's window arithmetic never overflows: the far future is within the window, the far past is not."""
     relay = await start()
-    await relay.seed(GRANT, AISHA_GRANT)
+    await relay.seed(GRANT, AISHA_GRANT, agents=[BOB])
     payload = panic(ts=ts)
     payload["intent"]["care_window_minutes"] = 30
     status, answer = await relay.deliver("m3", payload)
@@ -361,9 +265,7 @@ async def test_a_ts_at_the_end_of_the_calendar_with_a_care_window_is_not_a_500(
     ],
     ids=["nul-event-id", "nul-actor", "nul-nonce", "escape-codes-in-id", "lone-surrogate", "nul-group"],
 )
-async def test_m3_text_that_cannot_be_stored_is_a_422(
-    start: Callable[..., Any], change: Callable[[dict[str, Any]], None]
-) -> None:
+async def test_m3_text_that_cannot_be_stored_is_a_422(start: Start, change: Callable[[dict[str, Any]], None]) -> None:
     """NUL, control characters in ids and lone surrogates are refused before anything is stored."""
     relay = await start()
     payload = panic()
@@ -385,7 +287,7 @@ async def test_m3_text_that_cannot_be_stored_is_a_422(
         "/admin/inbox?cursor=%00",
     ],
 )
-async def test_a_url_holding_nul_is_a_400(start: Callable[..., Any], path: str) -> None:
+async def test_a_url_holding_nul_is_a_400(start: Start, path: str) -> None:
     """No stored id or name holds NUL, so a URL that does is refused before any look-up."""
     relay = await start()
     response = await relay.get(path, headers=ADMIN)
@@ -393,20 +295,20 @@ async def test_a_url_holding_nul_is_a_400(start: Callable[..., Any], path: str) 
 
 
 @BOTH_DATABASES
-async def test_admin_values_at_their_column_sizes(start: Callable[..., Any]) -> None:
+async def test_admin_values_at_their_column_sizes(start: Start) -> None:
     """A 64-character grant id is stored; a `by` over 100 characters or holding NUL is a 400/422, not a 500."""
     relay = await start()
-    await relay.seed()
+    await relay.seed(agents=[BOB])
     long_id = "g" * 64
-    status, created = await relay.admin("/admin/consents", {**GRANT, "id": long_id})
+    status, created = await relay.admin("POST", "/admin/consents", {**GRANT, "id": long_id})
     assert status == 201 and created["id"] == long_id
-    status, _ = await relay.admin("/admin/consents", {**GRANT, "id": "g" * 65})
+    status, _ = await relay.admin("POST", "/admin/consents", {**GRANT, "id": "g" * 65})
     assert status == 422
-    status, _ = await relay.admin("/admin/consents", {**GRANT, "by": "b" * 101})
+    status, _ = await relay.admin("POST", "/admin/consents", {**GRANT, "by": "b" * 101})
     assert status == 422
-    status, _ = await relay.admin("/admin/consents", {**GRANT, "subject": "actor:r\x01z"})
+    status, _ = await relay.admin("POST", "/admin/consents", {**GRANT, "subject": "actor:r\x01z"})
     assert status == 422
-    status, _ = await relay.admin("/admin/agents", {**BOB, "id": "ann", "display": "A\x00nn"})
+    status, _ = await relay.admin("POST", "/admin/agents", {**BOB, "id": "ann", "display": "A\x00nn"})
     assert status == 422
     too_long = await relay.delete(f"/admin/consents/{long_id}?by={'b' * 101}", headers=ADMIN)
     assert too_long.status == 400 and "100" in (await too_long.json())["detail"]
@@ -419,7 +321,7 @@ async def test_admin_values_at_their_column_sizes(start: Callable[..., Any]) -> 
 
 
 @pytest.mark.parametrize("number", ["1e999999", "-1e400", "1" + "0" * 400 + ".0"])
-async def test_json_numbers_that_overflow_are_malformed(start: Callable[..., Any], number: str) -> None:
+async def test_json_numbers_that_overflow_are_malformed(start: Start, number: str) -> None:
     """`1e999999` is Infinity in disguise: refused like `Infinity` (400 malformed_json) on both hooks and the admin API."""
     relay = await start()
     payload = panic()
@@ -460,19 +362,16 @@ async def test_the_fast_path_declines_every_number_that_overflows() -> None:
         ("/slack/events", b"X-Slack-Request-Timestamp", b"\xff"),
     ],
 )
-async def test_header_bytes_that_are_not_utf8_are_a_4xx(
-    aiohttp_client: Any, database_url: str, path: str, header: bytes, value: bytes
-) -> None:
+async def test_header_bytes_that_are_not_utf8_are_a_4xx(start: Start, path: str, header: bytes, value: bytes) -> None:
     """A bearer or Slack header holding bytes that are not UTF-8 is refused (401/403), never a 500."""
     from tests import raw_http
 
-    settings = make_settings(
-        database_url,
+    relay = await start(
+        dev=False,
         slack_bot_token="xoxb-test",
         slack_signing_secret="slack-signing-secret-16",
         slack_api_url="http://127.0.0.1:9/api/",
     )
-    relay = await aiohttp_client(create_app(settings, run_outbox=False))
     method = b"POST" if path.startswith("/slack") else b"GET"
     request = (
         method
@@ -485,7 +384,7 @@ async def test_header_bytes_that_are_not_utf8_are_a_4xx(
         + value
         + b"\r\n\r\nx="
     )
-    answer = await raw_http.exchange(relay.host, relay.port, request)
+    answer = await raw_http.exchange(relay.client.host, relay.client.port, request)
     assert 400 <= answer.status < 500, answer.body
 
 
@@ -502,10 +401,10 @@ async def test_header_bytes_that_are_not_utf8_are_a_4xx(
     ],
     indirect=["database_url"],
 )
-async def test_an_unreadable_grant_never_widens_consent(start: Callable[..., Any], column: str, value: str) -> None:
+async def test_an_unreadable_grant_never_widens_consent(start: Start, column: str, value: str) -> None:
     """A grant row the relay cannot read covers nothing (it reads as revoked): the signal is pending_consent."""
     relay = await start()
-    status, _ = await relay.admin("/admin/agents", BOB)
+    status, _ = await relay.admin("POST", "/admin/agents", BOB)
     assert status == 201
     await relay.sql(
         "INSERT INTO consent_grant (id, subject, scope, group_ids, channels, granted_by, granted_at)"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
-from tests.support import ServerThread, fixture, make_settings, signed
+from tests.driver import escalation, panic
+from tests.support import ServerThread, aisha_headers, m3_headers, make_settings, signed
 
 HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120)
 SIGNATURE_HEADERS = ["X-M3-Signature", "X-M3-Event", "X-AISHA-SIGNATURE", "X-AISHA-TIMESTAMP", "X-AISHA-EVENT-ID"]
@@ -25,6 +24,7 @@ JSON_VALUES = st.recursive(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The real app on its own SQLite file, shared by the module's examples."""
     path = tmp_path_factory.mktemp("fuzz") / "relay.db"
     # Slack and Twilio configured (never reached: nothing garbled gets past their signature checks)
     settings = make_settings(
@@ -39,18 +39,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     )
     with ServerThread(settings) as running:
         yield running
-
-
-def send(server: ServerThread, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-    parts = urlsplit(server.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-    try:
-        # header values go out as UTF-8 bytes: senders do send non-Latin-1 event types
-        conn.request("POST", path, body=body, headers={k: v.encode("utf-8") for k, v in headers.items()})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def mutate(payload: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
@@ -88,8 +76,14 @@ def mutate(payload: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     body=st.binary(max_size=400) | JSON_VALUES.map(lambda v: json.dumps(v).encode()),
     headers=st.dictionaries(
         st.sampled_from(
-            SIGNATURE_HEADERS
-            + ["Content-Type", "X-Twilio-Signature", "X-Slack-Signature", "X-Slack-Request-Timestamp", "Authorization"]
+            [
+                *SIGNATURE_HEADERS,
+                "Content-Type",
+                "X-Twilio-Signature",
+                "X-Slack-Signature",
+                "X-Slack-Request-Timestamp",
+                "Authorization",
+            ]
         ),
         HEADER_TEXT,
         max_size=6,
@@ -99,7 +93,7 @@ def test_garbled_unsigned_requests_never_5xx(
     server: ServerThread, path: str, body: bytes, headers: dict[str, str]
 ) -> None:
     """Random bytes and random header values, on every route that takes a POST, get a 4xx, never a 5xx."""
-    status, _ = send(server, path, body, headers)
+    status, _ = server.request("POST", path, body, headers)
     assert 400 <= status < 500
 
 
@@ -107,14 +101,11 @@ def test_garbled_unsigned_requests_never_5xx(
 @given(source=st.sampled_from(["m3", "aisha"]), data=st.data())
 def test_signed_mutated_payloads_never_5xx(server: ServerThread, source: str, data: st.DataObject) -> None:
     """A correctly signed body with any field broken is answered 2xx or 4xx, never 5xx."""
-    name = "panic.ui__golden" if source == "m3" else "care.escalation_detected__golden"
-    from tests.support import fresh
-
-    payload = mutate(fresh(source, fixture(source, name)), data)
+    payload = mutate(panic() if source == "m3" else escalation(), data)
     body, headers = signed(source, payload)
     valid_http = all(v.isprintable() for v in headers.values())
     try:
-        status, answer = send(server, f"/hooks/{source}", body, headers)
+        status, answer = server.request("POST", f"/hooks/{source}", body, headers)
     except ValueError:  # a control character in a header: the client refuses to send it
         reject()
     assert status < 500, answer
@@ -140,14 +131,12 @@ def strict_json(body: bytes) -> bool:
 @given(form=st.sampled_from(["m3", "aisha", "aisha-body-signed"]), value=JSON_VALUES)
 def test_signed_json_of_any_shape_never_5xx(server: ServerThread, form: str, value: Any) -> None:
     """Correctly signed JSON that is an array, a number, a string or null is refused with the contract's error."""
-    from tests.support import aisha_headers, m3_headers
-
     body = json.dumps(value).encode()
     if form == "m3":
         headers = m3_headers(body, "panic.ui")
     else:
         headers = aisha_headers(body, "evt-1", body_signed=form == "aisha-body-signed")
-    status, answer = send(server, f"/hooks/{form.split('-', maxsplit=1)[0]}", body, headers)
+    status, answer = server.request("POST", f"/hooks/{form.split('-', maxsplit=1)[0]}", body, headers)
     assert 400 <= status < 500, answer
     error = json.loads(answer)
     assert error["error"] and error["detail"]

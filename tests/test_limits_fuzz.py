@@ -7,23 +7,19 @@ that was stored can later break a read (the lists, the status document, the next
 
 from __future__ import annotations
 
-import asyncio
-import http.client
 import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PG_URL, _create_pg_database
-from tests.support import ADMIN_TOKEN, ServerThread, aisha_headers, fixture, fresh, m3_headers, make_settings
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-TENANT = "a11dfb63-4b18-4eb8-872e-747af2e37c46"
+from tests.conftest import fresh_database
+from tests.driver import ADMIN, AISHA_GRANT, ANA, GRANT, escalation, panic
+from tests.support import ServerThread, aisha_headers, m3_headers, make_settings
 
 #: lengths around every limit the relay states (ids 100/200, grant ids 64, labels 100, names 200, subjects 240)
 EDGE_LENGTHS = [0, 1, 39, 40, 41, 63, 64, 65, 99, 100, 101, 199, 200, 201, 239, 240, 241, 300]
@@ -80,66 +76,21 @@ JSON_ODD = st.one_of(
 VALUES = st.one_of(EDGE_STRINGS, EDGE_DATES, JSON_ODD, st.lists(EDGE_STRINGS, max_size=3))
 
 
-def _database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('limits')}/relay.db"
-        return
-    if not PG_URL:
-        pytest.skip("TEST_POSTGRES_URL is not set (no PostgreSQL here)")
-    url, drop = asyncio.run(_create_pg_database(PG_URL))
-    try:
-        yield url
-    finally:
-        asyncio.run(drop())
-
-
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
-    for url in _database(request.param, tmp_path_factory):
-        with ServerThread(make_settings(url, dev=True)) as running:
-            call(
-                running,
-                "POST",
-                "/admin/agents",
-                {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]},
-            )
-            for subject, scope in (
-                ("actor:raz", ["panic.ui", "status.set"]),
-                (f"tenant:{TENANT}", ["care.escalation_detected"]),
-            ):
-                call(
-                    running,
-                    "POST",
-                    "/admin/consents",
-                    {"subject": subject, "scope": scope, "groups": ["care-circle"], "by": "admin"},
-                )
-            yield running
+    """The real app (dev mode) on a fresh database of each kind, with Ana and the grants for Raz and the tenant."""
+    with fresh_database(request.param, tmp_path_factory) as url, ServerThread(make_settings(url, dev=True)) as running:
+        call(running, "POST", "/admin/agents", ANA)
+        for grant in (GRANT, AISHA_GRANT):
+            call(running, "POST", "/admin/consents", grant)
+        yield running
 
 
 def call(
     server: ServerThread, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    parts = urlsplit(server.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
-    try:
-        data: bytes | None
-        if isinstance(body, bytes):
-            data = body
-        elif body is None:
-            data = None
-        else:
-            # ensure_ascii: lone surrogates travel as JSON \u escapes, as any sender may send them
-            data = json.dumps(body, ensure_ascii=True).encode()
-        sent = {**ADMIN, "Content-Type": "application/json", **(headers or {})}
-        conn.request(method, path, body=data, headers=sent)
-        response = conn.getresponse()
-        raw = response.read()
-        try:
-            return response.status, json.loads(raw) if raw else None
-        except ValueError:
-            return response.status, raw
-    finally:
-        conn.close()
+    """A call with the admin bearer (a hook ignores it): the status and the JSON answer (or raw bytes)."""
+    return server.json(method, path, body, {**ADMIN, **(headers or {})})
 
 
 def assert_reads(server: ServerThread) -> None:
@@ -147,7 +98,7 @@ def assert_reads(server: ServerThread) -> None:
     for path in ("/admin/agents", "/admin/consents", "/admin/inbox?limit=200", "/admin/audit?limit=200"):
         status, body = call(server, "GET", path)
         assert status == 200, (path, body)
-    payload = fresh("m3", fixture("m3", "panic.ui__golden"))
+    payload = panic()
     body = json.dumps(payload).encode()
     status, answer = call(server, "POST", "/hooks/m3", body, m3_headers(body, "panic.ui"))
     assert status == 202, answer
@@ -238,7 +189,7 @@ def test_m3_fields_at_their_limits(
     server: ServerThread, place: tuple[str, ...], value: Any, window: int | None
 ) -> None:
     """A signed panic.ui with one field at or past its limit: 202, 200, 409 or 422, never a 5xx; reads go on."""
-    payload = fresh("m3", fixture("m3", "panic.ui__golden"))
+    payload = panic()
     if window is not None:
         payload["intent"]["care_window_minutes"] = window
     _placed(payload, place, value)
@@ -254,7 +205,7 @@ def test_m3_fields_at_their_limits(
 @given(place=st.sampled_from(AISHA_PLACES), value=VALUES)
 def test_aisha_fields_at_their_limits(server: ServerThread, place: tuple[str, ...], value: Any) -> None:
     """A signed escalation with one field at or past its limit: never a 5xx; reads go on."""
-    payload = fresh("aisha", fixture("aisha", "care.escalation_detected__golden"))
+    payload = escalation()
     _placed(payload, place, value)
     event_id = payload.get("event_id")
     body = json.dumps(payload, ensure_ascii=True).encode()

@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from inbox import store
-from relay.state import ENGINE, TOKENS
-from tests.support import ADMIN_TOKEN, ServerThread, fixture, fresh, make_settings, signed
-from tests.test_links import ANA, GRANT
+from relay.state import TOKENS
+from tests.driver import ADMIN, ANA, GRANT, panic
+from tests.support import ServerThread, invitation_of, make_settings, signed
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
-#: Loopback only: the test's own HTTP calls never go through a proxy from the environment.
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def call(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    method = "POST" if data is not None else "GET"
-    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    with DIRECT.open(request, timeout=10) as response:
-        return response.status, json.loads(response.read() or b"null")
 
 
 @pytest.fixture
@@ -74,9 +62,8 @@ def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def server(database_url: str) -> Iterator[ServerThread]:
     """The real app on a loopback port (dev mode, console channel), with Ana and a grant for Raz."""
     with ServerThread(make_settings(database_url, dev=True)) as running:
-        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"}
         for path, body in (("/admin/agents", ANA), ("/admin/consents", GRANT)):
-            status, _ = call(running.url + path, data=json.dumps(body).encode(), headers=admin)
+            status, _ = running.json("POST", path, body, ADMIN)
             assert status == 201
         yield running
 
@@ -105,17 +92,12 @@ def test_phone_opens_link_and_answers(server: ServerThread, driver: Any, tmp_pat
     """Opening the link records nothing; tapping soft-checkin records the ack; closing the loop records done."""
     from selenium.webdriver.common.by import By
 
-    payload = fresh("m3", fixture("m3", "panic.ui__golden"))
-    body, headers = signed("m3", payload)
-    status, answer = call(server.url + "/hooks/m3", data=body, headers=headers)
+    payload = panic()
+    status, answer = server.json("POST", "/hooks/m3", *signed("m3", payload))
     assert status == 202 and answer["status"] == "invited"
-    status_url = server.url + answer["status_url"]
-
-    async def invitation_id() -> int:
-        (signal,) = await store.find_signals(server.app[ENGINE], payload["id"])
-        return int((await store.loop_detail(server.app[ENGINE], signal.id))["invitations"][0]["id"])
-
-    driver.get(f"{server.url}/a/{server.app[TOKENS].action_token(server.call(invitation_id()))}")
+    status_url = answer["status_url"]
+    invitation = server.call(invitation_of(server.app, payload["id"]))
+    driver.get(f"{server.url}/a/{server.app[TOKENS].action_token(invitation)}")
     assert driver.find_element(By.TAG_NAME, "h1").text == "An invitation for Ana"
     assert "Raz sent a gentle signal" in driver.find_element(By.CLASS_NAME, "headline").text
     width = driver.execute_script("return document.documentElement.clientWidth")
@@ -128,14 +110,14 @@ def test_phone_opens_link_and_answers(server: ServerThread, driver: Any, tmp_pat
     assert driver.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 5000
 
-    _, loop = call(status_url)
+    _, loop = server.json("GET", status_url)
     assert loop["status"] == "invited" and loop["acks"] == []  # the browser opened the page: nothing recorded
 
     before = driver.find_element(By.TAG_NAME, "h1")
     driver.find_element(By.CSS_SELECTOR, "button[name=response][value=soft-checkin]").click()
     arrived(driver, before, "recorded")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Thank you, Ana — recorded: soft-checkin"
-    _, loop = call(status_url)
+    _, loop = server.json("GET", status_url)
     assert loop["status"] == "acked"
     assert [(a["by"]["id"], a["action"]) for a in loop["acks"]] == [("ana", "soft-checkin")]
 
@@ -147,7 +129,7 @@ def test_phone_opens_link_and_answers(server: ServerThread, driver: Any, tmp_pat
     driver.find_element(By.XPATH, "//button[normalize-space(.)='Close the loop']").click()
     arrived(driver, before, "held-space")
     assert driver.find_elements(By.TAG_NAME, "form") == []
-    _, loop = call(status_url)
+    _, loop = server.json("GET", status_url)
     assert loop["status"] == "done"
     assert loop["done"]["outcome"] == "held-space" and loop["done"]["note"] == "We sat together for a while."
 

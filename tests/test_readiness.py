@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from aiohttp.test_utils import TestClient
 
 from inbox.db import sqlite_path
-from tests.support import fixture, fresh, make_settings, signed
+from tests.driver import Start, panic
 
 
 @contextmanager
@@ -25,24 +22,17 @@ def write_lock_held(database_url: str) -> Iterator[None]:
         holder.close()
 
 
-async def signal(client: TestClient) -> int:
-    body, headers = signed("m3", fresh("m3", fixture("m3", "panic.ui__golden")))
-    return (await client.post("/hooks/m3", data=body, headers=headers)).status
-
-
-async def test_readiness_follows_the_writer(make_client: Callable[..., Any], database_url: str) -> None:
+async def test_readiness_follows_the_writer(start: Start, database_url: str) -> None:
     """While writes fail, /readyz answers 503 unavailable with Retry-After; once a write commits again, 200."""
-    client: TestClient = await make_client(
-        make_settings(database_url, relay_sqlite_busy_timeout_ms=100), run_outbox=False
-    )
-    assert (await client.get("/readyz")).status == 200
+    relay = await start(dev=False, relay_sqlite_busy_timeout_ms=100)
+    assert (await relay.get("/readyz")).status == 200
     with write_lock_held(database_url):
-        assert await signal(client) == 503
-        ready = await client.get("/readyz")
+        assert (await relay.hook("m3", panic())).status == 503
+        ready = await relay.get("/readyz")
         assert ready.status == 503 and int(ready.headers["Retry-After"]) > 0
         answer = await ready.json()
         assert answer["ok"] is False and answer["error"] == "unavailable"
         assert "write" in answer["detail"] and "OperationalError" in answer["detail"]
-    assert await signal(client) == 202
-    ready = await client.get("/readyz")
+    assert (await relay.hook("m3", panic())).status == 202
+    ready = await relay.get("/readyz")
     assert ready.status == 200 and (await ready.json())["database"] == "ready"

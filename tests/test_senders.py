@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from receivers.json_body import dumps, parse_json
 from relay.errors import InvalidSignatureError, MissingSignatureError, TimestampOutOfWindowError
 from relay.model import Signal
 from relay.web import hooks
+from tests.support import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 NOW = 1767780720
 WINDOW = 300
 SECRET = "sender-contract-secret-new"

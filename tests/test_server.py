@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from tests import raw_http
-from tests.support import ServerThread, fixture, fresh, make_settings, signed
+from tests.driver import Relay, Start, panic
+from tests.support import ServerThread, make_settings, signed
 
 #: appears only inside the malformed part of a request: the answer must never carry it back.
 MARKER = "SECRET-TOKEN-4711"
@@ -24,23 +23,18 @@ def trouble(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
-async def start(make_client: Callable[..., Any], database_url: str, **overrides: Any) -> TestClient:
-    client: TestClient = await make_client(make_settings(database_url, **overrides))
-    return client
-
-
 # Bodies that do not arrive ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", ["/hooks/m3", "/hooks/aisha", "/a/some-link", "/admin/agents", "/no/such/route"])
 async def test_a_body_that_stalls_gets_408_and_the_connection_closes(
-    make_client: Callable[..., Any], database_url: str, caplog: pytest.LogCaptureFixture, path: str
+    start: Start, caplog: pytest.LogCaptureFixture, path: str
 ) -> None:
     """Headers, then part of the body, then nothing: 408 request_timeout as JSON, the connection closed, no traceback."""
     caplog.set_level(logging.INFO)
-    client = await start(make_client, database_url, relay_body_timeout_sec=0.5)
+    relay = await start(dev=False, run_outbox=True, relay_body_timeout_sec=0.5)
     head = raw_http.request("POST", path, {"Content-Type": "application/json", "Content-Length": "1000"})
-    reader, writer = await raw_http.connect(client.host, client.port)
+    reader, writer = await raw_http.connect(relay.client.host, relay.client.port)
     try:
         writer.write(head + b'{"id": "evt_')
         await writer.drain()
@@ -54,14 +48,12 @@ async def test_a_body_that_stalls_gets_408_and_the_connection_closes(
     assert trouble(caplog) == []
 
 
-async def test_a_body_sent_in_pieces_within_the_timeout_is_read_whole(
-    make_client: Callable[..., Any], database_url: str
-) -> None:
+async def test_a_body_sent_in_pieces_within_the_timeout_is_read_whole(start: Start) -> None:
     """A body that arrives in two parts in time reaches the handler whole: a signed signal is accepted."""
-    client = await start(make_client, database_url)
-    body, headers = signed("m3", fresh("m3", fixture("m3", "panic.ui__golden")))
+    relay = await start(dev=False, run_outbox=True)
+    body, headers = signed("m3", panic())
     headers = {**headers, "Content-Length": str(len(body)), "Connection": "close"}
-    reader, writer = await raw_http.connect(client.host, client.port)
+    reader, writer = await raw_http.connect(relay.client.host, relay.client.port)
     try:
         writer.write(raw_http.request("POST", "/hooks/m3", headers) + body[:20])
         await writer.drain()
@@ -78,10 +70,10 @@ async def test_a_body_sent_in_pieces_within_the_timeout_is_read_whole(
 
 
 @pytest.mark.parametrize("sent", [b"", b"GET /healthz HT"], ids=["nothing", "half a request line"])
-async def test_an_idle_connection_is_closed(make_client: Callable[..., Any], database_url: str, sent: bytes) -> None:
+async def test_an_idle_connection_is_closed(start: Start, sent: bytes) -> None:
     """A connection that sends no complete request head is closed after RELAY_IDLE_TIMEOUT_SEC."""
-    client = await start(make_client, database_url, relay_idle_timeout_sec=0.5)
-    reader, writer = await raw_http.connect(client.host, client.port)
+    relay = await start(dev=False, run_outbox=True, relay_idle_timeout_sec=0.5)
+    reader, writer = await raw_http.connect(relay.client.host, relay.client.port)
     try:
         writer.write(sent)
         await writer.drain()
@@ -91,9 +83,9 @@ async def test_an_idle_connection_is_closed(make_client: Callable[..., Any], dat
 
 
 @contextlib.asynccontextmanager
-async def connections(client: TestClient, count: int) -> AsyncIterator[list[raw_http.Connection]]:
+async def connections(relay: Relay, count: int) -> AsyncIterator[list[raw_http.Connection]]:
     """`count` connections to the server, each closed at the end."""
-    opened = [await raw_http.connect(client.host, client.port) for _ in range(count)]
+    opened = [await raw_http.connect(relay.client.host, relay.client.port) for _ in range(count)]
     try:
         yield opened
     finally:
@@ -101,23 +93,23 @@ async def connections(client: TestClient, count: int) -> AsyncIterator[list[raw_
             writer.close()
 
 
-async def healthz(client: TestClient) -> int:
+async def healthz(relay: Relay) -> int:
     """The status of `GET /healthz` on a new connection."""
     close = {"Connection": "close"}
-    return (await raw_http.exchange(client.host, client.port, raw_http.request("GET", "/healthz", close))).status
+    return (
+        await raw_http.exchange(relay.client.host, relay.client.port, raw_http.request("GET", "/healthz", close))
+    ).status
 
 
-async def test_one_client_holds_at_most_the_configured_connections(
-    make_client: Callable[..., Any], database_url: str
-) -> None:
+async def test_one_client_holds_at_most_the_configured_connections(start: Start) -> None:
     """Past RELAY_MAX_CONNECTIONS_PER_CLIENT open connections, the next gets 429 rate_limited and is closed;
     a slot freed is a slot usable again."""
-    client = await start(make_client, database_url, relay_max_connections_per_client=3)
-    async with connections(client, 3) as held:
+    relay = await start(dev=False, run_outbox=True, relay_max_connections_per_client=3)
+    async with connections(relay, 3) as held:
         for reader, writer in held:  # each answered once: the server counts all three
             writer.write(raw_http.request("GET", "/healthz"))
             assert (await raw_http.read_response(reader)).status == 200
-        refused = await raw_http.exchange(client.host, client.port, raw_http.request("GET", "/healthz"))
+        refused = await raw_http.exchange(relay.client.host, relay.client.port, raw_http.request("GET", "/healthz"))
         assert refused.status == 429
         assert refused.json()["error"] == "rate_limited" and refused.json()["detail"]
         assert int(refused.headers["retry-after"]) > 0
@@ -126,19 +118,19 @@ async def test_one_client_holds_at_most_the_configured_connections(
         writer.write(raw_http.request("GET", "/healthz", {"Connection": "close"}))
         assert raw_http.parse(await raw_http.read_to_close(reader)).status == 200
         # ... and a new connection is served
-        assert await healthz(client) == 200
+        assert await healthz(relay) == 200
 
 
-async def test_stalled_clients_cannot_crowd_out_others(make_client: Callable[..., Any], database_url: str) -> None:
+async def test_stalled_clients_cannot_crowd_out_others(start: Start) -> None:
     """Stalled bodies fill the client's slots only until they are answered 408; then requests are served again."""
-    client = await start(make_client, database_url, relay_max_connections_per_client=4, relay_body_timeout_sec=0.5)
+    relay = await start(dev=False, run_outbox=True, relay_max_connections_per_client=4, relay_body_timeout_sec=0.5)
     head = raw_http.request("POST", "/hooks/m3", {"Content-Type": "application/json", "Content-Length": "500"})
-    async with connections(client, 4) as stalled:
+    async with connections(relay, 4) as stalled:
         for _, writer in stalled:
             writer.write(head)
         answers = [raw_http.parse(await raw_http.read_to_close(reader)) for reader, _ in stalled]
         assert [a.status for a in answers] == [408] * 4
-        assert await healthz(client) == 200
+        assert await healthz(relay) == 200
 
 
 # Malformed HTTP -----------------------------------------------------------------------------
@@ -159,12 +151,12 @@ MALFORMED = {
 
 @pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
 async def test_malformed_http_gets_json_400_and_one_log_line(
-    make_client: Callable[..., Any], database_url: str, caplog: pytest.LogCaptureFixture, data: bytes
+    start: Start, caplog: pytest.LogCaptureFixture, data: bytes
 ) -> None:
     """Malformed HTTP gets the contract's JSON 400, echoes nothing of the request, logs one line without a traceback."""
     caplog.set_level(logging.INFO)
-    client = await start(make_client, database_url)
-    answer = await raw_http.exchange(client.host, client.port, data)
+    relay = await start(dev=False, run_outbox=True)
+    answer = await raw_http.exchange(relay.client.host, relay.client.port, data)
     assert answer.status == 400
     assert answer.headers["content-type"].startswith("application/json")
     assert answer.json()["error"] == "bad_request" and answer.json()["detail"]

@@ -10,29 +10,25 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from relay.app import create_app
-from relay.state import OUTBOX, WRITER
-from tests.support import ADMIN_TOKEN, ServerThread, fixture, fresh, make_settings, signed
-from tests.test_cli import cli, running  # noqa: F401 (running: a fixture)
+from tests.driver import ANA, Start, panic
+from tests.support import ServerThread, cli, signed
 
 #: retitle the window, clear the screen, return to the line's start, and their kin.
 ESCAPES = "\x1b]0;pwned\x07\x1b[2J\r\x9b2J\u202e\x7f"
 #: what must never reach the terminal: ESC, BEL, CR, C1's CSI, DEL, a bidi override.
 STEERING = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GRANT = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
 
 
 def escaping_signal() -> dict[str, Any]:
     """A panic.ui from Raz whose name and whisper carry escape codes (the schema takes them: free text)."""
-    payload = fresh("m3", fixture("m3", "panic.ui__golden"), id=f"evt_{uuid.uuid4().hex}")
+    payload = panic(id=f"evt_{uuid.uuid4().hex}")
     payload["actor"]["display"] = f"Raz{ESCAPES}"
     payload["intent"]["whisper"] = f"hello{ESCAPES}\nReply ZZZZ 1"
     return payload
@@ -40,20 +36,9 @@ def escaping_signal() -> dict[str, Any]:
 
 def stored_by_an_older_version(server: ServerThread, event_id: str) -> None:
     """Give a stored signal and every directory row escape codes, as rows written before the door refused them."""
-
-    def job(tx: Any) -> None:
-        tx.execute("UPDATE signal SET event_id = ? WHERE event_id = ?", (f"evt_{ESCAPES}", event_id))
-        tx.execute("UPDATE agent SET display = ?", (f"Ana{ESCAPES}",))
-        tx.execute("UPDATE consent_grant SET granted_by = ?", (f"admin{ESCAPES}",))
-
-    server.call(server.app[WRITER].run(job))
-
-
-def post_signed(url: str, payload: dict[str, Any]) -> None:
-    body, headers = signed("m3", payload)
-    request = urllib.request.Request(f"{url}/hooks/m3", data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 202
+    server.sql("UPDATE signal SET event_id = ? WHERE event_id = ?", f"evt_{ESCAPES}", event_id)
+    server.sql("UPDATE agent SET display = ?", f"Ana{ESCAPES}")
+    server.sql("UPDATE consent_grant SET granted_by = ?", f"admin{ESCAPES}")
 
 
 def test_cli_tables_print_no_control_characters(running: tuple[ServerThread, dict[str, str]], tmp_path: Path) -> None:
@@ -64,7 +49,8 @@ def test_cli_tables_print_no_control_characters(running: tuple[ServerThread, dic
         env, tmp_path, "consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "care-circle", "--by", "admin"
     )
     payload = escaping_signal()
-    post_signed(server.url, payload)
+    status, _ = server.request("POST", "/hooks/m3", *signed("m3", payload))
+    assert status == 202
     stored_by_an_older_version(server, payload["id"])
     inbox = cli(env, tmp_path, "inbox")
     assert "]0;pwned" in inbox and "panic.ui" in inbox  # the row is there, defanged
@@ -76,24 +62,19 @@ def test_cli_tables_print_no_control_characters(running: tuple[ServerThread, dic
     assert json.loads(as_json)[0]["id"].startswith(f"evt_{ESCAPES}")
 
 
-async def test_console_channel_prints_no_control_characters(
-    aiohttp_client: Any, database_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_console_channel_prints_no_control_characters(start: Start, capsys: pytest.CaptureFixture[str]) -> None:
     """The console channel's invitation and its ack update carry no escape codes, whoever chose the text."""
-    client = await aiohttp_client(create_app(make_settings(database_url, dev=True), run_outbox=False))
-    agent = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]}
-    for path, data in (("/admin/agents", agent), ("/admin/consents", GRANT)):
-        assert (await client.post(path, json=data, headers=ADMIN)).status == 201
+    relay = await start()
+    await relay.seed(GRANT, agents=[ANA])
     # a display stored before the door refused control characters
-    await client.app[WRITER].run(lambda tx: tx.execute("UPDATE agent SET display = ?", (f"Ana{ESCAPES}",)))
-    body, headers = signed("m3", escaping_signal())
-    assert (await client.post("/hooks/m3", data=body, headers=headers)).status == 202
-    await client.app[OUTBOX].drain()
+    await relay.sql("UPDATE agent SET display = ?", f"Ana{ESCAPES}")
+    await relay.send("m3", escaping_signal())
+    await relay.drain()
     printed = capsys.readouterr().out
     [link] = re.findall(r"Or open http://127\.0\.0\.1:8080(/a/\S+)", printed)
-    form = {"action": "ack", "response": "soft-checkin"}
-    assert (await client.post(link, data=form)).status == 200
-    await client.app[OUTBOX].drain()
+    status, _ = await relay.press(link, action="ack", response="soft-checkin")
+    assert status == 200
+    await relay.drain()
     printed += capsys.readouterr().out
     assert "hello" in printed and "is here" in printed
     assert not STEERING.search(printed), repr(printed)
