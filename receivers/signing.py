@@ -1,8 +1,8 @@
 """The HMAC mechanics every sender's signature shares (CONTRACT.md section 3).
 
 Each sender's header grammar lives with the sender (`receivers.m3.signature`,
-`receivers.aisha.signature`); this module holds what they have in common: a
-case-insensitive header lookup, the hex HMAC-SHA256, a constant-time compare against
+`receivers.aisha.signature`); this module holds what they have in common: the
+hex HMAC-SHA256, a constant-time compare against
 every configured secret (rotation), the timestamp grammar and the window check.
 Failures raise the 401 errors from `relay.errors`; their `detail` never echoes a
 secret, a signature or body content.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from relay.errors import TimestampOutOfWindowError
 
@@ -20,19 +20,6 @@ from relay.errors import TimestampOutOfWindowError
 # happily turn into a timestamp. fullmatch, because `$` also matches before a final "\n".
 TIMESTAMP = re.compile(r"[0-9]{1,10}", re.ASCII)
 HEX_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """The value of header `name`, whatever the case of its key; None when absent."""
-    # A CIMultiDict answers .get case-insensitively; a plain dict (tests, the CLI) does not.
-    value = headers.get(name)
-    if value is not None:
-        return value
-    wanted = name.lower()
-    for key, candidate in headers.items():
-        if key.lower() == wanted:
-            return candidate
-    return None
 
 
 def matches(message: bytes, candidates: Iterable[str], secrets: Sequence[str]) -> bool:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay import text
+from relay import headers
 from relay.errors import PayloadTooLargeError, UnsupportedMediaTypeError
 
 
 def media_type(request: web.Request) -> str:
     """The Content-Type's media type, lower case (aiohttp's `request.content_type` raises on some malformed headers)."""
-    return text.media_type(request.headers.get("Content-Type", ""))
+    return headers.media_type(request.headers.get("Content-Type", ""))
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:

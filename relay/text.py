@@ -38,8 +38,3 @@ def clip(text: str, limit: int) -> str:
             break
         kept.append(char)
     return "".join(kept) + "…" if limit > 0 else ""
-
-
-def media_type(content_type: str) -> str:
-    """A Content-Type header's media type, lower case; a garbled header is simply not that type."""
-    return content_type.split(";", 1)[0].strip().lower()

@@ -13,7 +13,7 @@ from receivers import SENDERS, Sender, read_signal
 from receivers.json_body import dumps, parse_json
 from relay.errors import InvalidSignatureError, MissingSignatureError, TimestampOutOfWindowError
 from relay.model import Signal
-from relay.web import hooks
+from relay.web import routes
 from tests.support import FIXTURES
 
 NOW = 1767780720
@@ -52,9 +52,9 @@ def test_registered_under_its_own_name_with_a_hook(name: str) -> None:
     assert SENDERS[name].name == name
     assert sorted((FIXTURES / name).glob("*.json")), f"tests/fixtures/{name}/ holds no fixture"
     app = web.Application()
-    hooks.add_routes(app)
-    routes = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource}
-    assert ("POST", f"/hooks/{name}") in routes
+    routes.add_routes(app)
+    mounted = {(route.method, route.resource.canonical) for route in app.router.routes() if route.resource}
+    assert ("POST", f"/hooks/{name}") in mounted
 
 
 def test_rejects_an_unsigned_request(name: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from receivers.signing import HEX_SIGNATURE, TIMESTAMP, check_window, format_ts, header, hmac_hex, matches
+from receivers.signing import HEX_SIGNATURE, TIMESTAMP, check_window, format_ts, hmac_hex, matches
 from relay.errors import (
     HeaderMismatchError,
     InvalidSignatureError,
@@ -20,6 +20,7 @@ from relay.errors import (
     MissingSignatureError,
     TimestampOutOfWindowError,
 )
+from relay.headers import header
 
 SIGNATURE_HEADER = "X-AISHA-SIGNATURE"
 TIMESTAMP_HEADER = "X-AISHA-TIMESTAMP"

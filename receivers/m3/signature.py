@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-from receivers.signing import HEX_SIGNATURE, TIMESTAMP, check_window, format_ts, header, hmac_hex, matches
+from receivers.signing import HEX_SIGNATURE, TIMESTAMP, check_window, format_ts, hmac_hex, matches
 from relay.errors import (
     HeaderMismatchError,
     InvalidSignatureError,
     MalformedSignatureHeaderError,
     MissingSignatureError,
 )
+from relay.headers import header
 
 SIGNATURE_HEADER = "X-M3-Signature"
 EVENT_HEADER = "X-M3-Event"

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from relay import compose
 from relay.channels.slack import blocks
 from relay.delivery import Delivery, Invite, LoopSnapshot, parse_retry_after, permanent, retry, sent
+from relay.headers import header
 
 __all__ = ["CALL_TIMEOUT_SEC", "RETRYABLE_ERRORS", "SlackChannel", "classify"]
 
@@ -49,11 +50,9 @@ def classify(exc: BaseException) -> Delivery:
 
 
 def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
-    for key, value in (headers or {}).items():
-        if key.lower() == "retry-after":
-            first = value[0] if isinstance(value, list) and value else value
-            return parse_retry_after(None if first is None else str(first))
-    return None
+    value = header(headers or {}, "Retry-After")
+    first = value[0] if isinstance(value, list) and value else value
+    return parse_retry_after(None if first is None else str(first))
 
 
 class SlackChannel:

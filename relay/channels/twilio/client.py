@@ -50,6 +50,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from relay.delivery import parse_retry_after
+from relay.headers import header
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -224,7 +225,4 @@ def retry_after_seconds(response: Response | None = None) -> float | None:
     if response is None or response.headers is None:
         return None
     headers: Mapping[str, str] = response.headers
-    value = headers.get("Retry-After")
-    if value is None and not hasattr(headers, "getall"):  # plain dict: match case-insensitively
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    return parse_retry_after(value)
+    return parse_retry_after(header(headers, "Retry-After"))
