@@ -12,11 +12,12 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import aiohttp
 from aiohttp import web
 
-from inbox import db, open_inbox, store
+from inbox import db, open_inbox, signals
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels
@@ -126,7 +127,7 @@ async def _purge_bodies(app: web.Application) -> None:
     while True:
         cutoff = int((app[CLOCK]() - days * 86400) * 1000)
         try:
-            purged = await app[WRITER].run(lambda tx, cutoff=cutoff: store.purge_bodies(tx, cutoff))
+            purged = await app[WRITER].run(partial(signals.purge_bodies, older_than=cutoff))
             if purged:
                 log.info("retention: purged %d raw bodies older than %d days", purged, days)
         except Exception as exc:
