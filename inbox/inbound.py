@@ -1,12 +1,12 @@
 """Storage for what Twilio posts: inbound messages kept once per MessageSid, unknown-sender
 attempts (redacted, rate-limited per number), opt-outs, and delivery status.
 
-Sync functions over the writer's `Tx`, like `inbox.store`.
+Sync functions over the writer's `Tx`, like the other storage modules.
 """
 
 from __future__ import annotations
 
-from inbox import store
+from inbox import audit, directory
 from inbox.writer import Tx
 
 #: a claim on a MessageSid that was never settled (the answering request died) lapses after this.
@@ -62,8 +62,8 @@ def record_unknown(tx: Tx, *, sid: str, channel: str, sender: str, digest: str, 
 
 
 def record_opt(tx: Tx, agent_id: str, channel: str, opted_out: bool, at: int) -> None:
-    store.set_opted_out(tx, agent_id, channel, opted_out, at)
-    store.insert_audit(
+    directory.set_opted_out(tx, agent_id, channel, opted_out, at)
+    audit.insert_audit(
         tx,
         kind="opt_out" if opted_out else "opt_in",
         at=at,
@@ -100,5 +100,5 @@ def record_status(
             > 0
         )
     if opted_out:
-        store.set_opted_out(tx, agent_id, channel, True, at)
+        directory.set_opted_out(tx, agent_id, channel, True, at)
     return invitation_id, channel, moved

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from inbox import store
+from inbox import audit
 from inbox.writer import Tx
 from relay.model import LoopFacts
 
@@ -95,7 +95,7 @@ def _insert_ack(tx: Tx, signal_id: int, agent_id: str, action: str, via: str, at
 
 def _audit(tx: Tx, loop: LoopFacts, kind: str, agent_id: str | None, via: str, at: int, **detail: Any) -> None:
     allowed = kind != "refusal"
-    store.insert_audit(
+    audit.insert_audit(
         tx,
         kind=kind,
         at=at,
@@ -147,7 +147,7 @@ def refuse(tx: Tx, *, signal_id: int | None, agent_id: str | None, via: str, at:
         if signal_id is not None
         else None
     )
-    store.insert_audit(
+    audit.insert_audit(
         tx,
         kind="refusal",
         at=at,

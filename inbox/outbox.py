@@ -1,4 +1,4 @@
-"""Outbox storage verbs: claim due work under a lease, and settle it.
+"""Outbox storage verbs: enqueue work, claim due work under a lease, and settle it.
 
 A claimed row carries a lease; a worker that dies mid-send leaves the row `sending`
 with a lease in the past, and the next claim takes it back. On PostgreSQL the claim
@@ -11,7 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from inbox.writer import Tx
+from inbox.rows import dumps
+from inbox.tx import Tx
 
 #: kinds the relay sends on its own (stopped by the kill switch and shadow mode).
 AUTONOMOUS_KINDS = ("invite", "forward")
@@ -24,6 +25,16 @@ class Work:
     ref_id: int | None
     payload: dict[str, Any]
     attempts: int
+
+
+def enqueue(tx: Tx, *, kind: str, payload: dict[str, Any], at: int, ref_id: int | None = None) -> int:
+    """Add outbox work, due now; its id."""
+    row = tx.execute(
+        "INSERT INTO outbox (kind, ref_id, payload, status, attempts, next_attempt_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'pending', 0, ?, ?, ?) RETURNING id",
+        (kind, ref_id, dumps(payload), at, at, at),
+    ).fetchone()
+    return int(row[0])
 
 
 def claim(tx: Tx, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]) -> list[Work]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from inbox import lifecycle, store
+from inbox import lifecycle, outbox
 from inbox.writer import Tx, Writer, now_ms
 from receivers import SENDERS
 from relay import audit, compose
@@ -74,7 +74,7 @@ class Answers:
             kind, fields = "care.done", {"outcome": answer.outcome, "note": answer.note}
             note_text = compose.done_note(loop.display, answer.outcome)
         for invitation_id in stored.delivered:
-            store.enqueue(
+            outbox.enqueue(
                 tx,
                 kind="update",
                 ref_id=invitation_id,
@@ -84,7 +84,7 @@ class Answers:
         if self._callback_configured(loop.source):
             by = {"id": agent_id, "display": loop.display}
             body = SENDERS[loop.source].callback_body(kind, loop.event_id, by, at, **fields)
-            store.enqueue(
+            outbox.enqueue(
                 tx, kind="callback", ref_id=loop.signal_id, payload={"source": loop.source, "body": body}, at=at
             )
 

@@ -12,12 +12,12 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import aiohttp
 from aiohttp import web
 
-from inbox import open_inbox, store
-from inbox.tx import Tx
+from inbox import open_inbox, signals
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels
@@ -131,11 +131,8 @@ async def _purge_bodies(app: web.Application) -> None:
     while True:
         cutoff = int((app[CLOCK]() - days * 86400) * 1000)
 
-        def purge(tx: Tx, older_than: int = cutoff) -> int:
-            return store.purge_bodies(tx, older_than)
-
         try:
-            purged = await app[WRITER].run(purge)
+            purged = await app[WRITER].run(partial(signals.purge_bodies, older_than=cutoff))
             if purged:
                 log.info("retention: purged %d raw bodies older than %d days", purged, days)
         except Exception as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,8 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inbox import store
-from inbox.writer import Writer, now_ms
+from inbox import directory as stored
+from inbox.directory import AgentRecord, GrantRecord
+from inbox.writer import Tx, Writer, now_ms
 from receivers.schema import printable
 from relay.errors import BadRequestError, InvalidPayloadError, NotFoundError
 from relay.model import AGENT_CHANNELS, EARLIEST, LATEST, iso
@@ -190,69 +192,71 @@ def _iso(ms: int | None) -> str | None:
     return None if ms is None else iso(ms)
 
 
-def agent_view(row: dict[str, Any]) -> dict[str, Any]:
+def agent_view(agent: AgentRecord) -> dict[str, Any]:
     """An agent in the contract's names."""
     return {
-        "id": row["id"],
-        "display": row["display"],
-        "groups": row["group_ids"],
-        "slack_user": row["slack_user"],
-        "phone": row["phone"],
-        "whatsapp": row["whatsapp"],
-        "channels": row["channels"],
-        "quiet_hours": row["quiet_hours"],
-        "tz": row["tz"],
-        "active": bool(row["active"]),
-        "opted_out": row["opted_out"],
+        "id": agent.id,
+        "display": agent.display,
+        "groups": list(agent.group_ids),
+        "slack_user": agent.slack_user,
+        "phone": agent.phone,
+        "whatsapp": agent.whatsapp,
+        "channels": list(agent.channels),
+        "quiet_hours": agent.quiet_hours,
+        "tz": agent.tz,
+        "active": agent.active,
+        "opted_out": list(agent.opted_out),
     }
 
 
-def grant_view(row: dict[str, Any]) -> dict[str, Any]:
+def grant_view(grant: GrantRecord) -> dict[str, Any]:
+    """A consent grant in the contract's names, instants as ISO 8601."""
     return {
-        "id": row["id"],
-        "subject": row["subject"],
-        "scope": row["scope"],
-        "groups": row["group_ids"],
-        "channels": row["channels"],
-        "min_confidence": row["min_confidence"],
-        "expires_at": _iso(row["expires_at"]),
-        "by": row["granted_by"],
-        "granted_at": _iso(row["granted_at"]),
-        "revoked_at": _iso(row["revoked_at"]),
-        "revoked_by": row["revoked_by"],
+        "id": grant.id,
+        "subject": grant.subject,
+        "scope": list(grant.scope),
+        "groups": list(grant.group_ids),
+        "channels": list(grant.channels),
+        "min_confidence": grant.min_confidence,
+        "expires_at": _iso(grant.expires_at),
+        "by": grant.granted_by,
+        "granted_at": _iso(grant.granted_at),
+        "revoked_at": _iso(grant.revoked_at),
+        "revoked_by": grant.revoked_by,
     }
 
 
 async def agents(engine: AsyncEngine) -> list[dict[str, Any]]:
     """Every agent in the directory (not the removed), in the contract's names."""
-    return [agent_view(row) for row in await store.list_agents(engine)]
+    return [agent_view(row) for row in await stored.list_agents(engine)]
 
 
 async def agent(engine: AsyncEngine, agent_id: str) -> dict[str, Any]:
     """One agent in the contract's names; 404 for an id that is not (or no longer) in the directory."""
-    for row in await store.list_agents(engine):
-        if row["id"] == agent_id:
+    for row in await stored.list_agents(engine):
+        if row.id == agent_id:
             return agent_view(row)
     raise NotFoundError(f"No agent '{agent_id}' in the directory.")
 
 
 async def grants(engine: AsyncEngine, subject: str | None = None) -> list[dict[str, Any]]:
     """Every consent grant (of one subject, when given), revoked ones included."""
-    return [grant_view(row) for row in await store.list_grants(engine, subject)]
+    return [grant_view(row) for row in await stored.list_grants(engine, subject)]
 
 
-def _agent_row(fields: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-    empty = {"slack_user": None, "phone": None, "whatsapp": None, "quiet_hours": None, "tz": None}
-    row = dict(base or {**empty, "group_ids": [], "channels": [], "opted_out": [], "active": True})
-    names = {"groups": "group_ids"}
-    for key, value in fields.items():
-        row[names.get(key, key)] = value
-    return row
+#: the contract's field names that storage spells otherwise
+_COLUMN = {"groups": "group_ids"}
 
 
-def _refuse_shared_address(tx: Any, row: dict[str, Any]) -> None:
+def _changed(agent: AgentRecord, fields: dict[str, Any]) -> AgentRecord:
+    """The agent with validated fields (the contract's names, lists as given) applied."""
+    columns: dict[str, Any] = {_COLUMN.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    return replace(agent, **columns)
+
+
+def _refuse_shared_address(tx: Tx, agent: AgentRecord) -> None:
     """A Slack user or number names one person: answers are matched by it."""
-    taken = store.address_taken(tx, row)
+    taken = stored.address_taken(tx, agent)
     if taken:
         raise BadRequestError(
             f"Another agent already has this {taken.replace('_', ' ')}; each address belongs to one agent."
@@ -260,25 +264,27 @@ def _refuse_shared_address(tx: Any, row: dict[str, Any]) -> None:
 
 
 async def add_agent(writer: Writer, data: Any) -> dict[str, Any]:
-    agent = validated(AgentIn, data)
-    row = _agent_row(agent.model_dump(exclude_none=True))
+    """Add an agent; 400 when its id or one of its addresses is taken (a removed agent's id too)."""
+    fields = validated(AgentIn, data)
+    new = _changed(AgentRecord(id=fields.id, display=fields.display), fields.model_dump(exclude_none=True))
 
-    def job(tx: Any) -> dict[str, Any] | None:
-        _refuse_shared_address(tx, row)
-        return None if store.insert_agent(tx, row, now_ms()) else store.get_agent_tx(tx, agent.id)
+    def job(tx: Tx) -> AgentRecord | None:
+        _refuse_shared_address(tx, new)
+        return None if stored.insert_agent(tx, new, now_ms()) else stored.get_agent_tx(tx, new.id)
 
     taken = await writer.run(job)
-    if taken is not None and taken["removed_at"] is not None:
+    if taken is not None and taken.removed_at is not None:
         raise BadRequestError(
-            f"The id '{agent.id}' belonged to an agent who was removed; an id is never reused, so that nobody"
+            f"The id '{new.id}' belonged to an agent who was removed; an id is never reused, so that nobody"
             " inherits another person's invitations. Choose another id."
         )
     if taken is not None:
-        raise BadRequestError(f"An agent with id '{agent.id}' already exists; change it with PATCH or remove it first.")
-    return agent_view(row)
+        raise BadRequestError(f"An agent with id '{new.id}' already exists; change it with PATCH or remove it first.")
+    return agent_view(new)
 
 
 async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any]:
+    """Change some fields of an agent in the directory; 404 when it is not (or no longer) there."""
     changes = validated(AgentFields, data).model_dump(exclude_unset=True)
     # null clears an address, quiet hours or a time zone and empties a list; a name and the
     # active switch always hold a value.
@@ -291,63 +297,64 @@ async def patch_agent(writer: Writer, agent_id: str, data: Any) -> dict[str, Any
         raise InvalidPayloadError(refused)
     changes.update({key: [] for key in ("groups", "channels") if key in changes and changes[key] is None})
 
-    def job(tx: Any) -> dict[str, Any] | None:
-        current = store.get_agent_tx(tx, agent_id)
-        if current is None or current["removed_at"] is not None:
+    def job(tx: Tx) -> AgentRecord | None:
+        current = stored.get_agent_tx(tx, agent_id)
+        if current is None or current.removed_at is not None:
             return None
-        row = _agent_row(changes, current)
-        _refuse_shared_address(tx, row)
-        store.replace_agent(tx, row, now_ms())
-        return row
+        changed = _changed(current, changes)
+        _refuse_shared_address(tx, changed)
+        stored.replace_agent(tx, changed, now_ms())
+        return changed
 
-    row = await writer.run(job)
-    if row is None:
+    changed = await writer.run(job)
+    if changed is None:
         raise NotFoundError(f"No agent '{agent_id}' in the directory.")
-    return agent_view(row)
+    return agent_view(changed)
 
 
 async def remove_agent(writer: Writer, agent_id: str) -> None:
     """Remove an agent from the directory; its id stays taken (a tombstone), never reused."""
-    if not await writer.run(lambda tx: store.remove_agent(tx, agent_id, now_ms())):
+    if not await writer.run(lambda tx: stored.remove_agent(tx, agent_id, now_ms())):
         raise NotFoundError(f"No agent '{agent_id}' in the directory.")
 
 
 async def grant_consent(writer: Writer, data: Any) -> dict[str, Any]:
+    """Record a consent grant; 400 when a grant with the id the caller chose exists."""
     grant = validated(GrantIn, data)
-    at = now_ms()
-    row = {
-        "id": grant.id or "gr_" + secrets.token_hex(8),
-        "subject": grant.subject,
-        "scope": grant.scope,
-        "group_ids": grant.groups,
-        "channels": grant.channels,
-        "min_confidence": grant.min_confidence,
-        "expires_at": int(grant.expires_at.timestamp() * 1000) if grant.expires_at else None,
-        "granted_by": grant.by,
-        "granted_at": at,
-        "revoked_at": None,
-        "revoked_by": None,
-    }
+    new = GrantRecord(
+        id=grant.id or "gr_" + secrets.token_hex(8),
+        subject=grant.subject,
+        scope=tuple(grant.scope),
+        group_ids=tuple(grant.groups),
+        channels=tuple(grant.channels),
+        min_confidence=grant.min_confidence,
+        expires_at=int(grant.expires_at.timestamp() * 1000) if grant.expires_at else None,
+        granted_by=grant.by,
+        granted_at=now_ms(),
+        revoked_at=None,
+        revoked_by=None,
+    )
 
-    def job(tx: Any) -> bool:
-        if grant.id is not None and store.get_grant_tx(tx, grant.id) is not None:
+    def job(tx: Tx) -> bool:
+        if grant.id is not None and stored.get_grant_tx(tx, grant.id) is not None:
             return False
-        store.insert_grant(tx, row)
+        stored.insert_grant(tx, new)
         return True
 
     if not await writer.run(job):
         raise BadRequestError(
             f"A consent grant with id '{grant.id}' already exists; grants are never replaced, revoke it instead."
         )
-    return grant_view(row)
+    return grant_view(new)
 
 
 async def revoke_consent(writer: Writer, grant_id: str, by: str) -> dict[str, Any]:
+    """Record who revoked a grant and when (once); 404 when no such grant."""
     by = checked_by(by)
-    row = await writer.run(lambda tx: store.revoke_grant(tx, grant_id, by, now_ms()))
-    if row is None:
+    revoked = await writer.run(lambda tx: stored.revoke_grant(tx, grant_id, by, now_ms()))
+    if revoked is None:
         raise NotFoundError(f"No consent grant '{grant_id}'.")
-    return grant_view(row)
+    return grant_view(revoked)
 
 
 DEMO_AGENT = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "channels": ["console"]}
@@ -356,9 +363,9 @@ DEMO_GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "grou
 
 async def seed_demo_directory(writer: Writer, engine: AsyncEngine) -> bool:
     """In dev mode, an empty directory gets the demo agent and grant. True when seeded."""
-    if await store.directory_ever_used(engine):
+    if await stored.directory_ever_used(engine):
         return False
     await add_agent(writer, DEMO_AGENT)
-    if not await store.list_grants(engine, str(DEMO_GRANT["subject"])):
+    if not await stored.list_grants(engine, str(DEMO_GRANT["subject"])):
         await grant_consent(writer, DEMO_GRANT)
     return True

@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from inbox import store
+from inbox import directory, invitations, outbox, signals
+from inbox.audit import AuditValues, insert_audits
+from inbox.rows import dumps, dumps_list
+from inbox.signals import SignalValues
 from inbox.writer import Tx, Writer
 from relay import audit
 from relay.errors import EventIdConflictError, NonceReusedError, RelayError
-from relay.model import Agent, Decision, Grant, RoutingSettings, Signal, from_ms
+from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
 from relay.router import decide
 
 HOUR_MS = 3_600_000
@@ -49,42 +52,6 @@ class _Item:
     digest: str
 
 
-def agent_from_row(row: dict[str, Any]) -> Agent:
-    return Agent(
-        id=row["id"],
-        display=row["display"],
-        groups=tuple(row["group_ids"]),
-        slack_user=row["slack_user"],
-        phone=row["phone"],
-        whatsapp=row["whatsapp"],
-        channels=tuple(row["channels"]),
-        quiet_hours=row["quiet_hours"],
-        tz=row["tz"],
-        active=bool(row["active"]),
-        opted_out=frozenset(row["opted_out"]),
-    )
-
-
-def _from_ms(ms: int | None) -> datetime | None:
-    return None if ms is None else from_ms(ms)
-
-
-def grant_from_row(row: dict[str, Any]) -> Grant:
-    return Grant(
-        id=row["id"],
-        subject=row["subject"],
-        scope=tuple(row["scope"]),
-        groups=tuple(row["group_ids"]),
-        channels=tuple(row["channels"]),
-        min_confidence=row["min_confidence"],
-        expires_at=_from_ms(row["expires_at"]),
-        by=row["granted_by"],
-        granted_at=_from_ms(row["granted_at"]) or datetime.fromtimestamp(0, UTC),
-        revoked_at=_from_ms(row["revoked_at"]),
-        revoked_by=row["revoked_by"],
-    )
-
-
 class DirectoryCache:
     """Agents and live grants, reloaded when the directory version moves.
 
@@ -102,11 +69,11 @@ class DirectoryCache:
         if tx.group == self._group:
             return
         self._group = tx.group
-        version = store.directory_version(tx)
+        version = directory.directory_version(tx)
         if version != self._version:
-            agents, grants = store.load_directory(tx)
-            self.agents = tuple(agent_from_row(a) for a in agents)
-            self.grants = tuple(grant_from_row(g) for g in grants)
+            agents, grants = directory.load_directory(tx)
+            self.agents = tuple(a.as_agent() for a in agents)
+            self.grants = tuple(g.as_grant() for g in grants)
             self._version = version
 
 
@@ -163,21 +130,21 @@ class Intake:
             tx.execute("SELECT pg_advisory_xact_lock(?)", (INTAKE_LOCK,))
         self._directory.refresh(tx)
         agents = self._directory.agents
-        recent = store.recent_invites(tx, (a.id for a in agents), at - HOUR_MS)
+        recent = invitations.recent_invites(tx, (a.id for a in agents), at - HOUR_MS)
         known: dict[tuple[str, str], tuple[int, str, str]] = {}
         used: dict[tuple[str, str], str] = {}
         for source in {i.signal.source for i in items}:
             mine = [i.signal for i in items if i.signal.source == source]
             known.update(
-                {(source, e): v for e, v in store.known_signals(tx, source, [s.event_id for s in mine]).items()}
+                {(source, e): v for e, v in signals.known_signals(tx, source, [s.event_id for s in mine]).items()}
             )
             nonces = [s.nonce for s in mine if s.nonce is not None]
-            used.update({(source, n): e for n, e in store.known_nonces(tx, source, nonces).items()})
+            used.update({(source, n): e for n, e in signals.known_nonces(tx, source, nonces).items()})
 
         answers: list[IntakeResult | RelayError] = []
-        plain_rows: list[tuple[Any, ...]] = []
-        nonce_rows: list[tuple[Any, ...]] = []
-        audit_rows: list[tuple[Any, ...]] = []
+        plain_rows: list[SignalValues] = []
+        nonce_rows: list[tuple[str, str, str, int]] = []
+        audit_rows: list[AuditValues] = []
         for item in items:
             signal = item.signal
             key = (signal.source, signal.event_id)
@@ -193,7 +160,7 @@ class Intake:
             row = _signal_values(signal, item, decision, at)
             if decision.invitations or _shown_skips(decision) or self._forwards(signal):
                 # work rows need the signal's id; plain INSERT: a replica's race is a unique violation
-                signal_id = store.insert_signal_returning_id(tx, row)
+                signal_id = signals.insert_signal_returning_id(tx, row)
                 self._queue_work(tx, signal, signal_id, decision, at, recent)
             else:
                 plain_rows.append(row)
@@ -206,9 +173,9 @@ class Intake:
             answers.append(
                 IntakeResult(signal.source, signal.event_id, decision.status, duplicate=False, decision=decision)
             )
-        store.insert_signals(tx, plain_rows)
-        store.insert_nonces(tx, nonce_rows)
-        store.insert_audits(tx, audit_rows)
+        signals.insert_signals(tx, plain_rows)
+        signals.insert_nonces(tx, nonce_rows)
+        insert_audits(tx, audit_rows)
         return answers
 
     def _forwards(self, signal: Signal) -> bool:
@@ -218,8 +185,8 @@ class Intake:
         self, tx: Tx, signal: Signal, signal_id: int, decision: Decision, at: int, recent: dict[str, int]
     ) -> None:
         for planned in decision.invitations:
-            code = store.new_code(store.open_codes(tx, planned.agent_id))
-            invitation_id = store.insert_invitation(
+            code = invitations.new_code(invitations.open_codes(tx, planned.agent_id))
+            invitation_id = invitations.insert_invitation(
                 tx,
                 signal_id=signal_id,
                 agent_id=planned.agent_id,
@@ -228,13 +195,13 @@ class Intake:
                 status="queued",
                 at=at,
             )
-            store.enqueue(tx, kind="invite", ref_id=invitation_id, payload={"invitation_id": invitation_id}, at=at)
+            outbox.enqueue(tx, kind="invite", ref_id=invitation_id, payload={"invitation_id": invitation_id}, at=at)
             recent[planned.agent_id] = recent.get(planned.agent_id, 0) + 1
         skipped = _shown_skips(decision)
         if skipped:
-            store.insert_skipped(tx, signal_id=signal_id, agent_ids=skipped, at=at)
+            invitations.insert_skipped(tx, signal_id=signal_id, agent_ids=skipped, at=at)
         if self._forwards(signal):
-            store.enqueue(tx, kind="forward", ref_id=signal_id, payload={"event_id": signal.event_id}, at=at)
+            outbox.enqueue(tx, kind="forward", ref_id=signal_id, payload={"event_id": signal.event_id}, at=at)
 
 
 def _shown_skips(decision: Decision) -> list[str]:
@@ -249,9 +216,8 @@ def _replay(signal: Signal, existing: tuple[int, str, str], digest: str) -> Inta
     return IntakeResult(signal.source, signal.event_id, status, duplicate=True)
 
 
-def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int) -> tuple[Any, ...]:
-    """The signal row in `store.SIGNAL_COLUMNS` order."""
-    return (
+def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int) -> SignalValues:
+    return SignalValues(
         signal.source,
         signal.event_id,
         signal.type,
@@ -263,15 +229,15 @@ def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int) -> 
         decision.action_origin,
         int(decision.origin_uncertain),
         decision.policy_gate_result,
-        store.dumps_list(decision.gate_failures),
+        dumps_list(decision.gate_failures),
         at,
         at,
     )
 
 
-def _audit_row(signal: Signal, decision: Decision, at: int) -> tuple[Any, ...]:
+def _audit_row(signal: Signal, decision: Decision, at: int) -> AuditValues:
     detail = _decision_detail(decision)
-    return (
+    return AuditValues(
         at,
         "decision",
         signal.source,
@@ -280,8 +246,8 @@ def _audit_row(signal: Signal, decision: Decision, at: int) -> tuple[Any, ...]:
         decision.action_origin,
         decision.policy_gate_result,
         decision.reason,
-        store.dumps_list(decision.gate_failures),
-        store.dumps(detail) if detail else "{}",
+        dumps_list(decision.gate_failures),
+        dumps(detail) if detail else "{}",
     )
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inbox import store, writer
+from inbox import directory, signals, writer
+from inbox.directory import AgentRecord
+from inbox.invitations import InvitationRecord, LoopDetail, invitation, loop_detail, open_invitations
 from relay.delivery import Invite, LoopSnapshot, Note
-from relay.model import Agent, Grant, Signal, agent_from_row, grant_from_row
+from relay.model import Agent, Grant, Signal
 from relay.settings import Settings
 from relay.tokens import Tokens
 
@@ -26,8 +27,8 @@ STORAGE_ERRORS = writer.STORAGE_ERRORS
 #: parsed signals kept; a busy relay answers the loops of the last few hours.
 CACHE_SIZE = 1024
 
-View = store.InvitationView
-AgentRow = dict[str, Any]
+View = InvitationRecord
+AgentRow = AgentRecord
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ class Invitations:
         """The responses a loop offers; () once retention purged its body."""
         signal = self._cache.get(signal_id)
         if signal is None:
-            stored = await store.signal_by_id(self.engine, signal_id)
-            body = await store.raw_body(self.engine, signal_id) if stored is not None else None
+            stored = await signals.signal_by_id(self.engine, signal_id)
+            body = await signals.raw_body(self.engine, signal_id) if stored is not None else None
             if stored is None or body is None:
                 return ()
             signal = self._remember(signal_id, self._read_signal(stored.source, body))
@@ -103,7 +104,7 @@ class Invitations:
         signal = self.signal(view)
         if signal is None:
             return None
-        agent = agent_from_row(agent_row) if agent_row else Agent(id=view.agent_id, display=view.agent_id, active=False)
+        agent = agent_row.as_agent() if agent_row else Agent(id=view.agent_id, display=view.agent_id, active=False)
         deep_link = None
         if signal.deep_link and self._settings.aisha_app_base_url:
             deep_link = self._settings.aisha_app_base_url.rstrip("/") + signal.deep_link
@@ -120,10 +121,10 @@ class Invitations:
 
     async def held(self, invitation_id: int) -> Held | None:
         """The invitation row and its holder, each read once."""
-        view = await store.invitation(self.engine, invitation_id)
+        view = await invitation(self.engine, invitation_id)
         if view is None:
             return None
-        holder = await store.agent_by(self.engine, id=view.agent_id)
+        holder = await directory.agent_by(self.engine, id=view.agent_id)
         return Held(view, holder, self.invite_from(view, holder))
 
     async def invite(self, invitation_id: int) -> Invite | None:
@@ -142,33 +143,32 @@ class Invitations:
     async def loop(self, signal_id: int, status: str, latest: str = "") -> LoopSnapshot:
         """Every ack (with the agent's display) and the done of one loop."""
         detail = await self.detail(signal_id)
-        done = detail["done"]
+        done = detail.done
         return LoopSnapshot(
             status=status,
-            acks=tuple(Note(a["agent"], a["display"], a["action"]) for a in detail["acks"]),
-            done=None if done is None else Note(done["agent"], done["display"], done["outcome"]),
+            acks=tuple(Note(a.agent, a.display, a.action) for a in detail.acks),
+            done=None if done is None else Note(done.agent, done.display, done.outcome),
             latest=latest,
         )
 
-    async def detail(self, signal_id: int) -> dict[str, Any]:
+    async def detail(self, signal_id: int) -> LoopDetail:
         """A loop's invitations, acks (with displays) and done, as the link page shows them."""
-        return await store.loop_detail(self.engine, signal_id)
+        return await loop_detail(self.engine, signal_id)
 
     async def agent_by(self, **where: str) -> AgentRow | None:
         """One agent by id, slack_user, phone or whatsapp (a removed one reads inactive)."""
-        return await store.agent_by(self.engine, **where)
+        return await directory.agent_by(self.engine, **where)
 
     async def open_for(self, agent_row: AgentRow) -> list[tuple[View, Invite]]:
         """An agent's open invitations, oldest first, each with its words (purged ones left out)."""
-        views = await store.open_invitations(self.engine, str(agent_row["id"]))
+        views = await open_invitations(self.engine, agent_row.id)
         pairs = [(view, self.invite_from(view, agent_row)) for view in views]
         return [(view, invite) for view, invite in pairs if invite is not None]
 
     async def live_grants(self, subject: str) -> list[Grant]:
         """The grants of a subject that are not revoked (expiry is the router's to judge)."""
-        rows = await store.list_grants(self.engine, subject)
-        return [grant_from_row(row) for row in rows if row["revoked_at"] is None]
+        return [g.as_grant() for g in await directory.list_grants(self.engine, subject) if g.revoked_at is None]
 
     async def raw_body(self, signal_id: int) -> bytes | None:
         """The bytes a sender posted (None once retention purged them)."""
-        return await store.raw_body(self.engine, signal_id)
+        return await signals.raw_body(self.engine, signal_id)

@@ -7,10 +7,9 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 Source = Literal["m3", "aisha"]
 Channel = Literal["slack", "sms", "whatsapp", "console"]
@@ -195,37 +194,3 @@ class LoopFacts:
     purged: bool
     #: the answering agent's display name (their id when unknown).
     display: str
-
-
-def agent_from_row(row: Mapping[str, Any]) -> Agent:
-    """An agent as storage returns it (a plain mapping) as the value the rest of the relay reads."""
-    return Agent(
-        id=row["id"],
-        display=row["display"],
-        groups=tuple(row["group_ids"]),
-        slack_user=row["slack_user"],
-        phone=row["phone"],
-        whatsapp=row["whatsapp"],
-        channels=tuple(row["channels"]),
-        quiet_hours=row["quiet_hours"],
-        tz=row["tz"],
-        active=bool(row["active"]),
-        opted_out=frozenset(row["opted_out"]),
-    )
-
-
-def grant_from_row(row: Mapping[str, Any]) -> Grant:
-    """A grant as storage returns it (a plain mapping), millisecond instants as datetimes."""
-    return Grant(
-        id=row["id"],
-        subject=row["subject"],
-        scope=tuple(row["scope"]),
-        groups=tuple(row["group_ids"]),
-        channels=tuple(row["channels"]),
-        min_confidence=row["min_confidence"],
-        expires_at=None if row["expires_at"] is None else from_ms(row["expires_at"]),
-        by=row["granted_by"],
-        granted_at=EARLIEST if row["granted_at"] is None else from_ms(row["granted_at"]),
-        revoked_at=None if row["revoked_at"] is None else from_ms(row["revoked_at"]),
-        revoked_by=row["revoked_by"],
-    )

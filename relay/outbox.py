@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from inbox import directory
 from inbox import outbox as rows
-from inbox import store
+from inbox.audit import insert_audit
 from inbox.writer import Tx, Writer, now_ms
 from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
@@ -244,7 +245,7 @@ class OutboxWorker:
                             "SELECT agent_id, channel FROM invitation WHERE id = ?", (invitation_id,)
                         ).fetchone()
                         if view is not None:
-                            store.set_opted_out(tx, str(view[0]), str(view[1]), True, now)
+                            directory.set_opted_out(tx, str(view[0]), str(view[1]), True, now)
             else:
                 wait = delivery.retry_after if delivery.retry_after is not None else backoff(work.attempts)
                 rows.reschedule(tx, work.id, at=now + int(wait * 1000), error=delivery.error or "retry", now=now)
@@ -284,7 +285,7 @@ def _audit_skip(tx: Tx, invitation_id: int, reason: str, now: int) -> None:
     ).fetchone()
     if row is None:
         return
-    store.insert_audit(
+    insert_audit(
         tx,
         kind="invitation_skipped",
         at=now,

@@ -1,4 +1,5 @@
-"""Read-only views of the inbox for operators: loops newest first, and the audit trail.
+"""Read-only views of the inbox: one loop's status for its sender, and for operators the
+loops newest first and the audit trail.
 
 Each item is in the contract's names with times as ISO 8601; `row` is the storage row id
 a page's cursor is made from (the edge drops it before answering).
@@ -11,19 +12,80 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inbox import store
+from inbox import audit, signals
+from inbox.invitations import loop_detail
+from inbox.signals import StoredSignal
+from receivers import SENDERS
+from relay.errors import BadRequestError, NotFoundError
 from relay.model import iso
+
+_SOURCE_QUERIES = " or ".join(f"?source={name}" for name in SENDERS)
+
+
+async def event_status(engine: AsyncEngine, event_id: str, source: str | None = None) -> dict[str, Any]:
+    """The contract's view of the loop of one event (of one source, when given).
+
+    404 when no event has this id; 400 when two sources used it and none was named.
+    """
+    found = await signals.find_signals(engine, event_id, source)
+    if not found:
+        raise NotFoundError("No event with this id was received.")
+    if len(found) > 1:
+        raise BadRequestError(f"Two sources used this id; add {_SOURCE_QUERIES}.")
+    return await _describe(engine, found[0])
+
+
+async def _describe(engine: AsyncEngine, signal: StoredSignal) -> dict[str, Any]:
+    detail = await loop_detail(engine, signal.id)
+    done = detail.done
+    return {
+        "id": signal.event_id,
+        "source": signal.source,
+        "type": signal.type,
+        "status": signal.status,
+        "received_at": iso(signal.received_at),
+        "decision": {
+            "reason": signal.reason,
+            "gates": signal.gate_failures,
+            "action_origin": signal.action_origin,
+            "policy_gate_result": signal.policy_gate_result,
+            "origin_uncertain": signal.origin_uncertain,
+        },
+        "invitations": [
+            {"agent": i.agent, "channel": i.channel or None, "status": i.status} for i in detail.invitations
+        ],
+        "acks": [
+            {
+                "type": "care.ack",
+                "ts": iso(a.at),
+                "for": signal.event_id,
+                "by": {"id": a.agent, "display": a.display},
+                "action": a.action,
+            }
+            for a in detail.acks
+        ],
+        "done": None
+        if done is None
+        else {
+            "type": "care.done",
+            "ts": iso(done.at),
+            "for": signal.event_id,
+            "by": {"id": done.agent, "display": done.display},
+            "outcome": done.outcome,
+            "note": done.note,
+        },
+    }
 
 
 async def inbox_page(
     engine: AsyncEngine, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Loops newest first (of the given statuses), with their invitations and ack count."""
-    rows = await store.inbox_page(engine, statuses=statuses, before_id=before_id, limit=limit)
+    rows = await signals.inbox_page(engine, statuses=statuses, before_id=before_id, limit=limit)
     return [r | {"received_at": iso(r["received_at"])} for r in rows]
 
 
 async def audit_page(engine: AsyncEngine, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Audit rows newest first."""
-    rows = await store.audit_page(engine, before_id=before_id, limit=limit)
+    rows = await audit.audit_page(engine, before_id=before_id, limit=limit)
     return [r | {"at": iso(r["at"])} for r in rows]

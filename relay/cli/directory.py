@@ -10,7 +10,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from inbox import store
 from relay import directory
 from relay.cli.db import run
 from relay.cli.output import print_table
@@ -34,7 +33,7 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_list(args: argparse.Namespace) -> int:
-    agents = [directory.agent_view(a) for a in run(lambda inbox: store.list_agents(inbox.engine))]
+    agents = run(lambda inbox: directory.agents(inbox.engine))
     if args.json:
         print(json.dumps(agents, indent=2))
         return 0
@@ -76,7 +75,7 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_consent_list(args: argparse.Namespace) -> int:
-    grants = [directory.grant_view(g) for g in run(lambda inbox: store.list_grants(inbox.engine, args.subject))]
+    grants = run(lambda inbox: directory.grants(inbox.engine, args.subject))
     if args.json:
         print(json.dumps(grants, indent=2))
         return 0

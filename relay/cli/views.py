@@ -8,17 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from inbox import store
+from relay import views
 from relay.cli.db import run
 from relay.cli.output import print_table
-from relay.model import iso
 
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     statuses = ["invited", "acked"] if args.open else []
-    rows = run(lambda inbox: store.inbox_page(inbox.engine, statuses=statuses, limit=args.limit))
+    rows = run(lambda inbox: views.inbox_page(inbox.engine, statuses=statuses, limit=args.limit))
     for row in rows:
-        row["received_at"] = iso(row["received_at"])
         del row["row"]
     if args.json:
         print(json.dumps(rows, indent=2))  # ASCII: C1 and bidi characters escaped too, not only C0

@@ -39,7 +39,7 @@ from typing import Literal
 
 from relay.loop import NOTE_MAX, OUTCOME_MAX
 
-#: inbox.store.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
+#: inbox.invitations.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 4
 DEFAULT_OUTCOME = "done"
