@@ -1,8 +1,5 @@
 """The database as a command uses it: opened (and migrated) first, with failures in one line."""
 
-# The command line speaks through stdout and stderr: printing is its interface.
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import argparse
@@ -32,7 +29,7 @@ async def _settle_sqlite_threads(deadline_sec: float = 2.0) -> None:
     for thread in threading.enumerate():
         if "_connection_worker_thread" in thread.name:
             # a thread has no awaitable end: poll until it is gone
-            while thread.is_alive() and time.monotonic() < deadline:  # noqa: ASYNC110
+            while thread.is_alive() and time.monotonic() < deadline:  # noqa: ASYNC110 (a thread has no awaitable end)
                 await asyncio.sleep(0.01)
 
 

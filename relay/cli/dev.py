@@ -1,8 +1,5 @@
 """`care-relay emit`: sign a payload as a sender would and POST it to a running relay."""
 
-# The command line speaks through stdout and stderr: printing is its interface.
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import argparse

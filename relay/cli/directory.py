@@ -1,8 +1,5 @@
 """`care-relay agent …` and `care-relay consent …`: the internal directory and consent grants."""
 
-# The command line speaks through stdout and stderr: printing is its interface.
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import argparse

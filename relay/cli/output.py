@@ -1,8 +1,5 @@
 """What every command prints: a failure as one line on stderr, rows as an aligned table."""
 
-# The command line speaks through stdout and stderr: printing is its interface.
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import sys

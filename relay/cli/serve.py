@@ -1,8 +1,5 @@
 """`care-relay serve`: open the database, then run the relay until interrupted."""
 
-# The command line speaks through stdout and stderr: printing is its interface.
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import argparse

@@ -1,8 +1,5 @@
 """`care-relay inbox`: the loops, newest first, as a table or JSON."""
 
-# The command line speaks through stdout and stderr: printing is its interface.
-# ruff: noqa: T201
-
 from __future__ import annotations
 
 import argparse

@@ -92,9 +92,10 @@ def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middle
         except RelayError as error:
             # no handler ran: the transfer itself failed (too large, too slow), and no page was asked for yet
             _rejected(request, error.status, error.code)
-            response = _closing(json_error(error), error)
-            _finish(request, response, started)
-            return response
+            refused = _closing(json_error(error), error)
+            _finish(request, refused, started)
+            return refused
+        response: web.StreamResponse
         try:
             response = await handler(request)
         except RelayError as error:
