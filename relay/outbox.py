@@ -24,12 +24,14 @@ import aiohttp
 from inbox import directory
 from inbox import outbox as rows
 from inbox.audit import insert_audit
-from inbox.writer import Tx, Writer, now_ms
+from inbox.tx import Tx
+from inbox.writer import Writer
 from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
 from relay.delivery import Channel, Delivery, permanent, retry, skip
 from relay.invitations import Invitations
+from relay.model import millis
 from relay.router import send_time_refusal
 from relay.settings import Settings
 
@@ -116,7 +118,7 @@ class OutboxWorker:
             return 1
         kinds = self._kinds()
         batch = await self._writer.run(
-            lambda tx: rows.claim(tx, now=now_ms(), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds)
+            lambda tx: rows.claim(tx, now=millis(self._clock), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds)
         )
         for work in batch:
             task = asyncio.create_task(self._process(work))
@@ -195,7 +197,7 @@ class OutboxWorker:
         if not url:
             return permanent(f"{source} callback URL is no longer configured")
         # Every attempt is signed with a fresh timestamp (CONTRACT section 3).
-        body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=now_ms())
+        body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=millis(self._clock))
         delivery = await callbacks.post(self._session, url, body, {**_JSON, **headers})
         if sender.conflict_on_retry_is_arrival and work.attempts > 1 and delivery.error == "HTTP 409":
             log.info("callback %s: 409 on attempt %d, an earlier attempt had arrived", work.id, work.attempts)
@@ -219,7 +221,7 @@ class OutboxWorker:
         return self._settings.relay_outbox_max_attempts
 
     async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
-        now = now_ms()
+        now = millis(self._clock)
         invitation_id = int(work.payload["invitation_id"]) if work.kind == "invite" else None
         final_failure = (
             not delivery.ok

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.app import create_app
-from relay.state import OUTBOX
+from relay.keys import OUTBOX
 from tests import test_slack
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio

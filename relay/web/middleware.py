@@ -27,7 +27,7 @@ from relay.errors import (
     RequestTimeoutError,
     UnavailableError,
 )
-from relay.state import METRICS, SETTINGS
+from relay.keys import METRICS, SETTINGS
 from relay.web import pages
 
 log = logging.getLogger("care_relay.http")
