@@ -99,7 +99,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
     app[DIRECTORY] = Directory(app[WRITER], app[ENGINE], clock=clock)
     app[VIEWS] = Views(app[ENGINE])
-    opened = channels.open_channels(app, settings, app[ANSWERS], invitations)
+    opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
     outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock)
     app[OUTBOX] = outbox
@@ -124,10 +124,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         retention.cancel()
         await asyncio.gather(retention, return_exceptions=True)
         await outbox.stop()
-        for channel in app[CHANNELS].values():
-            close = getattr(channel, "close", None)
-            if close is not None:
-                await close()
+        await channels.close_channels(app[CHANNELS].values())
         await session.close()
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from inbox import directory
+from inbox import directory, invitations
 from inbox import outbox as rows
 from inbox.audit import insert_audit
 from inbox.tx import Tx
@@ -243,11 +243,9 @@ class OutboxWorker:
                 if invitation_id is not None:
                     rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
                     if delivery.opted_out:
-                        view = tx.execute(
-                            "SELECT agent_id, channel FROM invitation WHERE id = ?", (invitation_id,)
-                        ).fetchone()
-                        if view is not None:
-                            directory.set_opted_out(tx, str(view[0]), str(view[1]), True, now)
+                        held = invitations.holder_and_channel(tx, invitation_id)
+                        if held is not None:
+                            directory.set_opted_out(tx, held[0], held[1], True, now)
             else:
                 wait = delivery.retry_after if delivery.retry_after is not None else backoff(work.attempts)
                 rows.reschedule(tx, work.id, at=now + int(wait * 1000), error=delivery.error or "retry", now=now)
@@ -281,10 +279,7 @@ class OutboxWorker:
 
 def _audit_skip(tx: Tx, invitation_id: int, reason: str, now: int) -> None:
     """The audit row of an invitation a send-time check stopped, on its loop."""
-    row = tx.execute(
-        "SELECT s.source, s.event_id, i.agent_id, i.channel FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE i.id = ?",
-        (invitation_id,),
-    ).fetchone()
+    row = invitations.loop_of(tx, invitation_id)
     if row is None:
         return
     insert_audit(
