@@ -7,7 +7,7 @@ Sync functions over the writer's `Tx`, like the other storage modules.
 from __future__ import annotations
 
 from inbox import audit, directory
-from inbox.writer import Tx
+from inbox.tx import Tx
 
 #: a claim on a MessageSid that was never settled (the answering request died) lapses after this.
 CLAIM_STALE_MS = 60_000

@@ -143,6 +143,22 @@ def recent_invites(tx: Tx, agent_ids: Iterable[str], since: int) -> dict[str, in
 # Over the read engine -----------------------------------------------------------------
 
 
+def holder_and_channel(tx: Tx, invitation_id: int) -> tuple[str, str] | None:
+    """Whose invitation this is and on which channel."""
+    row = tx.execute("SELECT agent_id, channel FROM invitation WHERE id = ?", (invitation_id,)).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))
+
+
+def loop_of(tx: Tx, invitation_id: int) -> tuple[str, str, str, str] | None:
+    """(source, event id, agent, channel) of an invitation's loop."""
+    row = tx.execute(
+        "SELECT s.source, s.event_id, i.agent_id, i.channel FROM invitation i JOIN signal s ON s.id = i.signal_id"
+        " WHERE i.id = ?",
+        (invitation_id,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]), str(row[3]))
+
+
 def _record(i: InvitationRow, s: SignalRow) -> InvitationRecord:
     return InvitationRecord(
         id=i.id or 0,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inbox import audit
-from inbox.writer import Tx
+from inbox.tx import Tx
 from relay.model import LoopFacts
 
 RECORDED = "recorded"

@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inbox.db import BUSY_TIMEOUT_MS, apply_sqlite_pragmas, is_sqlite, sqlite_path
 from inbox.tx import LockBusyError, PgSession, SqliteSession, Tx, now_ms
 
-# Tx and now_ms live in inbox.tx; they are named here too until every importer points there.
 __all__ = [
     "MAX_GROUP",
     "MAX_QUEUE",
@@ -43,10 +42,8 @@ __all__ = [
     "BatchHandler",
     "Job",
     "StorageUnavailableError",
-    "Tx",
     "WriteFailure",
     "Writer",
-    "now_ms",
 ]
 
 log = logging.getLogger("care_relay.writer")

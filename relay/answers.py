@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from inbox import lifecycle, outbox
-from inbox.writer import Tx, Writer, now_ms
+from inbox.tx import Tx
+from inbox.writer import Writer
 from receivers import SENDERS
 from relay import audit, compose
 from relay.invitations import Invitations
 from relay.loop import Ack, Answer, Done, Outcome, Verdict, admits, judge
-from relay.model import LoopFacts
+from relay.model import Clock, LoopFacts, millis
 from relay.settings import Settings
 
 __all__ = ["Ack", "AnswerResult", "Answers", "Done", "Outcome"]
@@ -53,8 +54,15 @@ class Answers:
     """The one answer path every channel calls."""
 
     def __init__(
-        self, writer: Writer, invitations: Invitations, settings: Settings, *, on_queued: Callable[[], None]
+        self,
+        writer: Writer,
+        invitations: Invitations,
+        settings: Settings,
+        *,
+        on_queued: Callable[[], None],
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._writer = writer
         self._invitations = invitations
         self._settings = settings
@@ -94,7 +102,7 @@ class Answers:
         offered = await self._invitations.offered(answer.signal_id) if isinstance(answer, Ack) else ()
 
         def job(tx: Tx) -> tuple[Outcome, LoopFacts | None, str | None]:
-            at = now_ms()
+            at = millis(self._clock)
             facts = lifecycle.facts(
                 tx, signal_id=answer.signal_id, agent_id=answer.agent_id, invitation_id=answer.invitation_id
             )
@@ -123,7 +131,7 @@ class Answers:
         """May this agent answer this invitation now (before a form is shown)? A refusal is audited."""
 
         def job(tx: Tx) -> Verdict:
-            at = now_ms()
+            at = millis(self._clock)
             facts = lifecycle.facts(tx, signal_id=signal_id, agent_id=agent_id, invitation_id=invitation_id)
             verdict = admits(agent_id, invitation_id, facts, what)
             self._refused(tx, verdict, facts, agent_id, via, at)
@@ -151,7 +159,9 @@ class Answers:
     async def refuse(self, *, signal_id: int | None, agent_id: str | None, via: str, reason: str) -> None:
         """An answer that names no loop it may be judged on: an audit row and line, nothing else."""
         await self._writer.run(
-            lambda tx: lifecycle.refuse(tx, signal_id=signal_id, agent_id=agent_id, via=via, at=now_ms(), reason=reason)
+            lambda tx: lifecycle.refuse(
+                tx, signal_id=signal_id, agent_id=agent_id, via=via, at=millis(self._clock), reason=reason
+            )
         )
         audit.emit(
             {"kind": "refusal", "agent": agent_id, "via": via, "reason": reason, "action_origin": "user_directed"}

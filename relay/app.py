@@ -22,16 +22,15 @@ from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels
 from relay.answers import Answers
+from relay.directory import Directory
 from relay.inbound import Inbound
 from relay.intake import Intake
 from relay.invitations import Invitations
-from relay.model import RoutingSettings
-from relay.outbox import OutboxWorker
-from relay.settings import Settings
-from relay.state import (
+from relay.keys import (
     ANSWERS,
     CHANNELS,
     CLOCK,
+    DIRECTORY,
     ENGINE,
     HTTP,
     INBOUND,
@@ -42,9 +41,14 @@ from relay.state import (
     RUN_OUTBOX,
     SETTINGS,
     TOKENS,
+    VIEWS,
     WRITER,
 )
+from relay.model import RoutingSettings
+from relay.outbox import OutboxWorker
+from relay.settings import Settings
 from relay.tokens import Tokens
+from relay.views import Views
 from relay.web import pages, routes
 from relay.web.middleware import errors_middleware
 from relay.web.requests import unstorable_middleware
@@ -88,13 +92,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         if outbox is not None:
             outbox.wake()
 
+    clock = app[CLOCK]
     invitations = Invitations(app[ENGINE], settings, app[TOKENS], read_signal=read_signal)
     app[INVITATIONS] = invitations
-    app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake)
-    app[INBOUND] = Inbound(app[WRITER], settings, clock=app[CLOCK])
-    opened = channels.open_channels(app, settings, app[ANSWERS], invitations)
+    app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock)
+    app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
+    app[DIRECTORY] = Directory(app[WRITER], app[ENGINE], clock=clock)
+    app[VIEWS] = Views(app[ENGINE])
+    opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
-    clock = app[CLOCK]
     outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock)
     app[OUTBOX] = outbox
     app[INTAKE] = Intake(
@@ -118,10 +124,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         retention.cancel()
         await asyncio.gather(retention, return_exceptions=True)
         await outbox.stop()
-        for channel in app[CHANNELS].values():
-            close = getattr(channel, "close", None)
-            if close is not None:
-                await close()
+        await channels.close_channels(app[CHANNELS].values())
         await session.close()
 
 

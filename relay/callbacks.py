@@ -150,7 +150,9 @@ async def trigger_care_workflow(
             error, reason = f"HTTP {answer.status}", f"http_{answer.status}"
             if answer.status != 429 and answer.status < 500:
                 break
-            asked = parse_retry_after(answer.retry_after)
+            # a negative delta names no usable wait: the usual backoff, not an immediate retry
+            negative = (answer.retry_after or "").strip().startswith("-")
+            asked = None if negative else parse_retry_after(answer.retry_after)
             delay = delay if asked is None else min(asked, _RETRY_AFTER_CAP_S)
     except Exception as exc:
         error, reason = f"unexpected error ({type(exc).__name__})", "unexpected_error"

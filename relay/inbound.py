@@ -20,6 +20,7 @@ from functools import partial
 from inbox import inbound
 from inbox.writer import Writer
 from relay import audit
+from relay.model import millis
 from relay.redact import redact
 from relay.settings import Settings
 
@@ -63,12 +64,9 @@ class Inbound:
         self._settings = settings
         self._clock = clock
 
-    def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
-
     async def claim(self, sid: str, channel: str, number: str) -> bool:
         """Take a MessageSid for answering: False when it was (or is being) answered already."""
-        shown, at = redact(number) or "", self._now_ms()
+        shown, at = redact(number) or "", millis(self._clock)
         return await self._writer.run(lambda tx: inbound.claim_message(tx, sid, channel, shown, at))
 
     async def settle(self, sid: str, outcome: str) -> None:
@@ -82,7 +80,7 @@ class Inbound:
     async def unknown_sender(self, sid: str, channel: str, number: str) -> UnknownSender:
         """A message from a number not in the directory (or of an inactive agent): counted, never kept in full."""
         shown, digest = redact(number) or "", number_hash(self._settings, number)
-        limit, at = self._settings.relay_unknown_sender_max_per_hour, self._now_ms()
+        limit, at = self._settings.relay_unknown_sender_max_per_hour, millis(self._clock)
         result = UnknownSender(
             await self._writer.run(
                 lambda tx: inbound.record_unknown(
@@ -96,7 +94,7 @@ class Inbound:
 
     async def opt(self, agent_id: str, channel: str, *, opted_out: bool) -> None:
         """An agent's STOP (or START) on one channel: kept with an audit row and line."""
-        at = self._now_ms()
+        at = millis(self._clock)
         await self._writer.run(lambda tx: inbound.record_opt(tx, agent_id, channel, opted_out, at))
         kind = "opt_out" if opted_out else "opt_in"
         audit.emit({"kind": kind, "agent": agent_id, "via": channel, "action_origin": "user_directed"})
@@ -112,7 +110,12 @@ class Inbound:
             await asyncio.sleep(wait)
             found = await self._writer.run(
                 partial(
-                    inbound.record_status, sid=sid, status=status, error=error, opted_out=opted_out, at=self._now_ms()
+                    inbound.record_status,
+                    sid=sid,
+                    status=status,
+                    error=error,
+                    opted_out=opted_out,
+                    at=millis(self._clock),
                 )
             )
             if found is not None:

@@ -25,7 +25,8 @@ from inbox import directory, invitations, outbox, signals
 from inbox.audit import AuditValues, insert_audits
 from inbox.rows import dumps, dumps_list
 from inbox.signals import SignalValues
-from inbox.writer import Tx, Writer
+from inbox.tx import Tx
+from inbox.writer import Writer
 from relay import audit
 from relay.errors import EventIdConflictError, NonceReusedError, RelayError
 from relay.model import Agent, Decision, Grant, RoutingSettings, Signal

@@ -7,9 +7,19 @@ Nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+
+#: the wall clock, Unix seconds: one per app, passed in by `create_app` (tests drive it).
+Clock = Callable[[], float]
+
+
+def millis(clock: Clock) -> int:
+    """The clock's time in Unix milliseconds, as storage keeps times."""
+    return int(clock() * 1000)
+
 
 Source = Literal["m3", "aisha"]
 Channel = Literal["slack", "sms", "whatsapp", "console"]

@@ -21,15 +21,17 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from inbox import directory
+from inbox import directory, invitations
 from inbox import outbox as rows
 from inbox.audit import insert_audit
-from inbox.writer import Tx, Writer, now_ms
+from inbox.tx import Tx
+from inbox.writer import Writer
 from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
 from relay.delivery import Channel, Delivery, permanent, retry, skip
 from relay.invitations import Invitations
+from relay.model import millis
 from relay.router import send_time_refusal
 from relay.settings import Settings
 
@@ -116,7 +118,7 @@ class OutboxWorker:
             return 1
         kinds = self._kinds()
         batch = await self._writer.run(
-            lambda tx: rows.claim(tx, now=now_ms(), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds)
+            lambda tx: rows.claim(tx, now=millis(self._clock), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds)
         )
         for work in batch:
             task = asyncio.create_task(self._process(work))
@@ -195,7 +197,7 @@ class OutboxWorker:
         if not url:
             return permanent(f"{source} callback URL is no longer configured")
         # Every attempt is signed with a fresh timestamp (CONTRACT section 3).
-        body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=now_ms())
+        body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=millis(self._clock))
         delivery = await callbacks.post(self._session, url, body, {**_JSON, **headers})
         if sender.conflict_on_retry_is_arrival and work.attempts > 1 and delivery.error == "HTTP 409":
             log.info("callback %s: 409 on attempt %d, an earlier attempt had arrived", work.id, work.attempts)
@@ -219,7 +221,7 @@ class OutboxWorker:
         return self._settings.relay_outbox_max_attempts
 
     async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
-        now = now_ms()
+        now = millis(self._clock)
         invitation_id = int(work.payload["invitation_id"]) if work.kind == "invite" else None
         final_failure = (
             not delivery.ok
@@ -241,11 +243,9 @@ class OutboxWorker:
                 if invitation_id is not None:
                     rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
                     if delivery.opted_out:
-                        view = tx.execute(
-                            "SELECT agent_id, channel FROM invitation WHERE id = ?", (invitation_id,)
-                        ).fetchone()
-                        if view is not None:
-                            directory.set_opted_out(tx, str(view[0]), str(view[1]), True, now)
+                        held = invitations.holder_and_channel(tx, invitation_id)
+                        if held is not None:
+                            directory.set_opted_out(tx, held[0], held[1], True, now)
             else:
                 wait = delivery.retry_after if delivery.retry_after is not None else backoff(work.attempts)
                 rows.reschedule(tx, work.id, at=now + int(wait * 1000), error=delivery.error or "retry", now=now)
@@ -279,10 +279,7 @@ class OutboxWorker:
 
 def _audit_skip(tx: Tx, invitation_id: int, reason: str, now: int) -> None:
     """The audit row of an invitation a send-time check stopped, on its loop."""
-    row = tx.execute(
-        "SELECT s.source, s.event_id, i.agent_id, i.channel FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE i.id = ?",
-        (invitation_id,),
-    ).fetchone()
+    row = invitations.loop_of(tx, invitation_id)
     if row is None:
         return
     insert_audit(

@@ -22,19 +22,6 @@ from relay.model import iso
 _SOURCE_QUERIES = " or ".join(f"?source={name}" for name in SENDERS)
 
 
-async def event_status(engine: AsyncEngine, event_id: str, source: str | None = None) -> dict[str, Any]:
-    """The contract's view of the loop of one event (of one source, when given).
-
-    404 when no event has this id; 400 when two sources used it and none was named.
-    """
-    found = await signals.find_signals(engine, event_id, source)
-    if not found:
-        raise NotFoundError("No event with this id was received.")
-    if len(found) > 1:
-        raise BadRequestError(f"Two sources used this id; add {_SOURCE_QUERIES}.")
-    return await _describe(engine, found[0])
-
-
 async def _describe(engine: AsyncEngine, signal: StoredSignal) -> dict[str, Any]:
     detail = await loop_detail(engine, signal.id)
     done = detail.done
@@ -77,15 +64,32 @@ async def _describe(engine: AsyncEngine, signal: StoredSignal) -> dict[str, Any]
     }
 
 
-async def inbox_page(
-    engine: AsyncEngine, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
-    """Loops newest first (of the given statuses), with their invitations and ack count."""
-    rows = await signals.inbox_page(engine, statuses=statuses, before_id=before_id, limit=limit)
-    return [r | {"received_at": iso(r["received_at"])} for r in rows]
+class Views:
+    """The read-only views over one database."""
 
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
 
-async def audit_page(engine: AsyncEngine, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Audit rows newest first."""
-    rows = await audit.audit_page(engine, before_id=before_id, limit=limit)
-    return [r | {"at": iso(r["at"])} for r in rows]
+    async def event_status(self, event_id: str, source: str | None = None) -> dict[str, Any]:
+        """The contract's view of the loop of one event (of one source, when given).
+
+        404 when no event has this id; 400 when two sources used it and none was named.
+        """
+        found = await signals.find_signals(self._engine, event_id, source)
+        if not found:
+            raise NotFoundError("No event with this id was received.")
+        if len(found) > 1:
+            raise BadRequestError(f"Two sources used this id; add {_SOURCE_QUERIES}.")
+        return await _describe(self._engine, found[0])
+
+    async def inbox_page(
+        self, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Loops newest first (of the given statuses), with their invitations and ack count."""
+        rows = await signals.inbox_page(self._engine, statuses=statuses, before_id=before_id, limit=limit)
+        return [r | {"received_at": iso(r["received_at"])} for r in rows]
+
+    async def audit_page(self, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Audit rows newest first."""
+        rows = await audit.audit_page(self._engine, before_id=before_id, limit=limit)
+        return [r | {"at": iso(r["at"])} for r in rows]

@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 
 from relay.app import create_app
+from relay.keys import SETTINGS
 from relay.settings import Settings
-from relay.state import SETTINGS
 from relay.web.server import make_runner
 from tests.driver import Relay, Start
 from tests.support import M3_SECRETS, ServerThread, clean_env, make_settings

@@ -18,7 +18,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application, Request
 
-from relay.state import OUTBOX, TOKENS
+from relay.keys import OUTBOX, TOKENS
 from tests.support import ADMIN_TOKEN, fixture, fresh, invitation_of, query, signed
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -21,8 +21,8 @@ from aiohttp import web
 
 from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
+from relay.keys import WRITER
 from relay.settings import Settings
-from relay.state import WRITER
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.app import create_app
-from relay.state import OUTBOX
+from relay.keys import OUTBOX
 from tests import test_slack
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
@@ -81,6 +81,8 @@ class Channel:
     sends_on: str
     ack: Answer
     done: Close
+    #: what an agent is told on answering a loop someone else closed (SMS: the code is no longer open).
+    told_when_closed: str = "already closed"
     #: False where the channel cannot tell a stranger from the holder (a link is a bearer capability).
     knows_who_answers: bool = True
 
@@ -141,9 +143,9 @@ async def _link_done(world: World, who: str, holder: str, outcome: str) -> str:
 
 CHANNELS = [
     Channel("slack", "slack", _slack_ack, _slack_done),
-    Channel("sms", "sms", *_twilio(whatsapp=False)),
-    Channel("whatsapp", "whatsapp", *_twilio(whatsapp=True)),
-    Channel("link", "sms", _link_ack, _link_done, knows_who_answers=False),
+    Channel("sms", "sms", *_twilio(whatsapp=False), told_when_closed="I don't have an open invitation"),
+    Channel("whatsapp", "whatsapp", *_twilio(whatsapp=True), told_when_closed="I don't have an open invitation"),
+    Channel("link", "sms", _link_ack, _link_done, told_when_closed="409 ", knows_who_answers=False),
 ]
 
 
@@ -263,7 +265,9 @@ async def test_a_loop_is_closed_once(world: World, channel: Channel) -> None:
     """A second done from another invited agent changes nothing; the sender hears care.done exactly once."""
     await channel.done(world, "ana", "ana", "held-space")
     told = await channel.done(world, "bo", "bo", "talked")
-    assert told  # bo hears the loop was closed
+    assert channel.told_when_closed in told  # bo is told nothing more can be answered
+    if channel.name == "link":
+        assert "already closed" in told
     loop = await world.loop()
     assert loop["status"] == "done"
     assert (loop["done"]["by"]["id"], loop["done"]["outcome"]) == ("ana", "held-space")

@@ -10,7 +10,7 @@ import pytest
 
 from receivers.aisha import signature as aisha_signature
 from relay.answers import Ack
-from relay.state import ANSWERS
+from relay.keys import ANSWERS
 from tests.conftest import Clock
 from tests.driver import ANA, TEAM, TEAM_GRANTS, Start
 from tests.fakes.sink import Sink

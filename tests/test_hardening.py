@@ -139,12 +139,14 @@ async def test_a_removed_agent_is_not_invited_and_a_signal_after_is_unroutable(s
 
 async def test_upgrade_keeps_the_ids_of_agents_deleted_before_tombstones(tmp_path: Any) -> None:
     """Agents deleted outright by an older version leave ids that invitations name: the upgrade makes them tombstones."""
+    import time
+
     from alembic import command
     from sqlalchemy import text
 
     from inbox import db
     from inbox.writer import Writer
-    from relay import directory
+    from relay.directory import Directory
     from relay.errors import BadRequestError
 
     url = f"sqlite+aiosqlite:///{tmp_path}/old.db"
@@ -169,7 +171,7 @@ async def test_upgrade_keeps_the_ids_of_agents_deleted_before_tombstones(tmp_pat
     await writer.start()
     try:
         with pytest.raises(BadRequestError, match="never reused"):
-            await directory.add_agent(writer, {"id": "carol", "display": "Carol"})
+            await Directory(writer, engine, clock=time.time).add_agent({"id": "carol", "display": "Carol"})
     finally:
         await writer.close()
         await engine.dispose()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from relay.state import WRITER
+from relay.keys import WRITER
 from tests.conftest import BOTH_DATABASES, Clock
 from tests.driver import ADMIN, Relay, Start, escalation, panic, signal
 from tests.support import FIXTURES, aisha_headers, m3_headers, signed, vectors

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from relay.state import TOKENS
+from relay.keys import TOKENS
 from relay.tokens import Tokens
 from tests.driver import ADMIN, AISHA_GRANT, Start, escalation, panic
 from tests.support import LINK_SECRETS

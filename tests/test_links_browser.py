@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from relay.state import TOKENS
+from relay.keys import TOKENS
 from tests.driver import ADMIN, ANA, GRANT, panic
 from tests.support import ServerThread, invitation_of, make_settings, signed
 

@@ -12,8 +12,8 @@ from inbox import outbox as outbox_rows
 from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
 from relay.answers import Ack, Done
+from relay.keys import ANSWERS, WRITER
 from relay.outbox import backoff
-from relay.state import ANSWERS, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.driver import TEAM, TEAM_GRANTS, Relay, Start
 from tests.fakes.sink import Sink

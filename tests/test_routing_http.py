@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from relay.answers import Ack
-from relay.state import ANSWERS
+from relay.keys import ANSWERS
 from tests.conftest import BOTH_DATABASES
 from tests.driver import ADMIN, AISHA_GRANT, Start, escalation, panic, signal
 

@@ -19,12 +19,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from inbox import outbox as rows
-from inbox.writer import now_ms
+from inbox.tx import now_ms
 from receivers.m3 import signature as m3_signature
 from relay.app import create_app
 from relay.channels.slack import inbound as slack
 from relay.channels.slack.send import SlackChannel
-from relay.state import CHANNELS, OUTBOX, WRITER
+from relay.keys import CHANNELS, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.slack import (
     DEFAULT_TOKEN,

@@ -24,8 +24,8 @@ from relay.app import create_app
 from relay.channels.twilio import client as sdk
 from relay.channels.twilio.send import TwilioChannel
 from relay.delivery import Delivery, Invite
+from relay.keys import METRICS, OUTBOX, WRITER
 from relay.model import Agent, Signal
-from relay.state import METRICS, OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilio, inbound_sms, status_callback
 from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, refused_port, signed

@@ -10,6 +10,9 @@ stopped.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+
 from aiohttp import web
 
 from relay.answers import Answers
@@ -29,13 +32,24 @@ def add_routes(app: web.Application, settings: Settings) -> None:
         twilio.prepare(app, settings)
 
 
-def open_channels(
+async def open_channels(
     app: web.Application, settings: Settings, answers: Answers, invitations: Invitations
 ) -> dict[str, Channel]:
     """Every channel this configuration can send on, by name, with its client open."""
     opened: list[Channel] = [ConsoleChannel()] if settings.dev else []
-    if settings.slack_enabled:
-        opened += slack.open_channels(app, settings, answers, invitations)
-    if settings.twilio_enabled:
-        opened += twilio.open_channels(settings)
+    try:
+        if settings.slack_enabled:
+            opened += await slack.open_channels(app, settings, answers, invitations)
+        if settings.twilio_enabled:
+            opened += twilio.open_channels(settings)
+    except BaseException:
+        # the app never starts: what did open closes again, no client session is left behind
+        await close_channels(opened)
+        raise
     return {channel.name: channel for channel in opened}
+
+
+async def close_channels(channels: Iterable[Channel]) -> None:
+    """Close every channel that holds a client; one failing close leaves none of the others open."""
+    closers = [close for channel in channels if (close := getattr(channel, "close", None)) is not None]
+    await asyncio.gather(*(close() for close in closers), return_exceptions=True)

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from relay import directory
+from inbox import Inbox
 from relay.cli.db import run
 from relay.cli.output import print_table
+from relay.directory import Directory
 from relay.redact import redact
 
 
 def _comma(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _directory(inbox: Inbox) -> Directory:
+    """The directory over the CLI's own connection; its times are the wall clock's."""
+    return Directory(inbox.writer, inbox.engine, clock=time.time)
 
 
 def cmd_agent_add(args: argparse.Namespace) -> int:
@@ -24,13 +31,13 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
             data[key] = getattr(args, key)
     if args.channels:
         data["channels"] = _comma([args.channels])
-    agent = run(lambda inbox: directory.add_agent(inbox.writer, data))
+    agent = run(lambda inbox: _directory(inbox).add_agent(data))
     print(json.dumps(agent) if args.json else f"added agent {agent['id']}")
     return 0
 
 
 def cmd_agent_list(args: argparse.Namespace) -> int:
-    agents = run(lambda inbox: directory.agents(inbox.engine))
+    agents = run(lambda inbox: _directory(inbox).agents())
     if args.json:
         print(json.dumps(agents, indent=2))
         return 0
@@ -45,7 +52,7 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
 
 
 def cmd_agent_remove(args: argparse.Namespace) -> int:
-    run(lambda inbox: directory.remove_agent(inbox.writer, args.id))
+    run(lambda inbox: _directory(inbox).remove_agent(args.id))
     print(f"removed agent {args.id}")
     return 0
 
@@ -62,7 +69,7 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
         data["expires_at"] = args.expires
     if args.min_confidence:
         data["min_confidence"] = args.min_confidence
-    grant = run(lambda inbox: directory.grant_consent(inbox.writer, data))
+    grant = run(lambda inbox: _directory(inbox).grant_consent(data))
     print(grant["id"])
     if args.json:
         print(json.dumps(grant))
@@ -72,7 +79,7 @@ def cmd_consent_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_consent_list(args: argparse.Namespace) -> int:
-    grants = run(lambda inbox: directory.grants(inbox.engine, args.subject))
+    grants = run(lambda inbox: _directory(inbox).grants(args.subject))
     if args.json:
         print(json.dumps(grants, indent=2))
         return 0
@@ -84,6 +91,6 @@ def cmd_consent_list(args: argparse.Namespace) -> int:
 
 
 def cmd_consent_revoke(args: argparse.Namespace) -> int:
-    grant = run(lambda inbox: directory.revoke_consent(inbox.writer, args.grant_id, args.by))
+    grant = run(lambda inbox: _directory(inbox).revoke_consent(args.grant_id, args.by))
     print(f"revoked {grant['id']} ({grant['subject']}) by {grant['revoked_by']}")
     return 0

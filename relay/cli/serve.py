@@ -8,13 +8,12 @@ import logging
 
 from aiohttp import web
 
-from relay import directory
 from relay import settings as settings_mod
 from relay.app import create_app
 from relay.cli.db import upgrade
 from relay.cli.problems import DATABASE_ERRORS, CliError, database_problem, listen_problem, safe_url
+from relay.keys import DIRECTORY
 from relay.settings import Settings
-from relay.state import ENGINE, WRITER
 from relay.web import server
 
 
@@ -57,7 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _seed_demo(app: web.Application) -> None:
-    if await directory.seed_demo_directory(app[WRITER], app[ENGINE]):
+    if await app[DIRECTORY].seed_demo():
         print(
             "dev mode: the directory was empty; seeded agent 'ana' (console, group care-circle)"
             " and a grant for actor:raz (panic.ui, status.set -> care-circle)",

@@ -9,10 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from receivers.json_body import loads
-from relay import directory, views
 from relay.errors import BadRequestError, MalformedJsonError
+from relay.keys import DIRECTORY, VIEWS
 from relay.model import LOOP_STATUSES
-from relay.state import ENGINE, WRITER
 from relay.web.auth import require_admin
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -68,50 +67,48 @@ def _limit(request: web.Request) -> int:
 
 @admin
 async def handle_list_agents(request: web.Request) -> web.Response:
-    agents = await directory.agents(request.app[ENGINE])
+    agents = await request.app[DIRECTORY].agents()
     return web.json_response({"items": agents, "next_cursor": None})
 
 
 @admin
 async def handle_create_agent(request: web.Request) -> web.Response:
-    agent = await directory.add_agent(request.app[WRITER], await _json_body(request))
+    agent = await request.app[DIRECTORY].add_agent(await _json_body(request))
     return web.json_response(agent, status=201)
 
 
 @admin
 async def handle_get_agent(request: web.Request) -> web.Response:
-    return web.json_response(await directory.agent(request.app[ENGINE], request.match_info["agent_id"]))
+    return web.json_response(await request.app[DIRECTORY].agent(request.match_info["agent_id"]))
 
 
 @admin
 async def handle_patch_agent(request: web.Request) -> web.Response:
-    agent = await directory.patch_agent(request.app[WRITER], request.match_info["agent_id"], await _json_body(request))
+    agent = await request.app[DIRECTORY].patch_agent(request.match_info["agent_id"], await _json_body(request))
     return web.json_response(agent)
 
 
 @admin
 async def handle_delete_agent(request: web.Request) -> web.Response:
-    await directory.remove_agent(request.app[WRITER], request.match_info["agent_id"])
+    await request.app[DIRECTORY].remove_agent(request.match_info["agent_id"])
     return web.Response(status=204)
 
 
 @admin
 async def handle_list_consents(request: web.Request) -> web.Response:
-    grants = await directory.grants(request.app[ENGINE], request.query.get("subject"))
+    grants = await request.app[DIRECTORY].grants(request.query.get("subject"))
     return web.json_response({"items": grants, "next_cursor": None})
 
 
 @admin
 async def handle_create_consent(request: web.Request) -> web.Response:
-    grant = await directory.grant_consent(request.app[WRITER], await _json_body(request))
+    grant = await request.app[DIRECTORY].grant_consent(await _json_body(request))
     return web.json_response(grant, status=201)
 
 
 @admin
 async def handle_revoke_consent(request: web.Request) -> web.Response:
-    await directory.revoke_consent(
-        request.app[WRITER], request.match_info["grant_id"], request.query.get("by", "admin-api")
-    )
+    await request.app[DIRECTORY].revoke_consent(request.match_info["grant_id"], request.query.get("by", "admin-api"))
     return web.Response(status=204)
 
 
@@ -122,7 +119,7 @@ async def handle_inbox(request: web.Request) -> web.Response:
     if unknown:
         raise BadRequestError(f"Unknown status '{unknown[0]}'; use one of: {', '.join(LOOP_STATUSES)}.")
     limit = _limit(request)
-    rows = await views.inbox_page(request.app[ENGINE], statuses=statuses, before_id=_cursor_in(request), limit=limit)
+    rows = await request.app[VIEWS].inbox_page(statuses=statuses, before_id=_cursor_in(request), limit=limit)
     items = [{k: v for k, v in r.items() if k != "row"} for r in rows]
     return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
 
@@ -130,6 +127,6 @@ async def handle_inbox(request: web.Request) -> web.Response:
 @admin
 async def handle_audit(request: web.Request) -> web.Response:
     limit = _limit(request)
-    rows = await views.audit_page(request.app[ENGINE], before_id=_cursor_in(request), limit=limit)
+    rows = await request.app[VIEWS].audit_page(before_id=_cursor_in(request), limit=limit)
     items = [{k: v for k, v in r.items() if k != "row"} for r in rows]
     return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})

@@ -7,7 +7,7 @@ import hmac
 from aiohttp import web
 
 from relay.errors import ForbiddenError, UnauthorizedError
-from relay.state import SETTINGS
+from relay.keys import SETTINGS
 
 
 def require_admin(request: web.Request) -> None:

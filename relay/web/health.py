@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay import readiness
-from relay.state import ENGINE, WRITER
+from relay.keys import ENGINE, WRITER
 
 
 async def handle_healthz(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from receivers.json_body import parse_json
 from receivers.schema import require_object
 from relay.bodies import media_type, read_body
 from relay.errors import UnsupportedMediaTypeError
-from relay.state import CLOCK, INTAKE, SETTINGS, TOKENS
+from relay.keys import CLOCK, INTAKE, SETTINGS, TOKENS
 from relay.web.requests import Handler
 
 

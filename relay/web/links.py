@@ -36,8 +36,8 @@ from relay.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from relay.keys import ANSWERS, INVITATIONS, METRICS, TOKENS
 from relay.loop import NOTE_MAX, OUTCOME_MAX
-from relay.state import ANSWERS, INVITATIONS, METRICS, TOKENS
 from relay.web import pages
 from relay.web.pages import page
 

@@ -27,7 +27,7 @@ from relay.errors import (
     RequestTimeoutError,
     UnavailableError,
 )
-from relay.state import METRICS, SETTINGS
+from relay.keys import METRICS, SETTINGS
 from relay.web import pages
 
 log = logging.getLogger("care_relay.http")
@@ -111,7 +111,8 @@ def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middle
             request.app[METRICS]["storage_unavailable"] += 1
         except Exception:
             log.exception("unhandled error on %s %s", request.method, _loggable(request))
-            response = render(request, InternalError())
+            # a fault of ours, not something a page can word for the person: the contract's JSON 500
+            response = json_error(InternalError())
         _finish(request, response, started)
         return response
 

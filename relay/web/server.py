@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
 from relay.errors import BadRequestError, InternalError, RateLimitedError
-from relay.state import SETTINGS
+from relay.keys import SETTINGS
 from relay.web.middleware import json_error
 
 log = logging.getLogger("care_relay.http")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from receivers import SENDERS
-from relay import views
 from relay.errors import BadRequestError, ForbiddenError
-from relay.state import ENGINE, TOKENS
+from relay.keys import TOKENS, VIEWS
 from relay.web.auth import require_admin
 
 _SOURCES = " or ".join(f"'{name}'" for name in SENDERS)
@@ -26,4 +25,4 @@ async def handle_event_status(request: web.Request) -> web.Response:
         source = opened[0]
     else:
         require_admin(request)
-    return web.json_response(await views.event_status(request.app[ENGINE], event_id, source))
+    return web.json_response(await request.app[VIEWS].event_status(event_id, source))

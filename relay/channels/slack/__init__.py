@@ -24,7 +24,7 @@ __all__ = ["ROUTES", "open_channels"]
 ROUTES = (("POST", "/slack/events", handle_slack_events),)
 
 
-def open_channels(
+async def open_channels(
     app: web.Application, settings: Settings, answers: Answers, invitations: Invitations
 ) -> list[Channel]:
     """The client, Bolt with its listeners (under `BOLT`) and the channel; the channel owns the session."""
@@ -32,10 +32,14 @@ def open_channels(
     # `timeout` only to sessions it creates, so the bound is set here as well.
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT_SEC))
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
-    client = AsyncWebClient(
-        token=settings.slack_bot_token, base_url=base_url, timeout=int(CALL_TIMEOUT_SEC), session=session
-    )
-    bolt = AsyncApp(signing_secret=settings.slack_signing_secret, client=client, process_before_response=True)
-    register(bolt, SlackAnswers(answers, invitations))
+    try:
+        client = AsyncWebClient(
+            token=settings.slack_bot_token, base_url=base_url, timeout=int(CALL_TIMEOUT_SEC), session=session
+        )
+        bolt = AsyncApp(signing_secret=settings.slack_signing_secret, client=client, process_before_response=True)
+        register(bolt, SlackAnswers(answers, invitations))
+    except BaseException:
+        await session.close()  # nothing owns the session yet
+        raise
     app[BOLT] = bolt
     return [SlackChannel(client)]

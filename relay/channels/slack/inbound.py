@@ -35,7 +35,7 @@ from relay.errors import (
     TimestampOutOfWindowError,
 )
 from relay.invitations import AgentRow, Held, Invitations
-from relay.state import CLOCK, SETTINGS
+from relay.keys import CLOCK, SETTINGS
 
 __all__ = [
     "ALREADY_ACKED",

@@ -24,8 +24,8 @@ from relay.delivery import Invite
 from relay.errors import BadRequestError
 from relay.inbound import UnknownSender
 from relay.invitations import AgentRow, View
+from relay.keys import ANSWERS, INBOUND, INVITATIONS, METRICS
 from relay.redact import redact
-from relay.state import ANSWERS, INBOUND, INVITATIONS, METRICS
 
 __all__ = ["INBOUND_PATH", "handle_inbound"]
 

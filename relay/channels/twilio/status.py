@@ -13,7 +13,7 @@ from aiohttp import web
 from relay.channels.twilio.send import UNSUBSCRIBED
 from relay.channels.twilio.webhook import MAX_SID_CHARS, message_sid, twiml, verified_form
 from relay.errors import BadRequestError
-from relay.state import INBOUND, METRICS
+from relay.keys import INBOUND, METRICS
 
 __all__ = ["DELIVERY_STATUS", "STATUS_PATH", "handle_status"]
 

@@ -15,8 +15,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from relay.bodies import media_type, read_body
 from relay.errors import BadRequestError, ForbiddenError, UnsupportedMediaTypeError
+from relay.keys import SETTINGS
 from relay.settings import Settings
-from relay.state import SETTINGS
 
 __all__ = ["MAX_SID_CHARS", "TWILIO", "message_sid", "prepare", "twiml", "verified_form"]
 

@@ -1,4 +1,4 @@
-"""Typed application state keys (`web.AppKey`), shared by the handlers."""
+"""Typed application state keys (`web.AppKey`): what the edges may reach, wired by `relay.app`."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inbox.writer import Writer
 from relay.answers import Answers
 from relay.delivery import Channel
+from relay.directory import Directory
 from relay.inbound import Inbound
 from relay.intake import Intake
 from relay.invitations import Invitations
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.tokens import Tokens
+from relay.views import Views
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -28,6 +30,10 @@ ANSWERS = web.AppKey("answers", Answers)
 INVITATIONS = web.AppKey("invitations", Invitations)
 #: inbound-message bookkeeping for the Twilio channels.
 INBOUND = web.AppKey("inbound", Inbound)
+#: the agent directory and consent grants.
+DIRECTORY = web.AppKey("directory", Directory)
+#: read-only views of loops and the audit trail.
+VIEWS = web.AppKey("views", Views)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 #: the channels this configuration sends on, by name, built once before the outbox starts.
 CHANNELS = web.AppKey("channels", dict[str, Channel])
