@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inbox.rows import ByName, dumps, strings, strings_or_none
+from inbox.rows import dumps, strings, strings_or_none
 from inbox.tx import Tx
 from relay.model import EARLIEST, Agent, Grant, from_ms
 
@@ -28,7 +28,7 @@ LOOKUP_COLUMNS = ("id", "slack_user", "phone", "whatsapp")
 
 
 @dataclass(frozen=True, slots=True)
-class AgentRecord(ByName):
+class AgentRecord:
     """An agent as stored; a removed one's tombstone reads inactive, with `removed_at` set."""
 
     id: str
@@ -62,7 +62,7 @@ class AgentRecord(ByName):
 
 
 @dataclass(frozen=True, slots=True)
-class GrantRecord(ByName):
+class GrantRecord:
     """A consent grant as stored, instants in Unix milliseconds; revocation stays on the row."""
 
     id: str

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import AckRow, AgentRow, DoneRow, InvitationRow, SignalRow
-from inbox.rows import ByName, marks
+from inbox.rows import marks
 from inbox.tx import Tx
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -44,7 +44,7 @@ class InvitationRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class InvitationLine(ByName):
+class InvitationLine:
     """One invitation of a loop, as the loop shows it."""
 
     id: int
@@ -55,7 +55,7 @@ class InvitationLine(ByName):
 
 
 @dataclass(frozen=True, slots=True)
-class AckLine(ByName):
+class AckLine:
     """One agent's ack, with the display they had when read (their id once they are gone)."""
 
     agent: str
@@ -66,7 +66,7 @@ class AckLine(ByName):
 
 
 @dataclass(frozen=True, slots=True)
-class DoneLine(ByName):
+class DoneLine:
     """The done that closed a loop."""
 
     agent: str
@@ -78,7 +78,7 @@ class DoneLine(ByName):
 
 
 @dataclass(frozen=True, slots=True)
-class LoopDetail(ByName):
+class LoopDetail:
     """A loop's invitations, acks (oldest first) and its done, if any."""
 
     invitations: tuple[InvitationLine, ...]

@@ -39,22 +39,3 @@ def strings_or_none(text: Any) -> tuple[str, ...] | None:
     except (TypeError, ValueError, RecursionError):
         return None
     return tuple(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
-
-
-class ByName:
-    """A record's fields read by column name too (`agent["active"]`, `ack.get("action")`).
-
-    Records replaced the dicts storage once returned; code written against those rows keeps
-    reading them this way until it reads attributes.
-    """
-
-    __slots__ = ()
-
-    def __getitem__(self, name: str) -> Any:
-        try:
-            return getattr(self, name)
-        except AttributeError:
-            raise KeyError(name) from None
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return getattr(self, name, default)

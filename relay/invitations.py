@@ -14,21 +14,23 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inbox import directory, signals, writer
+from inbox import directory, signals
 from inbox.directory import AgentRecord
-from inbox.invitations import InvitationRecord, LoopDetail, invitation, loop_detail, open_invitations
+from inbox.invitations import AckLine, DoneLine, InvitationRecord, LoopDetail, invitation, loop_detail, open_invitations
 from relay.delivery import Invite, LoopSnapshot, Note
 from relay.model import Agent, Grant, Signal
 from relay.settings import Settings
 from relay.tokens import Tokens
 
 #: what a read or a write raises while storage is unavailable, for the pages that word it.
-STORAGE_ERRORS = writer.STORAGE_ERRORS
 #: parsed signals kept; a busy relay answers the loops of the last few hours.
 CACHE_SIZE = 1024
 
+#: the read model's record types, as edges name them
 View = InvitationRecord
 AgentRow = AgentRecord
+
+__all__ = ["AckLine", "AgentRow", "Delivered", "DoneLine", "Held", "Invitations", "View"]
 
 
 @dataclass(frozen=True)

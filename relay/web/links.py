@@ -36,6 +36,7 @@ from relay.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from relay.invitations import AckLine, DoneLine
 from relay.keys import ANSWERS, INVITATIONS, METRICS, TOKENS
 from relay.loop import NOTE_MAX, OUTCOME_MAX
 from relay.web import pages
@@ -66,16 +67,16 @@ class Loop:
     agent_id: str
     status: str
     invite: Invite
-    acks: list[dict[str, Any]]
-    done: dict[str, Any] | None
+    acks: tuple[AckLine, ...]
+    done: DoneLine | None
 
     @property
     def closed(self) -> bool:
         return self.done is not None or self.status == "done"
 
     @property
-    def own_ack(self) -> dict[str, Any] | None:
-        return next((a for a in self.acks if a["agent"] == self.agent_id), None)
+    def own_ack(self) -> AckLine | None:
+        return next((a for a in self.acks if a.agent == self.agent_id), None)
 
     def who(self, agent_id: str, display: str) -> str:
         return "You" if agent_id == self.agent_id else display
@@ -164,7 +165,7 @@ async def _answered(  # noqa: PLR0911 - one return per outcome, checked complete
             )
         case Outcome.ALREADY:
             after = await _reload(request, loop)
-            first = (after.own_ack or {}).get("action", said)
+            first = after.own_ack.action if after.own_ack else said
             nothing_changed = "You had answered before; nothing changed."
             return standing(after, title=f"Already recorded: {first}", notice=nothing_changed, notice_kind="info")
         case Outcome.ALREADY_DONE:
@@ -207,11 +208,9 @@ def standing(loop: Loop, **changes: Any) -> Page:
 def state_lines(loop: Loop) -> list[str]:
     """Who is already here, in the words of the Slack message update; a done's note is not shown."""
     if loop.done is not None:
-        return [f"{loop.who(loop.done['agent'], loop.done['display'])} closed the loop — {loop.done['outcome']}."]
+        return [f"{loop.who(loop.done.agent, loop.done.display)} closed the loop — {loop.done.outcome}."]
     return [
-        f"You answered {ack['action']}."
-        if ack["agent"] == loop.agent_id
-        else compose.ack_note(ack["display"], ack["action"]) + "."
+        f"You answered {ack.action}." if ack.agent == loop.agent_id else compose.ack_note(ack.display, ack.action) + "."
         for ack in loop.acks
     ]
 
@@ -228,14 +227,16 @@ def _problem(loop: Loop, fix: str, **typed: str) -> Page:
 
 def _closed(loop: Loop) -> Page:
     """A late answer to a closed loop: 409 already_done, in kind words."""
-    done = loop.done or {"agent": "", "display": "Someone", "outcome": "closed"}
-    who = loop.who(done["agent"], done["display"])
+    agent, display, outcome = (
+        (loop.done.agent, loop.done.display, loop.done.outcome) if loop.done else ("", "Someone", "closed")
+    )
+    who = loop.who(agent, display)
     return standing(
         loop,
         status=AlreadyDoneError.status,
         code=AlreadyDoneError.code,
         title="This loop is already closed",
-        notice=f"{who} closed it — {done['outcome']}. Nothing more is needed; this answer was not recorded.",
+        notice=f"{who} closed it — {outcome}. Nothing more is needed; this answer was not recorded.",
     )
 
 
@@ -260,7 +261,7 @@ async def _load(request: web.Request, invitation_id: int) -> Loop:
         raise LinkExpiredError(PURGED)
     view = held.view
     detail = await request.app[INVITATIONS].detail(view.signal_id)
-    return Loop(view.signal_id, view.agent_id, view.loop_status, held.invite, detail["acks"], detail["done"])
+    return Loop(view.signal_id, view.agent_id, view.loop_status, held.invite, detail.acks, detail.done)
 
 
 async def _reload(request: web.Request, loop: Loop) -> Loop:

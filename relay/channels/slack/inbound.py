@@ -119,15 +119,15 @@ class SlackAnswers:
         """
         held = await self._invitations.held(invitation_id) if invitation_id is not None else None
         holder = held.holder if held is not None else None
-        if holder is not None and slack_user and holder["slack_user"] == slack_user:
+        if holder is not None and slack_user and holder.slack_user == slack_user:
             return held, holder
         return held, await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
 
     async def _refuse(self, agent: AgentRow | None, what: str) -> None:
         """A payload that names no invitation: refused before any loop can judge it."""
-        who = "an agent no longer active" if agent is not None and not agent["active"] else "someone not invited"
+        who = "an agent no longer active" if agent is not None and not agent.active else "someone not invited"
         await self._answers.refuse(
-            signal_id=None, agent_id=agent["id"] if agent else None, via=VIA, reason=f"slack {what} by {who}"
+            signal_id=None, agent_id=agent.id if agent else None, via=VIA, reason=f"slack {what} by {who}"
         )
 
     async def press_ack(self, slack_user: str, value: str) -> str | None:
@@ -139,7 +139,7 @@ class SlackAnswers:
             return REFUSED
         responses = held.invite.responses if held.invite is not None else ()
         response = responses[parsed[1] - 1] if 1 <= parsed[1] <= len(responses) else ""
-        ack = Ack(held.view.signal_id, agent["id"] if agent else None, response, VIA, invitation_id=held.view.id)
+        ack = Ack(held.view.signal_id, agent.id if agent else None, response, VIA, invitation_id=held.view.id)
         return _ack_words((await self._answers.record(ack)).outcome)
 
     async def press_close(self, slack_user: str, value: str) -> tuple[str | None, dict[str, Any] | None]:
@@ -150,7 +150,7 @@ class SlackAnswers:
             return REFUSED, None
         outcome = await self._answers.admit(
             signal_id=held.view.signal_id,
-            agent_id=agent["id"] if agent else None,
+            agent_id=agent.id if agent else None,
             invitation_id=held.view.id,
             via=VIA,
             what="slack close",
@@ -172,13 +172,13 @@ class SlackAnswers:
         # the modal offers a fixed set of endings: anything else is no ending at all
         offered = blocks.outcome_choices(held.invite) if held.invite is not None else []
         chosen = str(outcome) if outcome in offered else ""
-        done = Done(held.view.signal_id, agent["id"] if agent else None, chosen, note, VIA, invitation_id=held.view.id)
+        done = Done(held.view.signal_id, agent.id if agent else None, chosen, note, VIA, invitation_id=held.view.id)
         return _done_words((await self._answers.record(done)).outcome)
 
     async def list_open(self, slack_user: str) -> str:
         """`/care`: this agent's own open invitations, nobody else's."""
         agent = await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
-        if agent is None or not agent["active"]:
+        if agent is None or not agent.active:
             return NOT_AN_AGENT
         opens = await self._invitations.open_for(agent)
         return blocks.open_list([(invite, view.loop_status) for view, invite in opens])

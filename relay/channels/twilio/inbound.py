@@ -48,7 +48,7 @@ async def handle_inbound(request: web.Request) -> web.Response:
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     number = sender.removeprefix("whatsapp:").strip()
     row = await app[INVITATIONS].agent_by(**{ADDRESS_FIELD[channel]: number}) if number else None
-    if row is None or not row["active"]:
+    if row is None or not row.active:
         return await _unknown_sender(app, sid, channel, number)
 
     app[METRICS]["twilio.inbound"] += 1
@@ -107,7 +107,7 @@ async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) 
     command = replies.parse(body)
     if isinstance(command, TwilioKeyword):
         if command.kind != "help":
-            await app[INBOUND].opt(str(row["id"]), channel, opted_out=command.kind == "opt_out")
+            await app[INBOUND].opt(row.id, channel, opted_out=command.kind == "opt_out")
         return command.kind, None  # Twilio answers its own keywords
     mine = _Open({}, {})
     for view, invite in await app[INVITATIONS].open_for(row):
@@ -119,7 +119,7 @@ async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) 
 async def _read(  # noqa: PLR0911 - one return per reading, checked complete by assert_never
     app: web.Application, row: AgentRow, channel: str, reading: replies.Reading, mine: _Open
 ) -> tuple[str, str | None]:
-    agent_id, display = str(row["id"]), str(row["display"])
+    agent_id, display = row.id, row.display
     match reading:
         case ListOpen():
             return "list", replies.listing_text([(o, _who(mine.invites[o.code])) for o in mine.opens])
