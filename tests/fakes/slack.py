@@ -11,7 +11,7 @@ Two halves:
 
 What slack_sdk 3.x's ``AsyncWebClient`` actually puts on the wire (read from
 ``slack_sdk/web/async_client.py`` + ``async_internal_utils.py``; checked by
-tests/test_fake_slack.py):
+tests/relay/channels/test_fake_slack.py):
 
 * every call is ``POST {base_url}{method}`` (``urljoin``, so base_url must end in
   "/"), token in ``Authorization: Bearer xoxb-...``; the ``token`` kwarg is

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PG_URL
-from tests.support import SERVING_ENV, ServerThread, clean_env, cli, run_cli
+from tests.support import FIXTURES, SERVING_ENV, ServerThread, clean_env, cli, run_cli
 
 
 def test_new_user_walk(running: tuple[ServerThread, dict[str, str]], tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_emit_file_fresh_by_default_and_as_is_for_replays(
 ) -> None:
     """emit FILE makes each send a new event; --as-is keeps the file's id and nonce, so a resend is a duplicate."""
     _, env = running
-    source = Path(__file__).parent / "fixtures" / "m3" / "panic.ui__golden.json"
+    source = FIXTURES / "m3" / "panic.ui__golden.json"
     payload = json.loads(source.read_text("utf-8"))
     first = cli(env, tmp_path, "emit", "m3", str(source))
     assert "-> 202" in first and payload["id"] not in first

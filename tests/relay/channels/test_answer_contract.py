@@ -18,12 +18,12 @@ from aiohttp.test_utils import TestClient
 
 from relay.app import create_app
 from relay.keys import OUTBOX
-from tests import test_slack
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
+from tests.relay.channels import test_slack
+from tests.relay.channels.test_slack import SECRET, Sink, ephemerals, invitation_of, press, submit
+from tests.relay.channels.test_twilio import PUBLIC, SMS_FROM, WA_FROM, reply
 from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, signed
-from tests.test_slack import SECRET, Sink, ephemerals, invitation_of, press, submit
-from tests.test_twilio import PUBLIC, SMS_FROM, WA_FROM, reply
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GRANT = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}

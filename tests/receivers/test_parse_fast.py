@@ -22,9 +22,10 @@ from receivers import m3
 from receivers.json_body import parse_json
 from receivers.m3 import envelope as m3_envelope
 from relay.errors import RelayError
+from tests.support import FIXTURES
 
-FIXTURES = sorted((Path(__file__).parent / "fixtures" / "m3").glob("*.json"))
-GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "m3" / "panic.ui__golden.json").read_text("utf-8"))
+M3_FIXTURES = sorted((FIXTURES / "m3").glob("*.json"))
+GOLDEN = json.loads((FIXTURES / "m3" / "panic.ui__golden.json").read_text("utf-8"))
 
 #: Every place a sender can put something, known or not.
 PATHS = [
@@ -97,7 +98,7 @@ def set_path(payload: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", M3_FIXTURES, ids=lambda p: p.stem)
 def test_every_fixture_takes_the_fast_path_and_reads_the_same(path: Path) -> None:
     body = path.read_bytes()
     assert fast(body) is not None

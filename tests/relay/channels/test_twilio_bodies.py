@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests import test_twilio
 from tests.fakes.twilio import MAX_BODY_CHARS, FakeTwilio, body_chars
+from tests.relay.channels import test_twilio
+from tests.relay.channels.test_twilio import ADMIN, PUBLIC, loop_of, rows, send_all, start
 from tests.support import fixture, fresh, signed
-from tests.test_twilio import ADMIN, PUBLIC, loop_of, rows, send_all, start
 
 #: the FakeTwilio fixture, shared with the end-to-end tests
 fake = test_twilio.fake
