@@ -139,15 +139,7 @@ class Answers:
 
         verdict = await self._writer.run(job)
         if verdict.outcome is Outcome.NOT_INVITED:
-            audit.emit(
-                {
-                    "kind": "refusal",
-                    "agent": agent_id,
-                    "via": via,
-                    "reason": verdict.reason,
-                    "action_origin": "user_directed",
-                }
-            )
+            _refusal_line(agent_id, via, verdict.reason)
         return verdict.outcome
 
     @staticmethod
@@ -163,9 +155,12 @@ class Answers:
                 tx, signal_id=signal_id, agent_id=agent_id, via=via, at=millis(self._clock), reason=reason
             )
         )
-        audit.emit(
-            {"kind": "refusal", "agent": agent_id, "via": via, "reason": reason, "action_origin": "user_directed"}
-        )
+        _refusal_line(agent_id, via, reason)
+
+    @staticmethod
+    def note_refusal(*, agent_id: str | None, via: str, reason: str) -> None:
+        """An answer that concerned no loop it could be kept on: the audit line only (CONTRACT: no row)."""
+        _refusal_line(agent_id, via, reason)
 
     def _finish(
         self, outcome: Outcome, loop: LoopFacts | None, status: str | None, kind: str, agent_id: str | None, via: str
@@ -186,3 +181,8 @@ class Answers:
         if recorded:
             self._on_queued()
         return AnswerResult(outcome, loop.event_id if loop else None, status or (loop.status if loop else None))
+
+
+def _refusal_line(agent_id: str | None, via: str, reason: str) -> None:
+    """The `[CARE_AUDIT]` line of an answer refused before it could be judged on a loop."""
+    audit.emit({"kind": "refusal", "agent": agent_id, "via": via, "reason": reason, "action_origin": "user_directed"})

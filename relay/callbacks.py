@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from receivers.aisha.signature import pr8_headers
+from receivers.json_body import dumps
 from relay.audit import emit
 from relay.delivery import Delivery, parse_retry_after, permanent, retry
 
@@ -171,7 +172,7 @@ def _encode(payload: Mapping[str, Any] | bytes) -> tuple[bytes, str]:
         except ValueError:
             parsed = None
     else:
-        body = json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        body = dumps(dict(payload))
         parsed = payload
     event_id = parsed.get("event_id") if isinstance(parsed, Mapping) else None
     return body, event_id if isinstance(event_id, str) else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from relay.keys import ANSWERS, WRITER
 from relay.outbox import backoff
 from tests.conftest import BOTH_DATABASES
 from tests.driver import TEAM, TEAM_GRANTS, Relay, Start
-from tests.fakes.sink import Sink
+from tests.fakes.sink import Received, Sink
 from tests.support import M3_SECRETS
 
 
@@ -26,6 +27,15 @@ async def relay(start: Start) -> Relay:
     relay = await start()
     await relay.seed(*TEAM_GRANTS, agents=TEAM)
     return relay
+
+
+def signed_like_the_pr8_trigger(got: Received) -> dict[str, Any]:
+    """The callback's body, once its X-AISHA headers verify with the callback key (no timestamp header)."""
+    body: dict[str, Any] = json.loads(got.body)
+    now = int(time.time())
+    assert aisha_signature.verify(got.headers, got.body, ["aisha-callback-key"], now=now, max_window_sec=300) is None
+    aisha_signature.check(got.headers, body, header_ts=None, now=now, max_window_sec=300)
+    return body
 
 
 def test_backoff_doubles_to_a_minute_with_jitter() -> None:
@@ -93,14 +103,7 @@ async def test_aisha_callbacks_are_signed_like_the_pr8_trigger(start: Start) -> 
         )
         await relay.drain()
         (got,) = sink.received
-        body = json.loads(got.body)
-        assert (
-            aisha_signature.verify(
-                got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300
-            )
-            is None
-        )
-        aisha_signature.check(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
+        body = signed_like_the_pr8_trigger(got)
         assert body["type"] == "care.ack" and body["for"] == sent["id"] and body["action"] == "on-it"
 
 
@@ -128,14 +131,7 @@ async def test_aisha_callback_retries_carry_a_fresh_ts_and_a_409_means_it_arrive
         await relay.drain()
         assert len(sink.received) == 2
         for got in sink.received:
-            body = json.loads(got.body)
-            assert (
-                aisha_signature.verify(
-                    got.headers, got.body, ["aisha-callback-key"], now=int(time.time()), max_window_sec=300
-                )
-                is None
-            )
-            aisha_signature.check(got.headers, body, header_ts=None, now=int(time.time()), max_window_sec=300)
+            signed_like_the_pr8_trigger(got)
         first, second = (json.loads(got.body) for got in sink.received)
         assert first["event_id"] == second["event_id"] and first["action"] == second["action"] == "on-it"
         (callback,) = [r for r in await relay.outbox() if r["kind"] == "callback"]

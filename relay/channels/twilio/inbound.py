@@ -15,7 +15,7 @@ from typing import assert_never
 
 from aiohttp import web
 
-from relay import audit, compose
+from relay import compose
 from relay.answers import Ack, Done, Outcome
 from relay.channels.twilio import replies
 from relay.channels.twilio.replies import ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
@@ -183,6 +183,4 @@ async def _refuse(app: web.Application, problem: Problem, views: dict[str, View]
     if view is not None:
         await app[ANSWERS].refuse(signal_id=view.signal_id, agent_id=agent_id, via=channel, reason=reason)
     else:
-        audit.emit(
-            {"kind": "refusal", "agent": agent_id, "via": channel, "reason": reason, "action_origin": "user_directed"}
-        )
+        app[ANSWERS].note_refusal(agent_id=agent_id, via=channel, reason=reason)
