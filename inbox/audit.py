@@ -1,8 +1,8 @@
 """The audit trail: one row per decision, answer, refusal and send-time skip.
 
 Writes are sync functions over the writer's `Tx` in plain SQL (intake inserts a group's
-rows with `executemany`, as `AuditValues` named tuples). The page read goes through SQLModel
-over the read engine, like the other operator pages.
+rows with `executemany`, as `AuditValues` named tuples). The page is a read job too
+(`inbox.reader.Reader`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from inbox.models import AuditRow
-from inbox.rows import dumps, dumps_list, marks
+from inbox.rows import dumps, dumps_list, marks, strings
 from inbox.tx import Tx
 
 
@@ -78,26 +73,36 @@ def insert_audit(
     )
 
 
-async def audit_page(engine: AsyncEngine, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def audit_page(tx: Tx, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
     """Audit rows newest first, older than `before_id` when given."""
-    async with AsyncSession(engine) as session:
-        query = select(AuditRow).order_by(col(AuditRow.id).desc()).limit(limit)
-        if before_id is not None:
-            query = query.where(col(AuditRow.id) < before_id)
-        rows = (await session.exec(query)).all()
+    where, params = ("WHERE id < ? ", (before_id, limit)) if before_id is not None else ("", (limit,))
+    rows = tx.execute(
+        "SELECT id, at, kind, source, event_id, agent_id, action_origin, policy_gate_result, reason, gate_failures,"
+        f" detail FROM audit {where}ORDER BY id DESC LIMIT ?",
+        params,
+    ).fetchall()
     return [
         {
-            "row": r.id,
-            "at": r.at,
-            "kind": r.kind,
-            "source": r.source,
-            "event_id": r.event_id,
-            "agent": r.agent_id,
-            "action_origin": r.action_origin,
-            "policy_gate_result": r.policy_gate_result,
-            "reason": r.reason,
-            "gate_failures": json.loads(r.gate_failures),
-            "detail": json.loads(r.detail),
+            "row": id_,
+            "at": int(at),
+            "kind": kind,
+            "source": source,
+            "event_id": event_id,
+            "agent": agent,
+            "action_origin": origin,
+            "policy_gate_result": gate,
+            "reason": reason,
+            "gate_failures": list(strings(failures)),
+            "detail": _object(detail),
         }
-        for r in rows
+        for id_, at, kind, source, event_id, agent, origin, gate, reason, failures, detail in rows
     ]
+
+
+def _object(text: Any) -> dict[str, Any]:
+    """A stored JSON object; anything else (a row written by hand) reads as empty."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return {}
+    return value if isinstance(value, dict) else {}

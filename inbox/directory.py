@@ -16,10 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from inbox.rows import dumps, strings, strings_or_none
+from inbox.rows import dumps, marks, strings, strings_or_none
 from inbox.tx import Tx
 from relay.model import EARLIEST, Agent, Grant, from_ms
 
@@ -258,40 +255,56 @@ def revoke_grant(tx: Tx, grant_id: str, by: str, at: int) -> GrantRecord | None:
     return get_grant_tx(tx, grant_id)
 
 
-# Over the read engine -----------------------------------------------------------------
+# Reads (a reader's or a writer's job) -------------------------------------------------
 
 
-async def list_agents(engine: AsyncEngine) -> list[AgentRecord]:
+def list_agents(tx: Tx) -> list[AgentRecord]:
     """The directory: every agent not removed."""
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(text(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id"))
-        ).all()
+    rows = tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE removed_at IS NULL ORDER BY id").fetchall()
     return [agent_record(r) for r in rows]
 
 
-async def directory_ever_used(engine: AsyncEngine) -> bool:
+def directory_ever_used(tx: Tx) -> bool:
     """Whether any agent was ever added (tombstones count): dev mode seeds only a new directory."""
-    async with engine.connect() as conn:
-        return (await conn.execute(text("SELECT 1 FROM agent LIMIT 1"))).first() is not None
+    return tx.execute("SELECT 1 FROM agent LIMIT 1").fetchone() is not None
 
 
-async def list_grants(engine: AsyncEngine, subject: str | None = None) -> list[GrantRecord]:
+def list_grants(tx: Tx, subject: str | None = None) -> list[GrantRecord]:
     """Every grant (of one subject, when given), revoked ones included, oldest first."""
-    where = " WHERE subject = :subject" if subject else ""
-    sql = f"SELECT {GRANT_COLUMNS} FROM consent_grant{where} ORDER BY granted_at, id"
-    async with engine.connect() as conn:
-        rows = (await conn.execute(text(sql), {"subject": subject} if subject else {})).all()
+    where, params = (" WHERE subject = ?", (subject,)) if subject else ("", ())
+    rows = tx.execute(f"SELECT {GRANT_COLUMNS} FROM consent_grant{where} ORDER BY granted_at, id", params).fetchall()
     return [grant_record(r) for r in rows]
 
 
-async def agent_by(engine: AsyncEngine, **where: str) -> AgentRecord | None:
+def live_grants(tx: Tx, subjects: Sequence[str]) -> dict[str, list[GrantRecord]]:
+    """The grants not revoked of each of these subjects, oldest first (expiry is the router's to judge)."""
+    found: dict[str, list[GrantRecord]] = {s: [] for s in subjects}
+    if not found:
+        return found
+    rows = tx.execute(
+        f"SELECT {GRANT_COLUMNS} FROM consent_grant WHERE revoked_at IS NULL AND subject IN ({marks(len(found))})"
+        " ORDER BY granted_at, id",
+        tuple(found),
+    ).fetchall()
+    for grant in map(grant_record, rows):
+        if grant.revoked_at is None:  # a row the relay cannot read reads revoked
+            found[grant.subject].append(grant)
+    return found
+
+
+def agent_by(tx: Tx, /, **where: str) -> AgentRecord | None:
     """One agent by a single unique-ish field: id, slack_user, phone or whatsapp."""
     ((column, value),) = where.items()
     if column not in LOOKUP_COLUMNS:
         raise ValueError(column)
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(text(f"SELECT {AGENT_COLUMNS} FROM agent WHERE {column} = :value"), {"value": value})
-        ).first()
+    row = tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE {column} = ?", (value,)).fetchone()
     return None if row is None else agent_record(row)
+
+
+def agents_by_id(tx: Tx, ids: Sequence[str]) -> dict[str, AgentRecord]:
+    """These agents by id (removed ones read inactive); ids not found are left out."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE id IN ({marks(len(wanted))})", wanted).fetchall()
+    return {agent.id: agent for agent in map(agent_record, rows)}

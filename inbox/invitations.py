@@ -1,9 +1,9 @@
 """Invitations: who was asked to answer a loop, their reply codes, and the loop as it stands.
 
-Writes are sync functions over the writer's `Tx` in plain SQL (intake's hot path). Reads go
-through SQLModel over the read engine: an invitation is read joined with its signal, and
-the loop detail gathers three tables and the agents' displays in one session. Both return
-frozen records.
+Writes are sync functions over the writer's `Tx` in plain SQL (intake's hot path). Reads are
+sync too, run by the reader (`inbox.reader.Reader`) or inside a write job: an invitation is
+read joined with its signal, and the loop detail gathers three tables and the agents'
+displays in one job. Both return frozen records.
 """
 
 from __future__ import annotations
@@ -11,12 +11,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from inbox.models import AckRow, AgentRow, DoneRow, InvitationRow, SignalRow
 from inbox.rows import marks
 from inbox.tx import Tx
 
@@ -140,7 +136,7 @@ def recent_invites(tx: Tx, agent_ids: Iterable[str], since: int) -> dict[str, in
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-# Over the read engine -----------------------------------------------------------------
+# Reads (a reader's or a writer's job) -------------------------------------------------
 
 
 def holder_and_channel(tx: Tx, invitation_id: int) -> tuple[str, str] | None:
@@ -159,73 +155,61 @@ def loop_of(tx: Tx, invitation_id: int) -> tuple[str, str, str, str] | None:
     return None if row is None else (str(row[0]), str(row[1]), str(row[2]), str(row[3]))
 
 
-def _record(i: InvitationRow, s: SignalRow) -> InvitationRecord:
+_RECORD_COLUMNS = (
+    "i.id, i.signal_id, i.agent_id, i.channel, i.code, i.status, i.provider_id, s.status, s.source, s.event_id, s.body"
+)
+_RECORD_FROM = f"SELECT {_RECORD_COLUMNS} FROM invitation i JOIN signal s ON s.id = i.signal_id"
+
+
+def _record(row: Sequence[Any]) -> InvitationRecord:
+    (id_, signal_id, agent_id, channel, code, status, provider_id, loop_status, source, event_id, body) = row
     return InvitationRecord(
-        id=i.id or 0,
-        signal_id=s.id or 0,
-        agent_id=i.agent_id,
-        channel=i.channel,
-        code=i.code or "",
-        status=i.status,
-        provider_id=i.provider_id,
-        loop_status=s.status,
-        source=s.source,
-        event_id=s.event_id,
-        body=None if s.body is None else bytes(s.body),
-    )
+        int(id_), int(signal_id), agent_id, channel, code or "", status, provider_id, loop_status, source, event_id,
+        None if body is None else bytes(body),
+    )  # fmt: skip
 
 
-async def invitation(engine: AsyncEngine, invitation_id: int) -> InvitationRecord | None:
+def invitation(tx: Tx, invitation_id: int) -> InvitationRecord | None:
     """One invitation with its signal's status, source, id and bytes."""
-    async with AsyncSession(engine) as session:
-        pair = (
-            await session.exec(
-                select(InvitationRow, SignalRow)
-                .join(SignalRow, col(SignalRow.id) == col(InvitationRow.signal_id))
-                .where(InvitationRow.id == invitation_id)
-            )
-        ).first()
-    return None if pair is None else _record(*pair)
+    row = tx.execute(f"{_RECORD_FROM} WHERE i.id = ?", (invitation_id,)).fetchone()
+    return None if row is None else _record(row)
 
 
-async def open_invitations(engine: AsyncEngine, agent_id: str) -> list[InvitationRecord]:
+def invitations_by_id(tx: Tx, ids: Sequence[int]) -> dict[int, InvitationRecord]:
+    """These invitations with their signals (what a batch of sends needs), in one statement."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = tx.execute(f"{_RECORD_FROM} WHERE i.id IN ({marks(len(wanted))})", wanted).fetchall()
+    return {record.id: record for record in map(_record, rows)}
+
+
+def open_invitations(tx: Tx, agent_id: str) -> list[InvitationRecord]:
     """An agent's invitations whose loop is still open (invited or acked), oldest first."""
-    async with AsyncSession(engine) as session:
-        query = (
-            select(InvitationRow, SignalRow)
-            .join(SignalRow, col(SignalRow.id) == col(InvitationRow.signal_id))
-            .where(
-                InvitationRow.agent_id == agent_id,
-                InvitationRow.status != "skipped",
-                col(SignalRow.status).in_(list(OPEN_STATUSES)),
-            )
-            .order_by(col(InvitationRow.id))
-        )
-        rows = (await session.exec(query)).all()
-    return [_record(i, s) for i, s in rows]
+    rows = tx.execute(
+        f"{_RECORD_FROM} WHERE i.agent_id = ? AND i.status <> 'skipped' AND s.status IN (?, ?) ORDER BY i.id",
+        (agent_id, *OPEN_STATUSES),
+    ).fetchall()
+    return [_record(r) for r in rows]
 
 
-async def loop_detail(engine: AsyncEngine, signal_id: int) -> LoopDetail:
-    """Invitations, acks (with the agent's display) and the done of one signal."""
-    async with AsyncSession(engine) as session:
-        invitations = (
-            await session.exec(
-                select(InvitationRow).where(InvitationRow.signal_id == signal_id).order_by(col(InvitationRow.id))
-            )
-        ).all()
-        acks = (await session.exec(select(AckRow).where(AckRow.signal_id == signal_id).order_by(col(AckRow.id)))).all()
-        done = await session.get(DoneRow, signal_id)
-        ids = {a.agent_id for a in acks} | ({done.agent_id} if done else set())
-        displays: dict[str, str] = {}
-        if ids:
-            for agent in (await session.exec(select(AgentRow).where(col(AgentRow.id).in_(ids)))).all():
-                displays[agent.id] = agent.display
+def loop_detail(tx: Tx, signal_id: int) -> LoopDetail:
+    """Invitations, acks (with the agent's display; their id once they are gone) and the done of one signal."""
+    invitations = tx.execute(
+        "SELECT id, agent_id, channel, status, code FROM invitation WHERE signal_id = ? ORDER BY id", (signal_id,)
+    ).fetchall()
+    acks = tx.execute(
+        "SELECT k.agent_id, COALESCE(a.display, k.agent_id), k.action, k.at, k.via FROM ack k"
+        " LEFT JOIN agent a ON a.id = k.agent_id WHERE k.signal_id = ? ORDER BY k.id",
+        (signal_id,),
+    ).fetchall()
+    done = tx.execute(
+        "SELECT d.agent_id, COALESCE(a.display, d.agent_id), d.outcome, d.note, d.at, d.via FROM done d"
+        " LEFT JOIN agent a ON a.id = d.agent_id WHERE d.signal_id = ?",
+        (signal_id,),
+    ).fetchone()
     return LoopDetail(
-        invitations=tuple(InvitationLine(i.id or 0, i.agent_id, i.channel, i.status, i.code) for i in invitations),
-        acks=tuple(AckLine(a.agent_id, displays.get(a.agent_id, a.agent_id), a.action, a.at, a.via) for a in acks),
-        done=None
-        if done is None
-        else DoneLine(
-            done.agent_id, displays.get(done.agent_id, done.agent_id), done.outcome, done.note, done.at, done.via
-        ),
+        invitations=tuple(InvitationLine(int(i), a, c, s, code) for i, a, c, s, code in invitations),
+        acks=tuple(AckLine(a, d, action, int(at), via) for a, d, action, at, via in acks),
+        done=None if done is None else DoneLine(done[0], done[1], done[2], done[3], int(done[4]), done[5]),
     )

@@ -2,24 +2,18 @@
 
 Writes are sync functions over the writer's `Tx` in plain SQL: intake's hot path inserts
 whole groups with `executemany`, rows given as `SignalValues` named tuples.
-Reads go through SQLModel over the read engine: typed rows and IN lists that read the
-same on SQLite and PostgreSQL. Both return plain values (`StoredSignal`, dicts for pages).
+Reads are sync functions too, run by the reader (`inbox.reader.Reader`) or inside a write
+job; they return plain values (`StoredSignal`, dicts for pages) and never raise on an odd
+stored value (a row written by hand reads its gate list as empty).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import func
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from inbox.models import AckRow, InvitationRow, SignalRow
-from inbox.rows import marks
+from inbox.rows import marks, strings
 from inbox.tx import Tx
 
 
@@ -65,25 +59,6 @@ class StoredSignal:
     gate_failures: list[str]
     received_at: int
     updated_at: int
-
-
-def _stored(row: SignalRow) -> StoredSignal:
-    return StoredSignal(
-        id=row.id or 0,
-        source=row.source,
-        event_id=row.event_id,
-        type=row.type,
-        subject=row.subject,
-        status=row.status,
-        body_sha256=row.body_sha256,
-        reason=row.reason,
-        action_origin=row.action_origin,
-        origin_uncertain=bool(row.origin_uncertain),
-        policy_gate_result=row.policy_gate_result,
-        gate_failures=json.loads(row.gate_failures),
-        received_at=row.received_at,
-        updated_at=row.updated_at,
-    )
 
 
 # Writes (inside a writer job) ------------------------------------------------------
@@ -136,79 +111,92 @@ def purge_bodies(tx: Tx, older_than: int) -> int:
     return purged
 
 
-# Reads -------------------------------------------------------------------------------
+# Reads (a reader's or a writer's job) -------------------------------------------------
+
+_STORED_COLUMNS = (
+    "id, source, event_id, type, subject, status, body_sha256, reason, action_origin, origin_uncertain,"
+    " policy_gate_result, gate_failures, received_at, updated_at"
+)
 
 
-async def find_signals(engine: AsyncEngine, event_id: str, source: str | None = None) -> list[StoredSignal]:
+def _stored(row: Sequence[Any]) -> StoredSignal:
+    (id_, source, event_id, type_, subject, status, sha, reason, origin, uncertain, gate, failures, at, updated) = row
+    return StoredSignal(
+        int(id_), source, event_id, type_, subject, status, sha, reason, origin, bool(uncertain), gate,
+        list(strings(failures)), int(at), int(updated),
+    )  # fmt: skip
+
+
+def find_signals(tx: Tx, event_id: str, source: str | None = None) -> list[StoredSignal]:
     """The signals stored under this event id (of one source, when given), oldest first."""
-    async with AsyncSession(engine) as session:
-        query = select(SignalRow).where(SignalRow.event_id == event_id)
-        if source:
-            query = query.where(SignalRow.source == source)
-        return [_stored(r) for r in (await session.exec(query.order_by(col(SignalRow.id)))).all()]
+    sql, params = (
+        ("WHERE event_id = ? AND source = ?", [event_id, source]) if source else ("WHERE event_id = ?", [event_id])
+    )
+    rows = tx.execute(f"SELECT {_STORED_COLUMNS} FROM signal {sql} ORDER BY id", params).fetchall()
+    return [_stored(r) for r in rows]
 
 
-async def signal_by_id(engine: AsyncEngine, signal_id: int) -> StoredSignal | None:
-    async with AsyncSession(engine) as session:
-        row = await session.get(SignalRow, signal_id)
-        return None if row is None else _stored(row)
+def signal_by_id(tx: Tx, signal_id: int) -> StoredSignal | None:
+    row = tx.execute(f"SELECT {_STORED_COLUMNS} FROM signal WHERE id = ?", (signal_id,)).fetchone()
+    return None if row is None else _stored(row)
 
 
-async def raw_body(engine: AsyncEngine, signal_id: int) -> bytes | None:
+def subjects(tx: Tx, signal_ids: Sequence[int]) -> dict[int, str]:
+    """The subject of each of these signals (the grants' key)."""
+    if not signal_ids:
+        return {}
+    rows = tx.execute(f"SELECT id, subject FROM signal WHERE id IN ({marks(len(signal_ids))})", signal_ids).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def raw_body(tx: Tx, signal_id: int) -> bytes | None:
     """The bytes a sender posted (None once retention purged them)."""
-    async with AsyncSession(engine) as session:
-        row = await session.get(SignalRow, signal_id)
-    return None if row is None or row.body is None else bytes(row.body)
+    row = tx.execute("SELECT body FROM signal WHERE id = ?", (signal_id,)).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
 
 
-async def count_rows(engine: AsyncEngine, table: type[Any]) -> int:
-    """How many rows a table holds."""
-    async with AsyncSession(engine) as session:
-        return int((await session.exec(select(func.count()).select_from(table))).one())
-
-
-async def inbox_page(
-    engine: AsyncEngine, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
+def inbox_page(
+    tx: Tx, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     """Loops newest first, with their invitations, ack count and whether done."""
-    async with AsyncSession(engine) as session:
-        query = select(SignalRow).order_by(col(SignalRow.id).desc()).limit(limit)
-        if statuses:
-            query = query.where(col(SignalRow.status).in_(list(statuses)))
-        if before_id is not None:
-            query = query.where(col(SignalRow.id) < before_id)
-        signals = (await session.exec(query)).all()
-        ids = [s.id for s in signals if s.id is not None]
-        invitations: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
-        acks: dict[int, int] = {}
-        if ids:
-            for inv in (
-                await session.exec(
-                    select(InvitationRow).where(col(InvitationRow.signal_id).in_(ids)).order_by(col(InvitationRow.id))
-                )
-            ).all():
-                invitations[inv.signal_id].append(
-                    {"agent": inv.agent_id, "channel": inv.channel, "status": inv.status, "error": inv.error}
-                )
-            for signal_id, count in (
-                await session.exec(
-                    select(AckRow.signal_id, func.count())
-                    .where(col(AckRow.signal_id).in_(ids))
-                    .group_by(col(AckRow.signal_id))
-                )
-            ).all():
-                acks[signal_id] = count
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        where.append(f"status IN ({marks(len(statuses))})")
+        params += statuses
+    if before_id is not None:
+        where.append("id < ?")
+        params.append(before_id)
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    signals = tx.execute(
+        f"SELECT id, event_id, source, type, status, received_at, reason FROM signal {clause}ORDER BY id DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    ids = [int(s[0]) for s in signals]
+    invitations: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    acks: dict[int, int] = {}
+    if ids:
+        for signal_id, agent, channel, status, error in tx.execute(
+            f"SELECT signal_id, agent_id, channel, status, error FROM invitation WHERE signal_id IN ({marks(len(ids))})"
+            " ORDER BY id",
+            ids,
+        ).fetchall():
+            invitations[int(signal_id)].append({"agent": agent, "channel": channel, "status": status, "error": error})
+        for signal_id, count in tx.execute(
+            f"SELECT signal_id, COUNT(*) FROM ack WHERE signal_id IN ({marks(len(ids))}) GROUP BY signal_id", ids
+        ).fetchall():
+            acks[int(signal_id)] = int(count)
     return [
         {
-            "row": s.id,
-            "id": s.event_id,
-            "source": s.source,
-            "type": s.type,
-            "status": s.status,
-            "received_at": s.received_at,
-            "reason": s.reason,
-            "invitations": invitations.get(s.id or 0, []),
-            "acks": acks.get(s.id or 0, 0),
+            "row": id_,
+            "id": event_id,
+            "source": source,
+            "type": type_,
+            "status": status,
+            "received_at": int(received_at),
+            "reason": reason,
+            "invitations": invitations.get(id_, []),
+            "acks": acks.get(id_, 0),
         }
-        for s in signals
+        for id_, event_id, source, type_, status, received_at, reason in signals
     ]

@@ -38,6 +38,7 @@ from relay.keys import (
     INVITATIONS,
     METRICS,
     OUTBOX,
+    READER,
     RUN_OUTBOX,
     SETTINGS,
     TOKENS,
@@ -71,6 +72,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     storage = await open_inbox(settings.relay_database_url, busy_timeout_ms=settings.relay_sqlite_busy_timeout_ms)
     app[ENGINE] = storage.engine
     app[WRITER] = storage.writer
+    app[READER] = storage.reader
     try:
         yield
     finally:
@@ -93,12 +95,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             outbox.wake()
 
     clock = app[CLOCK]
-    invitations = Invitations(app[ENGINE], settings, app[TOKENS], read_signal=read_signal)
+    invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal)
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock)
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
-    app[DIRECTORY] = Directory(app[WRITER], app[ENGINE], clock=clock)
-    app[VIEWS] = Views(app[ENGINE])
+    app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock)
+    app[VIEWS] = Views(app[READER])
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
     outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock)

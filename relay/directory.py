@@ -11,10 +11,9 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from inbox import directory as stored
 from inbox.directory import AgentRecord, GrantRecord
+from inbox.reader import Reader
 from inbox.tx import Tx
 from inbox.writer import Writer
 from relay.errors import BadRequestError, InvalidPayloadError, NotFoundError
@@ -45,25 +44,25 @@ def _refuse_shared_address(tx: Tx, agent: AgentRecord) -> None:
 class Directory:
     """The directory's use cases over one database."""
 
-    def __init__(self, writer: Writer, engine: AsyncEngine, *, clock: Clock) -> None:
+    def __init__(self, writer: Writer, reader: Reader, *, clock: Clock) -> None:
         self._writer = writer
-        self._engine = engine
+        self._reader = reader
         self._clock = clock
 
     async def agents(self) -> list[dict[str, Any]]:
         """Every agent in the directory (not the removed), in the contract's names."""
-        return [agent_view(row) for row in await stored.list_agents(self._engine)]
+        return [agent_view(row) for row in await self._reader.run(stored.list_agents)]
 
     async def agent(self, agent_id: str) -> dict[str, Any]:
         """One agent in the contract's names; 404 for an id that is not (or no longer) in the directory."""
-        for row in await stored.list_agents(self._engine):
-            if row.id == agent_id:
-                return agent_view(row)
+        row = await self._reader.run(stored.agent_by, id=agent_id)
+        if row is not None and row.removed_at is None:
+            return agent_view(row)
         raise NotFoundError(f"No agent '{agent_id}' in the directory.")
 
     async def grants(self, subject: str | None = None) -> list[dict[str, Any]]:
         """Every consent grant (of one subject, when given), revoked ones included."""
-        return [grant_view(row) for row in await stored.list_grants(self._engine, subject)]
+        return [grant_view(row) for row in await self._reader.run(stored.list_grants, subject)]
 
     async def add_agent(self, data: Any) -> dict[str, Any]:
         """Add an agent; 400 when its id or one of its addresses is taken (a removed agent's id too)."""
@@ -158,9 +157,9 @@ class Directory:
 
     async def seed_demo(self) -> bool:
         """In dev mode, an empty directory gets the demo agent and grant. True when seeded."""
-        if await stored.directory_ever_used(self._engine):
+        if await self._reader.run(stored.directory_ever_used):
             return False
         await self.add_agent(DEMO_AGENT)
-        if not await stored.list_grants(self._engine, str(DEMO_GRANT["subject"])):
+        if not await self._reader.run(stored.list_grants, str(DEMO_GRANT["subject"])):
             await self.grant_consent(DEMO_GRANT)
         return True

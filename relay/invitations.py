@@ -9,14 +9,23 @@ drops it, and a purged body is seen on the invitation row before the cache is as
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from inbox import directory, signals
-from inbox.directory import AgentRecord
-from inbox.invitations import AckLine, DoneLine, InvitationRecord, LoopDetail, invitation, loop_detail, open_invitations
+from inbox.directory import AgentRecord, GrantRecord
+from inbox.invitations import (
+    AckLine,
+    DoneLine,
+    InvitationRecord,
+    LoopDetail,
+    invitation,
+    invitations_by_id,
+    loop_detail,
+    open_invitations,
+)
+from inbox.reader import Reader
+from inbox.tx import Tx
 from relay.delivery import Invite, LoopSnapshot, Note
 from relay.model import Agent, Grant, Signal
 from relay.settings import Settings
@@ -30,7 +39,7 @@ CACHE_SIZE = 1024
 View = InvitationRecord
 AgentRow = AgentRecord
 
-__all__ = ["AckLine", "AgentRow", "Delivered", "DoneLine", "Held", "Invitations", "View"]
+__all__ = ["AckLine", "AgentRow", "Delivered", "DoneLine", "Held", "Invitations", "ToSend", "View"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,15 @@ class Held:
     view: View
     holder: AgentRow | None
     invite: Invite | None
+
+
+@dataclass(frozen=True)
+class ToSend:
+    """An invitation about to be sent, with what the send-time checks read: the live grants
+    of its subject. `invite` is None once retention purged the signal's body."""
+
+    invite: Invite | None
+    grants: tuple[Grant, ...]
 
 
 @dataclass(frozen=True)
@@ -56,14 +74,14 @@ class Invitations:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        reader: Reader,
         settings: Settings,
         tokens: Tokens,
         *,
         read_signal: Callable[[str, bytes], Signal],
         cache_size: int = CACHE_SIZE,
     ) -> None:
-        self.engine = engine
+        self._reader = reader
         self._settings = settings
         self._tokens = tokens
         self._read_signal = read_signal
@@ -84,12 +102,15 @@ class Invitations:
         """The responses a loop offers; () once retention purged its body."""
         signal = self._cache.get(signal_id)
         if signal is None:
-            stored = await signals.signal_by_id(self.engine, signal_id)
-            body = await signals.raw_body(self.engine, signal_id) if stored is not None else None
-            if stored is None or body is None:
+            stored = await self._reader.run(_source_and_body, signal_id)
+            if stored is None:
                 return ()
-            signal = self._remember(signal_id, self._read_signal(stored.source, body))
+            signal = self._remember(signal_id, self._read_signal(*stored))
         return self.responses(signal)
+
+    def remember(self, signal_id: int, signal: Signal) -> None:
+        """Intake parsed this signal already: keep it, so its sends need not parse it again."""
+        self._remember(signal_id, signal)
 
     def _remember(self, signal_id: int, signal: Signal) -> Signal:
         self._cache[signal_id] = signal
@@ -123,16 +144,22 @@ class Invitations:
 
     async def held(self, invitation_id: int) -> Held | None:
         """The invitation row and its holder, each read once."""
-        view = await invitation(self.engine, invitation_id)
-        if view is None:
+        found = await self._reader.run(_held, invitation_id)
+        if found is None:
             return None
-        holder = await directory.agent_by(self.engine, id=view.agent_id)
+        view, holder = found
         return Held(view, holder, self.invite_from(view, holder))
 
-    async def invite(self, invitation_id: int) -> Invite | None:
-        """An invitation with its signal and agent, as channels and the link page word it."""
-        held = await self.held(invitation_id)
-        return None if held is None else held.invite
+    async def to_send(self, invitation_ids: Sequence[int]) -> dict[int, ToSend]:
+        """A batch of invitations about to be sent, read in one job: rows, agents and live grants."""
+        views, agents, grants = await self._reader.run(_batch, invitation_ids)
+        return {
+            view.id: ToSend(
+                self.invite_from(view, agents.get(view.agent_id)),
+                tuple(g.as_grant() for g in grants.get(view.signal_id, ())),
+            )
+            for view in views
+        }
 
     async def delivered(self, invitation_id: int) -> Delivered | None:
         """An invitation that reached its channel, with the provider's message id and its loop now."""
@@ -155,22 +182,43 @@ class Invitations:
 
     async def detail(self, signal_id: int) -> LoopDetail:
         """A loop's invitations, acks (with displays) and done, as the link page shows them."""
-        return await loop_detail(self.engine, signal_id)
+        return await self._reader.run(loop_detail, signal_id)
 
     async def agent_by(self, **where: str) -> AgentRow | None:
         """One agent by id, slack_user, phone or whatsapp (a removed one reads inactive)."""
-        return await directory.agent_by(self.engine, **where)
+        return await self._reader.run(directory.agent_by, **where)
 
     async def open_for(self, agent_row: AgentRow) -> list[tuple[View, Invite]]:
         """An agent's open invitations, oldest first, each with its words (purged ones left out)."""
-        views = await open_invitations(self.engine, agent_row.id)
+        views = await self._reader.run(open_invitations, agent_row.id)
         pairs = [(view, self.invite_from(view, agent_row)) for view in views]
         return [(view, invite) for view, invite in pairs if invite is not None]
 
-    async def live_grants(self, subject: str) -> list[Grant]:
-        """The grants of a subject that are not revoked (expiry is the router's to judge)."""
-        return [g.as_grant() for g in await directory.list_grants(self.engine, subject) if g.revoked_at is None]
-
     async def raw_body(self, signal_id: int) -> bytes | None:
         """The bytes a sender posted (None once retention purged them)."""
-        return await signals.raw_body(self.engine, signal_id)
+        return await self._reader.run(signals.raw_body, signal_id)
+
+
+# Read jobs ------------------------------------------------------------------------------
+
+
+def _source_and_body(tx: Tx, signal_id: int) -> tuple[str, bytes] | None:
+    stored = signals.signal_by_id(tx, signal_id)
+    body = signals.raw_body(tx, signal_id) if stored is not None else None
+    return None if stored is None or body is None else (stored.source, body)
+
+
+def _held(tx: Tx, invitation_id: int) -> tuple[View, AgentRow | None] | None:
+    view = invitation(tx, invitation_id)
+    return None if view is None else (view, directory.agent_by(tx, id=view.agent_id))
+
+
+def _batch(
+    tx: Tx, invitation_ids: Sequence[int]
+) -> tuple[list[View], dict[str, AgentRow], dict[int, list[GrantRecord]]]:
+    """Invitations with their signals, their agents, and each signal's live grants."""
+    views = list(invitations_by_id(tx, invitation_ids).values())
+    agents = directory.agents_by_id(tx, [v.agent_id for v in views])
+    subjects = signals.subjects(tx, sorted({v.signal_id for v in views}))
+    by_subject = directory.live_grants(tx, sorted(set(subjects.values())))
+    return views, agents, {signal_id: by_subject[subject] for signal_id, subject in subjects.items()}

@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from inbox.reader import Reader
 from inbox.writer import Writer
 from relay.answers import Answers
 from relay.delivery import Channel
@@ -24,6 +25,8 @@ from relay.views import Views
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 WRITER = web.AppKey("writer", Writer)
+#: runs read jobs (plain SQL, one thread hop each).
+READER = web.AppKey("reader", Reader)
 INTAKE = web.AppKey("intake", Intake)
 TOKENS = web.AppKey("tokens", Tokens)
 ANSWERS = web.AppKey("answers", Answers)

@@ -1,8 +1,10 @@
 """The outbox worker: sends what intake and answers queued, and never drops it.
 
 Started with the app. It wakes as soon as a commit adds rows (and polls once a second
-for retries that come due), claims due rows under a lease, sends them with bounded
-concurrency and a per-attempt timeout, and settles each one: sent; retried with
+for retries that come due), claims due rows under a lease, reads what a batch of
+invitations needs in one read job (rows, agents, live grants; the signal as intake parsed
+it), sends them concurrently (at most LANE_CONCURRENCY at once per channel or kind, and
+MAX_IN_FLIGHT in all) with a per-attempt timeout, and settles each one: sent; retried with
 exponential backoff (1 s doubling to 60 s, ±20 % jitter, `Retry-After` honoured);
 or, after RELAY_OUTBOX_MAX_ATTEMPTS (forwards: 1 + CARE_WORKFLOW_WEBHOOK_MAX_RETRIES),
 failed and visible in the inbox. Nothing here changes a loop's state: only delivery.
@@ -30,7 +32,7 @@ from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
 from relay.delivery import Channel, Delivery, permanent, retry, skip
-from relay.invitations import Invitations
+from relay.invitations import Invitations, ToSend
 from relay.model import millis
 from relay.router import send_time_refusal
 from relay.settings import Settings
@@ -39,8 +41,10 @@ log = logging.getLogger("care_relay.outbox")
 
 LEASE_MS = 60_000
 ATTEMPT_TIMEOUT_SEC = 20.0
-CONCURRENCY = 8
-BATCH = 32
+#: sends in flight at once, in all and per lane (one channel's invitations, or one kind of work)
+MAX_IN_FLIGHT = 64
+LANE_CONCURRENCY = 16
+BATCH = 64
 POLL_SEC = 1.0
 _JSON = {"Content-Type": "application/json"}
 
@@ -70,7 +74,7 @@ class OutboxWorker:
         self._settings = settings
         self._session = session
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._lanes: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -112,7 +116,7 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim one batch and start sending it; returns how many rows were claimed."""
-        free = CONCURRENCY - len(self._inflight)
+        free = MAX_IN_FLIGHT - len(self._inflight)
         if free <= 0:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return 1
@@ -120,11 +124,28 @@ class OutboxWorker:
         batch = await self._writer.run(
             lambda tx: rows.claim(tx, now=millis(self._clock), lease_ms=LEASE_MS, limit=min(BATCH, free), kinds=kinds)
         )
+        # one read for the batch's invitations, awaited by their sends (started now, so a
+        # drain that looks right after this claim sees them in flight)
+        prepared = asyncio.ensure_future(self._prepare([w for w in batch if w.kind == "invite"]))
         for work in batch:
-            task = asyncio.create_task(self._process(work))
+            task = asyncio.create_task(self._process(work, prepared))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         return len(batch)
+
+    async def _prepare(self, invites: list[rows.Work]) -> dict[int, ToSend | None]:
+        """What the claimed invitations need, read in one job, by outbox row id (None: not found).
+
+        Should the read fail, each send reads its own and meets the failure there.
+        """
+        if not invites:
+            return {}
+        try:
+            found = await self._invitations.to_send([_invitation_id(w) for w in invites])
+        except Exception as exc:
+            log.warning("outbox batch read failed: %s", type(exc).__name__)
+            return {}
+        return {w.id: found.get(_invitation_id(w)) for w in invites}
 
     async def drain(self, within: float = 10.0) -> None:
         """Send everything due now and wait for it, for at most `within` seconds (tests and shutdown)."""
@@ -136,11 +157,19 @@ class OutboxWorker:
             if not claimed and not self._inflight:
                 return
 
-    async def _process(self, work: rows.Work) -> None:
-        async with self._slots:
+    def _lane(self, work: rows.Work, prepared: ToSend | None) -> asyncio.Semaphore:
+        name = prepared.invite.channel if prepared is not None and prepared.invite is not None else work.kind
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = asyncio.Semaphore(LANE_CONCURRENCY)
+        return lane
+
+    async def _process(self, work: rows.Work, batch: asyncio.Future[dict[int, ToSend | None]]) -> None:
+        prepared = (await batch).get(work.id)
+        async with self._lane(work, prepared):
             try:
                 async with asyncio.timeout(ATTEMPT_TIMEOUT_SEC):
-                    delivery = await self._attempt(work)
+                    delivery = await self._attempt(work, prepared)
             except TimeoutError:
                 delivery = retry("timed out")
             except asyncio.CancelledError:
@@ -151,9 +180,9 @@ class OutboxWorker:
                 delivery = retry(f"unexpected {type(exc).__name__}")
         await self._settle(work, delivery)
 
-    async def _attempt(self, work: rows.Work) -> Delivery:
+    async def _attempt(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
         if work.kind == "invite":
-            return await self._send_invite(work)
+            return await self._send_invite(work, prepared)
         if work.kind == "update":
             return await self._send_update(work)
         if work.kind == "callback":
@@ -162,13 +191,14 @@ class OutboxWorker:
             return await self._send_forward(work)
         return permanent(f"unknown outbox kind {work.kind}")
 
-    async def _send_invite(self, work: rows.Work) -> Delivery:
-        invite = await self._invitations.invite(int(work.payload["invitation_id"]))
-        if invite is None:
+    async def _send_invite(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
+        if prepared is None:
+            prepared = (await self._invitations.to_send([_invitation_id(work)])).get(_invitation_id(work))
+        invite = None if prepared is None else prepared.invite
+        if prepared is None or invite is None:
             return permanent("invitation not found")
-        grants = await self._invitations.live_grants(invite.signal.subject)
         refusal = send_time_refusal(
-            invite.signal, invite.agent, invite.channel, grants, now=datetime.fromtimestamp(self._clock(), UTC)
+            invite.signal, invite.agent, invite.channel, prepared.grants, now=datetime.fromtimestamp(self._clock(), UTC)
         )
         if refusal is not None:
             return skip(refusal)
@@ -222,7 +252,7 @@ class OutboxWorker:
 
     async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
         now = millis(self._clock)
-        invitation_id = int(work.payload["invitation_id"]) if work.kind == "invite" else None
+        invitation_id = _invitation_id(work) if work.kind == "invite" else None
         final_failure = (
             not delivery.ok
             and delivery.skipped is None
@@ -275,6 +305,10 @@ class OutboxWorker:
                     "reason": "delivery failed after its last attempt",
                 }
             )
+
+
+def _invitation_id(work: rows.Work) -> int:
+    return int(work.payload["invitation_id"])
 
 
 def _audit_skip(tx: Tx, invitation_id: int, reason: str, now: int) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from inbox import audit, signals
-from inbox.invitations import loop_detail
+from inbox.invitations import LoopDetail, loop_detail
+from inbox.reader import Reader
 from inbox.signals import StoredSignal
+from inbox.tx import Tx
 from receivers import SENDERS
 from relay.errors import BadRequestError, NotFoundError
 from relay.model import iso
@@ -22,8 +22,13 @@ from relay.model import iso
 _SOURCE_QUERIES = " or ".join(f"?source={name}" for name in SENDERS)
 
 
-async def _describe(engine: AsyncEngine, signal: StoredSignal) -> dict[str, Any]:
-    detail = await loop_detail(engine, signal.id)
+def _find(tx: Tx, event_id: str, source: str | None) -> tuple[list[StoredSignal], LoopDetail | None]:
+    """The signals under this id and, when it names one, its loop: one read job."""
+    found = signals.find_signals(tx, event_id, source)
+    return found, loop_detail(tx, found[0].id) if len(found) == 1 else None
+
+
+def _describe(signal: StoredSignal, detail: LoopDetail) -> dict[str, Any]:
     done = detail.done
     return {
         "id": signal.event_id,
@@ -67,29 +72,29 @@ async def _describe(engine: AsyncEngine, signal: StoredSignal) -> dict[str, Any]
 class Views:
     """The read-only views over one database."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, reader: Reader) -> None:
+        self._reader = reader
 
     async def event_status(self, event_id: str, source: str | None = None) -> dict[str, Any]:
         """The contract's view of the loop of one event (of one source, when given).
 
         404 when no event has this id; 400 when two sources used it and none was named.
         """
-        found = await signals.find_signals(self._engine, event_id, source)
+        found, detail = await self._reader.run(_find, event_id, source)
         if not found:
             raise NotFoundError("No event with this id was received.")
-        if len(found) > 1:
+        if detail is None:
             raise BadRequestError(f"Two sources used this id; add {_SOURCE_QUERIES}.")
-        return await _describe(self._engine, found[0])
+        return _describe(found[0], detail)
 
     async def inbox_page(
         self, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
         """Loops newest first (of the given statuses), with their invitations and ack count."""
-        rows = await signals.inbox_page(self._engine, statuses=statuses, before_id=before_id, limit=limit)
+        rows = await self._reader.run(signals.inbox_page, statuses=statuses, before_id=before_id, limit=limit)
         return [r | {"received_at": iso(r["received_at"])} for r in rows]
 
     async def audit_page(self, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Audit rows newest first."""
-        rows = await audit.audit_page(self._engine, before_id=before_id, limit=limit)
+        rows = await self._reader.run(audit.audit_page, before_id=before_id, limit=limit)
         return [r | {"at": iso(r["at"])} for r in rows]

@@ -21,7 +21,7 @@ def _comma(values: Sequence[str] | None) -> list[str]:
 
 def _directory(inbox: Inbox) -> Directory:
     """The directory over the CLI's own connection; its times are the wall clock's."""
-    return Directory(inbox.writer, inbox.engine, clock=time.time)
+    return Directory(inbox.writer, inbox.reader, clock=time.time)
 
 
 def cmd_agent_add(args: argparse.Namespace) -> int:

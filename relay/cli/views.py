@@ -12,7 +12,7 @@ from relay.cli.output import print_table
 
 def cmd_inbox(args: argparse.Namespace) -> int:
     statuses = ["invited", "acked"] if args.open else []
-    rows = run(lambda inbox: views.Views(inbox.engine).inbox_page(statuses=statuses, limit=args.limit))
+    rows = run(lambda inbox: views.Views(inbox.reader).inbox_page(statuses=statuses, limit=args.limit))
     for row in rows:
         del row["row"]
     if args.json:
