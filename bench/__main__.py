@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -64,7 +65,6 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=args.work))
     bench = runs.Bench(run_dir, args.work / "cache", args.seconds, args.connections, args.drain)
-    figures = Figures()
     print(
         f"care-relay bench: {', '.join(args.modes)}; {args.seconds:g} s runs, {args.connections} connections;"
         f" RELAY_AGENT_MAX_INVITES_PER_HOUR={MAX_INVITES_PER_HOUR} (throttle off), M3_MAX_WINDOW_SEC={WINDOW_SEC};"
@@ -72,22 +72,28 @@ def main() -> None:
         flush=True,
     )
     started = time.monotonic()
-    try:
-        measure(args, bench, figures)
-    finally:
-        for db in run_dir.glob("*.db*"):
-            db.unlink()
-    document = {
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        print(f"note: load average {load_before[0]:.1f} before the bench; requests/s will suffer, CPU per request less")
+    path = args.json or args.work / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    about = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "bench_env": {"RELAY_AGENT_MAX_INVITES_PER_HOUR": MAX_INVITES_PER_HOUR, "M3_MAX_WINDOW_SEC": WINDOW_SEC},
-        "wall_seconds": round(time.monotonic() - started, 1),
-        **figures.as_json(),
     }
-    path = args.json or args.work / f"results-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+
+    def save() -> None:
+        extra = {"wall_seconds": round(time.monotonic() - started, 1), "load_average": [load_before, os.getloadavg()]}
+        path.write_text(json.dumps({**about, **extra, **figures.as_json()}, indent=2, default=str) + "\n")
+
+    figures = Figures(on_run=save)
+    try:
+        measure(args, bench, figures)
+    finally:
+        for scratch in (*run_dir.glob("*.db*"), *run_dir.glob("*.tsv")):
+            scratch.unlink()  # the logs stay
     print()
     figures.print_table()
     print(f"\nJSON: {path}")

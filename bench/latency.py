@@ -4,7 +4,7 @@ Sends the signed requests of a request file (bench.payloads) to `URL/hooks/m3` a
 rate, each at its own scheduled instant whether or not earlier ones were answered (so a
 slow server meets the load it would meet, not a politely waiting client). The first
 `WARMUP` seconds' requests are a warm-up and are not reported. Writes to OUT a JSON list
-of `[event id, scheduled, sent, answered, status]`, times from time.monotonic
+of `[event id, scheduled, sent, answered, status]` (at most 60 connections at once, like a sender's pool), times from time.monotonic
 (CLOCK_MONOTONIC, the clock bench.fake_slack stamps arrivals with).
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 import aiohttp
 
 Record = tuple[str, float, float, float, int]
+CONNECTIONS = 60
 
 
 async def _send(
@@ -42,7 +43,9 @@ async def pace(url: str, lines: list[str], rate: float, seconds: float, warmup: 
     records: list[Record] = []
     warm = int(rate * warmup)
     total = min(len(lines), warm + int(rate * seconds))
-    connector = aiohttp.TCPConnector(limit=0)
+    # a sender's pool: the relay refuses a client's 65th connection (RELAY_MAX_CONNECTIONS_PER_CLIENT);
+    # past 60 in flight, requests wait in the client, and their 202 latency (from the schedule) shows it
+    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         tasks = []
         start = time.monotonic() + 0.1

@@ -53,10 +53,18 @@ def _fmt(value: float | None) -> str:
     return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.0f}"
 
 
+def _progress(name: str, result: dict[str, Any]) -> None:
+    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "cpu_us", "per_signal", "at_fake", "rss_mb", "non2xx")
+    shown = "  ".join(f"{k} {_fmt(result[k])}" for k in keys if isinstance(result.get(k), int | float))
+    print(f"{name:20s} {shown}", flush=True)
+
+
 class Figures:
-    def __init__(self) -> None:
+    def __init__(self, on_run: Callable[[], None] = lambda: None) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
         self.figures: list[Figure] = []
+        #: called after each run, so a long bench leaves its results so far if it stops
+        self._on_run = on_run
 
     def add(
         self, name: str, value: float | None, unit: str, what: str, target: Callable[[float], bool] | None = None,
@@ -68,11 +76,13 @@ class Figures:
     def run(self, name: str, result: dict[str, Any]) -> None:
         """Keep one run's raw result, print a line about it, and derive its figures."""
         self.runs[name] = result
-        keys = ("rps", "p50_ms", "p99_ms", "p95_ms", "cpu_us", "per_signal", "at_fake", "rss_mb", "non2xx")
-        shown = "  ".join(f"{k} {_fmt(result[k])}" for k in keys if isinstance(result.get(k), int | float))
-        print(f"{name:16s} {shown}", flush=True)
+        _progress(name, result)
+        for part, sub in result.items():
+            if isinstance(sub, dict) and "rps" in sub:
+                _progress(f"{name} {part}", sub)
         kind = name.split("_", maxsplit=1)[0]
         getattr(self, f"_{kind}")(name, result)
+        self._on_run()
 
     def _bare(self, name: str, r: dict[str, Any]) -> None:
         self.add("bare rps", r["rps"], "req/s", "bare aiohttp handler: reads the body, answers 202 (wrk, closed loop)")

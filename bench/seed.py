@@ -246,6 +246,11 @@ def unsettled_invites(database: Path) -> int:
         )  # fmt: skip
 
 
+def signal_count(database: Path) -> int:
+    with contextlib.closing(_read(database)) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM signal").fetchone()[0])
+
+
 def sample_event_ids(database: Path, count: int, *, seed: int = 7) -> list[str]:
     """`count` event ids of stored signals, drawn at random across the inbox."""
     rng = random.Random(seed)
