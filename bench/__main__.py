@@ -120,6 +120,7 @@ def measure(args: argparse.Namespace, bench: runs.Bench, figures: Figures) -> No
             if largest is not None:
                 largest.unlink(missing_ok=True)
             largest = database
+        figures.growth_ratio()
     if "lookups" in args.modes:
         if largest is None:
             largest = bench.work / f"growth-{max(args.sizes)}.db"
