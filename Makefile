@@ -40,10 +40,11 @@ check: $(VENV)/.installed-test
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest -q
 
+# The whole benchmark (bench/__main__.py): `make bench BENCH_ARGS="--only pending,invited --seconds 2"` for a quick run.
 bench: $(VENV)/.installed-test
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
-	$(BIN)/python -m bench.intake $(BENCH_ARGS)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -1,4 +1,7 @@
-"""Intake throughput, latency and memory against the bare-handler baseline.
+"""Intake throughput, latency and memory against the bare-handler baseline (the pending path only).
+
+`python -m bench` measures the whole set (invited path, latency, growth, lookups, RSS);
+this module stays for its `--reference` comparison of two commits.
 
     python -m bench.intake [--seconds 10] [--connections 32] [--postgres URL] [--reference REF [--rounds 3]]
 
@@ -19,116 +22,25 @@ request bodies; the medians of both, and their ratio, are printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-from receivers.m3 import signature as m3_signature
+from bench import servers
+from bench.payloads import write_requests
+from bench.servers import cpu_seconds, free_port, peak_rss_mb, wait_for
 
 HERE = Path(__file__).resolve().parent
-SECRET = "bench-m3-secret-0123456789"  # serve outside --dev takes no secret under 16 characters
-PAYLOAD = json.loads((HERE.parent / "relay" / "demo" / "panic_ui.json").read_text(encoding="utf-8"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_requests(path: Path, count: int) -> int:
-    """Pre-signed requests, one per line; returns the mean body size."""
-    now = int(time.time())
-    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    total = 0
-    with path.open("w", encoding="utf-8") as out:
-        for _ in range(count):
-            payload = dict(PAYLOAD)
-            payload["id"] = "evt_" + uuid.uuid4().hex
-            payload["ts"] = stamp
-            payload["security"] = {**PAYLOAD["security"], "nonce": uuid.uuid4().hex}
-            payload["context"] = {**PAYLOAD["context"], "note": "x" * 900}  # ~1.5 KB, like real senders
-            body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-            total += len(body)
-            sig = m3_signature.sign(body, SECRET, ts=now)["X-M3-Signature"]
-            out.write(f"{sig}\t{payload['type']}\t{body.decode()}\n")
-    return total // count
-
-
-def wait_for(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"server on port {port} did not start")
-
-
-def peak_rss_mb(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmHWM:\s+(\d+) kB", text)
-    return int(match.group(1)) / 1024 if match else float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU of the whole process (every thread) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(port: int, requests: Path, seconds: int, connections: int) -> dict[str, float]:
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(HERE / "requests.lua"),
-            f"http://127.0.0.1:{port}",
-            "--",
-            str(requests),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-    def value(pattern: str) -> str:
-        found = re.search(pattern, out)
-        return found.group(1) if found else "nan"
-
-    def ms(text: str) -> float:
-        number = float(re.sub(r"[a-z]+$", "", text))
-        return (
-            number / 1000
-            if text.endswith("us")
-            else number * 1000
-            if text.endswith("s") and not text.endswith("ms")
-            else number
-        )
-
-    non2xx = int(value(r"Non-2xx or 3xx responses: (\d+)") if "Non-2xx" in out else 0)
-    return {
-        "requests": float(value(r"(\d+) requests in")),
-        "rps": float(value(r"Requests/sec:\s+([\d.]+)")),
-        "p50_ms": ms(value(r"(?m)^\s+50%\s+(\S+)")),
-        "p99_ms": ms(value(r"(?m)^\s+99%\s+(\S+)")),
-        "non2xx": non2xx,
-    }
+    return servers.run_wrk(
+        f"http://127.0.0.1:{port}", "requests.lua", [str(requests)], seconds=seconds, connections=connections
+    )
 
 
 def measure(
@@ -172,9 +84,9 @@ def main() -> None:
         raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="care-relay-bench-"))
     requests = work / "requests.tsv"
-    size = write_requests(requests, 120_000)
+    size = write_requests(requests, 120_000, invited=False)
     warmup = work / "warmup.tsv"
-    write_requests(warmup, 30_000)
+    write_requests(warmup, 30_000, invited=False)
     print(f"{args.connections} connections, {args.seconds} s, {size} B signed bodies, each a new event", flush=True)
 
     bin_dir = Path(sys.executable).parent
@@ -196,10 +108,10 @@ def main() -> None:
     }
     env.update(
         {
-            "M3_WEBHOOK_SECRETS": SECRET,
+            "M3_WEBHOOK_SECRETS": servers.M3_SECRET,
             "AISHA_WEBHOOK_SECRETS": "bench-aisha-0123456789",
             "RELAY_LINK_SECRETS": "bench-link-0123456789",
-            "RELAY_ADMIN_TOKENS": "bench-admin-0123456789",
+            "RELAY_ADMIN_TOKENS": servers.ADMIN_TOKEN,
             "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/relay.db",
             "RELAY_PUBLIC_BASE_URL": "http://localhost",  # required by serve; no link is followed here
         }
