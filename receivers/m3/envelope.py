@@ -77,8 +77,10 @@ MAX_CARE_WINDOW_MINUTES = 525_600
 MAX_AUDIENCE_ENTRIES = 50
 MAX_SUGGESTED_RESPONSES = 10
 _TARGET_PREFIX = "user:"
-#: a number with an exponent, or 300 digits in a row: it may overflow to infinity (no other number can)
-_MAYBE_HUGE = re.compile(rb"[0-9][eE]|[0-9]{300}")
+#: A number token (after `:`, `[` or `,`) with an exponent, or with 200 digits in a row: it may
+#: overflow to infinity (no other number can: a two-digit exponent needs 210 digits to). Only
+#: number tokens: hex in an id ("evt_…4e1f…") must not send a body down the slow path.
+_MAYBE_HUGE = re.compile(rb"[:\[,]\s*-?(?:[0-9]+(?:\.[0-9]*)?[eE]|[0-9]{200})")
 
 _ShortText = Annotated[str, StringConstraints(strict=True, max_length=200), AfterValidator(storable)]
 _Whisper = Annotated[str, StringConstraints(strict=True, max_length=2000), AfterValidator(storable)]

@@ -105,6 +105,12 @@ def test_every_fixture_takes_the_fast_path_and_reads_the_same(path: Path) -> Non
     assert fast(body) == ordinary(body)
 
 
+def test_hex_in_an_id_keeps_the_fast_path() -> None:
+    """Event ids and nonces are often hex: a digit before an `e` there is no number."""
+    body = json.dumps({**GOLDEN, "id": "evt_4e1f9e2de3c34e5e", "security": {"nonce": "9e99e999"}}).encode()
+    assert fast(body) is not None and fast(body) == ordinary(body)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(changes=st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
 def test_fast_path_agrees_with_the_ordinary_path(changes: list[tuple[str, Any]]) -> None:
@@ -127,12 +133,23 @@ def test_fast_path_agrees_with_the_ordinary_path(changes: list[tuple[str, Any]])
         json.dumps({**GOLDEN, "context": float("nan")}).encode(),
         json.dumps({**GOLDEN, "context": float("inf")}).encode(),
         json.dumps(GOLDEN).encode()[:-1] + b', "extra": 1e999999}',
+        json.dumps(GOLDEN).encode()[:-1] + b', "extra": [0, -' + b"9" * 400 + b".5]}",
         json.dumps({**GOLDEN, "type": "panic.other"}).encode(),
         json.dumps(GOLDEN).encode()[:-1],
         b"\xef\xbb\xbf" + json.dumps(GOLDEN).encode(),
         json.dumps([GOLDEN]).encode(),
     ],
-    ids=["nan-literal", "nan", "infinity", "overflowing-number", "unknown-type", "truncated", "bom", "array"],
+    ids=[
+        "nan-literal",
+        "nan",
+        "infinity",
+        "overflowing-number",
+        "overflowing-digits",
+        "unknown-type",
+        "truncated",
+        "bom",
+        "array",
+    ],
 )
 def test_bodies_the_fast_path_declines(body: bytes) -> None:
     """Non-finite constants, unknown types and broken JSON go to the ordinary path, which words the error."""
