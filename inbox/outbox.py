@@ -54,7 +54,7 @@ _IN_ORDER = (
 
 def claim(tx: Tx, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]) -> list[Work]:
     """Take up to `limit` due rows of these kinds: first those whose lease lapsed (a worker
-    died mid-send), then pending ones in the order they came due.
+    died mid-send), then pending ones; each in the order they came due.
 
     Each half is its own statement on `ix_outbox_due` (status, next_attempt_at): the
     `sending` rows are the few in flight, and due `pending` rows are read in index order
@@ -62,31 +62,24 @@ def claim(tx: Tx, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]
     """
     if not kinds or limit <= 0:
         return []
-    lapsed = _take(
-        tx, "status = 'sending' AND lease_until < ?", "id", now=now, lease_ms=lease_ms, limit=limit, kinds=kinds
-    )
+    lapsed = _take(tx, "status = 'sending' AND lease_until < ?", now=now, lease_ms=lease_ms, limit=limit, kinds=kinds)
+    left = limit - len(lapsed)
     due = (
-        _take(
-            tx,
-            "status = 'pending' AND next_attempt_at <= ?",
-            "next_attempt_at, id",
-            now=now,
-            lease_ms=lease_ms,
-            limit=limit - len(lapsed),
-            kinds=kinds,
-        )
-        if len(lapsed) < limit
+        _take(tx, "status = 'pending' AND next_attempt_at <= ?", now=now, lease_ms=lease_ms, limit=left, kinds=kinds)
+        if left > 0
         else []
     )
     return sorted(lapsed + due, key=lambda w: w.id)
 
 
-def _take(tx: Tx, which: str, order: str, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]) -> list[Work]:
+def _take(tx: Tx, which: str, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]) -> list[Work]:
+    # in the index's own order (status, next_attempt_at, then id): nothing to sort, and no
+    # planner is tempted to walk the settled rows in id order instead
     lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
     rows = tx.execute(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?, updated_at = ?"
         f" WHERE id IN (SELECT id FROM outbox WHERE {which} AND kind IN ({marks(len(kinds))}){_IN_ORDER}"
-        f" ORDER BY {order} LIMIT ?{lock})"
+        f" ORDER BY next_attempt_at, id LIMIT ?{lock})"
         " RETURNING id, kind, ref_id, payload, attempts",
         (now + lease_ms, now, now, *kinds, limit),
     ).fetchall()
