@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from inbox import db, invitations, open_inbox
-from inbox.tx import SqliteTx, Tx
+from inbox.tx import Tx
 from inbox.writer import Writer
 from relay.answers import Done
 from relay.keys import ANSWERS
 from tests.conftest import BOTH_DATABASES
 from tests.driver import ANA, Relay, Start, panic
+from tests.support import PlanRecorder
 
 BOB = {"id": "bob", "display": "Bob", "groups": ["care-circle"], "channels": ["console"]}
 
@@ -257,29 +258,6 @@ async def test_reply_code_and_invitation_tables_match_the_models(database_url: s
 # Plans: the look-ups read an index, never the history ---------------------------------
 
 
-class Recording:
-    """A SQLite Tx that keeps every statement it runs, to ask SQLite for their plans."""
-
-    dialect = "sqlite"
-    group = 1
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._tx = SqliteTx(conn, 1)
-        self.conn = conn
-        self.statements: list[tuple[str, tuple[Any, ...]]] = []
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        self.statements.append((sql, tuple(params)))
-        return self._tx.execute(sql, params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._tx.executemany(sql, rows)
-
-    def plans(self) -> Iterator[str]:
-        for sql, params in self.statements:
-            yield " / ".join(str(r[3]) for r in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
-
-
 async def test_code_look_ups_and_the_throttle_count_use_their_indexes(tmp_path: Any) -> None:
     """SQLite plans: reply codes by primary key, the throttle count on the not-skipped index, no table scan."""
     url = f"sqlite+aiosqlite:///{tmp_path}/plans.db"
@@ -287,11 +265,11 @@ async def test_code_look_ups_and_the_throttle_count_use_their_indexes(tmp_path: 
     await storage.close()
     conn = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
     try:
-        tx = Recording(conn)
+        tx = PlanRecorder(conn)
         invitations.pick_codes(tx, ["ana", "bo", "ana"])
         invitations.recent_invites(tx, ["ana", "bo"], 0, 6)
         invitations.release_codes(tx, 1)
-        plans = list(tx.plans())
+        plans = tx.plans()
     finally:
         conn.close()
     assert len(plans) == 3
