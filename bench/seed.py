@@ -5,7 +5,7 @@ Everything the bench knows about the schema is here, so it follows storage chang
 - the directory (50 agents, one grant) goes through `relay.directory.Directory` on an
   inbox opened with `inbox.open_inbox`, which applies the migrations first;
 - the history goes through `inbox` write functions (`insert_signals`, `insert_nonces`,
-  `insert_audits`, `new_code`) on a `SqliteTx`, and plain INSERTs of the `invitation`,
+  `insert_audits`, `insert_reply_codes`) on a `SqliteTx`, and plain INSERTs of the `invitation`,
   `outbox`, `ack` and `done` tables where no bulk function exists.
 
 A seeded history looks like production's: every signal invited its group's 1-3 agents on
@@ -33,7 +33,7 @@ from bench.payloads import body
 from bench.team import BENCH_ACTOR, GROUPS, SUBJECT, agents, grant, slack_user
 from inbox import open_inbox
 from inbox.audit import AuditValues, insert_audits
-from inbox.invitations import new_code
+from inbox.invitations import ReplyCodeValues, insert_reply_codes
 from inbox.rows import dumps, marks
 from inbox.signals import SignalValues, insert_nonces, insert_signals
 from inbox.tx import SqliteTx
@@ -45,7 +45,7 @@ INVITED_SHARE = 0.10
 ACKED_SHARE = 0.08
 CHUNK = 20_000
 #: bump when what a seeded history holds changes, so cached inboxes are rebuilt.
-SEED_VERSION = 1
+SEED_VERSION = 2
 _REASON = "explicit consent, within care window"
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _INVITATION = (
@@ -131,6 +131,7 @@ def _write_chunk(
     template = body("@ID@", actor=BENCH_ACTOR, group="@GROUP@", stamp="@TS@", nonce="@NONCE@")
     signal_rows: list[SignalValues] = []
     nonces, audits, invitations, outbox, acks, dones = [], [], [], [], [], []
+    held: list[ReplyCodeValues] = []
     for signal_id, loop in enumerate(chunk, start=first_signal):
         nonce = f"{rng.getrandbits(64):016x}"
         raw = (
@@ -148,11 +149,12 @@ def _write_chunk(
         invited = [[agent, "slack"] for agent in loop.agents]
         audits.append(_audit(at, "decision", loop, None, {"grant": "bench", "invited": invited, "skipped": []}))
         for agent in loop.agents:
-            if loop.status == "done":
-                code = "".join(rng.choices(_CODE_ALPHABET, k=4))
-            else:
-                code = new_code(codes[agent])  # unique among the agent's open invitations, as intake makes them
+            code = "".join(rng.choices(_CODE_ALPHABET, k=4))
+            if loop.status != "done":  # unique among the agent's open loops, held in reply_code, as intake makes them
+                while code in codes[agent]:
+                    code = "".join(rng.choices(_CODE_ALPHABET, k=4))
                 codes[agent].add(code)
+                held.append(ReplyCodeValues(agent, code, signal_id, next_invitation))
             provider = f"D{slack_user(agent)}:{at // 1000}.{next_invitation % 1_000_000:06d}"
             invitations.append((next_invitation, signal_id, agent, code, provider, at, at + 1000))
             outbox.append((next_invitation, dumps({"invitation_id": next_invitation}), at, at, at + 1000))
@@ -171,6 +173,7 @@ def _write_chunk(
     insert_audits(tx, audits)
     tx.executemany(_INVITATION, invitations)
     tx.executemany(_OUTBOX, outbox)
+    insert_reply_codes(tx, held)
     tx.executemany(_ACK, acks)
     tx.executemany(_DONE, dones)
 

@@ -1,9 +1,11 @@
 """Invitations: who was asked to answer a loop, their reply codes, and the loop as it stands.
 
-Writes are sync functions over the writer's `Tx` in plain SQL (intake's hot path). Reads are
-sync too, run by the reader (`inbox.reader.Reader`) or inside a write job: an invitation is
-read joined with its signal, and the loop detail gathers three tables and the agents'
-displays in one job. Both return frozen records.
+Writes are sync functions over the writer's `Tx` in plain SQL (intake's hot path). The codes
+open loops hold are kept in `reply_code`, so neither picking a code nor counting the
+throttle reads an agent's history. Reads are sync too, run by the reader
+(`inbox.reader.Reader`) or inside a write job: an invitation is read joined with its
+signal, and the loop detail gathers three tables and the agents' displays in one job. Both
+return frozen records.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from inbox.rows import marks
 from inbox.tx import Tx
@@ -85,55 +87,143 @@ class LoopDetail:
 # Inside a writer job ------------------------------------------------------------------
 
 
-def open_codes(tx: Tx, agent_id: str) -> set[str]:
-    """The reply codes of an agent's invitations whose loop is still open."""
-    rows = tx.execute(
-        "SELECT i.code FROM invitation i JOIN signal s ON s.id = i.signal_id"
-        " WHERE i.agent_id = ? AND i.code IS NOT NULL AND s.status IN (?, ?)",
-        (agent_id, *OPEN_STATUSES),
-    ).fetchall()
-    return {str(r[0]) for r in rows}
+class InvitationValues(NamedTuple):
+    """A new invitation row as intake inserts it, id included (`inbox.tx.reserve_ids`)."""
+
+    id: int
+    signal_id: int
+    agent_id: str
+    channel: str
+    #: None for a skipped agent, who cannot answer
+    code: str | None
+    status: str
+    created_at: int
+    updated_at: int
 
 
-def new_code(taken: set[str]) -> str:
-    """A 4-character reply code not among `taken` (the agent's open invitations)."""
-    while True:
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(4))
-        if code not in taken:
-            return code
+class ReplyCodeValues(NamedTuple):
+    """A reply code an open loop's invitation holds."""
+
+    agent_id: str
+    code: str
+    signal_id: int
+    invitation_id: int
 
 
-def insert_skipped(tx: Tx, *, signal_id: int, agent_ids: Sequence[str], at: int) -> None:
-    """Agents of the audience the decision passed over (throttle, quiet hours, no channel):
-    visible on the loop as `skipped`; never sent, never counted, never able to answer."""
-    tx.executemany(
-        "INSERT INTO invitation (signal_id, agent_id, channel, code, status, created_at, updated_at)"
-        " VALUES (?, ?, '', NULL, 'skipped', ?, ?)",
-        [(signal_id, agent_id, at, at) for agent_id in agent_ids],
+_INSERT_INVITATION = (
+    f"INSERT INTO invitation ({', '.join(InvitationValues._fields)}) VALUES ({marks(len(InvitationValues._fields))})"
+)
+_INSERT_REPLY_CODE = (
+    f"INSERT INTO reply_code ({', '.join(ReplyCodeValues._fields)}) VALUES ({marks(len(ReplyCodeValues._fields))})"
+)
+#: (agent, code) pairs per look-up: two parameters each, far under every driver's limit
+_PAIRS_PER_LOOKUP = 200
+#: draws of fresh codes for those found taken; each draw misses with the share of the
+#: 32^4 codes an agent holds, so only an agent holding nearly all of them runs out
+MAX_CODE_DRAWS = 64
+#: agents per throttle count statement (SQLite allows 500 terms in a compound SELECT)
+_AGENTS_PER_COUNT = 100
+
+
+class NoFreeCodeError(Exception):
+    """An agent holds (nearly) every reply code on open loops: no code is left to give."""
+
+
+def random_code() -> str:
+    """A 4-character reply code, drawn at random."""
+    base = len(CODE_ALPHABET)
+    n = secrets.randbelow(base**4)  # one draw, not four
+    return (
+        CODE_ALPHABET[n % base]
+        + CODE_ALPHABET[n // base % base]
+        + CODE_ALPHABET[n // base**2 % base]
+        + CODE_ALPHABET[n // base**3]
     )
 
 
-def insert_invitation(tx: Tx, *, signal_id: int, agent_id: str, channel: str, code: str, status: str, at: int) -> int:
-    """A new invitation of one agent on one channel; its id."""
-    row = tx.execute(
-        "INSERT INTO invitation (signal_id, agent_id, channel, code, status, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (signal_id, agent_id, channel, code, status, at, at),
-    ).fetchone()
-    return int(row[0])
+def codes_in_use(tx: Tx, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (agent, code) pairs an open loop holds: point look-ups on `reply_code`'s key."""
+    taken: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), _PAIRS_PER_LOOKUP):
+        chunk = pairs[start : start + _PAIRS_PER_LOOKUP]
+        rows = tx.execute(
+            "SELECT agent_id, code FROM reply_code WHERE " + " OR ".join(["(agent_id = ? AND code = ?)"] * len(chunk)),
+            [value for pair in chunk for value in pair],
+        ).fetchall()
+        taken.update((str(r[0]), str(r[1])) for r in rows)
+    return taken
 
 
-def recent_invites(tx: Tx, agent_ids: Iterable[str], since: int) -> dict[str, int]:
-    """Invitations decided for these agents since `since` (ms): the throttle's count."""
+def pick_codes(tx: Tx, agent_ids: Sequence[str]) -> list[str]:
+    """A reply code for each new invitation of these agents (an agent may come more than once).
+
+    Each code is free among the agent's open loops and among the codes picked here. Random
+    candidates are checked a whole group at a time with point look-ups; those found taken
+    are drawn again. The table's key stays the last word: a code another writer took in
+    between is a unique violation when the row goes in.
+    """
+    codes: list[str] = [""] * len(agent_ids)
+    drawn: set[tuple[str, str]] = set()
+    wanted = list(range(len(agent_ids)))
+    for _ in range(MAX_CODE_DRAWS):
+        if not wanted:
+            return codes
+        candidates: list[tuple[int, str]] = []
+        for index in wanted:
+            agent_id = agent_ids[index]
+            code = random_code()
+            while (agent_id, code) in drawn:
+                code = random_code()
+            drawn.add((agent_id, code))
+            candidates.append((index, code))
+        taken = codes_in_use(tx, [(agent_ids[index], code) for index, code in candidates])
+        wanted = []
+        for index, code in candidates:
+            if (agent_ids[index], code) in taken:
+                wanted.append(index)
+            else:
+                codes[index] = code
+    if wanted:
+        raise NoFreeCodeError(f"no free reply code for {agent_ids[wanted[0]]!r}")
+    return codes
+
+
+def insert_invitations(tx: Tx, rows: Sequence[InvitationValues]) -> None:
+    """New invitations with their reserved ids, queued or skipped. A skipped one (throttle,
+    quiet hours, no channel) is visible on the loop; never sent, never counted, never able to answer."""
+    tx.executemany(_INSERT_INVITATION, rows)
+
+
+def insert_reply_codes(tx: Tx, rows: Sequence[ReplyCodeValues]) -> None:
+    """The codes new invitations hold; a code already held is a unique violation."""
+    tx.executemany(_INSERT_REPLY_CODE, rows)
+
+
+def release_codes(tx: Tx, signal_id: int) -> None:
+    """The loop closed: its invitations' codes are free for the agents' next loops."""
+    tx.execute("DELETE FROM reply_code WHERE signal_id = ?", (signal_id,))
+
+
+def recent_invites(tx: Tx, agent_ids: Iterable[str], since: int, limit: int) -> dict[str, int]:
+    """Invitations decided for these agents since `since` (ms), counted up to `limit`: the
+    throttle's count. The throttle only asks whether an agent reached its limit, so each
+    count reads at most `limit` entries of the not-skipped index, however busy the hour."""
     ids = sorted(set(agent_ids))
-    if not ids:
+    if not ids or limit <= 0:
         return {}
-    rows = tx.execute(
-        f"SELECT agent_id, COUNT(*) FROM invitation WHERE created_at >= ? AND agent_id IN ({marks(len(ids))})"
-        " AND status <> 'skipped' GROUP BY agent_id",
-        (since, *ids),
-    ).fetchall()
-    return {str(r[0]): int(r[1]) for r in rows}
+    term = (
+        "SELECT CAST(? AS VARCHAR(100)), COUNT(*) FROM (SELECT 1 FROM invitation"
+        " WHERE agent_id = ? AND created_at >= ? AND status <> 'skipped' LIMIT ?) AS recent"
+    )
+    counts: dict[str, int] = {}
+    for start in range(0, len(ids), _AGENTS_PER_COUNT):
+        chunk = ids[start : start + _AGENTS_PER_COUNT]
+        rows = tx.execute(
+            " UNION ALL ".join([term] * len(chunk)),
+            [value for agent_id in chunk for value in (agent_id, agent_id, since, limit)],
+        ).fetchall()
+        counts.update({str(r[0]): int(r[1]) for r in rows if int(r[1])})
+    return counts
 
 
 # Reads (a reader's or a writer's job) -------------------------------------------------
@@ -186,8 +276,10 @@ def invitations_by_id(tx: Tx, ids: Sequence[int]) -> dict[int, InvitationRecord]
 
 def open_invitations(tx: Tx, agent_id: str) -> list[InvitationRecord]:
     """An agent's invitations whose loop is still open (invited or acked), oldest first."""
+    # through the codes open loops hold: an agent's closed loops are never read
     rows = tx.execute(
-        f"{_RECORD_FROM} WHERE i.agent_id = ? AND i.status <> 'skipped' AND s.status IN (?, ?) ORDER BY i.id",
+        f"{_RECORD_FROM} JOIN reply_code r ON r.invitation_id = i.id"
+        " WHERE r.agent_id = ? AND i.status <> 'skipped' AND s.status IN (?, ?) ORDER BY i.id",
         (agent_id, *OPEN_STATUSES),
     ).fetchall()
     return [_record(r) for r in rows]

@@ -7,7 +7,7 @@ driver SQL (see `inbox.writer`). Change the schema only through a migration.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -68,6 +68,15 @@ class InvitationRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("signal_id", "agent_id", name="uq_invitation_signal_agent"),
         Index("ix_invitation_agent_created", "agent_id", "created_at"),
+        # the hourly throttle counts an agent's invitations that were not skipped: skipped rows
+        # (one per signal while an agent is throttled) never enter this index
+        Index(
+            "ix_invitation_agent_invited",
+            "agent_id",
+            "created_at",
+            sqlite_where=text("status <> 'skipped'"),
+            postgresql_where=text("status <> 'skipped'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -80,6 +89,21 @@ class InvitationRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ReplyCodeRow(SQLModel, table=True):
+    """A reply code in use: one row per coded invitation of a loop that is still open.
+
+    Intake adds the row with the invitation and the done that closes the loop removes it,
+    so picking a free code is a point look-up on the key, however long the agent's history.
+    """
+
+    __tablename__ = "reply_code"
+
+    agent_id: str = Field(max_length=100, primary_key=True)
+    code: str = Field(max_length=8, primary_key=True)
+    signal_id: int = Field(foreign_key="signal.id", index=True)
+    invitation_id: int = Field(foreign_key="invitation.id")
 
 
 class OutboxRow(SQLModel, table=True):

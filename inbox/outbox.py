@@ -8,10 +8,11 @@ uses `FOR UPDATE SKIP LOCKED`, so two relay processes never take the same row.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inbox.rows import dumps
+from inbox.rows import dumps, marks
 from inbox.tx import Tx
 
 #: kinds the relay sends on its own (stopped by the kill switch and shadow mode).
@@ -27,34 +28,62 @@ class Work:
     attempts: int
 
 
+_INSERT = (
+    "INSERT INTO outbox (kind, ref_id, payload, status, attempts, next_attempt_at, created_at, updated_at)"
+    " VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)"
+)
+
+
 def enqueue(tx: Tx, *, kind: str, payload: dict[str, Any], at: int, ref_id: int | None = None) -> int:
     """Add outbox work, due now; its id."""
-    row = tx.execute(
-        "INSERT INTO outbox (kind, ref_id, payload, status, attempts, next_attempt_at, created_at, updated_at)"
-        " VALUES (?, ?, ?, 'pending', 0, ?, ?, ?) RETURNING id",
-        (kind, ref_id, dumps(payload), at, at, at),
-    ).fetchone()
+    row = tx.execute(_INSERT + " RETURNING id", (kind, ref_id, dumps(payload), at, at, at)).fetchone()
     return int(row[0])
 
 
+def enqueue_many(tx: Tx, work: Sequence[tuple[str, int | None, dict[str, Any]]], *, at: int) -> None:
+    """Add (kind, ref_id, payload) work, all due now, in this order (intake's hot path)."""
+    tx.executemany(_INSERT, [(kind, ref_id, dumps(payload), at, at, at) for kind, ref_id, payload in work])
+
+
+#: message updates of one invitation go out in order: not while an earlier one is unsettled
+_IN_ORDER = (
+    " AND NOT (kind = 'update' AND EXISTS (SELECT 1 FROM outbox e WHERE e.kind = 'update'"
+    " AND e.ref_id = outbox.ref_id AND e.id < outbox.id AND e.status IN ('pending', 'sending')))"
+)
+
+
 def claim(tx: Tx, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]) -> list[Work]:
-    """Take up to `limit` due rows of these kinds (pending and due, or with a lapsed lease)."""
-    if not kinds:
+    """Take up to `limit` due rows of these kinds: first those whose lease lapsed (a worker
+    died mid-send), then pending ones; each in the order they came due.
+
+    Each half is its own statement on `ix_outbox_due` (status, next_attempt_at): the
+    `sending` rows are the few in flight, and due `pending` rows are read in index order
+    up to the limit, so neither settled history nor a long backlog is read or sorted.
+    """
+    if not kinds or limit <= 0:
         return []
-    marks = ", ".join("?" for _ in kinds)
+    lapsed = _take(tx, "status = 'sending' AND lease_until < ?", now=now, lease_ms=lease_ms, limit=limit, kinds=kinds)
+    left = limit - len(lapsed)
+    due = (
+        _take(tx, "status = 'pending' AND next_attempt_at <= ?", now=now, lease_ms=lease_ms, limit=left, kinds=kinds)
+        if left > 0
+        else []
+    )
+    return sorted(lapsed + due, key=lambda w: w.id)
+
+
+def _take(tx: Tx, which: str, *, now: int, lease_ms: int, limit: int, kinds: tuple[str, ...]) -> list[Work]:
+    # in the index's own order (status, next_attempt_at, then id): nothing to sort, and no
+    # planner is tempted to walk the settled rows in id order instead
     lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
     rows = tx.execute(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = ?, updated_at = ?"
-        " WHERE id IN (SELECT id FROM outbox WHERE kind IN (" + marks + ") AND"
-        " ((status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?))"
-        # message updates of one invitation go out in order: not while an earlier one is unsettled
-        " AND NOT (kind = 'update' AND EXISTS (SELECT 1 FROM outbox e WHERE e.kind = 'update'"
-        " AND e.ref_id = outbox.ref_id AND e.id < outbox.id AND e.status IN ('pending', 'sending')))"
-        " ORDER BY id LIMIT ?" + lock + ")"
+        f" WHERE id IN (SELECT id FROM outbox WHERE {which} AND kind IN ({marks(len(kinds))}){_IN_ORDER}"
+        f" ORDER BY next_attempt_at, id LIMIT ?{lock})"
         " RETURNING id, kind, ref_id, payload, attempts",
-        (now + lease_ms, now, *kinds, now, now, limit),
+        (now + lease_ms, now, now, *kinds, limit),
     ).fetchall()
-    return sorted((Work(int(r[0]), str(r[1]), r[2], json.loads(r[3]), int(r[4])) for r in rows), key=lambda w: w.id)
+    return [Work(int(r[0]), str(r[1]), r[2], json.loads(r[3]), int(r[4])) for r in rows]
 
 
 def finish(tx: Tx, work_id: int, now: int) -> None:

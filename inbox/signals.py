@@ -91,9 +91,12 @@ def insert_signals(tx: Tx, rows: Sequence[SignalValues]) -> None:
     tx.executemany(_INSERT, rows)
 
 
-def insert_signal_returning_id(tx: Tx, row: SignalValues) -> int:
-    """One new signal whose id is needed for its work rows."""
-    return int(tx.execute(_INSERT + " RETURNING id", row).fetchone()[0])
+_INSERT_WITH_ID = f"INSERT INTO signal (id, {SIGNAL_COLUMNS}) VALUES ({marks(len(SignalValues._fields) + 1)})"
+
+
+def insert_signals_with_ids(tx: Tx, rows: Sequence[tuple[int, SignalValues]]) -> None:
+    """Many new signals whose ids were reserved (`inbox.tx.reserve_ids`) for their work rows."""
+    tx.executemany(_INSERT_WITH_ID, [(signal_id, *row) for signal_id, row in rows])
 
 
 def insert_nonces(tx: Tx, rows: Sequence[Sequence[Any]]) -> None:

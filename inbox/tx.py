@@ -35,6 +35,29 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: tables whose ids intake hands out itself, so that a group's rows go in with `executemany`
+RESERVABLE = frozenset({"signal", "invitation", "outbox"})
+
+
+def reserve_ids(tx: Tx, table: str, n: int) -> list[int]:
+    """`n` ids of `table` that no other row has or will get, ascending, for rows inserted with them.
+
+    SQLite: the writer holds the write lock for the whole transaction (`BEGIN IMMEDIATE`),
+    so the ids after the largest one are free until it commits; the rows must go in before
+    anything else inserts into the table in this transaction. PostgreSQL: drawn from the
+    table's sequence, like a default id would be.
+    """
+    if table not in RESERVABLE:
+        raise ValueError(f"ids of {table!r} are not reserved by hand")
+    if n <= 0:
+        return []
+    if tx.dialect == "postgresql":
+        rows = tx.execute(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, ?)", (n,))
+        return sorted(int(r[0]) for r in rows.fetchall())
+    top = int(tx.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])
+    return list(range(top + 1, top + 1 + n))
+
+
 class SqliteTx:
     dialect = "sqlite"
 

@@ -109,6 +109,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         app[WRITER],
         routing_settings(settings),
         on_queued=wake,
+        on_invited=invitations.remember,  # its sends read the signal as intake parsed it
         clock=lambda: datetime.fromtimestamp(clock(), UTC),
         forward_escalations=bool(
             settings.care_workflow_triggers_enabled

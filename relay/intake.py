@@ -3,8 +3,9 @@
 The signal, the routing decision, its audit row and every queued invitation are
 committed in one writer transaction, so a 202 means all of it is on disk. Intake
 items are handed to the writer as a batch (`Writer.run_batched`): the group's
-directory check, id and nonce look-ups happen once, rows go in with `executemany`,
-and the throttle counts every invitation decided before, in this batch too. The
+directory check, id and nonce look-ups happen once, rows go in with `executemany` on ids
+reserved up front (no statement per row), reply codes are checked for the whole batch with
+point look-ups, and the throttle counts every invitation decided before, in this batch too. The
 look-ups run inside the write transaction; on SQLite nobody else can write between
 them and the inserts, and on PostgreSQL each intake transaction first takes one
 advisory lock, so replicas sharing a database take turns the same way (without it, two
@@ -16,22 +17,25 @@ path, where each item is redone alone and its look-up finds the other row.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from inbox import directory, invitations, outbox, signals
 from inbox.audit import AuditValues, insert_audits
+from inbox.invitations import InvitationValues, ReplyCodeValues
 from inbox.rows import dumps, dumps_list
 from inbox.signals import SignalValues
-from inbox.tx import Tx
+from inbox.tx import Tx, reserve_ids
 from inbox.writer import Writer
 from relay import audit
 from relay.errors import EventIdConflictError, NonceReusedError, RelayError
 from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
 from relay.router import decide
 
+log = logging.getLogger("care_relay.intake")
 HOUR_MS = 3_600_000
 #: the PostgreSQL advisory lock intake groups hold for their transaction ("care" in ASCII)
 INTAKE_LOCK = 0x63617265
@@ -44,6 +48,20 @@ class IntakeResult:
     status: str
     duplicate: bool
     decision: Decision | None = None
+    #: the stored signal's id, when it has work rows (invitations, skipped agents shown, a forward)
+    signal_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A new signal with work rows (invitations, shown skips, a forward), stored after its group is decided."""
+
+    #: where its answer is in the batch's answers
+    answer: int
+    signal: Signal
+    row: SignalValues
+    decision: Decision
+    result: IntakeResult
 
 
 @dataclass(frozen=True)
@@ -85,12 +103,16 @@ class Intake:
         routing: RoutingSettings,
         *,
         on_queued: Callable[[], None] = lambda: None,
+        on_invited: Callable[[int, Signal], None] = lambda _signal_id, _signal: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         forward_escalations: bool = False,
     ) -> None:
         self._writer = writer
         self._routing = routing
         self._on_queued = on_queued
+        #: after commit, each new signal with work rows (its id and the parsed signal), so the
+        #: read side can keep the parsed signal instead of parsing the stored bytes again
+        self._on_invited = on_invited
         self._clock = clock
         #: PR8 forwarding: an autonomous action, so the caller folds in the kill switch and shadow mode.
         self._forward = forward_escalations
@@ -100,6 +122,11 @@ class Intake:
         """Store the signal with its decision; duplicates answer with the current status."""
         item = _Item(signal, body, hashlib.sha256(body).hexdigest())
         result: IntakeResult = await self._writer.run_batched(self._apply, item)
+        if result.signal_id is not None:
+            try:
+                self._on_invited(result.signal_id, signal)
+            except Exception as exc:  # a cache the read side can rebuild: the 202 stands, it is committed
+                log.warning("on_invited failed: %s", type(exc).__name__)
         if result.decision is not None:
             d = result.decision
             audit.emit(
@@ -131,7 +158,7 @@ class Intake:
             tx.execute("SELECT pg_advisory_xact_lock(?)", (INTAKE_LOCK,))
         self._directory.refresh(tx)
         agents = self._directory.agents
-        recent = invitations.recent_invites(tx, (a.id for a in agents), at - HOUR_MS)
+        recent = _HourlyCounts(tx, at - HOUR_MS, self._routing.agent_max_invites_per_hour)
         known: dict[tuple[str, str], tuple[int, str, str]] = {}
         used: dict[tuple[str, str], str] = {}
         for source in {i.signal.source for i in items}:
@@ -143,6 +170,7 @@ class Intake:
             used.update({(source, n): e for n, e in signals.known_nonces(tx, source, nonces).items()})
 
         answers: list[IntakeResult | RelayError] = []
+        work: list[_Work] = []
         plain_rows: list[SignalValues] = []
         nonce_rows: list[tuple[str, str, str, int]] = []
         audit_rows: list[AuditValues] = []
@@ -159,10 +187,11 @@ class Intake:
                 signal, self._directory.grants, agents, now=now, settings=self._routing, recent_invites=recent
             )
             row = _signal_values(signal, item, decision, at)
+            result = IntakeResult(signal.source, signal.event_id, decision.status, duplicate=False, decision=decision)
             if decision.invitations or _shown_skips(decision) or self._forwards(signal):
-                # work rows need the signal's id; plain INSERT: a replica's race is a unique violation
-                signal_id = signals.insert_signal_returning_id(tx, row)
-                self._queue_work(tx, signal, signal_id, decision, at, recent)
+                work.append(_Work(len(answers), signal, row, decision, result))
+                for planned in decision.invitations:
+                    recent.add(planned.agent_id)
             else:
                 plain_rows.append(row)
             if signal.nonce is not None:
@@ -171,9 +200,10 @@ class Intake:
             if signal.nonce is not None:
                 used[(signal.source, signal.nonce)] = signal.event_id
             audit_rows.append(_audit_row(signal, decision, at))
-            answers.append(
-                IntakeResult(signal.source, signal.event_id, decision.status, duplicate=False, decision=decision)
-            )
+            answers.append(result)
+        # first: the reserved ids are free only until something else goes into these tables
+        for stored, signal_id in zip(work, self._store_work(tx, work, at), strict=True):
+            answers[stored.answer] = replace(stored.result, signal_id=signal_id)
         signals.insert_signals(tx, plain_rows)
         signals.insert_nonces(tx, nonce_rows)
         insert_audits(tx, audit_rows)
@@ -182,27 +212,68 @@ class Intake:
     def _forwards(self, signal: Signal) -> bool:
         return self._forward and signal.type == "care.escalation_detected"
 
-    def _queue_work(
-        self, tx: Tx, signal: Signal, signal_id: int, decision: Decision, at: int, recent: dict[str, int]
-    ) -> None:
-        for planned in decision.invitations:
-            code = invitations.new_code(invitations.open_codes(tx, planned.agent_id))
-            invitation_id = invitations.insert_invitation(
-                tx,
-                signal_id=signal_id,
-                agent_id=planned.agent_id,
-                channel=planned.channel,
-                code=code,
-                status="queued",
-                at=at,
-            )
-            outbox.enqueue(tx, kind="invite", ref_id=invitation_id, payload={"invitation_id": invitation_id}, at=at)
-            recent[planned.agent_id] = recent.get(planned.agent_id, 0) + 1
-        skipped = _shown_skips(decision)
-        if skipped:
-            invitations.insert_skipped(tx, signal_id=signal_id, agent_ids=skipped, at=at)
-        if self._forwards(signal):
-            outbox.enqueue(tx, kind="forward", ref_id=signal_id, payload={"event_id": signal.event_id}, at=at)
+    def _store_work(self, tx: Tx, work: list[_Work], at: int) -> list[int]:
+        """The signals that have work rows, their invitations (queued and skipped), the queued
+        ones' reply codes and the outbox rows, each table with one `executemany` on ids
+        reserved up front (no statement per row); the signals' ids."""
+        if not work:
+            return []
+        signal_ids = reserve_ids(tx, "signal", len(work))
+        signals.insert_signals_with_ids(tx, list(zip(signal_ids, (w.row for w in work), strict=True)))
+        planned = [p for w in work for p in w.decision.invitations]
+        codes = iter(invitations.pick_codes(tx, [p.agent_id for p in planned]))
+        shown = [_shown_skips(w.decision) for w in work]
+        invitation_ids = iter(reserve_ids(tx, "invitation", len(planned) + sum(map(len, shown))))
+        invitation_rows: list[InvitationValues] = []
+        code_rows: list[ReplyCodeValues] = []
+        outbox_rows: list[tuple[str, int | None, dict[str, Any]]] = []
+        for signal_id, w, skipped in zip(signal_ids, work, shown, strict=True):
+            for p in w.decision.invitations:
+                invitation_id, code = next(invitation_ids), next(codes)
+                invitation_rows.append(
+                    InvitationValues(invitation_id, signal_id, p.agent_id, p.channel, code, "queued", at, at)
+                )
+                code_rows.append(ReplyCodeValues(p.agent_id, code, signal_id, invitation_id))
+                outbox_rows.append(("invite", invitation_id, {"invitation_id": invitation_id}))
+            for agent_id in skipped:
+                invitation_rows.append(
+                    InvitationValues(next(invitation_ids), signal_id, agent_id, "", None, "skipped", at, at)
+                )
+            if self._forwards(w.signal):
+                outbox_rows.append(("forward", signal_id, {"event_id": w.signal.event_id}))
+        invitations.insert_invitations(tx, invitation_rows)
+        invitations.insert_reply_codes(tx, code_rows)
+        outbox.enqueue_many(tx, outbox_rows, at=at)
+        return signal_ids
+
+
+class _HourlyCounts(Mapping[str, int]):
+    """The throttle's count of each agent, read the first time routing asks about the agent in
+    a group (routing asks only about agents in a grant's audience), then kept up to date with
+    the group's own invitations."""
+
+    def __init__(self, tx: Tx, since: int, limit: int) -> None:
+        self._tx = tx
+        self._since = since
+        self._limit = limit
+        self._counts: dict[str, int] = {}
+
+    def __getitem__(self, agent_id: str) -> int:
+        count = self._counts.get(agent_id)
+        if count is None:
+            found = invitations.recent_invites(self._tx, [agent_id], self._since, self._limit)
+            count = self._counts[agent_id] = found.get(agent_id, 0)
+        return count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def add(self, agent_id: str) -> None:
+        """One more invitation decided in this group."""
+        self._counts[agent_id] = self[agent_id] + 1
 
 
 def _shown_skips(decision: Decision) -> list[str]:

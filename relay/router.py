@@ -171,7 +171,9 @@ def decide(
             result="allowed",
         )
 
-    invitations, skipped = _route(signal, covering, agents, now, settings, recent_invites or {})
+    invitations, skipped = _route(
+        signal, covering, agents, now, settings, {} if recent_invites is None else recent_invites
+    )
     if not invitations:
         return decision(
             "unroutable",

@@ -6,12 +6,13 @@ import http.client
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from inbox.tx import SqliteTx
 from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
 from relay.keys import WRITER
@@ -290,3 +292,29 @@ class ServerThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+class PlanRecorder:
+    """A SQLite `Tx` that keeps every statement it runs, so a test can ask SQLite how it plans them."""
+
+    dialect = "sqlite"
+    group = 1
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._tx = SqliteTx(conn, 1)
+        self.conn = conn
+        self.statements: list[tuple[str, tuple[Any, ...]]] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.statements.append((sql, tuple(params)))
+        return self._tx.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._tx.executemany(sql, rows)
+
+    def plans(self) -> list[str]:
+        """Each statement's EXPLAIN QUERY PLAN, its steps joined with " / "."""
+        return [
+            " / ".join(str(r[3]) for r in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+            for sql, params in self.statements
+        ]

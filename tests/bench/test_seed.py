@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.seed import loops_of, plan, seed_directory, seed_history
-from inbox.db import create_engine
+from inbox import open_inbox
 from relay.views import Views
 
 SIZE = 200
@@ -26,9 +26,9 @@ async def seeded(tmp_path: Path) -> Path:
 async def test_each_status_reads_back_as_seeded(seeded: Path) -> None:
     """A done, an acked and an invited loop show their status, invitations, acks and done."""
     loops = list(plan(SIZE, end_ms=END_MS))
-    engine = create_engine(f"sqlite+aiosqlite:///{seeded}")
+    inbox = await open_inbox(f"sqlite+aiosqlite:///{seeded}")
     try:
-        views = Views(engine)
+        views = Views(inbox.reader)
         for status in ("done", "acked", "invited"):
             loop = next(s for s in loops if s.status == status)
             view = await views.event_status(loop.event_id, "m3")
@@ -37,7 +37,7 @@ async def test_each_status_reads_back_as_seeded(seeded: Path) -> None:
             assert [a["by"]["id"] for a in view["acks"]] == ([] if status == "invited" else [loop.agents[0]])
             assert (view["done"] or {}).get("by", {}).get("id") == (loop.agents[0] if status == "done" else None)
     finally:
-        await engine.dispose()
+        await inbox.close()
 
 
 async def test_every_signal_invites_its_group_and_open_codes_are_unique(seeded: Path) -> None:
@@ -51,4 +51,12 @@ async def test_every_signal_invites_its_group_and_open_codes_are_unique(seeded: 
             "SELECT i.agent_id, i.code, COUNT(*) FROM invitation i JOIN signal s ON s.id = i.signal_id"
             " WHERE s.status IN ('invited', 'acked') GROUP BY i.agent_id, i.code HAVING COUNT(*) > 1"
         ).fetchall()
+        held = conn.execute(
+            "SELECT COUNT(*) FROM reply_code r JOIN invitation i ON i.id = r.invitation_id"
+            " JOIN signal s ON s.id = i.signal_id WHERE s.status IN ('invited', 'acked') AND r.code = i.code"
+        ).fetchone()[0]
+        open_invitations = conn.execute(
+            "SELECT COUNT(*) FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE s.status IN ('invited', 'acked')"
+        ).fetchone()[0]
     assert repeated == []
+    assert held == open_invitations > 0  # as intake keeps them: every open invitation holds its code
