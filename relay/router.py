@@ -305,10 +305,15 @@ def _route(
     invitations: list[PlannedInvitation] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
+    # an agent in none of the covering grants' groups, and not named, is passed over at once
+    # (one set test, not one per grant): the directory is read for every signal
+    granted_groups = frozenset(group for grant in covering for group in grant.groups)
     for agent in agents:
         if agent.id in seen:
             continue
         seen.add(agent.id)
+        if granted_groups.isdisjoint(agent.groups) and agent.id not in signal.targets:
+            continue
         grants = [g for g in covering if _in_audience(agent, signal, g)]
         if not grants:
             if agent.id in signal.targets:
