@@ -53,7 +53,6 @@ other than ``FakeSlack.token``), ``unknown_method``, ``channel_not_found``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -201,6 +200,7 @@ class FakeSlack:
         self._id_counter = itertools.count(1)
         self._changed = asyncio.Event()
         self._closing = asyncio.Event()
+        self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self.app = web.Application()
@@ -355,9 +355,17 @@ class FakeSlack:
         self.requests.append(raw)
         self._changed.set()
 
+    def release(self) -> None:
+        """Answer every call held by a `delay` now (and those still to come without waiting)."""
+        self._released.set()
+
     async def _sleep(self, delay: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._closing.wait(), delay)
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._closing, self._released)]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def _failed(self, failure: _Failure) -> web.Response | None:
         """What Slack answers for a failure queued with `fail_next` (None: it only delayed)."""

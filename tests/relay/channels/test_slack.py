@@ -25,6 +25,7 @@ from relay.app import create_app
 from relay.channels.slack import inbound as slack
 from relay.channels.slack.send import SlackChannel
 from relay.keys import CHANNELS, OUTBOX, WRITER
+from relay.outbox import LANE_CONCURRENCY
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.slack import (
     DEFAULT_TOKEN,
@@ -35,7 +36,7 @@ from tests.fakes.slack import (
     static_select,
     view_submission,
 )
-from tests.support import ADMIN_TOKEN, M3_SECRETS, fixture, fresh, make_settings, signed
+from tests.support import ADMIN_TOKEN, M3_SECRETS, fixture, fresh, make_settings, query, signed
 
 SECRET = "slack-signing-secret-for-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -565,3 +566,37 @@ async def test_signed_button_payloads_of_odd_shape_record_nothing(
         assert [a["by"]["id"] for a in acks] == ["ana"]
     else:
         assert acks == []
+
+
+async def test_a_slow_provider_holds_up_only_its_own_lane(start: Start, fake: FakeSlack) -> None:
+    """Slack answering nothing for a while fills Slack's lane of sends; an invitation on
+    another channel (the console here) goes out meanwhile, and nothing is lost."""
+    slow = LANE_CONCURRENCY + 2
+    client = await start("ana", dev=True)
+    for n in range(slow - 1):
+        agent = {"id": f"s{n}", "display": f"S{n}", "groups": ["care-circle"], "slack_user": f"U0S{n}"}
+        assert (await client.post("/admin/agents", json={**agent, "channels": ["slack"]}, headers=ADMIN)).status == 201
+    # "zo" sorts last: its invitation is the last one claimed, behind every Slack one
+    console = {"id": "zo", "display": "Zo", "groups": ["care-circle"], "channels": ["console"]}
+    assert (await client.post("/admin/agents", json=console, headers=ADMIN)).status == 201
+    fake.fail_next("chat.postMessage", delay=600, times=slow)  # answered when the fake stops
+    await signal(client)
+    outbox = client.app[OUTBOX]
+    assert await outbox.run_once() == slow + 1
+
+    async def statuses() -> dict[str, str]:
+        rows = await query(client.app, "SELECT agent_id, status FROM invitation")
+        return {str(agent): str(status) for agent, status in rows}
+
+    await fake.wait_for("chat.postMessage", count=LANE_CONCURRENCY, timeout=10)
+    deadline = time.monotonic() + 10  # a condition, polled with a generous deadline; not a measured time
+    while (await statuses())["zo"] != "sent":
+        assert time.monotonic() < deadline, "the console invitation waited for Slack"
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # room for a call beyond the lane's bound to show up (none may)
+    assert len(fake.calls_to("chat.postMessage")) == LANE_CONCURRENCY  # the rest wait for Slack's lane
+    assert [s for agent, s in (await statuses()).items() if agent != "zo"] == ["queued"] * slow
+    fake.release()
+    await outbox.drain()
+    assert set((await statuses()).values()) == {"sent"}
+    assert len(fake.calls_to("chat.postMessage")) == slow
