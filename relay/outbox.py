@@ -45,6 +45,8 @@ log = logging.getLogger("care_relay.outbox")
 
 LEASE_MS = 60_000
 ATTEMPT_TIMEOUT_SEC = 20.0
+#: how long one callback attempt waits for the sender's answer before it counts as timed out
+CALLBACK_TIMEOUT_SEC = 10.0
 #: sends in flight at once, in all and per lane (one channel's invitations, or one kind of work)
 MAX_IN_FLIGHT = 64
 LANE_CONCURRENCY = 16
@@ -83,6 +85,8 @@ class OutboxWorker:
         self._channels = channels
         self._settings = settings
         self._session = session
+        #: per callback attempt (tests shorten it rather than wait ten seconds for a timeout)
+        self.callback_timeout_sec = CALLBACK_TIMEOUT_SEC
         self._wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task[None] | None = None
@@ -238,7 +242,9 @@ class OutboxWorker:
             return permanent(f"{source} callback URL is no longer configured")
         # Every attempt is signed with a fresh timestamp (CONTRACT section 3).
         body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=millis(self._clock))
-        delivery = await callbacks.post(self._session, url, body, {**_JSON, **headers})
+        delivery = await callbacks.post(
+            self._session, url, body, {**_JSON, **headers}, timeout_sec=self.callback_timeout_sec
+        )
         if sender.conflict_on_retry_is_arrival and work.attempts > 1 and delivery.error == "HTTP 409":
             log.info("callback %s: 409 on attempt %d, an earlier attempt had arrived", work.id, work.attempts)
             return Delivery(ok=True)
