@@ -22,6 +22,7 @@ from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels
 from relay.answers import Answers
+from relay.deliveries import Deliveries
 from relay.directory import Directory
 from relay.inbound import Inbound
 from relay.intake import Intake
@@ -30,6 +31,7 @@ from relay.keys import (
     ANSWERS,
     CHANNELS,
     CLOCK,
+    DELIVERIES,
     DIRECTORY,
     ENGINE,
     HTTP,
@@ -101,6 +103,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
     app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock)
     app[VIEWS] = Views(app[READER])
+    app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
     outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock)

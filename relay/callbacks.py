@@ -67,7 +67,8 @@ async def post(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: Mapping[str, str], *, timeout_sec: float = 10.0
 ) -> Delivery:
     """POST `body` once: 2xx is sent; 408, 429, 5xx, timeouts and connection errors are retried
-    (honouring ``Retry-After``); any other answer is final."""
+    (honouring ``Retry-After``); any other answer is final (a 410 Gone among them: the
+    receiver says this endpoint is gone for good, so nothing more is sent to it)."""
     answer = await _exchange(session, url, body, headers, timeout_sec=timeout_sec)
     if answer.status is None:
         if answer.failure == "timeout":

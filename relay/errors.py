@@ -20,7 +20,8 @@ The hierarchy (status, code):
     ├── ConflictError (409)
     │   ├── EventIdConflictError (409 event_id_conflict)
     │   ├── NonceReusedError (409 nonce_reused)
-    │   └── AlreadyDoneError (409 already_done)
+    │   ├── AlreadyDoneError (409 already_done)
+    │   └── NotFailedError (409 not_failed)
     ├── LinkExpiredError (410 link_expired)
     ├── RequestTimeoutError (408 request_timeout)
     ├── PayloadTooLargeError (413 payload_too_large)
@@ -132,6 +133,11 @@ class NonceReusedError(ConflictError):
 class AlreadyDoneError(ConflictError):
     code = "already_done"
     detail = "This loop was already closed by a person."
+
+
+class NotFailedError(ConflictError):
+    code = "not_failed"
+    detail = "Only failed work can be retried; this row is still being tried or is done."
 
 
 class LinkExpiredError(RelayError):

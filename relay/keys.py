@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inbox.reader import Reader
 from inbox.writer import Writer
 from relay.answers import Answers
+from relay.deliveries import Deliveries
 from relay.delivery import Channel
 from relay.directory import Directory
 from relay.inbound import Inbound
@@ -38,6 +39,8 @@ DIRECTORY = web.AppKey("directory", Directory)
 #: read-only views of loops and the audit trail.
 VIEWS = web.AppKey("views", Views)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
+#: failed work, listed and retried (the admin API's and the CLI's one service).
+DELIVERIES = web.AppKey("deliveries", Deliveries)
 #: the channels this configuration sends on, by name, built once before the outbox starts.
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 HTTP = web.AppKey("http", aiohttp.ClientSession)

@@ -4,10 +4,14 @@ Started with the app. It wakes as soon as a commit adds rows (and polls once a s
 for retries that come due), claims due rows under a lease, reads what a batch of
 invitations needs in one read job (rows, agents, live grants; the signal as intake parsed
 it), sends them concurrently (at most LANE_CONCURRENCY at once per channel or kind, and
-MAX_IN_FLIGHT in all) with a per-attempt timeout, and settles each one: sent; retried with
-exponential backoff (1 s doubling to 60 s, ±20 % jitter, `Retry-After` honoured);
-or, after RELAY_OUTBOX_MAX_ATTEMPTS (forwards: 1 + CARE_WORKFLOW_WEBHOOK_MAX_RETRIES),
-failed and visible in the inbox. Nothing here changes a loop's state: only delivery.
+MAX_IN_FLIGHT in all) with a per-attempt timeout, and settles each one: sent; retried on
+its kind's schedule; or failed after the last attempt, visible in /admin/outbox, where a
+person can retry it. The schedules (CONTRACT section 6): invitations and message updates
+back off from 1 s doubling to 60 s (±20 % jitter, `Retry-After` honoured) for
+RELAY_OUTBOX_MAX_ATTEMPTS attempts; callbacks to senders wait RELAY_CALLBACK_SCHEDULE's
+steps (±20 %, a `Retry-After` only ever lengthening one); forwards back off like
+invitations for 1 + CARE_WORKFLOW_WEBHOOK_MAX_RETRIES attempts. Nothing here changes a
+loop's state: only delivery.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -41,6 +45,8 @@ log = logging.getLogger("care_relay.outbox")
 
 LEASE_MS = 60_000
 ATTEMPT_TIMEOUT_SEC = 20.0
+#: how long one callback attempt waits for the sender's answer before it counts as timed out
+CALLBACK_TIMEOUT_SEC = 10.0
 #: sends in flight at once, in all and per lane (one channel's invitations, or one kind of work)
 MAX_IN_FLIGHT = 64
 LANE_CONCURRENCY = 16
@@ -53,6 +59,12 @@ def backoff(attempts: int, *, jitter: float | None = None) -> float:
     """Seconds before the next attempt: 1 s doubling to 60 s, ±20 %."""
     base = min(60.0, 2.0 ** max(0, attempts - 1))
     # jitter only spreads retries apart; nothing secret depends on it
+    return base * (1 + (random.uniform(-0.2, 0.2) if jitter is None else jitter))  # noqa: S311
+
+
+def scheduled(attempts: int, schedule: Sequence[int], *, jitter: float | None = None) -> float:
+    """Seconds before the retry that follows attempt number `attempts`: that step of the schedule, ±20 %."""
+    base = float(schedule[min(max(attempts, 1), len(schedule)) - 1])
     return base * (1 + (random.uniform(-0.2, 0.2) if jitter is None else jitter))  # noqa: S311
 
 
@@ -73,6 +85,8 @@ class OutboxWorker:
         self._channels = channels
         self._settings = settings
         self._session = session
+        #: per callback attempt (tests shorten it rather than wait ten seconds for a timeout)
+        self.callback_timeout_sec = CALLBACK_TIMEOUT_SEC
         self._wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task[None] | None = None
@@ -228,7 +242,9 @@ class OutboxWorker:
             return permanent(f"{source} callback URL is no longer configured")
         # Every attempt is signed with a fresh timestamp (CONTRACT section 3).
         body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=millis(self._clock))
-        delivery = await callbacks.post(self._session, url, body, {**_JSON, **headers})
+        delivery = await callbacks.post(
+            self._session, url, body, {**_JSON, **headers}, timeout_sec=self.callback_timeout_sec
+        )
         if sender.conflict_on_retry_is_arrival and work.attempts > 1 and delivery.error == "HTTP 409":
             log.info("callback %s: 409 on attempt %d, an earlier attempt had arrived", work.id, work.attempts)
             return Delivery(ok=True)
@@ -248,7 +264,17 @@ class OutboxWorker:
     def _max_attempts(self, kind: str) -> int:
         if kind == "forward":
             return 1 + self._settings.care_workflow_webhook_max_retries
+        if kind == "callback":
+            return 1 + len(self._settings.relay_callback_schedule)
         return self._settings.relay_outbox_max_attempts
+
+    def _wait(self, work: rows.Work, delivery: Delivery) -> float:
+        """Seconds before the next attempt of a row whose attempt number `work.attempts` failed."""
+        if work.kind == "callback":
+            # a sender's Retry-After may push a step later, never earlier: the schedule is the promise
+            step = scheduled(work.attempts, self._settings.relay_callback_schedule)
+            return max(step, delivery.retry_after or 0.0)
+        return delivery.retry_after if delivery.retry_after is not None else backoff(work.attempts)
 
     async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
         now = millis(self._clock)
@@ -277,7 +303,7 @@ class OutboxWorker:
                         if held is not None:
                             directory.set_opted_out(tx, held[0], held[1], True, now)
             else:
-                wait = delivery.retry_after if delivery.retry_after is not None else backoff(work.attempts)
+                wait = self._wait(work, delivery)
                 rows.reschedule(tx, work.id, at=now + int(wait * 1000), error=delivery.error or "retry", now=now)
 
         await self._writer.run(job)

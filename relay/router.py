@@ -195,14 +195,18 @@ def send_time_refusal(
 ) -> str | None:
     """Why an invitation decided earlier must not go out now, or None (CONTRACT section 6).
 
-    Checked just before each send, whatever queued it: the agent is still active, a live
-    grant still covers the signal for this agent on this channel, and a pager channel is
-    not in the agent's quiet hours. A refusal is final: the invitation is skipped, never
-    sent later.
+    Checked just before each send, whatever queued it (intake, a person's retry): the agent
+    is still active, a live grant still covers the signal for this agent on this channel,
+    and a pager channel is not in the agent's quiet hours. The answer is the contract's
+    reason word (`agent_inactive`, `consent_revoked`, `quiet_hours`). A refusal is final:
+    the invitation is skipped, audited, never sent later.
     """
     now = _aware(now)
     if not agent.active:
         return "agent_inactive"
+    # The contract's two other reasons are checked here, in this order, once the directory
+    # knows them: `away` (section 10, an agent's own away period) and `unverified` (section 8,
+    # an address not yet verified for this channel).
     if not any(
         _covers(g, signal, now) and _in_audience(agent, signal, g) and (not g.channels or channel in g.channels)
         for g in grants

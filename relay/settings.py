@@ -20,6 +20,8 @@ from relay.files import private_dir
 from relay.secret_files import SecretFileError, SecretFiles, secret_fields
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+#: whole seconds, comma-separated in the environment ("5,300,1800")
+Seconds = Annotated[tuple[int, ...], NoDecode]
 Secrets = Annotated[tuple[str, ...], NoDecode, Field(repr=False)]
 
 #: Secrets the server cannot start without (outside --dev, where they are generated).
@@ -27,6 +29,9 @@ REQUIRED_SECRETS = ("RELAY_LINK_SECRETS", "RELAY_ADMIN_TOKENS", "M3_WEBHOOK_SECR
 DEV_SECRETS_FILE = Path("var") / "dev-secrets.env"
 #: Outside --dev, no secret is shorter: a guessable key signs links and verifies senders.
 MIN_SECRET_LENGTH = 16
+#: a callback schedule names at most this many retries, each at most a week away
+MAX_SCHEDULE_STEPS = 50
+MAX_SCHEDULE_STEP_SEC = 7 * 86400
 MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 (a command, not a secret)
 
 
@@ -52,6 +57,8 @@ class Settings(BaseSettings):
     relay_unknown_sender_max_per_hour: int = Field(10, ge=0)
     relay_retention_days: int = Field(90, gt=0)
     relay_outbox_max_attempts: int = Field(8, gt=0)
+    #: seconds before each retry of a callback to a sender (CONTRACT section 6); failed after the last
+    relay_callback_schedule: Seconds = (5, 300, 1800, 7200, 18000, 36000, 36000)
     relay_body_timeout_sec: float = Field(10, gt=0)
     relay_idle_timeout_sec: float = Field(30, gt=0)
     relay_max_connections_per_client: int = Field(64, ge=0)
@@ -113,6 +120,36 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("relay_callback_schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        example = "e.g. 5,300,1800,7200"
+        parts = [part.strip() for part in value.split(",")]
+        if not any(parts):
+            raise ValueError(f"name the seconds before each retry, comma-separated ({example})")
+        if len(parts) > MAX_SCHEDULE_STEPS:
+            raise ValueError(f"name at most {MAX_SCHEDULE_STEPS} retries")
+        steps = []
+        for part in parts:
+            if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= MAX_SCHEDULE_STEP_SEC:
+                raise ValueError(
+                    f"{part[:20]!r} is not a number of seconds from 1 to {MAX_SCHEDULE_STEP_SEC};"
+                    f" give whole seconds before each retry, comma-separated ({example})"
+                )
+            steps.append(int(part))
+        return tuple(steps)
+
+    @field_validator("relay_callback_schedule")
+    @classmethod
+    def _schedule_bounds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or len(value) > MAX_SCHEDULE_STEPS or not all(1 <= v <= MAX_SCHEDULE_STEP_SEC for v in value):
+            raise ValueError(
+                f"name 1 to {MAX_SCHEDULE_STEPS} retries, each from 1 to {MAX_SCHEDULE_STEP_SEC} seconds away"
+            )
         return value
 
     @field_validator(
@@ -210,7 +247,7 @@ def load(*, dev: bool = False, serving: bool = True) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]).upper() or "settings"
-        raise ConfigError(f"{name}: {first['msg']}") from None
+        raise ConfigError(f"{name}: {str(first['msg']).removeprefix('Value error, ')}") from None
     if serving:
         check_serving(settings)
     return settings

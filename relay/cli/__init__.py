@@ -21,6 +21,7 @@ from relay.cli.directory import (
     cmd_consent_list,
     cmd_consent_revoke,
 )
+from relay.cli.outbox import cmd_outbox, cmd_outbox_retry
 from relay.cli.output import fail
 from relay.cli.problems import EXPLAINED, explain
 from relay.cli.serve import cmd_serve
@@ -118,6 +119,27 @@ def _add_inbox(sub: Subcommands[argparse.ArgumentParser]) -> None:
     inbox.set_defaults(func=cmd_inbox)
 
 
+def _add_outbox(sub: Subcommands[argparse.ArgumentParser]) -> None:
+    outbox = sub.add_parser(
+        "outbox", help="work not yet done (pending, sending, failed), newest first; `outbox retry` redoes failed work"
+    )
+    outbox.add_argument("--status", help="failed, pending or sending (comma-separate several; default: all three)")
+    outbox.add_argument("--kind", help="invite, update, callback or forward (comma-separate several; default: all)")
+    outbox.add_argument(
+        "--limit", type=int_range(1, INBOX_LIMIT_MAX), default=50, help=f"1-{INBOX_LIMIT_MAX} (default 50)"
+    )
+    outbox.add_argument("--json", action="store_true")
+    outbox.set_defaults(func=cmd_outbox)
+    retry = outbox.add_subparsers(dest="outbox_command").add_parser(
+        "retry", help="make failed rows due now with a fresh attempt budget (audited, with --by)"
+    )
+    retry.add_argument("ids", nargs="*", metavar="ID", help="ids of failed rows, from `care-relay outbox`")
+    retry.add_argument("--failed", action="store_true", help="every failed row (of --kind, when given)")
+    retry.add_argument("--kind", help="with --failed: only rows of these kinds (comma-separated)")
+    retry.add_argument("--by", required=True, help="who asks for the retry (kept in the audit trail)")
+    retry.set_defaults(func=cmd_outbox_retry)
+
+
 def _add_emit(sub: Subcommands[argparse.ArgumentParser]) -> None:
     emit = sub.add_parser("emit", help="sign a payload with the configured secret and POST it")
     emit.add_argument("what", choices=[*SENDERS, "golden-path"])
@@ -135,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every command, its arguments and the function that runs it (`args.func`)."""
     parser = argparse.ArgumentParser(prog="care-relay", description="A human-in-the-loop relay for care signals.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_db, _add_agent, _add_consent, _add_inbox, _add_emit):
+    for add in (_add_serve, _add_db, _add_agent, _add_consent, _add_inbox, _add_outbox, _add_emit):
         add(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""`/admin/*`: the directory, consent grants, the inbox and the audit trail (bearer tokens)."""
+"""`/admin/*`: the directory, consent grants, the inbox, the outbox and the audit trail (bearer tokens)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aiohttp import web
 
 from receivers.json_body import loads
 from relay.errors import BadRequestError, MalformedJsonError
-from relay.keys import DIRECTORY, VIEWS
+from relay.keys import DELIVERIES, DIRECTORY, VIEWS
 from relay.model import LOOP_STATUSES
 from relay.web.auth import require_admin
 
@@ -130,3 +130,24 @@ async def handle_audit(request: web.Request) -> web.Response:
     rows = await request.app[VIEWS].audit_page(before_id=_cursor_in(request), limit=limit)
     items = [{k: v for k, v in r.items() if k != "row"} for r in rows]
     return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
+
+
+def _listed(request: web.Request, name: str) -> list[str]:
+    """A query value that may name several, comma-separated (`?status=failed,pending`)."""
+    return [part for value in request.query.getall(name, []) for part in value.split(",")]
+
+
+@admin
+async def handle_outbox(request: web.Request) -> web.Response:
+    limit = _limit(request)
+    rows = await request.app[DELIVERIES].page(
+        statuses=_listed(request, "status"), kinds=_listed(request, "kind"), before_id=_cursor_in(request), limit=limit
+    )
+    items = [{k: v for k, v in r.items() if k != "row"} for r in rows]
+    return web.json_response({"items": items, "next_cursor": _cursor_out(rows, limit)})
+
+
+@admin
+async def handle_outbox_retry(request: web.Request) -> web.Response:
+    row = await request.app[DELIVERIES].retry(request.match_info["outbox_id"], request.query.get("by", ""))
+    return web.json_response(row, status=202)

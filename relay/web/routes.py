@@ -35,3 +35,6 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/admin/consents/{grant_id}", admin.handle_revoke_consent)
     r.add_get("/admin/inbox", admin.handle_inbox)
     r.add_get("/admin/audit", admin.handle_audit)
+    # failed work, visible and redoable
+    r.add_get("/admin/outbox", admin.handle_outbox)
+    r.add_post("/admin/outbox/{outbox_id}/retry", admin.handle_outbox_retry)

@@ -14,7 +14,7 @@ from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
 from relay.answers import Ack, Done
 from relay.keys import ANSWERS, WRITER
-from relay.outbox import backoff
+from relay.outbox import backoff, scheduled
 from tests.conftest import BOTH_DATABASES
 from tests.driver import TEAM, TEAM_GRANTS, Relay, Start
 from tests.fakes.sink import Received, Sink
@@ -42,6 +42,14 @@ def test_backoff_doubles_to_a_minute_with_jitter() -> None:
     """Backoff is 1 s doubling to 60 s, within ±20 %."""
     assert [backoff(n, jitter=0) for n in (1, 2, 3, 6, 7, 12)] == [1, 2, 4, 32, 60, 60]
     assert 0.8 <= backoff(1) <= 1.2 and 48 <= backoff(20) <= 72
+
+
+def test_callback_retries_wait_their_schedule_step_with_jitter() -> None:
+    """The wait after attempt n is the schedule's n-th step, within ±20 %."""
+    schedule = (5, 300, 1800)
+    assert [scheduled(n, schedule, jitter=0) for n in (1, 2, 3)] == [5, 300, 1800]
+    assert scheduled(2, schedule, jitter=0.2) == 360 and scheduled(2, schedule, jitter=-0.2) == 240
+    assert all(240 <= scheduled(2, schedule) <= 360 for _ in range(50))
 
 
 @BOTH_DATABASES
@@ -192,9 +200,10 @@ async def test_answers_are_never_blocked_by_autonomy_gates(relay: Relay, start: 
 async def test_callback_retries_honour_retry_after_then_fail_visibly(
     start: Start, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """429 with Retry-After waits that long; 500s back off; after the last attempt the row is failed."""
+    """429 with Retry-After waits that long (longer than the schedule's step); 500s follow the schedule;
+    after its last step the row is failed."""
     async with Sink() as sink:
-        relay = await start(m3_callback_url=sink.url, relay_outbox_max_attempts=3)
+        relay = await start(m3_callback_url=sink.url, relay_callback_schedule=(1, 1))
         await relay.seed(*TEAM_GRANTS, agents=TEAM)
         sent = await relay.emit("m3", "panic.ui__golden")
         await relay.drain()

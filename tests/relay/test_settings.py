@@ -148,3 +148,34 @@ def test_secret_file_failures_are_one_line(environ: MutableMapping[str, str], tm
     message = refusal(dev=case.endswith("-in-dev"))
     assert message.startswith(expected.format(path=path)), message
     assert "0123456789" not in message
+
+
+def test_the_callback_schedule_defaults_to_about_27_hours(environ: MutableMapping[str, str]) -> None:
+    """RELAY_CALLBACK_SCHEDULE: seven retries by default, 5 s to 10 h apart; spaces around commas are fine."""
+    assert load(serving=False).relay_callback_schedule == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    environ["RELAY_CALLBACK_SCHEDULE"] = " 10, 60 ,600"
+    assert load(serving=False).relay_callback_schedule == (10, 60, 600)
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("", "name the seconds"),
+        ("5,,300", "'' is not a number of seconds"),
+        ("5,x", "'x' is not a number of seconds"),
+        ("5,-1", "'-1' is not a number of seconds"),
+        ("0", "'0' is not a number of seconds"),
+        ("1.5", "'1.5' is not a number of seconds"),
+        ("604801", "'604801' is not a number of seconds"),
+        ("\u0665", "is not a number of seconds"),  # an Arabic-Indic five: a digit to str.isdigit, not here
+        (",".join(["5"] * 51), "at most 50 retries"),
+    ],
+)
+def test_a_malformed_callback_schedule_stops_start_up_in_one_line(
+    environ: MutableMapping[str, str], value: str, named: str
+) -> None:
+    """A schedule that is not whole seconds from 1 to a week, comma-separated, is refused naming the variable."""
+    environ.update(SERVING_ENV, RELAY_CALLBACK_SCHEDULE=value)
+    message = refusal()
+    assert message.startswith("RELAY_CALLBACK_SCHEDULE: ") and named in message, message
+    assert "Value error" not in message

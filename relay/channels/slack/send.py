@@ -12,6 +12,7 @@ only retry policy. It knows no storage: the outbox hands it the invite and the l
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,8 @@ __all__ = ["CALL_TIMEOUT_SEC", "RETRYABLE_ERRORS", "SlackChannel", "classify"]
 CALL_TIMEOUT_SEC = 8.0
 #: `ok: false` errors worth another try; every other one is permanent.
 RETRYABLE_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+#: Slack's `error` values are snake_case codes ("channel_not_found")
+_ERROR_CODE = re.compile(r"[a-z0-9_.]{1,64}")
 _ERRORS = (SlackApiError, TimeoutError, aiohttp.ClientError, OSError)
 
 
@@ -38,7 +41,9 @@ def classify(exc: BaseException) -> Delivery:
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code
         data = exc.response.data
-        error = str(data.get("error") or f"HTTP {status}") if isinstance(data, dict) else f"HTTP {status}"
+        error = str(data.get("error") or "") if isinstance(data, dict) else ""
+        if not _ERROR_CODE.fullmatch(error):  # kept as last_error: a code, never text an endpoint made up
+            error = f"HTTP {status}"
         if status == 429:
             return retry(f"slack {error}", retry_after=_retry_after(exc.response.headers))
         if status >= 500 or error in RETRYABLE_ERRORS:

@@ -405,6 +405,17 @@ async def test_permanent_failures_end_failed_after_one_attempt(start: Start, fak
     assert fake.messages == {}
 
 
+async def test_an_error_that_is_not_a_slack_code_is_kept_as_the_http_status(start: Start, fake: FakeSlack) -> None:
+    """`last_error` is shown by /admin/outbox: an endpoint's `error` that is not a code (it could quote a
+    person's words or number) is kept only as the HTTP status."""
+    client = await start("ana")
+    await signal(client)
+    fake.fail_next("chat.postMessage", error="cannot reach +40722000111: 'Sunt aici'")
+    await drain(client)
+    (row,) = await outbox(client)
+    assert (row["status"], row["last_error"]) == ("failed", "slack HTTP 200")
+
+
 @pytest.mark.parametrize("tamper", ["wrong_secret", "stale", "unsigned"])
 async def test_bad_slack_signature_is_401_and_records_nothing(
     start: Start, fake: FakeSlack, sink: Sink, tamper: str
