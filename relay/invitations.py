@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from inbox import directory, signals
 from inbox.directory import AgentRecord, GrantRecord
 from inbox.invitations import (
+    OPEN_STATUSES,
     AckLine,
     DoneLine,
     InvitationRecord,
@@ -58,6 +59,8 @@ class ToSend:
 
     invite: Invite | None
     grants: tuple[Grant, ...]
+    #: whether the loop still waits for a person (invited or acked), read with the rest
+    loop_open: bool
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class Invitations:
             view.id: ToSend(
                 self.invite_from(view, agents.get(view.agent_id)),
                 tuple(g.as_grant() for g in grants.get(view.signal_id, ())),
+                view.loop_status in OPEN_STATUSES,
             )
             for view in views
         }

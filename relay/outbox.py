@@ -212,7 +212,12 @@ class OutboxWorker:
         if prepared is None or invite is None:
             return permanent("invitation not found")
         refusal = send_time_refusal(
-            invite.signal, invite.agent, invite.channel, prepared.grants, now=datetime.fromtimestamp(self._clock(), UTC)
+            invite.signal,
+            invite.agent,
+            invite.channel,
+            prepared.grants,
+            now=datetime.fromtimestamp(self._clock(), UTC),
+            loop_open=prepared.loop_open,
         )
         if refusal is not None:
             return skip(refusal)

@@ -191,17 +191,20 @@ def decide(
 
 
 def send_time_refusal(
-    signal: Signal, agent: Agent, channel: str, grants: Sequence[Grant], *, now: datetime
+    signal: Signal, agent: Agent, channel: str, grants: Sequence[Grant], *, now: datetime, loop_open: bool = True
 ) -> str | None:
     """Why an invitation decided earlier must not go out now, or None (CONTRACT section 6).
 
-    Checked just before each send, whatever queued it (intake, a person's retry): the agent
-    is still active, a live grant still covers the signal for this agent on this channel,
-    and a pager channel is not in the agent's quiet hours. The answer is the contract's
-    reason word (`agent_inactive`, `consent_revoked`, `quiet_hours`). A refusal is final:
-    the invitation is skipped, audited, never sent later.
+    Checked just before each send, whatever queued it (intake, a person's retry): the loop
+    is still open (a person may have closed it while the invitation waited, `loop_closed`),
+    the agent is still active, a live grant still covers the signal for this agent on this
+    channel, and a pager channel is not in the agent's quiet hours. The answer is the
+    contract's reason word (`agent_inactive`, `consent_revoked`, `quiet_hours`). A refusal
+    is final: the invitation is skipped, audited, never sent later.
     """
     now = _aware(now)
+    if not loop_open:
+        return "loop_closed"
     if not agent.active:
         return "agent_inactive"
     # The contract's two other reasons are checked here, in this order, once the directory

@@ -390,6 +390,23 @@ async def test_a_retried_invitation_whose_grant_was_revoked_is_skipped_not_sent(
     assert status == 409 and body["error"] == "not_failed"
 
 
+async def test_a_retried_invitation_whose_loop_a_person_closed_is_skipped_not_sent(
+    start: Start, twilio: FakeTwilio
+) -> None:
+    """Someone closed the loop while Ana's SMS had failed: a retry of it is skipped (loop_closed), never sent."""
+    relay = await start(**twilio_settings(twilio))
+    answer, _grant_id, item = await failed_sms_invitation(relay, twilio)
+    invitation = await relay.invitation_id(answer["id"])
+    assert (await relay.press(relay.link(invitation), action="done", outcome="held-space", note=""))[0] == 200
+    assert (await retry(relay, item["id"]))[0] == 202
+    await relay.drain()
+    assert len(twilio.requests) == 1 and twilio.messages == []
+    assert await relay.sql("SELECT status, last_error FROM outbox WHERE kind = 'invite'") == [
+        ("skipped", "loop_closed")
+    ]
+    assert (await relay.loop(answer))["status"] == "done"
+
+
 @BOTH_DATABASES
 async def test_the_cli_lists_failed_work_and_retries_it(
     start: Start, twilio: FakeTwilio, database_url: str, tmp_path: Path
