@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
@@ -23,6 +25,13 @@ __all__ = ["ROUTES", "open_channels"]
 #: Slack's requests, mounted by the channel registry.
 ROUTES = (("POST", "/slack/events", handle_slack_events),)
 
+#: The SDK's logger, never below INFO. slack_sdk writes its DEBUG lines (every request's
+#: JSON, so the whisper of every invitation) when its logger's *own* level is at DEBUG or
+#: unset, whatever the handlers would let through: building that line alone cost about a
+#: third of each chat.postMessage, and the line must never be written anyway (rule 5).
+SDK_LOG = logging.getLogger("care_relay.slack.sdk")
+SDK_LOG.setLevel(logging.INFO)
+
 
 async def open_channels(
     app: web.Application, settings: Settings, answers: Answers, invitations: Invitations
@@ -34,9 +43,15 @@ async def open_channels(
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     try:
         client = AsyncWebClient(
-            token=settings.slack_bot_token, base_url=base_url, timeout=int(CALL_TIMEOUT_SEC), session=session
+            token=settings.slack_bot_token,
+            base_url=base_url,
+            timeout=int(CALL_TIMEOUT_SEC),
+            session=session,
+            logger=SDK_LOG,
         )
-        bolt = AsyncApp(signing_secret=settings.slack_signing_secret, client=client, process_before_response=True)
+        bolt = AsyncApp(
+            signing_secret=settings.slack_signing_secret, client=client, process_before_response=True, logger=SDK_LOG
+        )
         register(bolt, SlackAnswers(answers, invitations))
     except BaseException:
         await session.close()  # nothing owns the session yet

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -611,3 +612,16 @@ async def test_a_slow_provider_holds_up_only_its_own_lane(start: Start, fake: Fa
     await outbox.drain()
     assert set((await statuses()).values()) == {"sent"}
     assert len(fake.calls_to("chat.postMessage")) == slow
+
+
+async def test_the_slack_sdk_never_logs_an_invitation_even_at_debug(
+    start: Start, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """slack_sdk writes every request's JSON at DEBUG unless its logger says otherwise: with the
+    process logging at DEBUG, an invitation's whisper still reaches no log record (rule 5)."""
+    caplog.set_level(logging.DEBUG)
+    client = await start("ana")
+    await signal(client)
+    await drain(client)
+    assert [c["text"] for c in fake.calls_to("chat.postMessage") if WHISPER in json.dumps(c, ensure_ascii=False)]  # it was sent
+    assert not [r for r in caplog.records if WHISPER in r.getMessage() or "chat.postMessage" in r.getMessage()]
