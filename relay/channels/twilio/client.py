@@ -66,7 +66,10 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.twilio.com"
 DEFAULT_TIMEOUT = 15.0
 
+#: The SDK's request log: eight INFO lines per message (URL, headers, status), held at
+#: WARNING so a send costs no log lines; failures are reported by the outbox instead.
 _logger = logging.getLogger("relay.channels.twilio_http")
+_logger.setLevel(logging.WARNING)
 
 _last_response: contextvars.ContextVar[Response | None] = contextvars.ContextVar(
     "relay_twilio_last_response", default=None
