@@ -1,8 +1,11 @@
 """Outbox storage verbs: enqueue work, claim due work under a lease, and settle it.
 
-A claimed row carries a lease; a worker that dies mid-send leaves the row `sending`
-with a lease in the past, and the next claim takes it back. On PostgreSQL the claim
-uses `FOR UPDATE SKIP LOCKED`, so two relay processes never take the same row.
+A claimed row carries a lease, renewed while its send runs; a worker that dies mid-send
+leaves the row `sending` with a lease that lapses, and the next claim takes it back. On
+PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so two relay processes never take the
+same row. A claim is named by (id, attempts): the claim itself counts the attempt, so a
+later claim of the same row (after a lapse) is another name, and a renewal or release of
+the earlier one touches nothing.
 """
 
 from __future__ import annotations
@@ -84,6 +87,36 @@ def _take(tx: Tx, which: str, *, now: int, lease_ms: int, limit: int, kinds: tup
         (now + lease_ms, now, now, *kinds, limit),
     ).fetchall()
     return [Work(int(r[0]), str(r[1]), r[2], json.loads(r[3]), int(r[4])) for r in rows]
+
+
+def renew(tx: Tx, claims: Sequence[tuple[int, int]], *, until: int) -> None:
+    """Extend the leases of these (id, attempts) claims, still being sent, to `until`."""
+    tx.executemany(
+        "UPDATE outbox SET lease_until = ? WHERE id = ? AND attempts = ? AND status = 'sending'",
+        [(until, work_id, attempts) for work_id, attempts in claims],
+    )
+
+
+def release(tx: Tx, claims: Sequence[tuple[int, int]], *, now: int) -> None:
+    """Give back (id, attempts) claims not sent (shutdown): pending, due now, the attempt not counted."""
+    tx.executemany(
+        "UPDATE outbox SET status = 'pending', lease_until = NULL, attempts = attempts - 1, next_attempt_at = ?,"
+        " updated_at = ? WHERE id = ? AND attempts = ? AND status = 'sending'",
+        [(now, now, work_id, attempts) for work_id, attempts in claims],
+    )
+
+
+def release_left(tx: Tx, *, now: int) -> int:
+    """Every claim an earlier process left (SQLite has one process: none is live), pending and due now.
+
+    The attempt stays counted: the process may have been killed after its provider answered.
+    """
+    cursor = tx.execute(
+        "UPDATE outbox SET status = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ?"
+        " WHERE status = 'sending'",
+        (now, now),
+    )
+    return max(0, int(cursor.rowcount))
 
 
 def finish(tx: Tx, work_id: int, now: int) -> None:

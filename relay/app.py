@@ -31,6 +31,7 @@ from relay.keys import (
     CHANNELS,
     CLOCK,
     DIRECTORY,
+    DRAINING,
     ENGINE,
     HTTP,
     INBOUND,
@@ -158,6 +159,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[RUN_OUTBOX] = run_outbox
+    app[DRAINING] = asyncio.Event()
     app[METRICS] = Counter()
     app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
     app.cleanup_ctx.append(_storage)

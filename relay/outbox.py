@@ -8,6 +8,12 @@ MAX_IN_FLIGHT in all) with a per-attempt timeout, and settles each one: sent; re
 exponential backoff (1 s doubling to 60 s, ±20 % jitter, `Retry-After` honoured);
 or, after RELAY_OUTBOX_MAX_ATTEMPTS (forwards: 1 + CARE_WORKFLOW_WEBHOOK_MAX_RETRIES),
 failed and visible in the inbox. Nothing here changes a loop's state: only delivery.
+
+Leases are short (LEASE_MS) and renewed every RENEW_SEC while a send runs, so a live
+replica's long send is never taken by another, and a dead one's work is taken within a
+lease. On SQLite (one process) the claims an earlier process left are released at start.
+`stop(grace)` stops claiming, gives the sends in flight `grace` seconds, and releases what
+was claimed and not sent, for the next process.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 
 import aiohttp
 
@@ -39,7 +46,9 @@ from relay.settings import Settings
 
 log = logging.getLogger("care_relay.outbox")
 
-LEASE_MS = 60_000
+#: a claim's lease: a dead process's work is taken back this long after its last renewal
+LEASE_MS = 15_000
+RENEW_SEC = 5.0
 ATTEMPT_TIMEOUT_SEC = 20.0
 #: sends in flight at once, in all and per lane (one channel's invitations, or one kind of work)
 MAX_IN_FLIGHT = 64
@@ -76,7 +85,10 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        #: rows claimed and not yet settled, by id: renewed while sending, released at stop
+        self._claimed: dict[int, rows.Work] = {}
 
     def wake(self) -> None:
         """Called after a commit that queued work: send it now, not at the next poll."""
@@ -84,14 +96,57 @@ class OutboxWorker:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox")
+        self._renewing = asyncio.create_task(self._renew(), name="outbox-leases")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop claiming; let the sends in flight finish within `grace` seconds; cancel the rest
+        and release every claim not settled (pending again, the attempt not counted). Safe to call twice."""
+        started = self._task is not None
+        for task in (self._task, self._renewing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._renewing = None
+        running = len(self._inflight)
+        if self._inflight and grace > 0:
+            await asyncio.wait(list(self._inflight), timeout=grace)
+        finished = running - len(self._inflight)
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        released = await self._release()
+        if started or released:
+            log.info(
+                "outbox stopped: %d of %d sends in flight finished within %gs; %d claimed rows released for the next process",
+                finished,
+                running,
+                grace,
+                released,
+            )
+
+    async def _release(self) -> int:
+        claims = [(w.id, w.attempts) for w in self._claimed.values()]
+        self._claimed.clear()
+        if not claims:
+            return 0
+        try:
+            await self._writer.run(lambda tx: rows.release(tx, claims, now=millis(self._clock)))
+        except Exception as exc:  # the leases lapse instead: the next process takes them within LEASE_MS
+            log.warning("outbox release failed: %s", type(exc).__name__)
+        return len(claims)
+
+    async def _renew(self) -> None:
+        """Every RENEW_SEC, extend the leases of the rows being sent."""
+        while True:
+            await asyncio.sleep(RENEW_SEC)
+            claims = [(w.id, w.attempts) for w in self._claimed.values()]
+            if not claims:
+                continue
+            until = millis(self._clock) + LEASE_MS
+            try:
+                await self._writer.run(partial(rows.renew, claims=claims, until=until))
+            except Exception as exc:  # storage hiccup: the next renewal tries again
+                log.warning("outbox lease renewal failed: %s", type(exc).__name__)
 
     def _kinds(self) -> tuple[str, ...]:
         kinds = ["update", "callback"]
@@ -100,6 +155,13 @@ class OutboxWorker:
         return tuple(kinds)
 
     async def _run(self) -> None:
+        if self._writer.sqlite:
+            try:
+                left = await self._writer.run(lambda tx: rows.release_left(tx, now=millis(self._clock)))
+                if left:
+                    log.info("outbox: %d rows claimed by an earlier process released, to be sent now", left)
+            except Exception as exc:  # the claim below meets the same storage and says so
+                log.warning("outbox release at start failed: %s", type(exc).__name__)
         while True:
             try:
                 claimed = await self.run_once()
@@ -128,6 +190,7 @@ class OutboxWorker:
         # drain that looks right after this claim sees them in flight)
         prepared = asyncio.ensure_future(self._prepare([w for w in batch if w.kind == "invite"]))
         for work in batch:
+            self._claimed[work.id] = work
             task = asyncio.create_task(self._process(work, prepared))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
@@ -178,7 +241,14 @@ class OutboxWorker:
                 # the type only: a provider's exception text can quote the message it was sending
                 log.error("outbox row %s (%s) failed unexpectedly: %s", work.id, work.kind, type(exc).__name__)
                 delivery = retry(f"unexpected {type(exc).__name__}")
-        await self._settle(work, delivery)
+        try:
+            await self._settle(work, delivery)
+        except asyncio.CancelledError:
+            raise  # still claimed: `stop` releases it
+        except Exception:
+            self._claimed.pop(work.id, None)  # not settled: its lease lapses and a claim takes it back
+            raise
+        self._claimed.pop(work.id, None)
 
     async def _attempt(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
         if work.kind == "invite":
