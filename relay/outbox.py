@@ -47,8 +47,8 @@ from relay.settings import Settings
 log = logging.getLogger("care_relay.outbox")
 
 #: a claim's lease: a dead process's work is taken back this long after its last renewal
-LEASE_MS = 15_000
-RENEW_SEC = 5.0
+LEASE_MS = 12_000
+RENEW_SEC = 4.0
 ATTEMPT_TIMEOUT_SEC = 20.0
 #: sends in flight at once, in all and per lane (one channel's invitations, or one kind of work)
 MAX_IN_FLIGHT = 64
@@ -86,6 +86,7 @@ class OutboxWorker:
         self._lanes: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
+        self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         #: rows claimed and not yet settled, by id: renewed while sending, released at stop
         self._claimed: dict[int, rows.Work] = {}
@@ -102,6 +103,12 @@ class OutboxWorker:
         """Stop claiming; let the sends in flight finish within `grace` seconds; cancel the rest
         and release every claim not settled (pending again, the attempt not counted). Safe to call twice."""
         started = self._task is not None
+        # the loop ends at its next turn, never inside a claim (whose rows would be left
+        # claimed by nobody); cancelled only if that turn outlasts the grace
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.wait([self._task], timeout=max(grace, 1.0))
         for task in (self._task, self._renewing):
             if task is not None:
                 task.cancel()
@@ -162,7 +169,7 @@ class OutboxWorker:
                     log.info("outbox: %d rows claimed by an earlier process released, to be sent now", left)
             except Exception as exc:  # the claim below meets the same storage and says so
                 log.warning("outbox release at start failed: %s", type(exc).__name__)
-        while True:
+        while not self._stopping:
             try:
                 claimed = await self.run_once()
             except asyncio.CancelledError:
@@ -170,11 +177,14 @@ class OutboxWorker:
             except Exception as exc:  # storage hiccup: wait and try again, never die
                 log.warning("outbox claim failed: %s", type(exc).__name__)
                 claimed = 0
-            if claimed:
+            if claimed or self._stopping:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):  # the poll: retries come due without a wake
-                await asyncio.wait_for(self._wake.wait(), POLL_SEC)
+            # the poll: retries come due without a wake (asyncio.timeout, not wait_for: on 3.11
+            # wait_for can swallow a cancel that lands as its timeout fires, and stop would hang)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SEC):
+                    await self._wake.wait()
 
     async def run_once(self) -> int:
         """Claim one batch and start sending it; returns how many rows were claimed."""

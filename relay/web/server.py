@@ -207,6 +207,8 @@ def run(app: web.Application, host: str, port: int, *, on_listening: Callable[[]
                 # asyncio's loop refuses such a port; uvloop's would wrap it round to another one
                 raise OverflowError(f"port {port} is out of range")
             await web.TCPSite(runner, host, port).start()
+            # the port actually bound (port 0 asks the system for a free one)
+            log.info("listening on %s", ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses))
             stopping = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
