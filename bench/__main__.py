@@ -8,6 +8,11 @@ Modes (all by default):
   growth    the invited path against inboxes of --sizes stored signals (seeded, cached)
   lookups   GET /v1/events/{id} and GET /admin/inbox on the largest inbox, at 1 and 8 connections
   rss       peak RSS (VmHWM) after --rss-signals invited signals
+  replicas  PostgreSQL: intake requests/s and CPU per request with one relay and with two
+            (pending and invited paths), each on a scratch database; what the sessions wait on
+  restart   PostgreSQL: kill -9 one relay under invited load, start it again, time to the last
+            invitation redelivered
+(replicas and restart need --postgres URL or TEST_POSTGRES_URL; skipped without.)
 
 Every server is its own process; warm-ups use requests of their own. The relay runs as in
 production (no --dev) on SQLite, except that RELAY_AGENT_MAX_INVITES_PER_HOUR is raised
@@ -28,11 +33,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import runs, seed
+from bench import replicas, runs, seed
 from bench.report import Figures, machine
 from bench.servers import MAX_INVITES_PER_HOUR, ROOT, WINDOW_SEC
 
-MODES = ("invited", "pending", "latency", "growth", "lookups", "rss")
+MODES = ("invited", "pending", "latency", "growth", "lookups", "rss", "replicas", "restart")
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rss-signals", type=int, default=100_000)
     parser.add_argument("--drain", type=float, default=300, help="seconds the outbox may take to settle a run")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench", help="cached inboxes and run files")
+    parser.add_argument("--postgres", help="server for the replicas and restart modes' scratch databases")
     parser.add_argument("--json", type=Path, help="where the results go (default: WORK/results-<time>.json)")
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.only.split(",") if m.strip()]
@@ -128,6 +134,18 @@ def measure(args: argparse.Namespace, bench: runs.Bench, figures: Figures) -> No
         figures.run("lookups", {**runs.lookups(bench, largest), "size": max(args.sizes)})
     if "rss" in args.modes:
         figures.run("rss", runs.peak_rss(bench, args.rss_signals))
+    measure_postgres(args, bench, figures)
+
+
+def measure_postgres(args: argparse.Namespace, bench: runs.Bench, figures: Figures) -> None:
+    postgres = args.postgres or os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("TEST_POSTGRES_URL")
+    if {"replicas", "restart"} & set(args.modes) and not postgres:
+        print("note: replicas and restart skipped: no --postgres URL (or TEST_POSTGRES_URL)")
+        return
+    if "replicas" in args.modes:
+        figures.run("replicas", replicas.intake_scaling(bench, replicas.postgres_url(postgres)))
+    if "restart" in args.modes:
+        figures.run("restart", replicas.restart(bench, replicas.postgres_url(postgres)))
 
 
 if __name__ == "__main__":

@@ -170,6 +170,23 @@ class Figures:
                  f" ({r['unsettled']} invitations left unsettled)", lambda v: v <= 150, "<= 150")  # fmt: skip
         self.add("RSS after intake", r["rss_after_intake_mb"], "MB", "VmHWM right after the last 202, before draining")
 
+    def _replicas(self, name: str, r: dict[str, Any]) -> None:
+        for path in ("pending", "invited"):
+            for n in (1, 2):
+                run = r[f"{path}_x{n}"]
+                what = f"{path} path on PostgreSQL, {n} relay(s), wrk split between them"
+                self.add(f"pg {path} x{n} rps", run["rps"], "req/s", what)
+                self.add(f"pg {path} x{n} CPU", run["cpu_us"], "µs/req", what + "; relay CPU, all replicas")
+            self.add(f"pg {path} x2/x1", r[f"{path}_ratio"], "x", f"{path} intake, two replicas over one",
+                     lambda v: v >= 1.5, ">= 1.5")  # fmt: skip
+
+    def _restart(self, name: str, r: dict[str, Any]) -> None:
+        what = f"kill -9 under invited load ({r['to_redeliver']} outbox rows unsettled, {r['sending_at_kill']} claimed)"
+        self.add("restart → listening", r["listening_s"], "s", "PostgreSQL: start to the port answering")
+        self.add("restart → last invitation", r["last_invitation_s"], "s", what + "; start to the last chat.postMessage",
+                 lambda v: v <= 15, "<= 15")  # fmt: skip
+        self.add("restart → settled", r["settled_s"], "s", what + "; start to no invite pending or sending")
+
     def print_table(self) -> None:
         width = max(len(f.name) for f in self.figures) if self.figures else 10
         print(f"{'figure':{width}s} {'value':>10s} {'unit':10s} {'target':8s}")

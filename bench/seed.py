@@ -92,7 +92,7 @@ async def seed_directory(database: Path) -> None:
     """The bench directory and its grant, through the relay's own directory service (migrates first)."""
     inbox = await open_inbox(f"sqlite+aiosqlite:///{database}")
     try:
-        directory = Directory(inbox.writer, inbox.engine, clock=time.time)
+        directory = Directory(inbox.writer, inbox.reader, clock=time.time)
         for agent in agents():
             await directory.add_agent(agent)
         await directory.grant_consent(grant())

@@ -86,10 +86,32 @@ def _alembic_config(connection: Connection) -> Config:
     return cfg
 
 
+#: the PostgreSQL advisory lock migrations run under ("migr" in ASCII)
+MIGRATION_LOCK = 0x6D696772
+
+
 async def upgrade(engine: AsyncEngine) -> None:
-    """Apply every pending migration (safe to call at each start)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), "head"))
+    """Apply every pending migration (safe to call at each start, by several processes at once).
+
+    On PostgreSQL the upgrade runs under a session advisory lock: processes starting together
+    (replicas, `care-relay db upgrade` beside `serve`) take turns, and each one after the first
+    finds the schema current. SQLite's own write lock serialises its migrations.
+    """
+    async with engine.connect() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            await conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            await conn.commit()  # the lock is the session's; Alembic's transaction starts after it
+        try:
+            async with conn.begin():
+                await conn.run_sync(lambda sync_conn: command.upgrade(_alembic_config(sync_conn), "head"))
+        finally:
+            if postgres:
+                try:
+                    await conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                    await conn.commit()
+                except Exception:  # a broken session: closing it drops the lock, never pooled with it
+                    await conn.invalidate()
 
 
 def _is_current(connection: Connection) -> bool:

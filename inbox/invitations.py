@@ -10,6 +10,7 @@ return frozen records.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -202,6 +203,34 @@ def insert_reply_codes(tx: Tx, rows: Sequence[ReplyCodeValues]) -> None:
 def release_codes(tx: Tx, signal_id: int) -> None:
     """The loop closed: its invitations' codes are free for the agents' next loops."""
     tx.execute("DELETE FROM reply_code WHERE signal_id = ?", (signal_id,))
+
+
+#: the first key of the PostgreSQL advisory locks held on agents ("thrt" in ASCII)
+AGENT_LOCK_CLASS = 0x74687274
+
+
+def agent_lock_keys(agent_ids: Iterable[str]) -> list[int]:
+    """The second key of each agent's advisory lock, in the one order every transaction takes them."""
+    return sorted(
+        {int.from_bytes(hashlib.blake2b(a.encode(), digest_size=4).digest(), "big", signed=True) for a in agent_ids}
+    )
+
+
+def lock_agents(tx: Tx, agent_ids: Iterable[str]) -> None:
+    """Hold these agents' throttle locks until the transaction ends (PostgreSQL; SQLite's write lock
+    already makes one writer at a time).
+
+    Taken before their invitations are counted, so two replicas never both count an agent
+    under its hourly limit; taken in one statement in ascending key order (an array is
+    unnested in order), so two transactions never wait on each other in a circle.
+    """
+    keys = agent_lock_keys(agent_ids)
+    if tx.dialect != "postgresql" or not keys:
+        return
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(CAST(? AS integer), k) FROM unnest(CAST(? AS integer[])) AS k",
+        (AGENT_LOCK_CLASS, keys),
+    ).fetchall()
 
 
 def recent_invites(tx: Tx, agent_ids: Iterable[str], since: int, limit: int) -> dict[str, int]:

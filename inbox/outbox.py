@@ -1,8 +1,11 @@
 """Outbox storage verbs: enqueue work, claim due work under a lease, and settle it.
 
-A claimed row carries a lease; a worker that dies mid-send leaves the row `sending`
-with a lease in the past, and the next claim takes it back. On PostgreSQL the claim
-uses `FOR UPDATE SKIP LOCKED`, so two relay processes never take the same row.
+A claimed row carries a lease, renewed while its send runs; a worker that dies mid-send
+leaves the row `sending` with a lease that lapses, and the next claim takes it back. On
+PostgreSQL the claim uses `FOR UPDATE SKIP LOCKED`, so two relay processes never take the
+same row. A claim is named by (id, attempts): the claim itself counts the attempt, so a
+later claim of the same row (after a lapse) is another name, and a renewal or release of
+the earlier one touches nothing.
 """
 
 from __future__ import annotations
@@ -21,11 +24,17 @@ AUTONOMOUS_KINDS = ("invite", "forward")
 
 @dataclass(frozen=True)
 class Work:
+    """A claimed row: `attempts` counts this attempt, and with `id` names the claim."""
+
     id: int
     kind: str
     ref_id: int | None
     payload: dict[str, Any]
     attempts: int
+
+
+#: what names a claim: the row and its attempt number
+Claim = Work
 
 
 _INSERT = (
@@ -86,33 +95,65 @@ def _take(tx: Tx, which: str, *, now: int, lease_ms: int, limit: int, kinds: tup
     return [Work(int(r[0]), str(r[1]), r[2], json.loads(r[3]), int(r[4])) for r in rows]
 
 
-def finish(tx: Tx, work_id: int, now: int) -> None:
-    tx.execute(
-        "UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, updated_at = ? WHERE id = ?",
-        (now, work_id),
+def renew(tx: Tx, claims: Sequence[tuple[int, int]], *, until: int) -> None:
+    """Extend the leases of these (id, attempts) claims, still being sent, to `until`."""
+    tx.executemany(
+        "UPDATE outbox SET lease_until = ? WHERE id = ? AND attempts = ? AND status = 'sending'",
+        [(until, work_id, attempts) for work_id, attempts in claims],
     )
 
 
-def reschedule(tx: Tx, work_id: int, *, at: int, error: str, now: int) -> None:
-    tx.execute(
-        "UPDATE outbox SET status = 'pending', lease_until = NULL, next_attempt_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
-        (at, error, now, work_id),
+def release(tx: Tx, claims: Sequence[tuple[int, int]], *, now: int) -> None:
+    """Give back (id, attempts) claims not sent (shutdown): pending, due now, the attempt not counted."""
+    tx.executemany(
+        "UPDATE outbox SET status = 'pending', lease_until = NULL, attempts = attempts - 1, next_attempt_at = ?,"
+        " updated_at = ? WHERE id = ? AND attempts = ? AND status = 'sending'",
+        [(now, now, work_id, attempts) for work_id, attempts in claims],
     )
 
 
-def skip(tx: Tx, work_id: int, *, reason: str, now: int) -> None:
+def release_left(tx: Tx, *, now: int) -> int:
+    """Every claim an earlier process left (SQLite has one process: none is live), pending and due now.
+
+    The attempt stays counted: the process may have been killed after its provider answered.
+    """
+    cursor = tx.execute(
+        "UPDATE outbox SET status = 'pending', lease_until = NULL, next_attempt_at = ?, updated_at = ?"
+        " WHERE status = 'sending'",
+        (now, now),
+    )
+    return max(0, int(cursor.rowcount))
+
+
+# A settle names the claim it ends, (id, attempts): should this process have lost the row
+# (its lease lapsed while it stalled, and another claim took it), the settle changes nothing
+# and answers False, so only the holder of the current claim settles a row.
+_CLAIM = " WHERE id = ? AND attempts = ? AND status = 'sending'"
+
+
+def finish(tx: Tx, work: Claim, now: int) -> bool:
+    return _settled(tx, "status = 'sent', last_error = NULL", (), work, now)
+
+
+def reschedule(tx: Tx, work: Claim, *, at: int, error: str, now: int) -> bool:
+    return _settled(tx, "status = 'pending', next_attempt_at = ?, last_error = ?", (at, error), work, now)
+
+
+def skip(tx: Tx, work: Claim, *, reason: str, now: int) -> bool:
     """Settled without sending: a send-time check refused it for good."""
-    tx.execute(
-        "UPDATE outbox SET status = 'skipped', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
-        (reason, now, work_id),
-    )
+    return _settled(tx, "status = 'skipped', last_error = ?", (reason,), work, now)
 
 
-def fail(tx: Tx, work_id: int, *, error: str, now: int) -> None:
-    tx.execute(
-        "UPDATE outbox SET status = 'failed', lease_until = NULL, last_error = ?, updated_at = ? WHERE id = ?",
-        (error, now, work_id),
+def fail(tx: Tx, work: Claim, *, error: str, now: int) -> bool:
+    return _settled(tx, "status = 'failed', last_error = ?", (error,), work, now)
+
+
+def _settled(tx: Tx, changes: str, values: tuple[Any, ...], work: Claim, now: int) -> bool:
+    cursor = tx.execute(
+        f"UPDATE outbox SET {changes}, lease_until = NULL, updated_at = ?{_CLAIM}",
+        (*values, now, work.id, work.attempts),
     )
+    return cursor.rowcount == 1
 
 
 def set_invitation(

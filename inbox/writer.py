@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox.db import BUSY_TIMEOUT_MS, apply_sqlite_pragmas, is_sqlite, sqlite_path
@@ -51,6 +51,8 @@ T = TypeVar("T")
 MAX_GROUP = 512
 MAX_QUEUE = 20_000
 CHECKPOINT_EVERY_SEC = 1.0
+#: PostgreSQL: how many times a job alone is run again after a unique violation (another replica's row)
+CONFLICT_RETRIES = 3
 
 
 class StorageUnavailableError(Exception):
@@ -284,18 +286,28 @@ class Writer:
         return [self._apply_one(session, pending) for pending in group]
 
     def _apply_one(self, session: SqliteSession | PgSession, pending: _Pending) -> tuple[bool, Any]:
-        self._groups += 1
-        session.begin()
-        try:
-            value = pending.job(session.tx(self._groups))
-        except Exception as exc:
-            session.rollback()
-            return (False, exc)
-        except BaseException:
-            session.rollback()
-            raise
-        session.commit()
-        return (True, value)
+        """One job in its own transaction. On PostgreSQL a unique violation means another
+        replica committed the row this job looked for and did not see yet (its look-up ran
+        before that commit); the job runs again, and its look-up now finds the row."""
+        for attempt in range(1, CONFLICT_RETRIES + 2):
+            self._groups += 1
+            session.begin()
+            try:
+                value = pending.job(session.tx(self._groups))
+            except IntegrityError as exc:
+                session.rollback()
+                if isinstance(session, PgSession) and attempt <= CONFLICT_RETRIES:
+                    continue
+                return (False, exc)
+            except Exception as exc:
+                session.rollback()
+                return (False, exc)
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
+            return (True, value)
+        raise AssertionError("unreachable")
 
     async def _checkpoints(self, conn: sqlite3.Connection) -> None:
         loop = asyncio.get_running_loop()

@@ -33,6 +33,7 @@ from relay.keys import (
     CLOCK,
     DELIVERIES,
     DIRECTORY,
+    DRAINING,
     ENGINE,
     HTTP,
     INBOUND,
@@ -161,6 +162,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[RUN_OUTBOX] = run_outbox
+    app[DRAINING] = asyncio.Event()
     app[METRICS] = Counter()
     app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
     app.cleanup_ctx.append(_storage)

@@ -7,11 +7,13 @@ directory check, id and nonce look-ups happen once, rows go in with `executemany
 reserved up front (no statement per row), reply codes are checked for the whole batch with
 point look-ups, and the throttle counts every invitation decided before, in this batch too. The
 look-ups run inside the write transaction; on SQLite nobody else can write between
-them and the inserts, and on PostgreSQL each intake transaction first takes one
-advisory lock, so replicas sharing a database take turns the same way (without it, two
-replicas could each count an agent under the hourly limit). The unique constraints stay
-as the last word: an insert that still collides sends the group down the writer's slow
-path, where each item is redone alone and its look-up finds the other row.
+them and the inserts. On PostgreSQL replicas write at once, and what must hold across them
+holds without a global lock: the throttle's count of an agent is read under that agent's
+advisory lock (`inbox.invitations.lock_agents`; the group first finds which agents routing
+will count, then locks them in one sorted step), and one signal per event id and one use
+per nonce come from the unique constraints: an insert that collides with another
+replica's sends the group down the writer's slow path, where each item is redone alone and
+its look-up finds the other row.
 """
 
 from __future__ import annotations
@@ -37,8 +39,6 @@ from relay.router import decide
 
 log = logging.getLogger("care_relay.intake")
 HOUR_MS = 3_600_000
-#: the PostgreSQL advisory lock intake groups hold for their transaction ("care" in ASCII)
-INTAKE_LOCK = 0x63617265
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,6 @@ class Intake:
         """Decide and store a batch; answers each item (a result, or the error to raise)."""
         now = self._clock()
         at = int(now.timestamp() * 1000)
-        if tx.dialect == "postgresql":
-            # Replicas take turns, as SQLite's write lock makes one process do: the throttle's
-            # counts, the id and nonce look-ups and the inserts are one step across the cluster.
-            tx.execute("SELECT pg_advisory_xact_lock(?)", (INTAKE_LOCK,))
         self._directory.refresh(tx)
         agents = self._directory.agents
         recent = _HourlyCounts(tx, at - HOUR_MS, self._routing.agent_max_invites_per_hour)
@@ -168,6 +164,9 @@ class Intake:
             )
             nonces = [s.nonce for s in mine if s.nonce is not None]
             used.update({(source, n): e for n, e in signals.known_nonces(tx, source, nonces).items()})
+
+        if tx.dialect == "postgresql":
+            self._lock_counted(tx, items, known, now)
 
         answers: list[IntakeResult | RelayError] = []
         work: list[_Work] = []
@@ -208,6 +207,19 @@ class Intake:
         signals.insert_nonces(tx, nonce_rows)
         insert_audits(tx, audit_rows)
         return answers
+
+    def _lock_counted(self, tx: Tx, items: list[_Item], known: Mapping[tuple[str, str], object], now: datetime) -> None:
+        """Lock every agent routing will count for the group's new signals, before any count is read.
+
+        Which agents routing asks about does not depend on their counts, so a routing pass
+        that answers 0 for everyone finds them all.
+        """
+        asked = _Asked()
+        for item in items:
+            if (item.signal.source, item.signal.event_id) not in known:
+                decide(item.signal, self._directory.grants, self._directory.agents, now=now,
+                       settings=self._routing, recent_invites=asked)  # fmt: skip
+        invitations.lock_agents(tx, asked.ids)
 
     def _forwards(self, signal: Signal) -> bool:
         return self._forward and signal.type == "care.escalation_detected"
@@ -274,6 +286,23 @@ class _HourlyCounts(Mapping[str, int]):
     def add(self, agent_id: str) -> None:
         """One more invitation decided in this group."""
         self._counts[agent_id] = self[agent_id] + 1
+
+
+class _Asked(Mapping[str, int]):
+    """Counts of 0 that remember which agents routing asked about."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def __getitem__(self, agent_id: str) -> int:
+        self.ids.add(agent_id)
+        return 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 def _shown_skips(decision: Decision) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 
@@ -50,3 +51,5 @@ METRICS = web.AppKey("metrics", Counter[str])
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 #: False in tests that drive the outbox by hand.
 RUN_OUTBOX = web.AppKey("run_outbox", bool)
+#: set once a shutdown began: /readyz answers 503 while requests and sends finish.
+DRAINING = web.AppKey("draining", asyncio.Event)

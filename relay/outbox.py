@@ -12,6 +12,12 @@ RELAY_OUTBOX_MAX_ATTEMPTS attempts; callbacks to senders wait RELAY_CALLBACK_SCH
 steps (±20 %, a `Retry-After` only ever lengthening one); forwards back off like
 invitations for 1 + CARE_WORKFLOW_WEBHOOK_MAX_RETRIES attempts. Nothing here changes a
 loop's state: only delivery.
+
+Leases are short (LEASE_MS) and renewed every RENEW_SEC while a send runs, so a live
+replica's long send is never taken by another, and a dead one's work is taken within a
+lease. On SQLite (one process) the claims an earlier process left are released at start.
+`stop(grace)` stops claiming, gives the sends in flight `grace` seconds, and releases what
+was claimed and not sent, for the next process.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 
 import aiohttp
 
@@ -43,7 +50,9 @@ from relay.settings import Settings
 
 log = logging.getLogger("care_relay.outbox")
 
-LEASE_MS = 60_000
+#: a claim's lease: a dead process's work is taken back this long after its last renewal
+LEASE_MS = 12_000
+RENEW_SEC = 4.0
 ATTEMPT_TIMEOUT_SEC = 20.0
 #: how long one callback attempt waits for the sender's answer before it counts as timed out
 CALLBACK_TIMEOUT_SEC = 10.0
@@ -90,7 +99,11 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._lanes: dict[str, asyncio.Semaphore] = {}
         self._task: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
+        self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
+        #: rows claimed and not yet settled, by id: renewed while sending, released at stop
+        self._claimed: dict[int, rows.Work] = {}
 
     def wake(self) -> None:
         """Called after a commit that queued work: send it now, not at the next poll."""
@@ -98,14 +111,63 @@ class OutboxWorker:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox")
+        self._renewing = asyncio.create_task(self._renew(), name="outbox-leases")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop claiming; let the sends in flight finish within `grace` seconds; cancel the rest
+        and release every claim not settled (pending again, the attempt not counted). Safe to call twice."""
+        started = self._task is not None
+        # the loop ends at its next turn, never inside a claim (whose rows would be left
+        # claimed by nobody); cancelled only if that turn outlasts the grace
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await asyncio.wait([self._task], timeout=max(grace, 1.0))
+        for task in (self._task, self._renewing):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._renewing = None
+        running = len(self._inflight)
+        if self._inflight and grace > 0:
+            await asyncio.wait(list(self._inflight), timeout=grace)
+        finished = running - len(self._inflight)
         for task in list(self._inflight):
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        released = await self._release()
+        if started or released:
+            log.info(
+                "outbox stopped: %d of %d sends in flight finished within %gs; %d claimed rows released for the next process",
+                finished,
+                running,
+                grace,
+                released,
+            )
+
+    async def _release(self) -> int:
+        claims = [(w.id, w.attempts) for w in self._claimed.values()]
+        self._claimed.clear()
+        if not claims:
+            return 0
+        try:
+            await self._writer.run(lambda tx: rows.release(tx, claims, now=millis(self._clock)))
+        except Exception as exc:  # the leases lapse instead: the next process takes them within LEASE_MS
+            log.warning("outbox release failed: %s", type(exc).__name__)
+        return len(claims)
+
+    async def _renew(self) -> None:
+        """Every RENEW_SEC, extend the leases of the rows being sent."""
+        while True:
+            await asyncio.sleep(RENEW_SEC)
+            claims = [(w.id, w.attempts) for w in self._claimed.values()]
+            if not claims:
+                continue
+            until = millis(self._clock) + LEASE_MS
+            try:
+                await self._writer.run(partial(rows.renew, claims=claims, until=until))
+            except Exception as exc:  # storage hiccup: the next renewal tries again
+                log.warning("outbox lease renewal failed: %s", type(exc).__name__)
 
     def _kinds(self) -> tuple[str, ...]:
         kinds = ["update", "callback"]
@@ -114,7 +176,14 @@ class OutboxWorker:
         return tuple(kinds)
 
     async def _run(self) -> None:
-        while True:
+        if self._writer.sqlite:
+            try:
+                left = await self._writer.run(lambda tx: rows.release_left(tx, now=millis(self._clock)))
+                if left:
+                    log.info("outbox: %d rows claimed by an earlier process released, to be sent now", left)
+            except Exception as exc:  # the claim below meets the same storage and says so
+                log.warning("outbox release at start failed: %s", type(exc).__name__)
+        while not self._stopping:
             try:
                 claimed = await self.run_once()
             except asyncio.CancelledError:
@@ -122,11 +191,14 @@ class OutboxWorker:
             except Exception as exc:  # storage hiccup: wait and try again, never die
                 log.warning("outbox claim failed: %s", type(exc).__name__)
                 claimed = 0
-            if claimed:
+            if claimed or self._stopping:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):  # the poll: retries come due without a wake
-                await asyncio.wait_for(self._wake.wait(), POLL_SEC)
+            # the poll: retries come due without a wake (asyncio.timeout, not wait_for: on 3.11
+            # wait_for can swallow a cancel that lands as its timeout fires, and stop would hang)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SEC):
+                    await self._wake.wait()
 
     async def run_once(self) -> int:
         """Claim one batch and start sending it; returns how many rows were claimed."""
@@ -142,6 +214,7 @@ class OutboxWorker:
         # drain that looks right after this claim sees them in flight)
         prepared = asyncio.ensure_future(self._prepare([w for w in batch if w.kind == "invite"]))
         for work in batch:
+            self._claimed[work.id] = work
             task = asyncio.create_task(self._process(work, prepared))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
@@ -192,7 +265,14 @@ class OutboxWorker:
                 # the type only: a provider's exception text can quote the message it was sending
                 log.error("outbox row %s (%s) failed unexpectedly: %s", work.id, work.kind, type(exc).__name__)
                 delivery = retry(f"unexpected {type(exc).__name__}")
-        await self._settle(work, delivery)
+        try:
+            await self._settle(work, delivery)
+        except asyncio.CancelledError:
+            raise  # still claimed: `stop` releases it
+        except Exception:
+            self._claimed.pop(work.id, None)  # not settled: its lease lapses and a claim takes it back
+            raise
+        self._claimed.pop(work.id, None)
 
     async def _attempt(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
         if work.kind == "invite":
@@ -290,28 +370,15 @@ class OutboxWorker:
             and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
         )
 
-        def job(tx: Tx) -> None:
-            if delivery.skipped is not None and invitation_id is not None:
-                rows.skip(tx, work.id, reason=delivery.skipped, now=now)
-                rows.set_invitation(tx, invitation_id, status="skipped", error=delivery.skipped, now=now)
-                _audit_skip(tx, invitation_id, delivery.skipped, now)
-            elif delivery.ok:
-                rows.finish(tx, work.id, now)
-                if invitation_id is not None:
-                    rows.set_invitation(tx, invitation_id, status="sent", provider_id=delivery.provider_id, now=now)
-            elif final_failure:
-                rows.fail(tx, work.id, error=delivery.error or "failed", now=now)
-                if invitation_id is not None:
-                    rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
-                    if delivery.opted_out:
-                        held = invitations.holder_and_channel(tx, invitation_id)
-                        if held is not None:
-                            directory.set_opted_out(tx, held[0], held[1], True, now)
-            else:
-                wait = self._wait(work, delivery)
-                rows.reschedule(tx, work.id, at=now + int(wait * 1000), error=delivery.error or "retry", now=now)
-
-        await self._writer.run(job)
+        settled = final_failure or delivery.ok or (delivery.skipped is not None and invitation_id is not None)
+        retry_at = None if settled else now + int(self._wait(work, delivery) * 1000)
+        if not await self._writer.run(lambda tx: _store_settlement(tx, work, delivery, now=now, retry_at=retry_at)):
+            log.warning(
+                "outbox row %s: its claim (attempt %d) lapsed and was taken over; not settled here",
+                work.id,
+                work.attempts,
+            )
+            return
         if delivery.skipped is not None:
             audit.emit(
                 {
@@ -336,6 +403,33 @@ class OutboxWorker:
                     "reason": "delivery failed after its last attempt",
                 }
             )
+
+
+def _store_settlement(tx: Tx, work: rows.Work, delivery: Delivery, *, now: int, retry_at: int | None) -> bool:
+    """Settle a claimed row, and its invitation: sent, skipped, retried at `retry_at`, or failed
+    (no `retry_at`). False when the claim was no longer this process's; then nothing changes."""
+    invitation_id = _invitation_id(work) if work.kind == "invite" else None
+    if delivery.skipped is not None and invitation_id is not None:
+        if not rows.skip(tx, work, reason=delivery.skipped, now=now):
+            return False
+        rows.set_invitation(tx, invitation_id, status="skipped", error=delivery.skipped, now=now)
+        _audit_skip(tx, invitation_id, delivery.skipped, now)
+    elif delivery.ok:
+        if not rows.finish(tx, work, now):
+            return False
+        if invitation_id is not None:
+            rows.set_invitation(tx, invitation_id, status="sent", provider_id=delivery.provider_id, now=now)
+    elif retry_at is not None:
+        return rows.reschedule(tx, work, at=retry_at, error=delivery.error or "retry", now=now)
+    else:
+        if not rows.fail(tx, work, error=delivery.error or "failed", now=now):
+            return False
+        if invitation_id is not None:
+            rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
+            held = invitations.holder_and_channel(tx, invitation_id) if delivery.opted_out else None
+            if held is not None:
+                directory.set_opted_out(tx, held[0], held[1], True, now)
+    return True
 
 
 def _invitation_id(work: rows.Work) -> int:

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     relay_idle_timeout_sec: float = Field(30, gt=0)
     relay_max_connections_per_client: int = Field(64, ge=0)
     relay_sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+    relay_shutdown_grace_sec: float = Field(10, ge=0, le=3600)
 
     m3_webhook_secrets: Secrets = ()
     m3_max_window_sec: int = Field(300, gt=0)

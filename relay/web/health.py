@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay import readiness
-from relay.keys import ENGINE, WRITER
+from relay.keys import DRAINING, ENGINE, WRITER
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
@@ -13,7 +13,18 @@ async def handle_healthz(request: web.Request) -> web.Response:
 
 
 async def handle_readyz(request: web.Request) -> web.Response:
-    """200 when ready; else 503 with what is wrong and Retry-After."""
+    """200 when ready; else 503 with what is wrong and Retry-After (also while shutting down)."""
+    if request.app[DRAINING].is_set():
+        return web.json_response(
+            {
+                "ok": False,
+                "database": "draining",
+                "error": "unavailable",
+                "detail": "The relay is shutting down: requests and sends in flight are finishing; use another replica.",
+            },
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     state = await readiness.check(request.app[WRITER], request.app[ENGINE])
     if state.ok:
         return web.json_response({"ok": True, "database": state.database})

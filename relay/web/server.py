@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +31,7 @@ from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
 from relay.errors import BadRequestError, InternalError, RateLimitedError
-from relay.keys import SETTINGS
+from relay.keys import DRAINING, OUTBOX, SETTINGS
 from relay.web.middleware import json_error
 
 log = logging.getLogger("care_relay.http")
@@ -195,27 +196,45 @@ def make_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
 
 
 def run(app: web.Application, host: str, port: int, *, on_listening: Callable[[], None] | None = None) -> None:
-    """Serve `app` on host:port until SIGINT or SIGTERM, then clean up (`web.run_app`, with `make_runner`)."""
+    """Serve `app` on host:port until SIGINT or SIGTERM, then drain (`drain`) and clean up; returns normally."""
 
     async def serve() -> None:
-        runner = make_runner(app, handle_signals=True)
+        grace = app[SETTINGS].relay_shutdown_grace_sec
+        runner = make_runner(app, shutdown_timeout=grace)
         await runner.setup()
         try:
             if not 0 <= port <= 65535:
                 # asyncio's loop refuses such a port; uvloop's would wrap it round to another one
                 raise OverflowError(f"port {port} is out of range")
             await web.TCPSite(runner, host, port).start()
+            # the port actually bound (port 0 asks the system for a free one)
+            log.info("listening on %s", ", ".join(f"http://{a[0]}:{a[1]}" for a in runner.addresses))
+            stopping = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+                    loop.add_signal_handler(signum, stopping.set)
             if on_listening is not None:
                 on_listening()
-            await asyncio.Event().wait()  # until a signal raises GracefulExit
+            await stopping.wait()
+            await drain(app, runner)
         finally:
-            await runner.cleanup()
+            await runner.cleanup()  # then requests still in flight get the grace, and the app is closed
 
-    with (
-        contextlib.suppress(web.GracefulExit, KeyboardInterrupt),
-        asyncio.Runner(loop_factory=_loop_factory()) as runner,
-    ):
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve())
+
+
+async def drain(app: web.Application, runner: web.BaseRunner) -> None:
+    """The start of a shutdown: /readyz answers 503, the listener stops accepting (open connections
+    are still answered), and the outbox stops claiming and gives its sends in flight
+    RELAY_SHUTDOWN_GRACE_SEC before it releases what it claimed and did not send."""
+    grace = app[SETTINGS].relay_shutdown_grace_sec
+    log.info("shutting down: no new connections; requests and sends in flight get %gs", grace)
+    app[DRAINING].set()
+    for site in list(runner.sites):
+        await site.stop()
+    await app[OUTBOX].stop(grace)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

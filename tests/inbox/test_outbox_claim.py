@@ -81,7 +81,7 @@ async def test_lapsed_leases_first_then_pending_rows_in_the_order_they_came_due(
     assert await writer.run(_claim(1)) == [1]
     assert await writer.run(_claim(5)) == [6]
     # row 7 waits while invitation 7's first update is unsettled, whatever its own due time
-    await writer.run(lambda tx: outbox.finish(tx, 6, NOW))
+    assert await writer.run(lambda tx: outbox.finish(tx, outbox.Work(6, "update", 7, {}, 1), NOW))
     assert await writer.run(_claim(5)) == [7]
     # later: row 2 came due and row 4's lease lapsed; the rows claimed above hold live leases
     assert await writer.run(_claim(5, now=NOW + 2_000)) == [2, 4]
@@ -114,3 +114,24 @@ async def test_claim_plans_read_the_due_index_not_the_settled_rows(tmp_path: Any
     assert "SEARCH outbox USING INDEX ix_outbox_due (status=?)" in lapsed
     assert "SEARCH outbox USING INDEX ix_outbox_due (status=? AND next_attempt_at<?)" in due
     assert "TEMP B-TREE" not in due and "SCAN outbox" not in due and "SCAN outbox" not in lapsed
+
+
+@BOTH_DATABASES
+async def test_only_the_current_claim_settles_a_row(writer: Writer) -> None:
+    """A claim whose lease lapsed and was taken again cannot settle the row: the later claim does."""
+    await writer.run(_seed)
+
+    def claim(now: int) -> Any:
+        def job(tx: Tx) -> dict[int, outbox.Work]:
+            return {w.id: w for w in outbox.claim(tx, now=now, lease_ms=LEASE, limit=1, kinds=("invite",))}
+
+        return job
+
+    first = (await writer.run(claim(NOW)))[3]  # row 3: the lapsed lease, claimed first
+    later = (await writer.run(claim(NOW + LEASE + 1)))[3]  # its lease lapsed again: taken over
+    assert (first.attempts, later.attempts) == (1, 2)
+    assert not await writer.run(lambda tx: outbox.finish(tx, first, NOW))
+    assert (await writer.run(_state))[3][0:2] == ("sending", 2)
+    assert not await writer.run(lambda tx: outbox.fail(tx, first, error="late", now=NOW))
+    assert await writer.run(lambda tx: outbox.reschedule(tx, later, at=NOW + 5, error="HTTP 503", now=NOW))
+    assert (await writer.run(_state))[3] == ("pending", 2, None)

@@ -623,5 +623,7 @@ async def test_the_slack_sdk_never_logs_an_invitation_even_at_debug(
     client = await start("ana")
     await signal(client)
     await drain(client)
-    assert [c["text"] for c in fake.calls_to("chat.postMessage") if WHISPER in json.dumps(c, ensure_ascii=False)]  # it was sent
+    assert [
+        c["text"] for c in fake.calls_to("chat.postMessage") if WHISPER in json.dumps(c, ensure_ascii=False)
+    ]  # it was sent
     assert not [r for r in caplog.records if WHISPER in r.getMessage() or "chat.postMessage" in r.getMessage()]
