@@ -27,10 +27,8 @@ from typing import Any
 
 from bench import servers
 from bench.runs import Bench, arrivals
+from bench.seed import seed_directory_at
 from bench.servers import Server, run_wrk
-from bench.team import agents, grant
-from inbox import open_inbox
-from relay.directory import Directory
 
 
 def postgres_url(given: str | None) -> str:
@@ -59,17 +57,6 @@ async def _admin(url: str, statement: str) -> None:
         await conn.close()
 
 
-async def _seed(url: str) -> None:
-    inbox = await open_inbox(url)
-    try:
-        directory = Directory(inbox.writer, inbox.reader, clock=time.time)
-        for agent in agents():
-            await directory.add_agent(agent)
-        await directory.grant_consent(grant())
-    finally:
-        await inbox.close()
-
-
 @contextlib.contextmanager
 def scratch_database(base: str) -> Iterator[str]:
     """A new database on the server of `base`, migrated and holding the bench directory; dropped after."""
@@ -79,7 +66,7 @@ def scratch_database(base: str) -> Iterator[str]:
     asyncio.run(_admin(base, f'CREATE DATABASE "{name}"'))
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     try:
-        asyncio.run(_seed(url))
+        asyncio.run(seed_directory_at(url))
         yield url
     finally:
         asyncio.run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

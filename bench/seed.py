@@ -90,7 +90,12 @@ def plan(size: int, *, seed: int = 1, end_ms: int | None = None) -> Iterator[See
 
 async def seed_directory(database: Path) -> None:
     """The bench directory and its grant, through the relay's own directory service (migrates first)."""
-    inbox = await open_inbox(f"sqlite+aiosqlite:///{database}")
+    await seed_directory_at(f"sqlite+aiosqlite:///{database}")
+
+
+async def seed_directory_at(url: str) -> None:
+    """The bench directory and its grant in the database at `url` (SQLite or PostgreSQL)."""
+    inbox = await open_inbox(url)
     try:
         directory = Directory(inbox.writer, inbox.reader, clock=time.time)
         for agent in agents():
