@@ -22,8 +22,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@ $(VENV)/.installed
 
+# `make run PORT=8081` listens on 8081 (so does `RELAY_PORT=8081 make run`); links, the banner and emit follow it.
 run: $(VENV)/.installed
-	$(BIN)/care-relay serve --dev
+	$(BIN)/care-relay serve --dev$(if $(PORT), --port $(PORT))
 
 # Headless Chromium for the action-link page test; skipped with a reason where it cannot install.
 browser:

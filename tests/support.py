@@ -99,8 +99,9 @@ def cli(env: dict[str, str], cwd: Path, *args: str, ok: bool = True) -> str:
 
 
 @contextmanager
-def dev_server(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    """`care-relay serve --dev` in `cwd` on a port the system picks, from its banner until the block ends.
+def dev_server(env: dict[str, str], cwd: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`care-relay serve --dev` in `cwd` (on a port the system picks, unless `env` names RELAY_PORT),
+    from its banner until the block ends.
 
     The banner prints once the database is open and the socket listens; a server that does not
     get there within a minute is stopped, so a failure ends the test instead of hanging it.
@@ -108,8 +109,8 @@ def dev_server(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]
     log_path = cwd / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "relay.cli", "serve", "--dev"],
-            env={**env, "RELAY_PORT": "0"},
+            [sys.executable, "-m", "relay.cli", "serve", "--dev", *args],
+            env={"RELAY_PORT": "0", **env},
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=log,

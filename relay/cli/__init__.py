@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
 from receivers import SENDERS
+from relay.cli.check import cmd_check
 from relay.cli.db import cmd_db_upgrade
 from relay.cli.dev import cmd_emit
 from relay.cli.directory import (
@@ -23,6 +25,7 @@ from relay.cli.directory import (
 )
 from relay.cli.outbox import cmd_outbox, cmd_outbox_retry
 from relay.cli.output import fail
+from relay.cli.parser import Parser
 from relay.cli.problems import EXPLAINED, explain
 from relay.cli.serve import cmd_serve
 from relay.cli.views import cmd_inbox
@@ -32,6 +35,17 @@ INBOX_LIMIT_MAX = 10000
 
 #: what `add_subparsers` returns (argparse names no public type for it)
 Subcommands = argparse._SubParsersAction
+
+EXAMPLES = """examples:
+  care-relay serve --dev --port 8081         the relay on this machine, console channel, demo directory
+  care-relay emit golden-path                 (in a second terminal) send the demo signal to it
+  care-relay agent add ana --display Ana --group care-circle --phone +40722123456 --channels sms
+  care-relay consent grant actor:raz --scope panic.ui --group care-circle --by admin
+  care-relay check                            what in the settings and the directory needs fixing
+
+Settings come from the environment and a .env in the working directory (see .env.example).
+"""
+JSON_HELP = "print JSON instead of a table"
 
 
 def int_range(low: int, high: int) -> Callable[[str], int]:
@@ -49,77 +63,99 @@ def int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _add_serve(sub: Subcommands[argparse.ArgumentParser]) -> None:
+def _add_serve(sub: Subcommands[Parser]) -> None:
     serve = sub.add_parser("serve", help="run the server (applies migrations first)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int_range(0, 65535), help="1-65535 (without it, or 0: RELAY_PORT)")
-    serve.add_argument("--dev", action="store_true", help="generate missing secrets, console channel, demo directory")
+    serve.add_argument("--host", help="listen address (default: RELAY_HOST, else 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int_range(0, 65535), help="listen port, 1-65535 (without it, or 0: RELAY_PORT, else 8080)"
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development: generate missing secrets (var/dev-secrets.env), console channel, demo directory",
+    )
     serve.set_defaults(func=cmd_serve)
 
 
-def _add_db(sub: Subcommands[argparse.ArgumentParser]) -> None:
-    dbp = sub.add_parser("db", help="database maintenance")
-    dbsub = dbp.add_subparsers(dest="db_command", required=True)
-    dbsub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+def _add_db(sub: Subcommands[Parser]) -> None:
+    dbp = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
+    dbsub = dbp.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    dbsub.add_parser(
+        "upgrade", help="apply pending migrations (Alembic)", description="Apply pending migrations."
+    ).set_defaults(func=cmd_db_upgrade)
 
 
-def _add_agent(sub: Subcommands[argparse.ArgumentParser]) -> None:
-    agent = sub.add_parser("agent", help="the internal directory").add_subparsers(dest="agent_command", required=True)
-    add = agent.add_parser("add", help="add an agent")
-    add.add_argument("id")
-    add.add_argument("--display", required=True)
-    add.add_argument("--group", action="append", default=[], help="repeat, or comma-separate")
-    add.add_argument("--slack-user", dest="slack_user")
-    add.add_argument("--phone", help="+E164")
-    add.add_argument("--whatsapp", help="+E164")
+def _add_agent(sub: Subcommands[Parser]) -> None:
+    agent = sub.add_parser(
+        "agent", help="the internal directory", description="The internal directory."
+    ).add_subparsers(dest="agent_command", required=True, metavar="COMMAND")
+    add = agent.add_parser("add", help="add an agent", description="Add an agent to the directory.")
+    add.add_argument("id", help="a new id (letters, digits, . _ -); a removed agent's id stays taken")
+    add.add_argument("--display", required=True, help="the name people read, e.g. Ana")
+    add.add_argument("--group", action="append", default=[], help="a group the agent is in (repeat, or comma-separate)")
+    add.add_argument("--slack-user", dest="slack_user", help="Slack user id, e.g. U024BE7LH")
+    add.add_argument("--phone", help="SMS number, +E.164 (e.g. +40722123456)")
+    add.add_argument("--whatsapp", help="WhatsApp number, +E.164")
     add.add_argument("--channels", help="order of preference, e.g. slack,sms,whatsapp")
     add.add_argument("--quiet-hours", dest="quiet_hours", help="e.g. 22:00-07:00")
-    add.add_argument("--tz", help="Area/City, e.g. Europe/Bucharest")
-    add.add_argument("--json", action="store_true")
+    add.add_argument("--tz", help="the agent's time zone for quiet hours, Area/City, e.g. Europe/Bucharest")
+    add.add_argument("--json", action="store_true", help="print the new agent as JSON")
     add.set_defaults(func=cmd_agent_add)
-    lst = agent.add_parser("list", help="list agents")
-    lst.add_argument("--json", action="store_true")
+    lst = agent.add_parser("list", help="list agents", description="List the agents (phone numbers shortened).")
+    lst.add_argument("--json", action="store_true", help=JSON_HELP + " (numbers in full)")
     lst.set_defaults(func=cmd_agent_list)
-    rm = agent.add_parser("remove", help="remove an agent")
-    rm.add_argument("id")
+    rm = agent.add_parser("remove", help="remove an agent", description="Remove an agent; the id stays taken.")
+    rm.add_argument("id", help="the agent's id")
     rm.set_defaults(func=cmd_agent_remove)
 
 
-def _add_consent(sub: Subcommands[argparse.ArgumentParser]) -> None:
-    consent = sub.add_parser("consent", help="explicit consent grants").add_subparsers(
-        dest="consent_command", required=True
+def _add_consent(sub: Subcommands[Parser]) -> None:
+    consent = sub.add_parser("consent", help="explicit consent grants", description="Explicit consent grants.")
+    consent_sub = consent.add_subparsers(dest="consent_command", required=True, metavar="COMMAND")
+    grant = consent_sub.add_parser(
+        "grant",
+        help="grant consent (prints the grant id first)",
+        description="Grant consent; prints the grant id first.",
     )
-    grant = consent.add_parser("grant", help="grant consent (prints the grant id first)")
     grant.add_argument("subject", help="actor:<id> or tenant:<uuid>")
-    grant.add_argument("--scope", required=True, help="event types, comma-separated")
-    grant.add_argument("--group", action="append", required=True, help="repeat, or comma-separate")
+    grant.add_argument(
+        "--scope", required=True, help="event types it covers, comma-separated, e.g. panic.ui,status.set"
+    )
+    grant.add_argument("--group", action="append", required=True, help="a group to invite (repeat, or comma-separate)")
     grant.add_argument("--channel", help="allowed channels, comma-separated (default: all)")
-    grant.add_argument("--expires", help="ISO 8601")
-    grant.add_argument("--min-confidence", dest="min_confidence", choices=["low", "medium", "high"])
+    grant.add_argument("--expires", help="when it ends, ISO 8601 (default: never)")
+    grant.add_argument(
+        "--min-confidence",
+        dest="min_confidence",
+        choices=["low", "medium", "high"],
+        help="AiSHA: the least confidence of an escalation it covers",
+    )
     grant.add_argument("--by", required=True, help="the admin who grants")
-    grant.add_argument("--json", action="store_true")
+    grant.add_argument("--json", action="store_true", help="print the new grant as JSON")
     grant.set_defaults(func=cmd_consent_grant)
-    clist = consent.add_parser("list", help="list grants")
-    clist.add_argument("--subject")
-    clist.add_argument("--json", action="store_true")
+    clist = consent_sub.add_parser("list", help="list grants", description="List grants, revoked ones included.")
+    clist.add_argument("--subject", help="only the grants of this subject")
+    clist.add_argument("--json", action="store_true", help=JSON_HELP)
     clist.set_defaults(func=cmd_consent_list)
-    revoke = consent.add_parser("revoke", help="revoke a grant (recorded, not erased)")
-    revoke.add_argument("grant_id")
-    revoke.add_argument("--by", required=True)
+    revoke = consent_sub.add_parser(
+        "revoke", help="revoke a grant (recorded, not erased)", description="Revoke a grant (recorded, not erased)."
+    )
+    revoke.add_argument("grant_id", help="the id `consent grant` printed")
+    revoke.add_argument("--by", required=True, help="the admin who revokes")
     revoke.set_defaults(func=cmd_consent_revoke)
 
 
-def _add_inbox(sub: Subcommands[argparse.ArgumentParser]) -> None:
-    inbox = sub.add_parser("inbox", help="the loops, newest first")
+def _add_inbox(sub: Subcommands[Parser]) -> None:
+    inbox = sub.add_parser("inbox", help="the loops, newest first", description="The loops, newest first.")
     inbox.add_argument("--open", action="store_true", help="only invited or acked loops")
     inbox.add_argument(
         "--limit", type=int_range(1, INBOX_LIMIT_MAX), default=50, help=f"1-{INBOX_LIMIT_MAX} (default 50)"
     )
-    inbox.add_argument("--json", action="store_true")
+    inbox.add_argument("--json", action="store_true", help=JSON_HELP)
     inbox.set_defaults(func=cmd_inbox)
 
 
-def _add_outbox(sub: Subcommands[argparse.ArgumentParser]) -> None:
+def _add_outbox(sub: Subcommands[Parser]) -> None:
     outbox = sub.add_parser(
         "outbox", help="work not yet done (pending, sending, failed), newest first; `outbox retry` redoes failed work"
     )
@@ -128,9 +164,9 @@ def _add_outbox(sub: Subcommands[argparse.ArgumentParser]) -> None:
     outbox.add_argument(
         "--limit", type=int_range(1, INBOX_LIMIT_MAX), default=50, help=f"1-{INBOX_LIMIT_MAX} (default 50)"
     )
-    outbox.add_argument("--json", action="store_true")
+    outbox.add_argument("--json", action="store_true", help=JSON_HELP)
     outbox.set_defaults(func=cmd_outbox)
-    retry = outbox.add_subparsers(dest="outbox_command").add_parser(
+    retry = outbox.add_subparsers(dest="outbox_command", metavar="COMMAND").add_parser(
         "retry", help="make failed rows due now with a fresh attempt budget (audited, with --by)"
     )
     retry.add_argument("ids", nargs="*", metavar="ID", help="ids of failed rows, from `care-relay outbox`")
@@ -140,11 +176,19 @@ def _add_outbox(sub: Subcommands[argparse.ArgumentParser]) -> None:
     retry.set_defaults(func=cmd_outbox_retry)
 
 
-def _add_emit(sub: Subcommands[argparse.ArgumentParser]) -> None:
-    emit = sub.add_parser("emit", help="sign a payload with the configured secret and POST it")
-    emit.add_argument("what", choices=[*SENDERS, "golden-path"])
-    emit.add_argument("file", nargs="?")
-    emit.add_argument("--url")
+def _add_emit(sub: Subcommands[Parser]) -> None:
+    emit = sub.add_parser(
+        "emit",
+        help="sign a payload with the configured secret and POST it",
+        description="Sign a payload as a sender would and POST it to a running relay.",
+    )
+    emit.add_argument(
+        "what",
+        choices=[*SENDERS, "golden-path"],
+        help="the sender whose FILE to sign, or golden-path (the demo signal)",
+    )
+    emit.add_argument("file", nargs="?", help="the payload, one JSON object (not with golden-path)")
+    emit.add_argument("--url", help="where to POST (default: the dev server's address, else RELAY_PUBLIC_BASE_URL)")
     emit.add_argument(
         "--as-is",
         action="store_true",
@@ -153,11 +197,32 @@ def _add_emit(sub: Subcommands[argparse.ArgumentParser]) -> None:
     emit.set_defaults(func=cmd_emit)
 
 
+def _add_check(sub: Subcommands[Parser]) -> None:
+    check = sub.add_parser(
+        "check",
+        help="name what in the settings and the directory would surprise an operator (exit 1 if anything)",
+        description="Read the configuration and the directory and name, one line each, what needs fixing:"
+        " agents with no usable channel, grants to empty groups, expired grants, a public URL over plain"
+        " http, Slack or Twilio half-configured. Exits 1 when something was found.",
+    )
+    check.add_argument("--dev", action="store_true", help="judge as `serve --dev` runs (the console channel counts)")
+    check.add_argument("--json", action="store_true", help="print the findings as a JSON list")
+    check.set_defaults(func=cmd_check)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("care-relay")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command, its arguments and the function that runs it (`args.func`)."""
-    parser = argparse.ArgumentParser(prog="care-relay", description="A human-in-the-loop relay for care signals.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_serve, _add_db, _add_agent, _add_consent, _add_inbox, _add_outbox, _add_emit):
+    parser = Parser(prog="care-relay", description="A human-in-the-loop relay for care signals.", epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}", help="print the version")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for add in (_add_serve, _add_db, _add_agent, _add_consent, _add_inbox, _add_outbox, _add_emit, _add_check):
         add(sub)
     return parser
 

@@ -17,7 +17,39 @@ from receivers import SENDERS
 from receivers.json_body import dumps
 from relay import settings as settings_mod
 from relay.cli.output import fail as _fail
+from relay.files import private_dir
 from relay.settings import Settings
+
+#: where `serve --dev` leaves the address it listens on, so that `emit` in a second terminal
+#: (which did not see `--port`) finds it
+DEV_ADDRESS_FILE = Path("var") / "dev-server.url"
+
+
+def remember_address(base_url: str, path: Path = DEV_ADDRESS_FILE) -> None:
+    """Keep the dev server's address for `emit` (removed again by `forget_address`)."""
+    private_dir(path.parent)
+    path.write_text(base_url + "\n", encoding="utf-8")
+
+
+def forget_address(base_url: str, path: Path = DEV_ADDRESS_FILE) -> None:
+    """Remove the kept address, if it is still this server's (another dev server may have taken over)."""
+    try:
+        if path.read_text(encoding="utf-8").strip() == base_url:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def default_base_url(settings: Settings, path: Path = DEV_ADDRESS_FILE) -> str:
+    """Where `emit` posts without --url: RELAY_PUBLIC_BASE_URL or RELAY_HOST/RELAY_PORT when set,
+    else the address a dev server in this directory listens on, else the default listen address."""
+    if settings.relay_public_base_url or {"relay_host", "relay_port"} & settings.model_fields_set:
+        return settings.public_base_url
+    try:
+        remembered = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        remembered = ""
+    return remembered if remembered.startswith("http://") else settings.public_base_url
 
 
 def _secret_for(settings: Settings, source: str) -> str | None:
@@ -76,7 +108,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
         return _fail(
             f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory"
         )
-    base = settings.public_base_url
+    base = default_base_url(settings)
     url = args.url or f"{base}/hooks/{source}"
     if not args.as_is:
         payload = freshen(source, payload, datetime.now(UTC))

@@ -11,6 +11,7 @@ from aiohttp import web
 from relay import settings as settings_mod
 from relay.app import create_app
 from relay.cli.db import upgrade
+from relay.cli.dev import forget_address, remember_address
 from relay.cli.problems import DATABASE_ERRORS, CliError, database_problem, listen_problem, safe_url
 from relay.keys import DIRECTORY
 from relay.settings import Settings
@@ -42,9 +43,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         started = True
 
     app.on_startup.append(mark_started)
+    listen_url = settings.model_copy(update={"relay_public_base_url": None}).public_base_url
     try:
         # the banner prints once the socket listens, so a failure to bind is not announced as a start
-        banner = (lambda: _print_dev_banner(settings, host, port)) if args.dev else None
+        banner = (lambda: _announce_dev(settings, host, port, listen_url)) if args.dev else None
         server.run(app, host, port, on_listening=banner)
     except DATABASE_ERRORS as exc:
         if not started:
@@ -52,7 +54,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if isinstance(exc, (OSError, OverflowError)):
             raise CliError(listen_problem(host, port, exc)) from None
         raise
+    finally:
+        if args.dev:
+            forget_address(listen_url)
     return 0
+
+
+def _announce_dev(settings: Settings, host: str, port: int, listen_url: str) -> None:
+    """The banner, and the listen address kept for `emit` in another terminal (which saw no --port)."""
+    remember_address(listen_url)
+    _print_dev_banner(settings, host, port)
 
 
 async def _seed_demo(app: web.Application) -> None:

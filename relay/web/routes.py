@@ -10,13 +10,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from receivers import SENDERS
-from relay.web import admin, health, hooks, links, status
+from relay.web import admin, health, hooks, links, openapi, status
 
 
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", health.handle_healthz)
     r.add_get("/readyz", health.handle_readyz)
+    # this API, described (relay/web/openapi.json, written by `python -m relay.web.openapi`)
+    r.add_get("/openapi.json", openapi.handle_openapi)
     # senders: POST /hooks/m3, POST /hooks/aisha (one per entry in receivers.SENDERS)
     for name, sender in SENDERS.items():
         r.add_post(f"/hooks/{name}", hooks.handler_for(sender))

@@ -1,0 +1,147 @@
+"""`care-relay check`: what in the configuration and the directory would surprise an operator.
+
+Each finding is one line naming the thing and what to change. Nothing is changed; the exit
+status is 1 when something was found, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from relay import settings as settings_mod
+from relay.cli.db import run
+from relay.directory import Directory
+from relay.model import AGENT_CHANNELS
+from relay.settings import Settings
+from relay.text import one_line
+
+#: where each channel sends to, on an agent (the console needs no address)
+ADDRESS_FIELD = {"slack": "slack_user", "sms": "phone", "whatsapp": "whatsapp", "console": None}
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    message: str
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _configuration(settings: Settings) -> Iterable[Finding]:
+    url = settings.relay_public_base_url
+    if not url and not settings.dev:
+        yield Finding(
+            "public_url_unset", "RELAY_PUBLIC_BASE_URL is not set: `serve` outside --dev will not start without it"
+        )
+    elif url:
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            yield Finding(
+                "public_url_plain_http",
+                f"RELAY_PUBLIC_BASE_URL is plain http outside loopback ({parts.hostname}): action links and"
+                " Twilio's signatures travel unencrypted; put TLS in front and use https://",
+            )
+    slack = {"SLACK_BOT_TOKEN": settings.slack_bot_token, "SLACK_SIGNING_SECRET": settings.slack_signing_secret}
+    yield from _half("slack", slack)
+    twilio = {"TWILIO_ACCOUNT_SID": settings.twilio_account_sid, "TWILIO_AUTH_TOKEN": settings.twilio_auth_token}
+    yield from _half("twilio", twilio)
+    if settings.twilio_enabled and not (settings.twilio_sms_from or settings.twilio_whatsapp_from):
+        yield Finding(
+            "twilio_half_configured",
+            "Twilio has credentials but no TWILIO_SMS_FROM or TWILIO_WHATSAPP_FROM: nothing can be sent by SMS or WhatsApp",
+        )
+
+
+def _half(name: str, values: Mapping[str, str | None]) -> Iterable[Finding]:
+    missing = [key for key, value in values.items() if not value]
+    if missing and len(missing) < len(values):
+        have = ", ".join(key for key in values if key not in missing)
+        yield Finding(
+            f"{name}_half_configured",
+            f"{name.capitalize()} is half-configured: {have} is set but {', '.join(missing)} is not;"
+            f" the {name.capitalize()} channel stays off until both are",
+        )
+
+
+def _usable(agent: Mapping[str, Any], configured: frozenset[str]) -> list[str]:
+    usable = []
+    for channel in agent["channels"] or AGENT_CHANNELS:
+        field = ADDRESS_FIELD.get(channel)
+        if channel in configured and (field is None or agent.get(field)):
+            usable.append(channel)
+    return usable
+
+
+def _expired(grant: Mapping[str, Any], now: datetime) -> bool:
+    expires = grant["expires_at"]
+    return bool(expires) and datetime.fromisoformat(str(expires).replace("Z", "+00:00")) <= now
+
+
+def _directory(
+    agents: list[dict[str, Any]], grants: list[dict[str, Any]], configured: frozenset[str], now: datetime
+) -> Iterable[Finding]:
+    active = [a for a in agents if a["active"]]
+    for agent in active:
+        if not _usable(agent, configured):
+            wanted = ",".join(agent["channels"] or AGENT_CHANNELS)
+            yield Finding(
+                "agent_unreachable",
+                f"agent {one_line(agent['id'])} has no usable channel (wants {wanted}; configured:"
+                f" {','.join(sorted(configured)) or 'none'}); give them an address on a configured channel",
+            )
+    members = {group for agent in active for group in agent["groups"]}
+    for grant in grants:
+        if grant["revoked_at"]:
+            continue
+        name = f"grant {one_line(grant['id'])} ({one_line(grant['subject'])})"
+        if _expired(grant, now):
+            yield Finding("grant_expired", f"{name} expired at {grant['expires_at']}; renew it or revoke it")
+            continue
+        for group in grant["groups"]:
+            if group not in members:
+                yield Finding(
+                    "group_empty",
+                    f"{name} names group {one_line(group)}, which no active agent is in: nobody is invited",
+                )
+
+
+def findings(
+    settings: Settings, agents: list[dict[str, Any]], grants: list[dict[str, Any]], *, now: datetime
+) -> list[Finding]:
+    """Everything worth an operator's attention, in a stable order. Pure: no I/O, `now` given."""
+    return [*_configuration(settings), *_directory(agents, grants, settings.configured_channels, now)]
+
+
+async def _read(directory: Directory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return await directory.agents(), await directory.grants()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = settings_mod.load(serving=False)
+    if args.dev:
+        settings = settings.model_copy(update={"dev": True})
+    agents, grants = run(lambda inbox: _read(Directory(inbox.writer, inbox.reader, clock=time.time)))
+    found = findings(settings, agents, grants, now=datetime.now(UTC))
+    if args.json:
+        print(json.dumps([asdict(f) for f in found], indent=2))
+    elif found:
+        for finding in found:
+            print(finding.message)
+    else:
+        print(f"ok: {len(agents)} agents and {len(grants)} grants checked; nothing to fix")
+    return 1 if found else 0
