@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
+from importlib import metadata
 
 import aiohttp
 from aiohttp import web
@@ -47,6 +47,7 @@ from relay.keys import (
     VIEWS,
     WRITER,
 )
+from relay.metrics import Metrics
 from relay.model import RoutingSettings
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
@@ -99,14 +100,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     clock = app[CLOCK]
     invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal)
     app[INVITATIONS] = invitations
-    app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock)
+    app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
     app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock)
     app[VIEWS] = Views(app[READER])
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
-    outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock)
+    outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock, metrics=app[METRICS])
     app[OUTBOX] = outbox
     app[INTAKE] = Intake(
         app[WRITER],
@@ -149,6 +150,13 @@ async def _purge_bodies(app: web.Application) -> None:
         await asyncio.sleep(3600)
 
 
+def _version() -> str:
+    try:
+        return metadata.version("care-relay")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def create_app(
     settings: Settings, *, clock: Callable[[], float] = time.time, run_outbox: bool = True
 ) -> web.Application:
@@ -161,7 +169,7 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[RUN_OUTBOX] = run_outbox
-    app[METRICS] = Counter()
+    app[METRICS] = Metrics(_version())
     app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)

@@ -10,13 +10,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from receivers import SENDERS
-from relay.web import admin, health, hooks, links, status
+from relay.web import admin, health, hooks, links, metrics, status
 
 
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", health.handle_healthz)
     r.add_get("/readyz", health.handle_readyz)
+    r.add_get("/metrics", metrics.handle_metrics)
     # senders: POST /hooks/m3, POST /hooks/aisha (one per entry in receivers.SENDERS)
     for name, sender in SENDERS.items():
         r.add_post(f"/hooks/{name}", hooks.handler_for(sender))
