@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
@@ -36,7 +38,14 @@ async def open_channels(
         client = AsyncWebClient(
             token=settings.slack_bot_token, base_url=base_url, timeout=int(CALL_TIMEOUT_SEC), session=session
         )
-        bolt = AsyncApp(signing_secret=settings.slack_signing_secret, client=client, process_before_response=True)
+        bolt = AsyncApp(
+            signing_secret=settings.slack_signing_secret,
+            client=client,
+            process_before_response=True,
+            # without a logger of ours, Bolt copies the root logger's level onto its own, and at
+            # DEBUG it logs what it answers Slack; under "slack_bolt" it is held back (relay/logs.py)
+            logger=logging.getLogger("slack_bolt.AsyncApp"),
+        )
         register(bolt, SlackAnswers(answers, invitations))
     except BaseException:
         await session.close()  # nothing owns the session yet

@@ -66,7 +66,9 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.twilio.com"
 DEFAULT_TIMEOUT = 15.0
 
-_logger = logging.getLogger("relay.channels.twilio_http")
+# the SDK logs every request (URL, headers) at INFO: named under "twilio" so that it is held back
+# with the SDK's own loggers (relay/logs.py)
+_logger = logging.getLogger("twilio.relay_http_client")
 
 _last_response: contextvars.ContextVar[Response | None] = contextvars.ContextVar(
     "relay_twilio_last_response", default=None
