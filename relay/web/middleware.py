@@ -127,11 +127,19 @@ def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middle
                 raise
             response = _http_error(request, exc)
         except storage_errors as exc:
-            log.error("storage unavailable on %s %s: %s", request.method, route_of(request), type(exc).__name__)
+            log.error(
+                "storage unavailable on %s %s: %s",
+                request.method,
+                route_of(request),
+                type(exc).__name__,
+                extra={"request_id": request[REQUEST_ID]},
+            )
             response = render(request, UnavailableError())
             request.app[METRICS].storage_unavailable.inc()
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, route_of(request))
+            log.exception(
+                "unhandled error on %s %s", request.method, route_of(request), extra={"request_id": request[REQUEST_ID]}
+            )
             # a fault of ours, not something a page can word for the person: the contract's JSON 500
             response = json_error(InternalError())
         _finish(request, response, started)
