@@ -28,6 +28,8 @@ class _Finds:
     found: list[str] = field(default_factory=list)
     records: int = 0
     audit_lines: int = 0
+    #: tests at whose start the logging had been changed (and was set up again)
+    reset: list[str] = field(default_factory=list)
 
     def check(self, where: str, text: str) -> None:
         for what in leaks(text):
@@ -59,13 +61,18 @@ _SCANNER = _Scanner(_FINDS)
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     root = logging.getLogger()
-    root.addHandler(_SCANNER)
+    if _SCANNER not in root.handlers:
+        root.addHandler(_SCANNER)
     root.setLevel(logging.INFO)
     logs.quiet_libraries(logging.INFO)
 
 
 def pytest_runtest_logstart(nodeid: str, location: object) -> None:
     _FINDS.test = nodeid
+    root = logging.getLogger()
+    if _SCANNER not in root.handlers or root.level != logging.INFO:  # a test before this one changed them
+        _FINDS.reset.append(nodeid)
+        pytest_sessionstart(None)  # type: ignore[arg-type]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -81,6 +88,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     searched = f"{_FINDS.records} log records and {_FINDS.audit_lines} audit lines searched for care data"
+    if _FINDS.reset:
+        shown = ", ".join(_FINDS.reset[:3])
+        searched += f"; logging set up again before {len(_FINDS.reset)} test(s) ({shown})"
     if not _FINDS.found:
         terminalreporter.write_line(f"care scan: {searched}: none found")
         return
