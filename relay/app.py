@@ -20,7 +20,7 @@ from aiohttp import web
 from inbox import open_inbox, signals
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
-from relay import channels
+from relay import channels, logs
 from relay.answers import Answers
 from relay.deliveries import Deliveries
 from relay.directory import Directory
@@ -125,14 +125,23 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     if app[RUN_OUTBOX]:
         outbox.start()
     retention = asyncio.create_task(_purge_bodies(app), name="retention")
+    flusher = asyncio.create_task(_flush_logs(), name="log-flush")
     try:
         yield
     finally:
         retention.cancel()
-        await asyncio.gather(retention, return_exceptions=True)
+        flusher.cancel()
+        await asyncio.gather(retention, flusher, return_exceptions=True)
         await outbox.stop()
         await channels.close_channels(app[CHANNELS].values())
         await session.close()
+
+
+async def _flush_logs() -> None:
+    """Every second: log lines held in the buffer are written out, even when nothing else is logged."""
+    while True:
+        await asyncio.sleep(logs.FLUSH_AFTER_SEC)
+        logs.flush_pending()
 
 
 async def _purge_bodies(app: web.Application) -> None:

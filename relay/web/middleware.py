@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from relay import audit
+from relay import audit, logs
 from relay.errors import (
     BadRequestError,
     InternalError,
@@ -53,7 +53,7 @@ def request_id(given: str | None) -> str:
     """The caller's X-Request-Id when it is 1 to 64 of [A-Za-z0-9._-]; else a fresh one."""
     if given is not None and _GIVEN_ID.fullmatch(given):
         return given
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()
 
 
 def json_error(error: RelayError) -> web.Response:
@@ -171,22 +171,19 @@ def _finish(request: web.Request, response: web.StreamResponse, started: float) 
     status = response.status
     request.app[METRICS].request(request.method, route, status, seconds)
     level = logging.WARNING if status >= 500 else logging.DEBUG if route in QUIET_ROUTES else logging.INFO
-    if request_log.isEnabledFor(level):
-        request_log.log(
-            level,
-            "%s %s %s",
-            request.method,
-            route,
-            status,
-            extra={
-                "request_id": rid,
-                "method": request.method,
-                "route": route,
-                "status": status,
-                "duration_ms": round(seconds * 1000, 2),
-                "event_id": request.get(EVENT_ID),
-            },
-        )
+    logs.log_line(
+        request_log,
+        level,
+        f"{request.method} {route} {status}",
+        {
+            "request_id": rid,
+            "method": request.method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "event_id": request.get(EVENT_ID),
+        },
+    )
 
 
 def route_of(request: web.Request) -> str:

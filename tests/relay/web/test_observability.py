@@ -301,3 +301,19 @@ async def test_drained_outbox_counts_invitations_by_channel(relay: Relay) -> Non
     samples = await scrape(relay.client)
     assert value(samples, "care_relay_invitations_total", channel="console", status="queued") == 1
     assert value(samples, "care_relay_invitations_total", channel="console", status="sent") == 1
+
+
+def test_the_direct_request_line_is_the_records_line() -> None:
+    """Under `serve` (the relay's handler alone) the request line skips the LogRecord; it reads exactly as the record's."""
+    out = io.StringIO()
+    handler = logs._RelayHandler(out, logs.JsonFormatter())
+    alone = logging.Logger("care_relay.request")  # noqa: LOG001  (its own hierarchy: its handler is the only one)
+    alone.addHandler(handler)
+    alone.setLevel(logging.INFO)
+    fields = {"request_id": "r1", "method": "GET", "route": "/x", "status": 200, "duration_ms": 1.5, "event_id": None}
+    logs.log_line(alone, logging.INFO, "GET /x 200", fields)
+    logs.log_line(alone, logging.DEBUG, "GET /healthz 200", fields)  # below the level: nothing
+    alone.log(logging.INFO, "GET /x 200", extra=fields)
+    direct, recorded = (json.loads(line) for line in out.getvalue().splitlines())
+    assert {k: v for k, v in direct.items() if k != "ts"} == {k: v for k, v in recorded.items() if k != "ts"}
+    assert direct["level"] == "info" and "event_id" not in direct
