@@ -136,3 +136,16 @@ def failed_ids(tx: Tx, *, kinds: Sequence[str]) -> list[int]:
         f"SELECT id FROM outbox WHERE status = 'failed' AND kind IN ({marks(len(kinds))}) ORDER BY id", tuple(kinds)
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def outbox_counts(tx: Tx, *, statuses: Sequence[str]) -> list[tuple[str, str, int, int | None]]:
+    """(kind, status, rows, earliest next_attempt_at) for rows of these statuses: one grouped read
+    on `ix_outbox_due` (status leads it), which never reaches the sent and skipped history."""
+    if not statuses:
+        return []
+    rows = tx.execute(
+        "SELECT kind, status, COUNT(*), MIN(next_attempt_at) FROM outbox"
+        f" WHERE status IN ({marks(len(statuses))}) GROUP BY kind, status",
+        tuple(statuses),
+    ).fetchall()
+    return [(str(k), str(s), int(n), None if due is None else int(due)) for k, s, n, due in rows]

@@ -20,6 +20,7 @@ from receivers import SENDERS
 from relay import audit, compose
 from relay.invitations import Invitations
 from relay.loop import Ack, Answer, Done, Outcome, Verdict, admits, judge
+from relay.metrics import Metrics
 from relay.model import Clock, LoopFacts, millis
 from relay.settings import Settings
 
@@ -61,8 +62,10 @@ class Answers:
         *,
         on_queued: Callable[[], None],
         clock: Clock,
+        metrics: Metrics | None = None,
     ) -> None:
         self._clock = clock
+        self._metrics = metrics or Metrics()
         self._writer = writer
         self._invitations = invitations
         self._settings = settings
@@ -140,6 +143,7 @@ class Answers:
         verdict = await self._writer.run(job)
         if verdict.outcome is Outcome.NOT_INVITED:
             _refusal_line(agent_id, via, verdict.reason)
+            self._count_refusal(agent_id, via)
         return verdict.outcome
 
     @staticmethod
@@ -156,11 +160,17 @@ class Answers:
             )
         )
         _refusal_line(agent_id, via, reason)
+        self._count_refusal(agent_id, via)
 
-    @staticmethod
-    def note_refusal(*, agent_id: str | None, via: str, reason: str) -> None:
+    def note_refusal(self, *, agent_id: str | None, via: str, reason: str) -> None:
         """An answer that concerned no loop it could be kept on: the audit line only (CONTRACT: no row)."""
         _refusal_line(agent_id, via, reason)
+        self._count_refusal(agent_id, via)
+
+    def _count_refusal(self, agent_id: str | None, via: str) -> None:
+        self._metrics.answers.labels(via, "refused").inc()
+        if agent_id is None:  # nobody in the directory behind this Slack user
+            self._metrics.unknown_senders.labels(via).inc()
 
     def _finish(
         self, outcome: Outcome, loop: LoopFacts | None, status: str | None, kind: str, agent_id: str | None, via: str
@@ -179,7 +189,10 @@ class Answers:
             }
         )
         if recorded:
+            self._metrics.answers.labels(via, kind).inc()
             self._on_queued()
+        else:
+            self._count_refusal(agent_id, via)
         return AnswerResult(outcome, loop.event_id if loop else None, status or (loop.status if loop else None))
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
+from importlib import metadata
 
 import aiohttp
 from aiohttp import web
@@ -20,7 +20,7 @@ from aiohttp import web
 from inbox import open_inbox, signals
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
-from relay import channels
+from relay import channels, logs
 from relay.answers import Answers
 from relay.deliveries import Deliveries
 from relay.directory import Directory
@@ -48,6 +48,7 @@ from relay.keys import (
     VIEWS,
     WRITER,
 )
+from relay.metrics import Metrics
 from relay.model import RoutingSettings
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
@@ -100,14 +101,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     clock = app[CLOCK]
     invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal)
     app[INVITATIONS] = invitations
-    app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock)
+    app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
     app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock)
     app[VIEWS] = Views(app[READER])
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
-    outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock)
+    outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock, metrics=app[METRICS])
     app[OUTBOX] = outbox
     app[INTAKE] = Intake(
         app[WRITER],
@@ -125,14 +126,23 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     if app[RUN_OUTBOX]:
         outbox.start()
     retention = asyncio.create_task(_purge_bodies(app), name="retention")
+    flusher = asyncio.create_task(_flush_logs(), name="log-flush")
     try:
         yield
     finally:
         retention.cancel()
-        await asyncio.gather(retention, return_exceptions=True)
+        flusher.cancel()
+        await asyncio.gather(retention, flusher, return_exceptions=True)
         await outbox.stop()
         await channels.close_channels(app[CHANNELS].values())
         await session.close()
+
+
+async def _flush_logs() -> None:
+    """Every second: log lines held in the buffer are written out, even when nothing else is logged."""
+    while True:
+        await asyncio.sleep(logs.FLUSH_AFTER_SEC)
+        logs.flush_pending()
 
 
 async def _purge_bodies(app: web.Application) -> None:
@@ -150,6 +160,13 @@ async def _purge_bodies(app: web.Application) -> None:
         await asyncio.sleep(3600)
 
 
+def _version() -> str:
+    try:
+        return metadata.version("care-relay")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def create_app(
     settings: Settings, *, clock: Callable[[], float] = time.time, run_outbox: bool = True
 ) -> web.Application:
@@ -163,7 +180,7 @@ def create_app(
     app[CLOCK] = clock
     app[RUN_OUTBOX] = run_outbox
     app[DRAINING] = asyncio.Event()
-    app[METRICS] = Counter()
+    app[METRICS] = Metrics(_version())
     app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)

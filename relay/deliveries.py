@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from inbox.deliveries import OutboxLine, failed_ids, outbox_page, retry_failed
+from inbox.deliveries import OutboxLine, failed_ids, outbox_counts, outbox_page, retry_failed
 from inbox.reader import Reader
 from inbox.writer import Writer
 from relay import audit
 from relay.errors import BadRequestError, NotFailedError, NotFoundError
 from relay.forms import checked_by
+from relay.metrics import OutboxFigure
 from relay.model import Clock, iso, millis
 
 #: the statuses a listing may ask for (sent and skipped work is history, in the audit trail)
@@ -86,6 +87,14 @@ class Deliveries:
         of_kinds = checked(kinds, OUTBOX_KINDS, "kind")
         lines = await self._reader.run(outbox_page, statuses=wanted, kinds=of_kinds, before_id=before_id, limit=limit)
         return [line_view(line) | {"row": line.id} for line in lines]
+
+    async def outbox_figures(self) -> list[OutboxFigure]:
+        """How many rows of each kind are pending, sending and failed, and when the earliest pending one came due."""
+        counted = await self._reader.run(outbox_counts, statuses=OUTBOX_STATUSES)
+        return [
+            OutboxFigure(kind, status, rows, due if status == "pending" else None)
+            for kind, status, rows, due in counted
+        ]
 
     async def retry(self, work_id: str | int, by: str) -> dict[str, Any]:
         """Make one failed row due now with a fresh attempt budget; 404 unknown, 409 `not_failed`."""

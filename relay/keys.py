@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable
 
 import aiohttp
@@ -19,6 +18,7 @@ from relay.directory import Directory
 from relay.inbound import Inbound
 from relay.intake import Intake
 from relay.invitations import Invitations
+from relay.metrics import Metrics
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.tokens import Tokens
@@ -45,8 +45,12 @@ DELIVERIES = web.AppKey("deliveries", Deliveries)
 #: the channels this configuration sends on, by name, built once before the outbox starts.
 CHANNELS = web.AppKey("channels", dict[str, Channel])
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-#: aggregate operational counters (never per person).
-METRICS = web.AppKey("metrics", Counter[str])
+#: aggregate operational figures, this app's own registry (never per person): GET /metrics.
+METRICS = web.AppKey("metrics", Metrics)
+#: this request's id (X-Request-Id, given or made), on its log line and echoed on its answer.
+REQUEST_ID = web.RequestKey("request_id", str)
+#: the event a request concerns (a hook's signal, a status lookup), for its log line.
+EVENT_ID = web.RequestKey("event_id", str)
 #: the wall clock, Unix seconds (a seam for tests that replay fixed-time vectors).
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 #: False in tests that drive the outbox by hand.

@@ -44,6 +44,7 @@ from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
 from relay.delivery import Channel, Delivery, permanent, retry, skip
 from relay.invitations import Invitations, ToSend
+from relay.metrics import Metrics
 from relay.model import millis
 from relay.router import send_time_refusal
 from relay.settings import Settings
@@ -87,8 +88,10 @@ class OutboxWorker:
         session: aiohttp.ClientSession,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._clock = clock
+        self._metrics = metrics or Metrics()
         self._writer = writer
         self._invitations = invitations
         self._channels = channels
@@ -273,6 +276,7 @@ class OutboxWorker:
             self._claimed.pop(work.id, None)  # not settled: its lease lapses and a claim takes it back
             raise
         self._claimed.pop(work.id, None)
+        self._count(work, prepared, delivery)
 
     async def _attempt(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
         if work.kind == "invite":
@@ -346,6 +350,29 @@ class OutboxWorker:
         timeout_sec = self._settings.care_workflow_webhook_timeout_ms / 1000
         return await callbacks.post(self._session, url, body, headers, timeout_sec=timeout_sec)
 
+    def _count(self, work: rows.Work, prepared: ToSend | None, delivery: Delivery) -> None:
+        """The attempt's result by kind, and an invitation's end (sent, skipped, failed) by channel."""
+        if delivery.skipped is not None:
+            result = "skipped"
+        elif delivery.ok:
+            result = "sent"
+        elif self._final(work, delivery):
+            result = "failed"
+        else:
+            result = "retry"
+        self._metrics.outbox_attempts.labels(work.kind, result).inc()
+        if work.kind == "invite" and result != "retry":
+            invite = prepared.invite if prepared is not None else None
+            self._metrics.invitations.labels(invite.channel if invite is not None else "unknown", result).inc()
+
+    def _final(self, work: rows.Work, delivery: Delivery) -> bool:
+        """A failure that ends the row: not retryable, or its last attempt."""
+        return (
+            not delivery.ok
+            and delivery.skipped is None
+            and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
+        )
+
     def _max_attempts(self, kind: str) -> int:
         if kind == "forward":
             return 1 + self._settings.care_workflow_webhook_max_retries
@@ -364,11 +391,7 @@ class OutboxWorker:
     async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
         now = millis(self._clock)
         invitation_id = _invitation_id(work) if work.kind == "invite" else None
-        final_failure = (
-            not delivery.ok
-            and delivery.skipped is None
-            and (not delivery.retryable or work.attempts >= self._max_attempts(work.kind))
-        )
+        final_failure = self._final(work, delivery)
 
         settled = final_failure or delivery.ok or (delivery.skipped is not None and invitation_id is not None)
         retry_at = None if settled else now + int(self._wait(work, delivery) * 1000)

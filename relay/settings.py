@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import secrets as _secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from relay.files import private_dir
+from relay.logs import level_of
 from relay.secret_files import SecretFileError, SecretFiles, secret_fields
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     relay_max_connections_per_client: int = Field(64, ge=0)
     relay_sqlite_busy_timeout_ms: int = Field(5000, ge=0)
     relay_shutdown_grace_sec: float = Field(10, ge=0, le=3600)
+    #: bearer tokens for GET /metrics (admin tokens are accepted too)
+    relay_metrics_tokens: Secrets = ()
+    #: json, text, or auto: JSON when stderr is not a terminal
+    relay_log_format: Literal["json", "text", "auto"] = "auto"
+    relay_log_level: str = "info"
 
     m3_webhook_secrets: Secrets = ()
     m3_max_window_sec: int = Field(300, gt=0)
@@ -111,6 +117,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "relay_admin_tokens",
+        "relay_metrics_tokens",
         "relay_link_secrets",
         "m3_webhook_secrets",
         "aisha_webhook_secrets",
@@ -122,6 +129,17 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("relay_log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("relay_log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level_of(value)  # a ValueError names the choices
+        return value.strip().lower()
 
     @field_validator("relay_callback_schedule", mode="before")
     @classmethod

@@ -22,6 +22,8 @@ from tests.driver import Relay, Start
 from tests.support import M3_SECRETS, ServerThread, clean_env, make_settings
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
+#: the relay's logging as `serve` sets it up, and a search of every log record and audit line for care data
+pytest_plugins = ("tests.care_scan",)
 
 
 async def _create_pg_database(base_url: str) -> tuple[str, Callable[[], Any]]:

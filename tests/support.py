@@ -23,7 +23,7 @@ from aiohttp import web
 from inbox.tx import SqliteTx
 from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
-from relay.keys import WRITER
+from relay.keys import METRICS, WRITER
 from relay.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -319,3 +319,9 @@ class PlanRecorder:
             " / ".join(str(r[3]) for r in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
             for sql, params in self.statements
         ]
+
+
+def metric(app: web.Application, name: str, **labels: str) -> float:
+    """One sample of the app's own registry (0 when that series was never counted)."""
+    value = app[METRICS].registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from aiohttp import web
 
+from relay import logs
 from relay import settings as settings_mod
 from relay.app import create_app
 from relay.cli.db import upgrade
@@ -24,10 +24,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or settings.relay_port
     # without RELAY_PUBLIC_BASE_URL (dev), links follow the address actually listened on
     settings = settings.model_copy(update={"relay_host": host, "relay_port": port})
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Drivers log statement parameters at DEBUG: phone numbers must never reach a log.
-    for noisy in ("aiohttp.access", "aiosqlite", "sqlalchemy.engine", "asyncpg"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # one format for the relay's lines and the libraries' (drivers and SDKs held back: relay/logs.py)
+    logs.configure(settings.relay_log_format, settings.relay_log_level)
     # Open and migrate the database first, so that a bad RELAY_DATABASE_URL is one clear line
     # (the app's own start-up then finds nothing to migrate).
     asyncio.run(upgrade(settings))

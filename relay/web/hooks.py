@@ -17,7 +17,7 @@ from receivers.json_body import parse_json
 from receivers.schema import require_object
 from relay.bodies import media_type, read_body
 from relay.errors import UnsupportedMediaTypeError
-from relay.keys import CLOCK, INTAKE, SETTINGS, TOKENS
+from relay.keys import CLOCK, EVENT_ID, INTAKE, METRICS, SETTINGS, TOKENS
 from relay.web.requests import Handler
 
 
@@ -47,7 +47,9 @@ def handler_for(sender: Sender) -> Handler:
             payload = require_object(parse_json(body))
             sender.check(request.headers, payload, ts=ts, now=now, max_window_sec=window)
             signal = sender.parse(payload)
+        request[EVENT_ID] = signal.event_id
         result = await request.app[INTAKE].receive(signal, body)
+        request.app[METRICS].signal(result.source, result.status, result.duplicate, result.decision)
         answer = {
             "id": result.event_id,
             "status": result.status,

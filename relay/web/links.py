@@ -295,7 +295,7 @@ async def _read_form(request: web.Request) -> dict[str, str]:
 
 def _page(request: web.Request, page: Page) -> web.Response:
     if page.code:
-        request.app[METRICS][f"rejected.{page.code}"] += 1
+        request.app[METRICS].rejections.labels(page.code).inc()
     invite = page.loop.invite
     deep_link = invite.deep_link if urlsplit(invite.deep_link or "").scheme in ("http", "https") else None
     return pages.render(

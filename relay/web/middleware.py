@@ -1,4 +1,4 @@
-"""The one place errors become responses, and one log line per request.
+"""The one place errors become responses, and one log line and one count per request.
 
 Before any handler runs, the whole body is received, within `RELAY_BODY_TIMEOUT_SEC`
 (else 408 `request_timeout`): no handler waits on a client that stalls, and every
@@ -6,19 +6,26 @@ handler reads the body from memory. Every `RelayError` renders as the contract's
 aiohttp's own HTTP errors (unknown route, wrong method) get the same shape; a storage
 failure is a 503 with Retry-After, never a silent drop; anything else is logged (type
 only, never the body) as a 500. No answer may be cached (`Cache-Control: no-store`).
+
+Every request gets an id: its `X-Request-Id` when that is 1 to 64 of `[A-Za-z0-9._-]`, else
+one made here; it is echoed on the answer (errors too) and is on the request's log line
+(`care_relay.request`: method, route template, status, duration, and the event it concerns).
+Probes and scrapes (`/healthz`, `/readyz`, `/metrics`) log at DEBUG unless they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from relay import audit
+from relay import audit, logs
 from relay.errors import (
     BadRequestError,
     InternalError,
@@ -27,13 +34,26 @@ from relay.errors import (
     RequestTimeoutError,
     UnavailableError,
 )
-from relay.keys import METRICS, SETTINGS
+from relay.keys import EVENT_ID, METRICS, REQUEST_ID, SETTINGS
+from relay.metrics import UNMATCHED
 from relay.web import pages
 
 log = logging.getLogger("care_relay.http")
+#: one line per request
+request_log = logging.getLogger("care_relay.request")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_GIVEN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+#: routes asked every few seconds by machines: their lines only at DEBUG, unless they fail
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def request_id(given: str | None) -> str:
+    """The caller's X-Request-Id when it is 1 to 64 of [A-Za-z0-9._-]; else a fresh one."""
+    if given is not None and _GIVEN_ID.fullmatch(given):
+        return given
+    return os.urandom(8).hex()
 
 
 def json_error(error: RelayError) -> web.Response:
@@ -87,6 +107,7 @@ def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middle
     @web.middleware
     async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
+        request[REQUEST_ID] = request_id(request.headers.get("X-Request-Id"))
         try:
             await receive_body(request)
         except RelayError as error:
@@ -106,11 +127,19 @@ def errors_middleware(storage_errors: tuple[type[BaseException], ...]) -> Middle
                 raise
             response = _http_error(request, exc)
         except storage_errors as exc:
-            log.error("storage unavailable on %s %s: %s", request.method, _loggable(request), type(exc).__name__)
+            log.error(
+                "storage unavailable on %s %s: %s",
+                request.method,
+                route_of(request),
+                type(exc).__name__,
+                extra={"request_id": request[REQUEST_ID]},
+            )
             response = render(request, UnavailableError())
-            request.app[METRICS]["storage_unavailable"] += 1
+            request.app[METRICS].storage_unavailable.inc()
         except Exception:
-            log.exception("unhandled error on %s %s", request.method, _loggable(request))
+            log.exception(
+                "unhandled error on %s %s", request.method, route_of(request), extra={"request_id": request[REQUEST_ID]}
+            )
             # a fault of ours, not something a page can word for the person: the contract's JSON 500
             response = json_error(InternalError())
         _finish(request, response, started)
@@ -131,30 +160,39 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
 
 
 def _finish(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    seconds = time.perf_counter() - started
+    rid = request[REQUEST_ID]
     if not response.prepared:
         # Answers carry care data (status documents, admin lists, action-link pages) or tokens
         # (the intake's status_url); none is meant to be kept by a browser or a proxy.
         response.headers.setdefault("Cache-Control", "no-store")
-    # Sender hooks already leave one [CARE_AUDIT] line per request (decision or rejection).
-    if not request.path.startswith("/hooks/") or response.status >= 500:
-        log.info(
-            "%s %s %s %.1fms",
-            request.method,
-            _loggable(request),
-            response.status,
-            (time.perf_counter() - started) * 1000,
-        )
+        response.headers["X-Request-Id"] = rid
+    route = route_of(request)
+    status = response.status
+    request.app[METRICS].request(request.method, route, status, seconds)
+    level = logging.WARNING if status >= 500 else logging.DEBUG if route in QUIET_ROUTES else logging.INFO
+    logs.log_line(
+        request_log,
+        level,
+        f"{request.method} {route} {status}",
+        {
+            "request_id": rid,
+            "method": request.method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "event_id": request.get(EVENT_ID),
+        },
+    )
 
 
-def _loggable(request: web.Request) -> str:
+def route_of(request: web.Request) -> str:
     """The route's template, never the path: action links and event ids carry tokens and ids."""
-    info = request.match_info
-    route = getattr(info, "route", None)
-    resource = getattr(route, "resource", None)
-    return resource.canonical if resource is not None else "(no route)"
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else UNMATCHED
 
 
 def _rejected(request: web.Request, status: int, code: str) -> None:
-    request.app[METRICS][f"rejected.{code}"] += 1
+    request.app[METRICS].rejections.labels(code).inc()
     if request.path.startswith("/hooks/"):
         audit.emit({"kind": "rejected", "path": request.path, "status": status, "error": code})

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.web.openapi_paths import admin, hooks, json_answer, operation, param, people
+from relay.web.openapi_paths import ADMIN, admin, hooks, json_answer, operation, param, people
 from relay.web.openapi_schemas import ERROR_CODES, error_response, ref, schemas
 
 FILE = "openapi.json"
@@ -67,6 +67,14 @@ def _operations() -> dict[str, Any]:
             )
         },
         "/openapi.json": {"get": operation("This document", {200: json_answer({"type": "object"}, "OpenAPI 3.1")}, ())},
+        "/metrics": {
+            "get": operation(
+                "Prometheus metrics (text exposition format); bearer RELAY_METRICS_TOKENS or an admin token",
+                {200: {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                (401, 403),
+                security=ADMIN,
+            )
+        },
         **hooks(),
         **people(),
         **admin(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from receivers import SENDERS
-from relay.web import admin, health, hooks, links, openapi, status
+from relay.web import admin, health, hooks, links, metrics, openapi, status
 
 
 def add_routes(app: web.Application) -> None:
@@ -19,6 +19,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/readyz", health.handle_readyz)
     # this API, described (relay/web/openapi.json, written by `python -m relay.web.openapi`)
     r.add_get("/openapi.json", openapi.handle_openapi)
+    r.add_get("/metrics", metrics.handle_metrics)
     # senders: POST /hooks/m3, POST /hooks/aisha (one per entry in receivers.SENDERS)
     for name, sender in SENDERS.items():
         r.add_post(f"/hooks/{name}", hooks.handler_for(sender))

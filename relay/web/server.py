@@ -32,7 +32,7 @@ from aiohttp.web_request import BaseRequest
 
 from relay.errors import BadRequestError, InternalError, RateLimitedError
 from relay.keys import DRAINING, OUTBOX, SETTINGS
-from relay.web.middleware import json_error
+from relay.web.middleware import json_error, request_id
 
 log = logging.getLogger("care_relay.http")
 
@@ -146,13 +146,19 @@ class BoundedRequestHandler(web.RequestHandler):
         traceback for each.) The connection closes after it."""
         if request.writer.output_size > 0:
             raise ConnectionError("an answer was already under way")  # as aiohttp: nothing more can be said
+        rid = request_id(None)  # the request's own headers did not reach the app: nothing of them is echoed
         if status < 500:
             # the parser's message quotes the request's bytes: only the kind of fault is logged
-            log.warning("malformed HTTP from %s refused: %s", request.remote, type(exc).__name__)
+            log.warning(
+                "malformed HTTP from %s refused: %s", request.remote, type(exc).__name__, extra={"request_id": rid}
+            )
             response = json_error(BadRequestError(MALFORMED))
         else:  # a fault of the relay's own: its traceback is what an operator needs
-            log.error("unhandled error serving a request: %s", type(exc).__name__, exc_info=exc)
+            log.error(
+                "unhandled error serving a request: %s", type(exc).__name__, exc_info=exc, extra={"request_id": rid}
+            )
             response = json_error(InternalError())
+        response.headers["X-Request-Id"] = rid
         response.force_close()
         return response
 

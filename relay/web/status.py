@@ -6,14 +6,17 @@ from aiohttp import web
 
 from receivers import SENDERS
 from relay.errors import BadRequestError, ForbiddenError
-from relay.keys import TOKENS, VIEWS
+from relay.keys import EVENT_ID, TOKENS, VIEWS
 from relay.web.auth import require_admin
 
 _SOURCES = " or ".join(f"'{name}'" for name in SENDERS)
+#: an event id on a log line is cut here: the path is the caller's, and no stored id is longer
+MAX_LOGGED_ID = 200
 
 
 async def handle_event_status(request: web.Request) -> web.Response:
     event_id = request.match_info["event_id"]
+    request[EVENT_ID] = event_id[:MAX_LOGGED_ID]
     source = request.query.get("source")
     if source is not None and source not in SENDERS:
         raise BadRequestError(f"source must be {_SOURCES}.")

@@ -66,9 +66,10 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.twilio.com"
 DEFAULT_TIMEOUT = 15.0
 
-#: The SDK's request log: eight INFO lines per message (URL, headers, status), held at
-#: WARNING so a send costs no log lines; failures are reported by the outbox instead.
-_logger = logging.getLogger("relay.channels.twilio_http")
+# the SDK logs every request (URL, headers) at INFO, eight lines per message: named under
+# "twilio" so that it is held back with the SDK's own loggers (relay/logs.py), and held at
+# WARNING here too, so a send costs no log line whatever the logging set-up
+_logger = logging.getLogger("twilio.relay_http_client")
 _logger.setLevel(logging.WARNING)
 
 _last_response: contextvars.ContextVar[Response | None] = contextvars.ContextVar(

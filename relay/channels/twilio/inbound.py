@@ -51,10 +51,9 @@ async def handle_inbound(request: web.Request) -> web.Response:
     if row is None or not row.active:
         return await _unknown_sender(app, sid, channel, number)
 
-    app[METRICS]["twilio.inbound"] += 1
     shown = redact(number) or ""
     if not await app[INBOUND].claim(sid, channel, number):
-        app[METRICS]["twilio.inbound_replayed"] += 1
+        app[METRICS].inbound_messages.labels(channel, "replayed").inc()
         log.info("%s reply %s was already answered: not recorded again", channel, sid)
         return twiml()  # answered before: recorded once, and nothing is said twice
     try:
@@ -66,19 +65,24 @@ async def handle_inbound(request: web.Request) -> web.Response:
             log.warning("could not release inbound claim: %s", type(exc).__name__)
         raise
     await app[INBOUND].settle(sid, outcome)
+    app[METRICS].inbound_messages.labels(channel, "answered").inc()
     log.info("%s reply from %s: %s", channel, shown, outcome)
     return twiml(text)
 
 
 async def _unknown_sender(app: web.Application, sid: str, channel: str, number: str) -> web.Response:
     """Not in the directory: an empty answer, a verification_attempt row — or, past the hourly limit, a counter."""
+    metrics = app[METRICS]
     match await app[INBOUND].unknown_sender(sid, channel, number):
-        case UnknownSender.LIMITED:  # a flood from one number: the counter only, not even a log line each
-            app[METRICS]["twilio.unknown_sender_limited"] += 1
+        case UnknownSender.LIMITED:  # a flood from one number: the counters only, not even a log line each
+            metrics.inbound_messages.labels(channel, "unknown_limited").inc()
+            metrics.unknown_senders.labels(channel).inc()
             log.debug("%s message from an unknown number past the hourly limit", channel)
         case UnknownSender.RECORDED:
-            app[METRICS]["twilio.unknown_sender"] += 1
+            metrics.inbound_messages.labels(channel, "unknown").inc()
+            metrics.unknown_senders.labels(channel).inc()
         case UnknownSender.REPLAY:
+            metrics.inbound_messages.labels(channel, "replayed").inc()
             log.info("%s message %s from an unknown number was already recorded", channel, sid)
     return twiml()
 

@@ -50,10 +50,10 @@ async def handle_status(request: web.Request) -> web.Response:
     error = f"Twilio error {code}" if code else "Twilio reported the message undelivered"
     found = await app[INBOUND].delivery(sid, status, error, opted_out=opted_out)
     if found is None:
-        app[METRICS]["twilio.status_unknown_sid"] += 1
+        app[METRICS].delivery_reports.labels("unknown_sid").inc()
         log.info("delivery status for unknown message %s: ignored", sid)
         return twiml()
-    app[METRICS][f"twilio.status.{status or 'opted_out'}"] += 1
+    app[METRICS].delivery_reports.labels(status or "opted_out").inc()
     log.info(
         "%s invitation %s: %s%s",
         found.channel,

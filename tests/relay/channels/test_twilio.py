@@ -24,11 +24,11 @@ from relay.app import create_app
 from relay.channels.twilio import client as sdk
 from relay.channels.twilio.send import TwilioChannel
 from relay.delivery import Delivery, Invite
-from relay.keys import METRICS, OUTBOX, WRITER
+from relay.keys import OUTBOX, WRITER
 from relay.model import Agent, Signal
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilio, inbound_sms, status_callback
-from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, refused_port, signed
+from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, metric, refused_port, signed
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PUBLIC = "https://relay.example"
@@ -226,7 +226,7 @@ async def test_replayed_message_sid_records_once(aiohttp_client: Any, database_u
     assert await rows(client, "SELECT outcome FROM inbound_message") == [("ack:recorded",)]
     assert len((await loop_of(client, answer))["acks"]) == 1
     assert [a["kind"] for a in await audit(client)].count("ack") == 1
-    assert client.app[METRICS]["twilio.inbound_replayed"] == 4
+    assert metric(client.app, "care_relay_inbound_messages_total", channel="sms", result="replayed") == 4
 
 
 def _signature(params: dict[str, str], url: str, token: str = DEFAULT_AUTH_TOKEN) -> dict[str, str]:
@@ -286,7 +286,9 @@ async def test_unknown_number_gets_empty_answer_and_is_rate_limited(
     attempts = await rows(client, "SELECT number_redacted, number_hash, channel, outcome FROM verification_attempt")
     assert [(r[0], r[2], r[3]) for r in attempts] == [("+40…9888", "sms", "unknown_number")] * 2
     assert len({r[1] for r in attempts}) == 1 and STRANGER.lstrip("+") not in attempts[0][1]
-    assert client.app[METRICS]["twilio.unknown_sender_limited"] == 3
+    assert metric(client.app, "care_relay_inbound_messages_total", channel="sms", result="unknown_limited") == 2
+    assert metric(client.app, "care_relay_inbound_messages_total", channel="whatsapp", result="unknown_limited") == 1
+    assert metric(client.app, "care_relay_unknown_senders_total", channel="sms") == 4
     assert len(await rows(client, "SELECT id FROM inbound_message")) == 2
     dump = json.dumps(await rows(client, "SELECT * FROM inbound_message")) + json.dumps(await audit(client))
     for text in (dump, capsys.readouterr().out, caplog.text):
@@ -413,7 +415,7 @@ async def test_delivery_status_is_never_an_ack(aiohttp_client: Any, database_url
         assert loop["invitations"][0]["status"] == shown
         assert loop["status"] == "invited" and loop["acks"] == []
     await status("delivered", message_sid="SM" + "0" * 32)  # unknown sid: 200, nothing moves
-    assert client.app[METRICS]["twilio.status_unknown_sid"] == 1
+    assert metric(client.app, "care_relay_delivery_reports_total", status="unknown_sid") == 1
 
 
 @BOTH_DATABASES
@@ -461,7 +463,7 @@ async def test_delivery_status_that_races_the_send_commit_is_kept(
     assert response.status == 200
     loop = await loop_of(client, answer)
     assert loop["invitations"][0]["status"] == "delivered" and loop["status"] == "invited"
-    assert client.app[METRICS]["twilio.status_unknown_sid"] == 0
+    assert metric(client.app, "care_relay_delivery_reports_total", status="unknown_sid") == 0
 
 
 async def test_failed_status_and_unsubscribed_callback(
