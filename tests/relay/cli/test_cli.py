@@ -83,7 +83,8 @@ def test_emit_file_fresh_by_default_and_as_is_for_replays(
 # failures: one line, never a traceback, never a password ----------------------------------
 
 PASSWORD = "s3cret"
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO) ")  # serve's own start-up log
+#: serve's own start-up and shut-down log lines at debug or info, as text or as JSON (relay/logs.py)
+LOG_LINE = re.compile(r'^(\S+ (DEBUG|INFO) |\{"ts":"[^"]+","level":"(debug|info)")')
 FAILURES: dict[str, tuple[dict[str, str], list[str], str]] = {
     # id: (environment, arguments, what the one line must contain); {tmp} and {port} are filled in
     "garbage-url": ({"RELAY_DATABASE_URL": "garbage"}, ["agent", "list"], "check the URL"),
