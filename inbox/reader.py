@@ -2,7 +2,8 @@
 
 A read job is a plain function `job(tx, *args) -> result` over the same `Tx` the writer's
 jobs use, so a query reads the same inside a write and on a page. A job may run several
-statements; they see one snapshot.
+statements: on SQLite they see one snapshot; on PostgreSQL (READ COMMITTED) each statement
+sees what was committed when it began.
 
 SQLite: a job runs on the event loop, on the reader's own connection, in one read
 transaction. WAL lets it read while the writer writes, and an indexed read takes tens of
@@ -23,7 +24,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inbox.db import apply_sqlite_pragmas, is_sqlite, sqlite_path
+from inbox.db import is_sqlite, sqlite_path
 from inbox.tx import PgTx, SqliteTx, Tx
 
 __all__ = ["READ_BUSY_MS", "Reader"]
@@ -52,15 +53,21 @@ class Reader:
         conn = self._connection()
         conn.execute("BEGIN")
         try:
-            return job(SqliteTx(conn, 0), *args, **kwargs)
-        finally:
-            conn.execute("COMMIT")
+            result = job(SqliteTx(conn, 0), *args, **kwargs)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")  # the job's own error is the one to report
+            raise
+        conn.execute("COMMIT")
+        return result
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            apply_sqlite_pragmas(conn)
-            conn.execute(f"PRAGMA busy_timeout={READ_BUSY_MS}")
+            # the busy timeout from the first statement on (the database is in WAL mode already:
+            # the writer opened it first), then reads only
+            conn = sqlite3.connect(
+                self._path, timeout=READ_BUSY_MS / 1000, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA query_only=1")
             self._conn = conn
         return self._conn

@@ -61,6 +61,8 @@ CALLBACK_TIMEOUT_SEC = 10.0
 MAX_IN_FLIGHT = 64
 LANE_CONCURRENCY = 16
 BATCH = 64
+#: a send that waited longer than this for its lane reads its send-time facts again
+FRESH_SEC = 1.0
 POLL_SEC = 1.0
 _JSON = {"Content-Type": "application/json"}
 
@@ -255,11 +257,14 @@ class OutboxWorker:
         return lane
 
     async def _process(self, work: rows.Work, batch: asyncio.Future[dict[int, ToSend | None]]) -> None:
+        started = time.monotonic()
         prepared = (await batch).get(work.id)
         async with self._lane(work, prepared):
+            # after a wait for its lane, the send-time checks read the loop and grants again
+            fresh = prepared if time.monotonic() - started <= FRESH_SEC else None
             try:
                 async with asyncio.timeout(ATTEMPT_TIMEOUT_SEC):
-                    delivery = await self._attempt(work, prepared)
+                    delivery = await self._attempt(work, fresh)
             except TimeoutError:
                 delivery = retry("timed out")
             except asyncio.CancelledError:
@@ -269,14 +274,20 @@ class OutboxWorker:
                 log.error("outbox row %s (%s) failed unexpectedly: %s", work.id, work.kind, type(exc).__name__)
                 delivery = retry(f"unexpected {type(exc).__name__}")
         try:
-            await self._settle(work, delivery)
+            settled = await self._settle(work, delivery)
         except asyncio.CancelledError:
             raise  # still claimed: `stop` releases it
         except Exception:
-            self._claimed.pop(work.id, None)  # not settled: its lease lapses and a claim takes it back
+            self._forget(work)  # not settled: its lease lapses and a claim takes it back
             raise
-        self._claimed.pop(work.id, None)
-        self._count(work, prepared, delivery)
+        self._forget(work)
+        if settled:
+            self._count(work, prepared, delivery)
+
+    def _forget(self, work: rows.Work) -> None:
+        """This claim is over; a later claim of the same row (after a lapsed lease) stays."""
+        if self._claimed.get(work.id) is work:
+            del self._claimed[work.id]
 
     async def _attempt(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
         if work.kind == "invite":
@@ -388,7 +399,8 @@ class OutboxWorker:
             return max(step, delivery.retry_after or 0.0)
         return delivery.retry_after if delivery.retry_after is not None else backoff(work.attempts)
 
-    async def _settle(self, work: rows.Work, delivery: Delivery) -> None:
+    async def _settle(self, work: rows.Work, delivery: Delivery) -> bool:
+        """Store the outcome; False when this claim had lapsed and was taken over (nothing stored)."""
         now = millis(self._clock)
         invitation_id = _invitation_id(work) if work.kind == "invite" else None
         final_failure = self._final(work, delivery)
@@ -401,7 +413,7 @@ class OutboxWorker:
                 work.id,
                 work.attempts,
             )
-            return
+            return False
         if delivery.skipped is not None:
             audit.emit(
                 {
@@ -426,6 +438,7 @@ class OutboxWorker:
                     "reason": "delivery failed after its last attempt",
                 }
             )
+        return True
 
 
 def _store_settlement(tx: Tx, work: rows.Work, delivery: Delivery, *, now: int, retry_at: int | None) -> bool:
