@@ -26,7 +26,7 @@ from relay.app import create_app
 from relay.channels.slack import inbound as slack
 from relay.channels.slack.send import SlackChannel
 from relay.keys import CHANNELS, OUTBOX, WRITER
-from relay.outbox import LANE_CONCURRENCY
+from relay.outbox import FRESH_SEC, LANE_CONCURRENCY
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.slack import (
     DEFAULT_TOKEN,
@@ -627,3 +627,27 @@ async def test_the_slack_sdk_never_logs_an_invitation_even_at_debug(
         c["text"] for c in fake.calls_to("chat.postMessage") if WHISPER in json.dumps(c, ensure_ascii=False)
     ]  # it was sent
     assert not [r for r in caplog.records if WHISPER in r.getMessage() or "chat.postMessage" in r.getMessage()]
+
+
+async def test_a_send_that_waited_for_its_lane_checks_consent_again(start: Start, fake: FakeSlack) -> None:
+    """The batch's facts are read when its rows are claimed; an invitation that then waits for
+    Slack's lane longer than FRESH_SEC reads them again, so a grant revoked meanwhile stops it."""
+    client = await start("ana")
+    for n in range(LANE_CONCURRENCY):
+        agent = {"id": f"s{n}", "display": f"S{n}", "groups": ["care-circle"], "slack_user": f"U0S{n}"}
+        assert (await client.post("/admin/agents", json={**agent, "channels": ["slack"]}, headers=ADMIN)).status == 201
+    fake.fail_next("chat.postMessage", delay=600, times=LANE_CONCURRENCY)  # the lane's first sends, held
+    await signal(client)
+    outbox = client.app[OUTBOX]
+    assert await outbox.run_once() == LANE_CONCURRENCY + 1
+    await fake.wait_for("chat.postMessage", count=LANE_CONCURRENCY, timeout=10)
+    await asyncio.sleep(FRESH_SEC + 0.2)  # the last invitation has now waited longer than FRESH_SEC
+    grants = await (await client.get("/admin/consents", headers=ADMIN)).json()
+    (grant,) = grants["items"] if isinstance(grants, dict) else grants
+    assert (await client.delete(f"/admin/consents/{grant['id']}?by=admin", headers=ADMIN)).status == 204
+    fake.release()
+    await outbox.drain()
+    statuses = sorted(s for (s,) in await query(client.app, "SELECT status FROM invitation"))
+    assert statuses == ["sent"] * LANE_CONCURRENCY + ["skipped"]
+    assert len(fake.calls_to("chat.postMessage")) == LANE_CONCURRENCY
+    assert await query(client.app, "SELECT last_error FROM outbox WHERE status = 'skipped'") == [("consent_revoked",)]
