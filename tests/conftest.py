@@ -19,6 +19,8 @@ from relay.keys import SETTINGS
 from relay.settings import Settings
 from relay.web.server import make_runner
 from tests.driver import Relay, Start
+from tests.fakes.slack import FakeSlack
+from tests.fakes.twilio import FakeTwilio
 from tests.support import M3_SECRETS, ServerThread, clean_env, make_settings
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
@@ -179,3 +181,17 @@ def running(tmp_path: Path) -> Iterator[tuple[ServerThread, dict[str, str]]]:
             RELAY_DATABASE_URL=url, RELAY_PUBLIC_BASE_URL=server.url, M3_WEBHOOK_SECRETS=",".join(M3_SECRETS)
         )
         yield server, env
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    """The local fake of Slack, listening (the real SDK is pointed at it)."""
+    async with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[FakeTwilio]:
+    """The local fake of Twilio, listening (the real SDK is pointed at it)."""
+    async with FakeTwilio() as server:
+        yield server

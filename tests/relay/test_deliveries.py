@@ -51,12 +51,6 @@ async def sink() -> AsyncIterator[Sink]:
         yield server
 
 
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as server:
-        yield server
-
-
 def at(ms: int) -> float:
     """The clock reading at which `millis(clock)` is `ms` (a hair past it, against float rounding)."""
     return (ms + 0.5) / 1000

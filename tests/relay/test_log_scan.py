@@ -17,12 +17,10 @@ import re
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
 from tests.fakes.twilio import FakeTwilio
@@ -53,18 +51,6 @@ AGENTS = [
 GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "admin"}
 
 sink = test_slack.sink
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as server:
-        yield server
 
 
 def _free_port() -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,18 +147,6 @@ CHANNELS = [
     Channel("whatsapp", "whatsapp", *_twilio(whatsapp=True), told_when_closed="I don't have an open invitation"),
     Channel("link", "sms", _link_ack, _link_done, told_when_closed="409 ", knows_who_answers=False),
 ]
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[FakeTwilio]:
-    async with FakeTwilio() as server:
-        yield server
 
 
 #: the sender's callback endpoint, as the Slack tests record it
