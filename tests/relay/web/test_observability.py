@@ -27,7 +27,7 @@ from tests.relay.channels.test_answer_contract import ADMIN, PEOPLE, Channel, Wo
 from tests.support import fixture, make_settings
 
 #: the answer contract's world: the relay on Slack's and Twilio's fakes, a panic.ui sent to ana and bo
-slack, twilio, sink, channel, world = contract.slack, contract.twilio, contract.sink, contract.channel, contract.world
+sink, channel, world = contract.sink, contract.channel, contract.world  # slack and twilio: tests/conftest.py
 
 METRICS_TOKEN = "metrics-token-for-tests"
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
