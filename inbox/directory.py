@@ -40,6 +40,10 @@ class AgentRecord:
     active: bool = True
     opted_out: tuple[str, ...] = ()
     removed_at: int | None = None
+    #: the channels whose current address its owner confirmed
+    verified: tuple[str, ...] = ()
+    #: the agent's last WhatsApp message in (Unix ms): their 24-hour session runs from it
+    whatsapp_seen_at: int | None = None
 
     def as_agent(self) -> Agent:
         """The agent as routing and the channels read it."""
@@ -55,6 +59,7 @@ class AgentRecord:
             tz=self.tz,
             active=self.active,
             opted_out=frozenset(self.opted_out),
+            verified=frozenset(self.verified),
         )
 
 
@@ -100,11 +105,15 @@ GRANT_COLUMNS = ", ".join(f.name for f in fields(GrantRecord))
 
 def agent_record(row: Sequence[Any]) -> AgentRecord:
     """An agent row selected by AGENT_COLUMNS; never raises for one odd row."""
-    (id_, display, groups, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out, removed_at) = row
+    (
+        id_, display, groups, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out, removed_at,
+        verified, whatsapp_seen_at,
+    ) = row  # fmt: skip
     active = bool(active) and removed_at is None
+    seen = whatsapp_seen_at if isinstance(whatsapp_seen_at, int) else None
     return AgentRecord(
         id_, display, strings(groups), slack_user, phone, whatsapp, strings(channels), quiet_hours, tz, active,
-        strings(opted_out), removed_at,
+        strings(opted_out), removed_at, strings(verified), seen,
     )  # fmt: skip
 
 
@@ -156,13 +165,15 @@ def _agent_values(agent: AgentRecord) -> tuple[Any, ...]:
         agent.tz,
         int(agent.active),
         dumps(list(agent.opted_out)),
+        dumps(list(agent.verified)),
     )
 
 
 def insert_agent(tx: Tx, agent: AgentRecord, at: int) -> bool:
     """Add an agent; False when the id is taken (by an agent, or by a removed one's tombstone)."""
     cur = tx.execute(
-        f"INSERT INTO agent ({AGENT_COLUMNS}, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"
+        "INSERT INTO agent (id, display, group_ids, slack_user, phone, whatsapp, channels, quiet_hours, tz, active,"
+        " opted_out, verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO NOTHING",
         (*_agent_values(agent), at, at),
     )
@@ -175,7 +186,8 @@ def replace_agent(tx: Tx, agent: AgentRecord, at: int) -> bool:
     """Store every changeable field of an agent in the directory; False when it is not (or no longer) there."""
     cur = tx.execute(
         "UPDATE agent SET display = ?, group_ids = ?, slack_user = ?, phone = ?, whatsapp = ?, channels = ?,"
-        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, updated_at = ? WHERE id = ? AND removed_at IS NULL",
+        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, verified = ?, updated_at = ?"
+        " WHERE id = ? AND removed_at IS NULL",
         (*_agent_values(agent)[1:], at, agent.id),
     )
     if cur.rowcount == 1:
@@ -202,11 +214,12 @@ def remove_agent(tx: Tx, agent_id: str, at: int) -> bool:
     """Leave a tombstone: the id and display stay (the id is never reused), the addresses go
     (a number or Slack user may later belong to someone else). False when no such agent."""
     cur = tx.execute(
-        "UPDATE agent SET removed_at = ?, active = 0, slack_user = NULL, phone = NULL, whatsapp = NULL, updated_at = ?"
-        " WHERE id = ? AND removed_at IS NULL",
+        "UPDATE agent SET removed_at = ?, active = 0, slack_user = NULL, phone = NULL, whatsapp = NULL, verified = '[]',"
+        " updated_at = ? WHERE id = ? AND removed_at IS NULL",
         (at, at, agent_id),
     )
     if cur.rowcount == 1:
+        tx.execute("DELETE FROM join_code WHERE agent_id = ?", (agent_id,))
         bump_directory(tx)
     return cur.rowcount == 1
 

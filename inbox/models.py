@@ -177,6 +177,26 @@ class AgentRow(SQLModel, table=True):
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     #: set when the agent was removed: the row stays as a tombstone, so the id is never reused
     removed_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    #: the channels whose current address its owner confirmed (JOIN, the Join button)
+    verified: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    #: the agent's last WhatsApp message in: their 24-hour session runs from it
+    whatsapp_seen_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class JoinCodeRow(SQLModel, table=True):
+    """The code an unconfirmed address was sent, one per agent and channel (CONTRACT section 8).
+
+    Apart from the agent row, so that no read of the directory carries it; `address` is the
+    address it was sent to, so a code never confirms a number the agent has since changed.
+    """
+
+    __tablename__ = "join_code"
+
+    agent_id: str = Field(max_length=100, primary_key=True)
+    channel: str = Field(max_length=16, primary_key=True)
+    code: str = Field(max_length=16)
+    address: str = Field(max_length=64)
+    sent_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class ConsentGrantRow(SQLModel, table=True):

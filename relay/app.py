@@ -21,13 +21,15 @@ from inbox import open_inbox, signals
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels, logs
+from relay.addresses import Addresses
 from relay.answers import Answers
 from relay.deliveries import Deliveries
-from relay.directory import Directory
+from relay.directory import Directory, confirming
 from relay.inbound import Inbound
 from relay.intake import Intake
 from relay.invitations import Invitations
 from relay.keys import (
+    ADDRESSES,
     ANSWERS,
     CHANNELS,
     CLOCK,
@@ -68,6 +70,7 @@ def routing_settings(settings: Settings) -> RoutingSettings:
         agent_max_invites_per_hour=settings.relay_agent_max_invites_per_hour,
         aisha_care_window_minutes=settings.aisha_care_window_minutes,
         configured_channels=settings.configured_channels,
+        verify_addresses=settings.relay_verify_addresses,
     )
 
 
@@ -103,12 +106,22 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
-    app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock)
+    app[ADDRESSES] = Addresses(app[WRITER], app[READER], clock=clock)
+    app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock, confirm_on=confirming(settings), on_queued=wake)
     app[VIEWS] = Views(app[READER])
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
-    outbox = OutboxWorker(app[WRITER], invitations, opened, settings, session, clock=clock, metrics=app[METRICS])
+    outbox = OutboxWorker(
+        app[WRITER],
+        invitations,
+        opened,
+        settings,
+        session,
+        clock=clock,
+        metrics=app[METRICS],
+        addresses=app[ADDRESSES],
+    )
     app[OUTBOX] = outbox
     app[INTAKE] = Intake(
         app[WRITER],

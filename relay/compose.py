@@ -6,7 +6,7 @@ tone is the same on Slack, SMS, WhatsApp and the console.
 
 from __future__ import annotations
 
-from relay.delivery import Invite, LoopSnapshot
+from relay.delivery import Invite, Join, LoopSnapshot
 from relay.text import clip, one_line, size
 
 #: Twilio refuses a longer body (error 21617); `relay.text.size` counts as Twilio does.
@@ -114,3 +114,30 @@ def update_notes(loop: LoopSnapshot) -> list[str]:
     if done is not None:
         notes.append(done_note(done.display, done.said))
     return notes or [loop.latest]
+
+
+def _circle(join: Join) -> str:
+    groups = [one_line(group) for group in join.agent.groups]
+    return ", ".join(groups) if groups else "a care circle"
+
+
+def join_message(join: Join) -> str:
+    """The one message an unconfirmed number gets (CONTRACT section 8): who added it and how to answer."""
+    return (
+        f"Hi {one_line(join.agent.display)} — an admin added this number to care-relay for {_circle(join)}."
+        f" Reply JOIN {join.code} to receive gentle invitations here, or STOP to refuse."
+    )
+
+
+def join_slack_text(join: Join) -> str:
+    """The Slack DM that asks an agent to confirm their Slack account (the Join button beside it)."""
+    return (
+        f"Hi {one_line(join.agent.display)} — an admin added you to care-relay for {_circle(join)}."
+        " Press Join to receive gentle invitations here. If this is not for you, leave it: nothing is sent"
+        " here until you do."
+    )
+
+
+def joined_text(display: str) -> str:
+    """The answer to a JOIN that confirmed the address."""
+    return f"Thank you, {one_line(display)} — gentle invitations can reach you here now. Reply STOP to refuse them."

@@ -22,7 +22,8 @@ from relay.model import Clock, iso, millis
 
 #: the statuses a listing may ask for (sent and skipped work is history, in the audit trail)
 OUTBOX_STATUSES = ("failed", "pending", "sending")
-OUTBOX_KINDS = ("invite", "update", "callback", "forward")
+#: "verify": a join code to an address its owner has not confirmed (CONTRACT section 8)
+OUTBOX_KINDS = ("invite", "update", "callback", "forward", "verify")
 #: the largest row id storage can hold
 _MAX_ID = 2**63 - 1
 

@@ -34,6 +34,17 @@ class Invite:
 
 
 @dataclass(frozen=True)
+class Join:
+    """A request to an agent to confirm one of their addresses (CONTRACT section 8): no care data."""
+
+    agent: Agent
+    #: slack, sms or whatsapp: the address asked about is the agent's on this channel
+    channel: str
+    #: what the owner answers (`JOIN K7QX`), or what the Join button carries
+    code: str
+
+
+@dataclass(frozen=True)
 class Note:
     """One answer on a loop, as a message update shows it."""
 
@@ -82,6 +93,10 @@ class Channel(Protocol):
 
     async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
         """Tell an already delivered invitation what happened ("Ana is here — soft-checkin")."""
+        ...
+
+    async def ask_to_join(self, join: Join) -> Delivery:
+        """Ask the agent to confirm their address on this channel: the code, and no care data."""
         ...
 
 

@@ -8,9 +8,11 @@ either answers: the next signal sees it, with no restart. Times come from the ap
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from inbox import addresses
 from inbox import directory as stored
 from inbox.directory import AgentRecord, GrantRecord
 from inbox.reader import Reader
@@ -19,6 +21,7 @@ from inbox.writer import Writer
 from relay.errors import BadRequestError, InvalidPayloadError, NotFoundError
 from relay.forms import AgentFields, AgentIn, GrantIn, agent_view, checked_by, grant_view, validated
 from relay.model import Clock, millis
+from relay.settings import Settings
 
 #: the contract's field names that storage spells otherwise
 _COLUMN = {"groups": "group_ids"}
@@ -41,13 +44,62 @@ def _refuse_shared_address(tx: Tx, agent: AgentRecord) -> None:
         )
 
 
-class Directory:
-    """The directory's use cases over one database."""
+def confirming(settings: Settings) -> frozenset[str]:
+    """The channels whose new addresses are sent a join code: those that can send, when addresses
+    must be confirmed (RELAY_VERIFY_ADDRESSES); console needs no address."""
+    if not settings.relay_verify_addresses:
+        return frozenset()
+    return frozenset(settings.configured_channels & set(addresses.ADDRESS_OF))
 
-    def __init__(self, writer: Writer, reader: Reader, *, clock: Clock) -> None:
+
+def _refuse_to_ask(agent: AgentRecord, channel: str, confirm_on: frozenset[str], *, named: bool) -> None:
+    """Why a join code cannot be sent to this address, as a 400 (only for a channel named)."""
+    if not named:
+        return
+    if not addresses.address(agent, channel):
+        raise BadRequestError(f"Agent '{agent.id}' has no {channel} address to confirm; add one first.")
+    if channel in agent.verified:
+        raise BadRequestError(
+            f"Agent '{agent.id}' already confirmed their {channel} address; a changed address is asked again."
+        )
+    if channel not in confirm_on:
+        raise BadRequestError(
+            f"This relay cannot send on {channel} now, or RELAY_VERIFY_ADDRESSES is off: no join code was sent."
+        )
+
+
+class Directory:
+    """The directory's use cases over one database.
+
+    `confirm_on` names the channels whose new or changed addresses are sent a join code in
+    the change's own transaction (`confirming`); `on_queued` wakes the outbox to send it.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        reader: Reader,
+        *,
+        clock: Clock,
+        confirm_on: frozenset[str] = frozenset(),
+        on_queued: Callable[[], None] | None = None,
+    ) -> None:
         self._writer = writer
         self._reader = reader
         self._clock = clock
+        self._confirm_on = confirm_on
+        self._on_queued = on_queued
+
+    def _ask(self, tx: Tx, agent: AgentRecord, channels: list[str], at: int) -> list[str]:
+        """Send a join code to each of these addresses that a configured channel can reach."""
+        asked = [channel for channel in channels if channel in self._confirm_on]
+        for channel in asked:
+            addresses.ask(tx, agent, channel, at)
+        return asked
+
+    def _queued(self, asked: list[str]) -> None:
+        if asked and self._on_queued is not None:
+            self._on_queued()
 
     async def agents(self) -> list[dict[str, Any]]:
         """Every agent in the directory (not the removed), in the contract's names."""
@@ -69,11 +121,18 @@ class Directory:
         fields = validated(AgentIn, data)
         new = _changed(AgentRecord(id=fields.id, display=fields.display), fields.model_dump(exclude_none=True))
 
+        asked: list[str] = []
+
         def job(tx: Tx) -> AgentRecord | None:
             _refuse_shared_address(tx, new)
-            return None if stored.insert_agent(tx, new, millis(self._clock)) else stored.get_agent_tx(tx, new.id)
+            at = millis(self._clock)
+            if not stored.insert_agent(tx, new, at):
+                return stored.get_agent_tx(tx, new.id)
+            asked[:] = self._ask(tx, new, addresses.changed_channels(None, new), at)
+            return None
 
         taken = await self._writer.run(job)
+        self._queued(asked)
         if taken is not None and taken.removed_at is not None:
             raise BadRequestError(
                 f"The id '{new.id}' belonged to an agent who was removed; an id is never reused, so that nobody"
@@ -99,19 +158,55 @@ class Directory:
             raise InvalidPayloadError(refused)
         changes.update({key: [] for key in ("groups", "channels") if key in changes and changes[key] is None})
 
+        asked: list[str] = []
+
         def job(tx: Tx) -> AgentRecord | None:
             current = stored.get_agent_tx(tx, agent_id)
             if current is None or current.removed_at is not None:
                 return None
             changed = _changed(current, changes)
             _refuse_shared_address(tx, changed)
-            stored.replace_agent(tx, changed, millis(self._clock))
+            # a new address is nobody's until its owner says so; a cleared one asks for nothing
+            moved = addresses.changed_channels(current, changed)
+            gone = [c for c in addresses.ADDRESS_OF if addresses.address(changed, c) is None]
+            changed = addresses.forget(changed, [*moved, *gone])
+            at = millis(self._clock)
+            stored.replace_agent(tx, changed, at)
+            for channel in gone:
+                tx.execute("DELETE FROM join_code WHERE agent_id = ? AND channel = ?", (agent_id, channel))
+            asked[:] = self._ask(tx, changed, moved, at)
             return changed
 
         changed = await self._writer.run(job)
         if changed is None:
             raise NotFoundError(f"No agent '{agent_id}' in the directory.")
+        self._queued(asked)
         return agent_view(changed)
+
+    async def verify(self, agent_id: str, channel: str | None = None) -> dict[str, Any]:
+        """Send a new join code to the agent's unconfirmed addresses (or to the one on `channel`).
+
+        404 for an agent not in the directory; 400 for a channel the agent has no address on,
+        one already confirmed, or one this relay cannot send on.
+        """
+        if channel is not None and channel not in addresses.ADDRESS_OF:
+            raise BadRequestError(f"channel must be one of {', '.join(addresses.ADDRESS_OF)}, not '{channel}'.")
+
+        def job(tx: Tx) -> tuple[AgentRecord | None, list[str]]:
+            agent = stored.get_agent_tx(tx, agent_id)
+            if agent is None or agent.removed_at is not None:
+                return None, []
+            wanted = [channel] if channel else [c for c in addresses.ADDRESS_OF if addresses.address(agent, c)]
+            for name in wanted:
+                _refuse_to_ask(agent, name, self._confirm_on, named=channel is not None)
+            unconfirmed = [c for c in wanted if c not in agent.verified]
+            return agent, self._ask(tx, agent, unconfirmed, millis(self._clock))
+
+        agent, asked = await self._writer.run(job)
+        if agent is None:
+            raise NotFoundError(f"No agent '{agent_id}' in the directory.")
+        self._queued(asked)
+        return {"id": agent_id, "sent": asked, "verified": agent_view(agent)["verified"]}
 
     async def remove_agent(self, agent_id: str) -> None:
         """Remove an agent from the directory; its id stays taken (a tombstone), never reused."""

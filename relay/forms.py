@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from inbox.addresses import ADDRESS_OF
 from inbox.directory import AgentRecord, GrantRecord
 from receivers.schema import printable
 from relay.errors import BadRequestError, InvalidPayloadError
@@ -200,6 +201,10 @@ def agent_view(agent: AgentRecord) -> dict[str, Any]:
         "tz": agent.tz,
         "active": agent.active,
         "opted_out": list(agent.opted_out),
+        # each address the agent has, and whether its owner confirmed it (CONTRACT section 8)
+        "verified": {
+            channel: channel in agent.verified for channel, column in ADDRESS_OF.items() if getattr(agent, column)
+        },
     }
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox.reader import Reader
 from inbox.writer import Writer
+from relay.addresses import Addresses
 from relay.answers import Answers
 from relay.deliveries import Deliveries
 from relay.delivery import Channel
@@ -35,6 +36,8 @@ ANSWERS = web.AppKey("answers", Answers)
 INVITATIONS = web.AppKey("invitations", Invitations)
 #: inbound-message bookkeeping for the Twilio channels.
 INBOUND = web.AppKey("inbound", Inbound)
+#: confirming addresses (JOIN, the Join button) and the WhatsApp session
+ADDRESSES = web.AppKey("addresses", Addresses)
 #: the agent directory and consent grants.
 DIRECTORY = web.AppKey("directory", Directory)
 #: read-only views of loops and the audit trail.

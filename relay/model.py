@@ -127,6 +127,8 @@ class Agent:
     active: bool = True
     #: channels this agent opted out of (SMS STOP, Twilio 21610).
     opted_out: frozenset[str] = frozenset()
+    #: channels whose current address the agent confirmed (JOIN, the Join button; CONTRACT section 8).
+    verified: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ class RoutingSettings:
     aisha_care_window_minutes: int = 240
     #: channels that can send right now (configured credentials, or console in dev).
     configured_channels: frozenset[str] = frozenset()
+    #: an address must be confirmed by its owner before invitations go there (RELAY_VERIFY_ADDRESSES).
+    verify_addresses: bool = True
 
 
 @dataclass(frozen=True)

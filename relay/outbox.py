@@ -42,6 +42,7 @@ from inbox.writer import Writer
 from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
+from relay.addresses import Addresses
 from relay.delivery import Channel, Delivery, permanent, retry, skip
 from relay.invitations import Invitations, ToSend
 from relay.metrics import Metrics
@@ -91,8 +92,10 @@ class OutboxWorker:
         *,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        addresses: Addresses | None = None,
     ) -> None:
         self._clock = clock
+        self._addresses = addresses
         self._metrics = metrics or Metrics()
         self._writer = writer
         self._invitations = invitations
@@ -177,7 +180,7 @@ class OutboxWorker:
     def _kinds(self) -> tuple[str, ...]:
         kinds = ["update", "callback"]
         if self._settings.relay_sending_enabled and not self._settings.relay_shadow_mode:
-            kinds += ["invite", "forward"]
+            kinds += ["invite", "forward", "verify"]
         return tuple(kinds)
 
     async def _run(self) -> None:
@@ -298,6 +301,8 @@ class OutboxWorker:
             return await self._send_callback(work)
         if work.kind == "forward":
             return await self._send_forward(work)
+        if work.kind == "verify":
+            return await self._send_join(work)
         return permanent(f"unknown outbox kind {work.kind}")
 
     async def _send_invite(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
@@ -313,6 +318,7 @@ class OutboxWorker:
             prepared.grants,
             now=datetime.fromtimestamp(self._clock(), UTC),
             loop_open=prepared.loop_open,
+            verify_addresses=self._settings.relay_verify_addresses,
         )
         if refusal is not None:
             return skip(refusal)
@@ -322,6 +328,21 @@ class OutboxWorker:
         if channel is None:
             return permanent(f"channel {invite.channel} is not configured")
         return await channel.send(invite)
+
+    async def _send_join(self, work: rows.Work) -> Delivery:
+        """A join code to an address its owner has not confirmed; skipped once confirmed or changed."""
+        channel_name = str(work.payload["channel"])
+        join = (
+            None
+            if self._addresses is None
+            else await self._addresses.to_ask(str(work.payload["agent_id"]), channel_name)
+        )
+        if join is None:
+            return skip("address confirmed, changed or removed since")
+        channel = self._channels.get(channel_name)
+        if channel is None:
+            return permanent(f"channel {channel_name} is not configured")
+        return await channel.ask_to_join(join)
 
     async def _send_update(self, work: rows.Work) -> Delivery:
         found = await self._invitations.delivered(int(work.payload["invitation_id"]))
@@ -405,7 +426,7 @@ class OutboxWorker:
         invitation_id = _invitation_id(work) if work.kind == "invite" else None
         final_failure = self._final(work, delivery)
 
-        settled = final_failure or delivery.ok or (delivery.skipped is not None and invitation_id is not None)
+        settled = final_failure or delivery.ok or delivery.skipped is not None
         retry_at = None if settled else now + int(self._wait(work, delivery) * 1000)
         if not await self._writer.run(lambda tx: _store_settlement(tx, work, delivery, now=now, retry_at=retry_at)):
             log.warning(
@@ -414,7 +435,7 @@ class OutboxWorker:
                 work.attempts,
             )
             return False
-        if delivery.skipped is not None:
+        if delivery.skipped is not None and invitation_id is not None:
             audit.emit(
                 {
                     "kind": "invitation_skipped",
@@ -445,11 +466,12 @@ def _store_settlement(tx: Tx, work: rows.Work, delivery: Delivery, *, now: int, 
     """Settle a claimed row, and its invitation: sent, skipped, retried at `retry_at`, or failed
     (no `retry_at`). False when the claim was no longer this process's; then nothing changes."""
     invitation_id = _invitation_id(work) if work.kind == "invite" else None
-    if delivery.skipped is not None and invitation_id is not None:
+    if delivery.skipped is not None:
         if not rows.skip(tx, work, reason=delivery.skipped, now=now):
             return False
-        rows.set_invitation(tx, invitation_id, status="skipped", error=delivery.skipped, now=now)
-        _audit_skip(tx, invitation_id, delivery.skipped, now)
+        if invitation_id is not None:
+            rows.set_invitation(tx, invitation_id, status="skipped", error=delivery.skipped, now=now)
+            _audit_skip(tx, invitation_id, delivery.skipped, now)
     elif delivery.ok:
         if not rows.finish(tx, work, now):
             return False

@@ -24,6 +24,9 @@ Choices made here (keep them in step with the tests):
   on a channel allowed by a grant whose groups hold that agent.
 - A grant's `min_confidence` is checked whenever set; a signal with no or unknown
   confidence does not meet it, nor does an unknown `min_confidence` (fail closed).
+- An address its owner has not confirmed (CONTRACT section 8) is passed over like a missing
+  one, unless `verify_addresses` is off; an agent left with no channel for that reason is
+  skipped as "unverified" (quiet hours, when they also held a channel back, name it first).
 - Quiet hours are `[start, end)` in the agent's zone (None or "" means UTC). Quiet hours
   or a zone that cannot be read count as quiet all day: pagers are held back, Slack
   and console still go. `parse_quiet_hours` rejects equal start and end as ambiguous.
@@ -52,7 +55,15 @@ from relay.model import (
     Signal,
 )
 
-__all__ = ["INBOX_ONLY_TYPES", "decide", "in_quiet_hours", "parse_quiet_hours", "send_time_refusal"]
+__all__ = [
+    "INBOX_ONLY_TYPES",
+    "decide",
+    "in_quiet_hours",
+    "needs_address",
+    "next_channel",
+    "parse_quiet_hours",
+    "send_time_refusal",
+]
 
 #: AiSHA types recorded for triage only, unless a covering grant's scope names them.
 INBOX_ONLY_TYPES = frozenset({"care.trigger_detected", "care.state_applied"})
@@ -190,16 +201,32 @@ def decide(
     )
 
 
+def needs_address(channel: str) -> bool:
+    """Whether a channel reaches an address of the agent's own (and so one they must confirm)."""
+    return _ADDRESS_FIELD.get(channel) is not None
+
+
+def _unconfirmed(agent: Agent, channel: str, settings: RoutingSettings) -> bool:
+    return settings.verify_addresses and needs_address(channel) and channel not in agent.verified
+
+
 def send_time_refusal(
-    signal: Signal, agent: Agent, channel: str, grants: Sequence[Grant], *, now: datetime, loop_open: bool = True
+    signal: Signal,
+    agent: Agent,
+    channel: str,
+    grants: Sequence[Grant],
+    *,
+    now: datetime,
+    loop_open: bool = True,
+    verify_addresses: bool = True,
 ) -> str | None:
     """Why an invitation decided earlier must not go out now, or None (CONTRACT section 6).
 
     Checked just before each send, whatever queued it (intake, a person's retry): the loop
     is still open (a person may have closed it while the invitation waited, `loop_closed`),
-    the agent is still active, a live grant still covers the signal for this agent on this
+    the agent is still active, the address is still confirmed by its owner, a live grant still covers the signal for this agent on this
     channel, and a pager channel is not in the agent's quiet hours. The answer is the
-    contract's reason word (`agent_inactive`, `consent_revoked`, `quiet_hours`). A refusal
+    contract's reason word (`agent_inactive`, `unverified`, `consent_revoked`, `quiet_hours`). A refusal
     is final: the invitation is skipped, audited, never sent later.
     """
     now = _aware(now)
@@ -207,9 +234,10 @@ def send_time_refusal(
         return "loop_closed"
     if not agent.active:
         return "agent_inactive"
-    # The contract's two other reasons are checked here, in this order, once the directory
-    # knows them: `away` (section 10, an agent's own away period) and `unverified` (section 8,
-    # an address not yet verified for this channel).
+    # `away` (section 10, an agent's own away period) is checked here, before `unverified`,
+    # once the directory knows it.
+    if _unconfirmed(agent, channel, RoutingSettings(verify_addresses=verify_addresses)):
+        return "unverified"
     if not any(
         _covers(g, signal, now) and _in_audience(agent, signal, g) and (not g.channels or channel in g.channels)
         for g in grants
@@ -279,13 +307,30 @@ def _in_audience(agent: Agent, signal: Signal, grant: Grant) -> bool:
     return True
 
 
+def next_channel(
+    signal: Signal, agent: Agent, grants: Sequence[Grant], *, now: datetime, settings: RoutingSettings, tried: str
+) -> str | None:
+    """The agent's first usable channel for this signal other than `tried`, or None.
+
+    For an invitation a channel could not deliver (WhatsApp outside the 24-hour session):
+    the same choice as at intake, among the live grants that still cover the signal for the
+    agent, with the channel that failed left out.
+    """
+    now = _aware(now)
+    covering = [g for g in grants if _covers(g, signal, now) and _in_audience(agent, signal, g)]
+    if not covering or not agent.active:
+        return None
+    channel, _ = _pick_channel(agent, covering, now, settings, skip=frozenset({tried}))
+    return channel
+
+
 def _pick_channel(
-    agent: Agent, grants: Sequence[Grant], now: datetime, settings: RoutingSettings
+    agent: Agent, grants: Sequence[Grant], now: datetime, settings: RoutingSettings, skip: frozenset[str] = frozenset()
 ) -> tuple[str | None, str]:
     """The first usable channel of the agent's, or None and why none was."""
-    held_by_quiet_hours = False
+    held_by_quiet_hours = held_unconfirmed = False
     for channel in agent.channels or AGENT_CHANNELS:
-        if channel not in _ADDRESS_FIELD or channel not in settings.configured_channels:
+        if channel in skip or channel not in _ADDRESS_FIELD or channel not in settings.configured_channels:
             continue
         if not any(not g.channels or channel in g.channels for g in grants):
             continue
@@ -294,11 +339,16 @@ def _pick_channel(
             continue
         if channel in agent.opted_out:
             continue
+        if _unconfirmed(agent, channel, settings):
+            held_unconfirmed = True
+            continue
         if channel in PAGER_CHANNELS and in_quiet_hours(agent.quiet_hours, agent.tz, now):
             held_by_quiet_hours = True
             continue
         return channel, ""
-    return None, "quiet_hours" if held_by_quiet_hours else "no_channel"
+    if held_by_quiet_hours:
+        return None, "quiet_hours"
+    return None, "unverified" if held_unconfirmed else "no_channel"
 
 
 def _route(

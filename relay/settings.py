@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     relay_link_max_age_sec: int = Field(604800, gt=0)
     relay_sending_enabled: bool = True
     relay_shadow_mode: bool = False
+    #: an address is invited only once its owner confirmed it (JOIN, the Join button; CONTRACT section 8)
+    relay_verify_addresses: bool = True
     relay_agent_max_invites_per_hour: int = Field(6, ge=0)
     relay_unknown_sender_max_per_hour: int = Field(10, ge=0)
     relay_retention_days: int = Field(90, gt=0)

@@ -54,6 +54,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "relay_link_secrets": LINK_SECRETS,
         "m3_webhook_secrets": M3_SECRETS,
         "aisha_webhook_secrets": AISHA_SECRETS,
+        # the directory's addresses count as confirmed by their owners, except in the tests of
+        # confirming them (tests/relay/test_verification.py), which turn this back on
+        "relay_verify_addresses": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -66,6 +69,8 @@ SERVING_ENV = {
     "M3_WEBHOOK_SECRETS": "m3-secret-0123456789",
     "AISHA_WEBHOOK_SECRETS": "aisha-secret-0123456789",
     "RELAY_PUBLIC_BASE_URL": "https://relay.example.org",
+    # as in make_settings: tests of other things do not wait for agents to confirm their addresses
+    "RELAY_VERIFY_ADDRESSES": "false",
 }
 
 #: Prefixes of every variable the relay reads: a subprocess under test sees only what a test sets.

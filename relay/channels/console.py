@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from relay import compose
-from relay.delivery import Delivery, Invite, LoopSnapshot, sent
+from relay.delivery import Delivery, Invite, Join, LoopSnapshot, sent
 from relay.text import one_line
 
 
@@ -27,3 +27,8 @@ class ConsoleChannel:
     async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
         _print(f"── {one_line(loop.latest)} ──")
         return sent(provider_id)
+
+    async def ask_to_join(self, join: Join) -> Delivery:
+        """The console needs no address, so it is never asked; printed should one be queued by hand."""
+        _print(f"── join code for {one_line(join.agent.display)} ({join.channel}): {join.code} ──")
+        return sent(f"console-join-{join.agent.id}")

@@ -19,6 +19,7 @@ from relay.cli.directory import (
     cmd_agent_add,
     cmd_agent_list,
     cmd_agent_remove,
+    cmd_agent_verify,
     cmd_consent_grant,
     cmd_consent_list,
     cmd_consent_revoke,
@@ -104,6 +105,16 @@ def _add_agent(sub: Subcommands[Parser]) -> None:
     lst = agent.add_parser("list", help="list agents", description="List the agents (phone numbers shortened).")
     lst.add_argument("--json", action="store_true", help=JSON_HELP + " (numbers in full)")
     lst.set_defaults(func=cmd_agent_list)
+    verify = agent.add_parser(
+        "verify",
+        help="send a new join code to an agent's unconfirmed addresses",
+        description="Send a new join code to the agent's unconfirmed addresses (or to one channel's);"
+        " the running relay sends it, and the owner confirms by answering JOIN <code> or pressing Join.",
+    )
+    verify.add_argument("id", help="the agent's id")
+    verify.add_argument("--channel", choices=["slack", "sms", "whatsapp"], help="only this channel's address")
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
+    verify.set_defaults(func=cmd_agent_verify)
     rm = agent.add_parser("remove", help="remove an agent", description="Remove an agent; the id stays taken.")
     rm.add_argument("id", help="the agent's id")
     rm.set_defaults(func=cmd_agent_remove)

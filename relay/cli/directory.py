@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from inbox import Inbox
+from relay import settings as settings_mod
 from relay.cli.db import run
 from relay.cli.output import print_table
-from relay.directory import Directory
+from relay.directory import Directory, confirming
 from relay.redact import redact
 
 
@@ -20,8 +21,15 @@ def _comma(values: Sequence[str] | None) -> list[str]:
 
 
 def _directory(inbox: Inbox) -> Directory:
-    """The directory over the CLI's own connection; its times are the wall clock's."""
-    return Directory(inbox.writer, inbox.reader, clock=time.time)
+    """The directory over the CLI's own connection; its times are the wall clock's. A join code
+    it queues is sent by the running relay's outbox."""
+    settings = settings_mod.load(serving=False)
+    return Directory(inbox.writer, inbox.reader, clock=time.time, confirm_on=confirming(settings))
+
+
+def _confirmed(verified: dict[str, bool]) -> str:
+    """`sms yes, slack no`: each address and whether its owner confirmed it."""
+    return ", ".join(f"{channel} {'yes' if ok else 'no'}" for channel, ok in verified.items())
 
 
 def cmd_agent_add(args: argparse.Namespace) -> int:
@@ -44,10 +52,28 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
     for agent in agents:
         agent["phone"] = redact(agent["phone"])
         agent["whatsapp"] = redact(agent["whatsapp"])
+        agent["verified"] = _confirmed(agent["verified"])
     print_table(
         agents,
-        ["id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "quiet_hours", "tz", "active"],
-    )
+        [
+            "id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "verified", "quiet_hours",
+            "tz", "active",
+        ],
+    )  # fmt: skip
+    return 0
+
+
+def cmd_agent_verify(args: argparse.Namespace) -> int:
+    result = run(lambda inbox: _directory(inbox).verify(args.id, args.channel))
+    if args.json:
+        print(json.dumps(result))
+    elif result["sent"]:
+        print(f"join code sent to {args.id} on {', '.join(result['sent'])}; they confirm by answering it")
+    else:
+        print(
+            f"nothing to send: {args.id}'s addresses are {_confirmed(result['verified']) or 'none'}"
+            " (a code goes only to unconfirmed addresses, on channels this relay can send on)"
+        )
     return 0
 
 

@@ -89,6 +89,16 @@ async def handle_patch_agent(request: web.Request) -> web.Response:
 
 
 @admin
+async def handle_verify_agent(request: web.Request) -> web.Response:
+    """Send a new join code to the agent's unconfirmed addresses; `{"channel": "sms"}` names one."""
+    data = await _json_body(request)
+    if not isinstance(data, dict) or set(data) - {"channel"} or not isinstance(data.get("channel", ""), str):
+        raise BadRequestError('The body is optional; when given it is {"channel": "slack" | "sms" | "whatsapp"}.')
+    result = await request.app[DIRECTORY].verify(request.match_info["agent_id"], data.get("channel"))
+    return web.json_response(result, status=202)
+
+
+@admin
 async def handle_delete_agent(request: web.Request) -> web.Response:
     await request.app[DIRECTORY].remove_agent(request.match_info["agent_id"])
     return web.Response(status=204)

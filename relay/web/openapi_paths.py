@@ -145,6 +145,16 @@ def admin() -> dict[str, Any]:
                 parameters=agent_id,
             ),
         },
+        "/admin/agents/{agent_id}/verify": {
+            "post": operation(
+                "Send a new join code to the agent's unconfirmed addresses (or to one channel's)",
+                {202: json_answer(ref("Verifying"), "the channels a code was sent on, and every address's state")},
+                (*denied, 400, 404),
+                body={"application/json": {"schema": ref("VerifyIn")}},
+                security=ADMIN,
+                parameters=agent_id,
+            )
+        },
         "/admin/consents": {
             "get": operation(
                 "Consent grants",

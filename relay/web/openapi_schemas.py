@@ -75,6 +75,14 @@ def _listing(item: str) -> dict[str, Any]:
 
 _STRING = {"type": "string"}
 _STRINGS = {"type": "array", "items": _STRING}
+#: the channels whose address its owner confirms (CONTRACT section 8)
+ADDRESS_CHANNELS = ("slack", "sms", "whatsapp")
+#: each address an agent has, and whether its owner confirmed it
+_VERIFIED = {
+    "type": "object",
+    "properties": {channel: {"type": "boolean"} for channel in ADDRESS_CHANNELS},
+    "additionalProperties": False,
+}
 _BY = _obj(["id", "display"], {"id": _STRING, "display": _STRING})
 
 
@@ -151,6 +159,20 @@ def _answers() -> dict[str, Any]:
                 "tz": _nullable("string"),
                 "active": {"type": "boolean"},
                 "opted_out": _STRINGS,
+                "verified": _VERIFIED,
+            },
+        ),
+        "VerifyIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"channel": {"enum": list(ADDRESS_CHANNELS)}},
+        },
+        "Verifying": _obj(
+            ["id", "sent", "verified"],
+            {
+                "id": _STRING,
+                "sent": {"type": "array", "items": {"enum": list(ADDRESS_CHANNELS)}},
+                "verified": _VERIFIED,
             },
         ),
         "Grant": _obj(

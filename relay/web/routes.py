@@ -33,6 +33,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/admin/agents/{agent_id}", admin.handle_get_agent)
     r.add_patch("/admin/agents/{agent_id}", admin.handle_patch_agent)
     r.add_delete("/admin/agents/{agent_id}", admin.handle_delete_agent)
+    r.add_post("/admin/agents/{agent_id}/verify", admin.handle_verify_agent)
     r.add_get("/admin/consents", admin.handle_list_consents)
     r.add_post("/admin/consents", admin.handle_create_consent)
     r.add_delete("/admin/consents/{grant_id}", admin.handle_revoke_consent)

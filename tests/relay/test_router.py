@@ -96,6 +96,7 @@ def agent(id_: str = "ana", **changes: Any) -> Agent:
         slack_user=f"U{id_.upper()}",
         phone="+40700000001",
         whatsapp="+40700000002",
+        verified=frozenset({"slack", "sms", "whatsapp"}),
     )
     return dataclasses.replace(base, **changes)
 

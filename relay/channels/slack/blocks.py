@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relay import compose, loop
-from relay.delivery import Invite
+from relay.delivery import Invite, Join
 from relay.text import clip
 
 #: a suggested response's button: `care_ack_<n>` (1-based n, unique within the block).
@@ -193,3 +193,32 @@ def open_list(items: Sequence[tuple[Invite, str]]) -> str:
     if len(items) > 20:
         lines.append(f"…and {len(items) - 20} more.")
     return "\n".join(lines)
+
+
+#: the Join button's action id (CONTRACT section 8)
+JOIN_ACTION = "join_address"
+
+
+def join_blocks(join: Join) -> list[dict[str, Any]]:
+    """The DM that asks an agent to confirm their Slack account: the words and one Join button."""
+    return [
+        {"type": "section", "text": plain(compose.join_slack_text(join))},
+        {
+            "type": "actions",
+            "block_id": "join",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": JOIN_ACTION,
+                    "text": plain("Join"),
+                    "style": "primary",
+                    "value": join.code,
+                }
+            ],
+        },
+    ]
+
+
+def joined_blocks(display: str) -> list[dict[str, Any]]:
+    """The join DM once the button was pressed: the thanks, no button."""
+    return [{"type": "section", "text": plain(compose.joined_text(display))}]

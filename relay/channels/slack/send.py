@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from relay import compose
 from relay.channels.slack import blocks
-from relay.delivery import Delivery, Invite, LoopSnapshot, parse_retry_after, permanent, retry, sent
+from relay.delivery import Delivery, Invite, Join, LoopSnapshot, parse_retry_after, permanent, retry, sent
 from relay.headers import header
 
 __all__ = ["CALL_TIMEOUT_SEC", "RETRYABLE_ERRORS", "SlackChannel", "classify"]
@@ -107,6 +107,21 @@ class SlackChannel:
         except _ERRORS as exc:
             return classify(exc)
         return sent(provider_id)
+
+    async def ask_to_join(self, join: Join) -> Delivery:
+        """A DM with a Join button: the agent confirms this Slack account is theirs by pressing it."""
+        user = join.agent.slack_user
+        if not user:
+            return permanent("agent has no slack_user")
+        try:
+            channel = await self._open_dm(user)
+            async with asyncio.timeout(self._timeout):
+                answer = await self.client.chat_postMessage(
+                    channel=channel, text=compose.join_slack_text(join), blocks=blocks.join_blocks(join)
+                )
+        except _ERRORS as exc:
+            return classify(exc)
+        return sent(f"{answer['channel']}:{answer['ts']}")
 
     async def close(self) -> None:
         """Close the client's HTTP session (shared with Bolt's per-request clients)."""

@@ -16,15 +16,16 @@ from typing import assert_never
 from aiohttp import web
 
 from relay import compose
+from relay.addresses import Confirmed
 from relay.answers import Ack, Done, Outcome
 from relay.channels.twilio import replies
-from relay.channels.twilio.replies import ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
+from relay.channels.twilio.replies import JoinWith, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
 from relay.channels.twilio.webhook import MAX_SID_CHARS, message_sid, twiml, verified_form
 from relay.delivery import Invite
 from relay.errors import BadRequestError
 from relay.inbound import UnknownSender
 from relay.invitations import AgentRow, View
-from relay.keys import ANSWERS, INBOUND, INVITATIONS, METRICS
+from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, METRICS, SETTINGS
 from relay.redact import redact
 
 __all__ = ["INBOUND_PATH", "handle_inbound"]
@@ -56,8 +57,11 @@ async def handle_inbound(request: web.Request) -> web.Response:
         app[METRICS].inbound_messages.labels(channel, "replayed").inc()
         log.info("%s reply %s was already answered: not recorded again", channel, sid)
         return twiml()  # answered before: recorded once, and nothing is said twice
+    if channel == "whatsapp":  # any message in opens the agent's 24-hour session
+        await app[ADDRESSES].seen_on_whatsapp(row.id)
     try:
-        outcome, text = await _answer(app, row, channel, form.get("Body", ""))
+        # a quick-reply tap reads like the words of its payload
+        outcome, text = await _answer(app, row, channel, form.get("ButtonPayload") or form.get("Body") or "")
     except Exception:
         try:  # let Twilio's retry answer it afresh
             await app[INBOUND].release(sid)
@@ -113,6 +117,12 @@ async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) 
         if command.kind != "help":
             await app[INBOUND].opt(row.id, channel, opted_out=command.kind == "opt_out")
         return command.kind, None  # Twilio answers its own keywords
+    if isinstance(command, JoinWith):
+        return await _join(app, row, channel, command.code)
+    if app[SETTINGS].relay_verify_addresses and channel not in row.verified:
+        join = await app[ADDRESSES].to_ask(row.id, channel)
+        if join is not None:  # not confirmed yet: how to confirm, again; nothing of any loop
+            return "join_asked", compose.join_message(join)
     mine = _Open({}, {})
     for view, invite in await app[INVITATIONS].open_for(row):
         if view.code:
@@ -146,8 +156,18 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
             return f"refused:{reading.reason}", replies.problem_text(reading, mine.opens)
         case TwilioKeyword():  # answered before the grammar was asked; resolve passes it through
             return reading.kind, None
+        case JoinWith():  # likewise
+            return await _join(app, row, channel, reading.code)
         case _:
             assert_never(reading)
+
+
+async def _join(app: web.Application, row: AgentRow, channel: str, code: str) -> tuple[str, str]:
+    """`JOIN <code>` from the agent's own number: confirmed when it is the code this number was sent."""
+    result = await app[ADDRESSES].confirm(row.id, channel, code)
+    if result is Confirmed.CONFIRMED:
+        return "join:confirmed", compose.joined_text(row.display)
+    return f"join:{result}", replies.NOT_JOINED[str(result)]
 
 
 def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> str:

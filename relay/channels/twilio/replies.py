@@ -12,6 +12,7 @@ The grammar, as implemented::
     HELP | INFO                                                           -> nothing of ours
         (the whole message is the keyword, as Twilio matches them; Twilio answers these
         itself, so the relay never uses them as its own words)
+    JOIN <code>                           -> the owner confirms this number (CONTRACT section 8)
     LIST                                  -> the agent's open invitations with their codes
     MENU                                  -> how to answer
     [CODE] <n | response>                 -> care.ack with the n-th suggested response (1-based)
@@ -96,7 +97,14 @@ class Blank:
     """Nothing but spaces."""
 
 
-Command = TwilioKeyword | ListOpen | ShowMenu | Answer | Close | Blank
+@dataclass(frozen=True)
+class JoinWith:
+    """`JOIN <code>`: the owner of an address confirms it with the code it was sent ("" if none given)."""
+
+    code: str
+
+
+Command = TwilioKeyword | ListOpen | ShowMenu | Answer | Close | Blank | JoinWith
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -123,6 +131,8 @@ def parse(text: str) -> Command:
     if head_words and head_words[0].upper() == "DONE":
         return Close(head_words[1:], note.strip()[:MAX_NOTE] if colon else "")
     words = _words(clean)
+    if words and words[0].upper() == "JOIN" and len(words) <= 2:
+        return JoinWith(words[1].upper() if len(words) == 2 else "")
     if len(words) == 1 and words[0].upper() in _ONE_WORD:
         return _ONE_WORD[words[0].upper()]
     return Answer(words) if words else Blank()
@@ -172,7 +182,7 @@ class Problem:
     typed: str | None = None
 
 
-Reading = Ack | Done | Remind | Problem | TwilioKeyword | ListOpen | ShowMenu
+Reading = Ack | Done | Remind | Problem | TwilioKeyword | ListOpen | ShowMenu | JoinWith
 
 
 def looks_like_code(word: str) -> bool:
@@ -224,7 +234,7 @@ def _close(invite: OpenInvite, rest: tuple[str, ...], note: str) -> Done | Probl
 
 def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
     """What a parsed reply means, given the agent's open invitations (oldest first)."""
-    if isinstance(command, (TwilioKeyword, ListOpen, ShowMenu)):
+    if isinstance(command, (TwilioKeyword, ListOpen, ShowMenu, JoinWith)):
         return command
     if isinstance(command, Blank):
         return Problem("not_understood")
@@ -245,6 +255,13 @@ def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
 def choices(invite: OpenInvite) -> str:
     """`1 soft-checkin, 2 hold-space`"""
     return ", ".join(f"{n} {r}" for n, r in enumerate(invite.responses, start=1))
+
+
+#: what a JOIN that did not confirm says, by why
+NOT_JOINED = {
+    "already": "This number is already confirmed — thank you. Reply STOP to refuse invitations here.",
+    "wrong_code": "That code does not match the one sent to this number. Ask your admin to send a new one.",
+}
 
 
 def menu_text(example: str | None = None) -> str:

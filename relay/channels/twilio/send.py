@@ -17,7 +17,7 @@ from twilio.rest import Client
 
 from relay import compose
 from relay.channels.twilio import client as twilio_client
-from relay.delivery import Delivery, Invite, LoopSnapshot, permanent, retry, sent
+from relay.delivery import Delivery, Invite, Join, LoopSnapshot, permanent, retry, sent
 
 __all__ = ["UNSUBSCRIBED", "TwilioChannel", "whatsapp_address"]
 
@@ -46,15 +46,29 @@ class TwilioChannel:
 
     async def send(self, invite: Invite) -> Delivery:
         """Send the invitation to the agent's number on this channel."""
-        number = invite.agent.phone if self.name == "sms" else invite.agent.whatsapp
+        delivery = await self._create(
+            invite.agent.phone if self.name == "sms" else invite.agent.whatsapp,
+            body=compose.text_message(invite),
+            status_callback=self._status_callback,
+        )
+        if delivery.ok:
+            log.info("%s invitation %s accepted by Twilio as %s", self.name, invite.invitation_id, delivery.provider_id)
+        return delivery
+
+    async def ask_to_join(self, join: Join) -> Delivery:
+        """The one message an unconfirmed number gets: who added it, and JOIN <code> or STOP."""
+        return await self._create(
+            join.agent.phone if self.name == "sms" else join.agent.whatsapp, body=compose.join_message(join)
+        )
+
+    async def _create(self, number: str | None, **fields: str) -> Delivery:
+        """One message to the agent's number on this channel, Twilio's answer as a Delivery."""
         if not number:
             return permanent(f"agent has no {self.name} number in the directory")
         to = whatsapp_address(number) if self.name == "whatsapp" else number
         try:
             # Awaited in this task (never wait_for / create_task): Retry-After is read from a ContextVar.
-            message = await self._client.messages.create_async(
-                to=to, from_=self._from, body=compose.text_message(invite), status_callback=self._status_callback
-            )
+            message = await self._client.messages.create_async(to=to, from_=self._from, **fields)
         except TwilioRestException as exc:
             return self._refused(exc)
         except TimeoutError:
@@ -63,7 +77,6 @@ class TwilioChannel:
             return retry(f"connection error ({type(exc).__name__})")
         except TwilioException as exc:  # e.g. an unreadable answer: Twilio may not have taken it
             return retry(f"Twilio client error ({type(exc).__name__})")
-        log.info("%s invitation %s accepted by Twilio as %s", self.name, invite.invitation_id, message.sid)
         return sent(message.sid)
 
     def _refused(self, exc: TwilioRestException) -> Delivery:
