@@ -67,6 +67,26 @@ def _configuration(settings: Settings) -> Iterable[Finding]:
         )
 
 
+def _confirmation(settings: Settings, agents: list[dict[str, Any]]) -> Iterable[Finding]:
+    """Addresses nobody confirmed: with the requirement off, every one; with it on, each agent's waiting ones."""
+    if not settings.relay_verify_addresses:
+        yield Finding(
+            "verification_off",
+            "RELAY_VERIFY_ADDRESSES is off: invitations go to addresses their owners never confirmed,"
+            " so a mistyped number reaches a stranger; turn it on outside a trial",
+        )
+        return
+    for agent in agents:
+        waiting = [channel for channel, ok in (agent.get("verified") or {}).items() if not ok]
+        if agent["active"] and waiting:
+            yield Finding(
+                "address_unconfirmed",
+                f"agent {one_line(agent['id'])} has not confirmed their {', '.join(waiting)} address: no invitation"
+                f" goes there until they answer the join code (`care-relay agent verify {one_line(agent['id'])}`"
+                " sends a new one)",
+            )
+
+
 def _half(name: str, values: Mapping[str, str | None]) -> Iterable[Finding]:
     missing = [key for key, value in values.items() if not value]
     if missing and len(missing) < len(values):
@@ -124,7 +144,11 @@ def findings(
     settings: Settings, agents: list[dict[str, Any]], grants: list[dict[str, Any]], *, now: datetime
 ) -> list[Finding]:
     """Everything worth an operator's attention, in a stable order. Pure: no I/O, `now` given."""
-    return [*_configuration(settings), *_directory(agents, grants, settings.configured_channels, now)]
+    return [
+        *_configuration(settings),
+        *_confirmation(settings, agents),
+        *_directory(agents, grants, settings.configured_channels, now),
+    ]
 
 
 async def _read(directory: Directory) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

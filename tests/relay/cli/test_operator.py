@@ -101,6 +101,14 @@ CHECKS = [
     ("no public url", {"relay_public_base_url": None}, [], [], ["public_url_unset"]),
     ("slack half", {"slack_bot_token": "xoxb-1"}, [], [], ["slack_half_configured"]),
     ("twilio half", {"twilio_auth_token": "t" * 20}, [], [], ["twilio_half_configured"]),
+    ("verification off", {"relay_verify_addresses": False}, [], [], ["verification_off"]),
+    (
+        "an address waiting for its owner",
+        {},
+        [_agent("ana", groups=["g"], phone="+40722123456", verified={"sms": False})],
+        [_grant("gr_1", ["g"])],
+        ["address_unconfirmed"],
+    ),
     (
         "twilio with no sender",
         {"twilio_account_sid": "AC1", "twilio_auth_token": "t" * 20, "twilio_sms_from": None},
@@ -116,7 +124,12 @@ def test_check_names_what_would_surprise_an_operator(
     case: str, overrides: dict[str, Any], agents: list[dict[str, Any]], grants: list[dict[str, Any]], kinds: list[str]
 ) -> None:
     """Each surprising configuration or directory entry is one finding of its kind; a sound one none."""
-    values = {"relay_public_base_url": "https://relay.example.org", "twilio_sms_from": "+15005550006", **overrides}
+    values = {
+        "relay_public_base_url": "https://relay.example.org",
+        "twilio_sms_from": "+15005550006",
+        "relay_verify_addresses": True,
+        **overrides,
+    }
     if "twilio_account_sid" not in overrides and "twilio_auth_token" not in overrides:
         values |= {"twilio_account_sid": "AC1", "twilio_auth_token": "t" * 20}
     settings = make_settings("sqlite+aiosqlite:///unused.db", **values)
@@ -125,16 +138,22 @@ def test_check_names_what_would_surprise_an_operator(
 
 def test_check_reads_the_directory_and_exits_1_with_one_line_per_finding(tmp_path: Path) -> None:
     """`care-relay check` on a real database: exit 0 when sound, 1 with one line per finding (or JSON)."""
-    env = clean_env(**SERVING_ENV, RELAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/relay.db")
+    env = clean_env(
+        **{**SERVING_ENV, "RELAY_VERIFY_ADDRESSES": "true"},
+        RELAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/relay.db",
+    )
     assert cli(env, tmp_path, "check").startswith("ok: 0 agents and 0 grants")
     cli(env, tmp_path, "agent", "add", "ana", "--display", "Ana", "--group", "g", "--phone", "+40722123456")
     cli(env, tmp_path, "consent", "grant", "actor:raz", "--scope", "panic.ui", "--group", "g,h", "--by", "admin")
     done = run_cli({**env, "SLACK_BOT_TOKEN": "xoxb-only-half"}, tmp_path, "check")
     assert done.returncode == 1, done.stderr
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0].startswith("Slack is half-configured: SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not")
-    assert lines[1].startswith("agent ana has no usable channel")
-    assert "names group h, which no active agent is in" in lines[2]
+    assert lines[1].startswith("agent ana has not confirmed their sms address")
+    assert lines[2].startswith("agent ana has no usable channel")
+    assert "names group h, which no active agent is in" in lines[3]
     as_json = json.loads(run_cli(env, tmp_path, "check", "--json").stdout)
-    assert [f["kind"] for f in as_json] == ["agent_unreachable", "group_empty"]
+    assert [f["kind"] for f in as_json] == ["address_unconfirmed", "agent_unreachable", "group_empty"]
+    off = json.loads(run_cli({**env, "RELAY_VERIFY_ADDRESSES": "false"}, tmp_path, "check", "--json").stdout)
+    assert [f["kind"] for f in off] == ["verification_off", "agent_unreachable", "group_empty"]
