@@ -20,6 +20,7 @@ from relay.app import create_app
 from relay.channels.slack import home
 from relay.channels.slack import inbound as slack
 from relay.keys import WRITER
+from relay.settings import ConfigError, load
 from tests.fakes.slack import (
     APP_TOKEN,
     DEFAULT_TOKEN,
@@ -244,3 +245,15 @@ async def test_app_home_over_the_http_events_route(start: Start, fake: FakeSlack
     assert (await client.post("/slack/events", data=body, headers=headers)).status == 200
     (published,) = fake.calls_to("views.publish")
     assert published["user_id"] == BO and len(home_items(fake, BO)) == 1
+
+
+def test_the_app_token_is_a_secret_and_must_be_an_app_level_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLACK_APP_TOKEN stays out of repr; a token of another kind is refused in one line that does not echo it."""
+    settings = make_settings("sqlite+aiosqlite:///unused.db", slack_bot_token=DEFAULT_TOKEN, slack_app_token=APP_TOKEN)
+    assert APP_TOKEN not in repr(settings) and settings.slack_socket_mode and "slack" in settings.configured_channels
+    monkeypatch.setenv("SLACK_APP_TOKEN", DEFAULT_TOKEN)
+    with pytest.raises(ConfigError) as refused:
+        load(serving=False)
+    message = str(refused.value)
+    assert message.startswith("SLACK_APP_TOKEN: an app-level token starts with xapp-") and DEFAULT_TOKEN not in message
+    assert "\n" not in message
