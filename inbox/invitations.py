@@ -314,6 +314,17 @@ def open_invitations(tx: Tx, agent_id: str) -> list[InvitationRecord]:
     return [_record(r) for r in rows]
 
 
+def newest_open_invitations(tx: Tx, agent_id: str, limit: int) -> list[InvitationRecord]:
+    """An agent's `limit` newest invitations whose loop is still open (not skipped), newest first."""
+    # reply_code's key starts with agent_id: only this agent's open loops are read
+    rows = tx.execute(
+        f"{_RECORD_FROM} JOIN reply_code r ON r.invitation_id = i.id"
+        " WHERE r.agent_id = ? AND i.status <> 'skipped' AND s.status IN (?, ?) ORDER BY i.id DESC LIMIT ?",
+        (agent_id, *OPEN_STATUSES, max(0, limit)),
+    ).fetchall()
+    return [_record(r) for r in rows]
+
+
 def loop_detail(tx: Tx, signal_id: int) -> LoopDetail:
     """Invitations, acks (with the agent's display; their id once they are gone) and the done of one signal."""
     invitations = tx.execute(

@@ -23,6 +23,7 @@ from receivers import read_signal
 from relay import channels, logs
 from relay.addresses import Addresses
 from relay.answers import Answers
+from relay.channels.slack import start_socket_mode, stop_socket_mode
 from relay.deliveries import Deliveries
 from relay.directory import Directory, confirming
 from relay.inbound import Inbound
@@ -138,11 +139,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     if app[RUN_OUTBOX]:
         outbox.start()
+    socket_mode = start_socket_mode(app, settings)  # Slack's answers over a WebSocket, when so configured
     retention = asyncio.create_task(_purge_bodies(app), name="retention")
     flusher = asyncio.create_task(_flush_logs(), name="log-flush")
     try:
         yield
     finally:
+        await stop_socket_mode(socket_mode)  # no answers arrive while the rest stops
         retention.cancel()
         flusher.cancel()
         await asyncio.gather(retention, flusher, return_exceptions=True)

@@ -23,6 +23,7 @@ from inbox.invitations import (
     invitation,
     invitations_by_id,
     loop_detail,
+    newest_open_invitations,
     open_invitations,
 )
 from inbox.reader import Reader
@@ -195,6 +196,12 @@ class Invitations:
     async def open_for(self, agent_row: AgentRow) -> list[tuple[View, Invite]]:
         """An agent's open invitations, oldest first, each with its words (purged ones left out)."""
         views = await self._reader.run(open_invitations, agent_row.id)
+        pairs = [(view, self.invite_from(view, agent_row)) for view in views]
+        return [(view, invite) for view, invite in pairs if invite is not None]
+
+    async def newest_open_for(self, agent_row: AgentRow, limit: int = 20) -> list[tuple[View, Invite]]:
+        """An agent's `limit` newest open invitations, newest first, each with its words (purged ones left out)."""
+        views = await self._reader.run(newest_open_invitations, agent_row.id, limit)
         pairs = [(view, self.invite_from(view, agent_row)) for view in views]
         return [(view, invite) for view, invite in pairs if invite is not None]
 

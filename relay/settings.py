@@ -88,6 +88,8 @@ class Settings(BaseSettings):
 
     slack_bot_token: str | None = Field(None, repr=False)
     slack_signing_secret: str | None = Field(None, repr=False)
+    #: an app-level token (xapp-…): Slack over Socket Mode, no public URL or signing secret needed
+    slack_app_token: str | None = Field(None, repr=False)
     slack_api_url: str = "https://slack.com/api/"
 
     twilio_account_sid: str | None = None
@@ -180,6 +182,7 @@ class Settings(BaseSettings):
         "aisha_callback_secret",
         "slack_bot_token",
         "slack_signing_secret",
+        "slack_app_token",
         "twilio_account_sid",
         "twilio_auth_token",
         "twilio_sms_from",
@@ -193,6 +196,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().startswith("xapp-"):
+            # the value itself is a secret: never echoed
+            raise ValueError(
+                "an app-level token starts with xapp- (Basic Information → App-Level Tokens, scope"
+                " connections:write); a bot token (xoxb-) goes in SLACK_BOT_TOKEN"
+            )
+        return None if value is None else value.strip()
 
     @model_validator(mode="after")
     def _callbacks_need_secrets(self) -> Settings:
@@ -217,7 +231,24 @@ class Settings(BaseSettings):
 
     @property
     def slack_enabled(self) -> bool:
-        return bool(self.slack_bot_token and self.slack_signing_secret)
+        """A bot token, and a way for Slack to reach the relay: signed HTTP requests or Socket Mode."""
+        return bool(self.slack_bot_token and (self.slack_signing_secret or self.slack_app_token))
+
+    @property
+    def slack_socket_mode(self) -> bool:
+        """Slack's presses, modals, commands and events arrive over Socket Mode (SLACK_APP_TOKEN)."""
+        return self.slack_enabled and bool(self.slack_app_token)
+
+    @property
+    def slack_mode(self) -> str:
+        """How Slack is set up, in words for `care-relay check`."""
+        if not self.slack_enabled:
+            return "off"
+        if self.slack_app_token and self.slack_signing_secret:
+            return "Socket Mode (SLACK_APP_TOKEN), with POST /slack/events also verified by SLACK_SIGNING_SECRET"
+        if self.slack_app_token:
+            return "Socket Mode (SLACK_APP_TOKEN): no public URL needed"
+        return "HTTP: Slack posts to /slack/events, verified by SLACK_SIGNING_SECRET"
 
     @property
     def twilio_enabled(self) -> bool:

@@ -7,8 +7,18 @@ import shutil
 import subprocess
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+
+from relay.app import create_app
+from relay.channels.slack import scopes
+from relay.channels.slack.lookup import user_id_by_email
+from tests.fakes.slack import APP_TOKEN, DEFAULT_TOKEN, FakeSlack, app_home_opened, slash_command_fields
+from tests.relay.channels.test_slack import ADMIN, AGENTS, ANA, GRANT, STRANGER, drain
+from tests.relay.channels.test_slack_socket_mode import invited, press, submit
+from tests.support import make_settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -109,3 +119,49 @@ def test_systemd_unit_scores_ok_in_systemd_analyze_security() -> None:
     if found is None:
         pytest.skip(f"systemd-analyze here cannot judge a unit offline: {(done.stderr or done.stdout).strip()[:200]}")
     assert float(found.group(1)) <= 3.0 and found.group(2) == "OK", done.stdout[-2000:]
+
+
+MANIFEST = DEPLOY / "slack-app-manifest.yaml"
+
+
+async def _methods_the_relay_calls(aiohttp_client: Any, database_url: str, fake: FakeSlack) -> set[str]:
+    """Every Web API method FakeSlack saw on one loop over Socket Mode, the Home tab, a refusal and a lookup."""
+    settings = make_settings(
+        database_url, slack_bot_token=DEFAULT_TOKEN, slack_app_token=APP_TOKEN, slack_api_url=fake.api_url
+    )
+    client = await aiohttp_client(create_app(settings, run_outbox=False))
+    for agent in ("ana", "bo"):
+        assert (await client.post("/admin/agents", json=AGENTS[agent], headers=ADMIN)).status == 201
+    assert (await client.post("/admin/consents", json=GRANT, headers=ADMIN)).status == 201
+    await fake.wait_connected()
+    answer, invitation = await invited(client, fake)
+    await press(fake, ANA, "care_ack_1", f"{invitation}:1")
+    await press(fake, STRANGER, "care_ack_1", f"{invitation}:1")
+    await press(fake, ANA, "care_done", str(invitation))
+    await submit(fake, ANA, invitation, "held-space")
+    await drain(client)
+    await fake.push("slash_commands", slash_command_fields(user_id=ANA))
+    await fake.push("events_api", app_home_opened(ANA))
+    fake.add_user(ANA, "ana@example.org")
+    assert await user_id_by_email(settings, "ana@example.org") == ANA
+    assert answer["status"] == "invited"
+    return set(fake.methods())
+
+
+async def test_slack_manifest_asks_for_exactly_the_scopes_the_relay_uses(
+    slack: FakeSlack, aiohttp_client: Any, database_url: str
+) -> None:
+    """The manifest's bot scopes are those of the methods the relay was seen calling; events and surfaces match."""
+    manifest = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    called = await _methods_the_relay_calls(aiohttp_client, database_url, slack)
+    assert "apps.connections.open" in called  # Socket Mode, with the app-level token (connections:write)
+    bot_methods = called - {"apps.connections.open"}
+    assert bot_methods == set(scopes.METHOD_SCOPES), (
+        "the scope table names a method the relay does not call, or misses one"
+    )
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == scopes.bot_scopes(frozenset(bot_methods))
+    settings = manifest["settings"]
+    assert settings["event_subscriptions"]["bot_events"] == list(scopes.BOT_EVENTS)
+    assert settings["interactivity"]["is_enabled"] is True and "socket_mode_enabled" in settings
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/care"]
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True

@@ -94,7 +94,13 @@ def _add_agent(sub: Subcommands[Parser]) -> None:
     add.add_argument("id", help="a new id (letters, digits, . _ -); a removed agent's id stays taken")
     add.add_argument("--display", required=True, help="the name people read, e.g. Ana")
     add.add_argument("--group", action="append", default=[], help="a group the agent is in (repeat, or comma-separate)")
-    add.add_argument("--slack-user", dest="slack_user", help="Slack user id, e.g. U024BE7LH")
+    slack_who = add.add_mutually_exclusive_group()
+    slack_who.add_argument("--slack-user", dest="slack_user", help="Slack user id, e.g. U024BE7LH")
+    slack_who.add_argument(
+        "--slack-email",
+        dest="slack_email",
+        help="find the Slack user id by email (users.lookupByEmail, with SLACK_BOT_TOKEN), e.g. ana@example.org",
+    )
     add.add_argument("--phone", help="SMS number, +E.164 (e.g. +40722123456)")
     add.add_argument("--whatsapp", help="WhatsApp number, +E.164")
     add.add_argument("--channels", help="order of preference, e.g. slack,sms,whatsapp")

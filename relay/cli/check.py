@@ -56,8 +56,7 @@ def _configuration(settings: Settings) -> Iterable[Finding]:
                 f"RELAY_PUBLIC_BASE_URL is plain http outside loopback ({parts.hostname}): action links and"
                 " Twilio's signatures travel unencrypted; put TLS in front and use https://",
             )
-    slack = {"SLACK_BOT_TOKEN": settings.slack_bot_token, "SLACK_SIGNING_SECRET": settings.slack_signing_secret}
-    yield from _half("slack", slack)
+    yield from _slack(settings)
     twilio = {"TWILIO_ACCOUNT_SID": settings.twilio_account_sid, "TWILIO_AUTH_TOKEN": settings.twilio_auth_token}
     yield from _half("twilio", twilio)
     if settings.twilio_enabled and not (settings.twilio_sms_from or settings.twilio_whatsapp_from):
@@ -85,6 +84,29 @@ def _confirmation(settings: Settings, agents: list[dict[str, Any]]) -> Iterable[
                 f" goes there until they answer the join code (`care-relay agent verify {one_line(agent['id'])}`"
                 " sends a new one)",
             )
+
+
+def _slack(settings: Settings) -> Iterable[Finding]:
+    """A bot token needs a road in (SLACK_SIGNING_SECRET for HTTP, SLACK_APP_TOKEN for Socket Mode), and the other way round."""
+    inbound = [name for name, value in (("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+                                        ("SLACK_APP_TOKEN", settings.slack_app_token)) if value]  # fmt: skip
+    if settings.slack_bot_token and not inbound:
+        yield Finding(
+            "slack_half_configured",
+            "Slack is half-configured: SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not (nor SLACK_APP_TOKEN,"
+            " for Socket Mode); the Slack channel stays off until one of them is",
+        )
+    elif inbound and not settings.slack_bot_token:
+        yield Finding(
+            "slack_half_configured",
+            f"Slack is half-configured: {' and '.join(inbound)} {'is' if len(inbound) == 1 else 'are'} set but"
+            " SLACK_BOT_TOKEN is not; the Slack channel stays off until it is",
+        )
+
+
+def slack_mode_line(settings: Settings) -> str | None:
+    """How the relay talks to Slack, for the operator (None when Slack is off)."""
+    return f"slack: {settings.slack_mode}" if settings.slack_enabled else None
 
 
 def _half(name: str, values: Mapping[str, str | None]) -> Iterable[Finding]:
@@ -161,9 +183,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"dev": True})
     agents, grants = run(lambda inbox: _read(Directory(inbox.writer, inbox.reader, clock=time.time)))
     found = findings(settings, agents, grants, now=datetime.now(UTC))
+    mode = slack_mode_line(settings)
     if args.json:
         print(json.dumps([asdict(f) for f in found], indent=2))
-    elif found:
+        return 1 if found else 0
+    if mode:
+        print(mode)
+    if found:
         for finding in found:
             print(finding.message)
     else:

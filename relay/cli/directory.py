@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from collections.abc import Sequence
@@ -10,8 +11,10 @@ from typing import Any
 
 from inbox import Inbox
 from relay import settings as settings_mod
+from relay.channels.slack.lookup import SlackLookupError, user_id_by_email
 from relay.cli.db import run
 from relay.cli.output import print_table
+from relay.cli.problems import CliError
 from relay.directory import Directory, confirming
 from relay.redact import redact
 
@@ -32,8 +35,18 @@ def _confirmed(verified: dict[str, bool]) -> str:
     return ", ".join(f"{channel} {'yes' if ok else 'no'}" for channel, ok in verified.items())
 
 
+def _slack_user_by_email(email: str) -> str:
+    """`--slack-email`: the Slack user id, asked of Slack before the directory is touched."""
+    try:
+        return asyncio.run(user_id_by_email(settings_mod.load(serving=False), email))
+    except SlackLookupError as exc:
+        raise CliError(str(exc)) from None
+
+
 def cmd_agent_add(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"id": args.id, "display": args.display, "groups": _comma(args.group)}
+    if getattr(args, "slack_email", None):
+        args.slack_user = _slack_user_by_email(args.slack_email)
     for key in ("slack_user", "phone", "whatsapp", "quiet_hours", "tz"):
         if getattr(args, key):
             data[key] = getattr(args, key)

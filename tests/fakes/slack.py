@@ -41,6 +41,16 @@ timeout (``AsyncWebClient(timeout=...)`` is an aiohttp *total* timeout) raises
 ``asyncio.TimeoutError`` (builtin ``TimeoutError``), not a retried connection
 error -- see ``test_delay_makes_the_client_time_out``.
 
+Socket Mode (https://api.slack.com/apis/socket-mode): ``apps.connections.open`` with the
+app-level token (``Authorization: Bearer xapp-...``; a bot token is
+``not_allowed_token_type``) answers ``{"ok": true, "url": "ws://127.0.0.1:<port>/link/?ticket=..."}``,
+a WebSocket served by a second local server. A connection with a ticket the fake issued
+(each ticket works once) first receives ``{"type": "hello", "num_connections", "debug_info",
+"connection_info"}``; ``await fake.push(type, payload)`` then sends an envelope
+``{"envelope_id", "type", "payload", "accepts_response_payload"}`` and returns the client's
+ack ``{"envelope_id", "payload"?}``; ``await fake.disconnect()`` sends
+``{"type": "disconnect", "reason": "refresh_requested"}`` (the client asks for a new URL).
+
 Errors the fake answers on its own (HTTP 200, ``{"ok": false, "error": ...}``,
 as slack.com does): ``not_authed`` (no token at all), ``invalid_auth`` (a token
 other than ``FakeSlack.token``), ``unknown_method``, ``channel_not_found``,
@@ -58,16 +68,18 @@ import hmac
 import itertools
 import json
 import time
+import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 __all__ = [
     "APP_ID",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_USER_ID",
     "DEFAULT_TOKEN",
@@ -76,15 +88,22 @@ __all__ = [
     "Call",
     "FakeSlack",
     "RawRequest",
+    "app_home_opened",
     "block_action",
+    "block_action_payload",
+    "event_request",
     "plain_text_input",
     "sign",
     "slash_command",
+    "slash_command_fields",
     "static_select",
     "view_submission",
+    "view_submission_payload",
 ]
 
 DEFAULT_TOKEN = "xoxb-0000000000-fake-relay-token"
+#: the app-level token Socket Mode connects with (connections:write)
+APP_TOKEN = "xapp-1-A0FAKEAPP-0000000000-fake-app-level-token"
 TEAM_ID = "T0FAKETEAM"
 APP_ID = "A0FAKEAPP"
 BOT_ID = "B0FAKEBOT"
@@ -103,7 +122,12 @@ METHODS = (
     "chat.postEphemeral",
     "views.open",
     "views.update",
+    "views.publish",
+    "users.lookupByEmail",
+    "apps.connections.open",
 )
+#: how long `push` and `wait_connected` wait by default (a test's deadline, never a sleep)
+SOCKET_TIMEOUT_SEC = 5.0
 
 
 class Call(NamedTuple):
@@ -175,10 +199,12 @@ class FakeSlack:
         bot_user_id: str = BOT_USER_ID,
         bot_id: str = BOT_ID,
         app_id: str = APP_ID,
-        scopes: str = "chat:write,im:write,commands",
+        scopes: str = "chat:write,im:write,commands,users:read,users:read.email",
         strict: bool = True,
+        app_token: str = APP_TOKEN,
     ) -> None:
         self.token = token
+        self.app_token = app_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -195,6 +221,23 @@ class FakeSlack:
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         #: opened views by view id, kept current by views.update.
         self.views: dict[str, dict[str, Any]] = {}
+        #: the Home tab published for each user (views.publish), the latest one.
+        self.home_views: dict[str, dict[str, Any]] = {}
+        #: workspace members users.lookupByEmail finds, by id (`add_user`).
+        self.users: dict[str, dict[str, Any]] = {}
+        #: Socket Mode: tickets handed out and not yet used, open sockets, acks received.
+        self._tickets: set[str] = set()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        #: every message a Socket Mode client sent (acks, anything else), parsed, in order.
+        self.socket_received: list[dict[str, Any]] = []
+        #: how many WebSocket connections were accepted so far.
+        self.connections = 0
+        self._socket_changed = asyncio.Event()
+        self._socket_runner: web.AppRunner | None = None
+        self._socket_port: int | None = None
+        self.socket_app = web.Application()
+        self.socket_app.router.add_get("/link/", self._handle_socket)
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._ts_counter = itertools.count(1)
         self._id_counter = itertools.count(1)
@@ -217,11 +260,22 @@ class FakeSlack:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self._port = self._runner.addresses[0][1]
+        self._socket_runner = web.AppRunner(self.socket_app, access_log=None, shutdown_timeout=1.0)
+        await self._socket_runner.setup()
+        await web.TCPSite(self._socket_runner, "127.0.0.1", 0).start()
+        self._socket_port = self._socket_runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
-        """Wake any delayed answers and shut the server down."""
+        """Wake any delayed answers, close every socket and shut both servers down."""
         self._closing.set()
+        for future in self._pending.values():
+            future.cancel()
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._socket_runner is not None:
+            await self._socket_runner.cleanup()
+            self._socket_runner = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -311,6 +365,131 @@ class FakeSlack:
             status = 500
         for _ in range(times):
             self._failures[method].append(_Failure(status, retry_after, error, delay))
+
+    def add_user(self, user_id: str, email: str, *, name: str | None = None) -> dict[str, Any]:
+        """A workspace member users.lookupByEmail finds by ``email`` (case-insensitive, as Slack does)."""
+        user = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name or email.split("@", maxsplit=1)[0],
+            "deleted": False,
+            "is_bot": False,
+            "profile": {"email": email, "real_name": name or email.split("@", maxsplit=1)[0]},
+        }
+        self.users[user_id] = user
+        return user
+
+    # ------------------------------------------------------------------ Socket Mode
+
+    @property
+    def socket_url(self) -> str:
+        """Root of the Socket Mode server, e.g. ``ws://127.0.0.1:54322/``."""
+        if self._socket_port is None:
+            raise RuntimeError("FakeSlack is not started")
+        return f"ws://127.0.0.1:{self._socket_port}/"
+
+    async def wait_connected(self, count: int = 1, *, timeout: float = SOCKET_TIMEOUT_SEC) -> None:  # noqa: ASYNC109 - a test's deadline
+        """Wait until ``count`` WebSocket connections were accepted and one is open (hello sent)."""
+
+        async def _wait() -> None:
+            while self.connections < count or not self._open_sockets():
+                self._socket_changed.clear()
+                await self._socket_changed.wait()
+
+        try:
+            await asyncio.wait_for(_wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"FakeSlack: expected {count} Socket Mode connection(s) within {timeout}s, got {self.connections}"
+                f" ({len(self._open_sockets())} open); apps.connections.open calls:"
+                f" {len(self.calls_to('apps.connections.open'))}"
+            ) from None
+
+    async def push(
+        self,
+        envelope_type: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int | None = None,
+        timeout: float = SOCKET_TIMEOUT_SEC,  # noqa: ASYNC109 - a test's deadline
+    ) -> dict[str, Any]:
+        """Send one envelope over the newest open socket and return the client's ack.
+
+        ``envelope_type`` is ``interactive``, ``events_api`` or ``slash_commands``. Unless
+        given, ``accepts_response_payload`` is what Slack sends: true for slash commands
+        and view submissions, false for other interactions and for events.
+        """
+        if envelope_type not in ("interactive", "events_api", "slash_commands"):
+            raise ValueError(f"not a Socket Mode envelope type: {envelope_type!r}")
+        await self.wait_connected(timeout=timeout)
+        if accepts_response_payload is None:
+            accepts_response_payload = envelope_type == "slash_commands" or payload.get("type") == "view_submission"
+        envelope_id = str(uuid.uuid4())
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": envelope_type,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if envelope_type == "events_api":
+            envelope["retry_attempt"] = retry_attempt or 0
+            envelope["retry_reason"] = "timeout" if retry_attempt else ""
+        acked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[envelope_id] = acked
+        try:
+            await self._open_sockets()[-1].send_str(json.dumps(envelope))
+            return await asyncio.wait_for(acked, timeout)
+        except TimeoutError:
+            raise AssertionError(f"FakeSlack: no ack for the {envelope_type} envelope within {timeout}s") from None
+        finally:
+            self._pending.pop(envelope_id, None)
+
+    async def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Slack's notice that the connection is about to end: the client opens a new one."""
+        for ws in self._open_sockets():
+            await ws.send_str(json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}}))
+
+    def _open_sockets(self) -> list[web.WebSocketResponse]:
+        return [ws for ws in self._sockets if not ws.closed]
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(status=401, text="invalid ticket")  # Slack refuses the upgrade
+        self._tickets.discard(ticket)
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self.connections += 1
+        await ws.send_str(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._open_sockets()),
+                    "debug_info": {"host": "fake-applink", "build_number": 1, "approximate_connection_time": 18060},
+                    "connection_info": {"app_id": self.app_id},
+                }
+            )
+        )
+        self._socket_changed.set()
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    received = json.loads(message.data)
+                except ValueError:
+                    continue
+                if not isinstance(received, dict):
+                    continue
+                self.socket_received.append(received)
+                pending = self._pending.get(str(received.get("envelope_id")))
+                if pending is not None and not pending.done():
+                    pending.set_result(received)
+        finally:
+            self._socket_changed.set()
+        return ws
 
     def new_response_url(self) -> str:
         """A ``response_url`` served by this fake (POSTs recorded as method "response_url")."""
@@ -406,6 +585,9 @@ class FakeSlack:
             if failed is not None:
                 return failed
 
+        if method == "apps.connections.open":
+            return self._json(self._apps_connections_open(headers))
+
         auth_error = self._check_auth(headers, params)
         if auth_error is not None:
             return self._json({"ok": False, "error": auth_error})
@@ -418,6 +600,8 @@ class FakeSlack:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "views.open": self._views_open,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "users.lookupByEmail": self._users_lookup_by_email,
         }.get(method)
         if handler is None:
             return self._json({"ok": False, "error": "unknown_method", "req_method": method})
@@ -449,6 +633,40 @@ class FakeSlack:
         return None
 
     # ------------------------------------------------------------------ methods
+
+    def _apps_connections_open(self, headers: CIMultiDict[str]) -> dict[str, Any]:
+        """Only the app-level token opens a connection; a bot token is the wrong kind."""
+        auth = headers.get("Authorization", "")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+        if not token:
+            return {"ok": False, "error": "not_authed"}
+        if not token.startswith("xapp-"):
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if not hmac.compare_digest(token, self.app_token):
+            return {"ok": False, "error": "invalid_auth"}
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        return {"ok": True, "url": f"{self.socket_url}link/?ticket={ticket}&app_id={self.app_id}"}
+
+    def _users_lookup_by_email(self, params: dict[str, Any]) -> dict[str, Any]:
+        email = str(params.get("email") or "").strip().lower()
+        if not email:
+            raise _SlackError("invalid_arguments")
+        for user in self.users.values():
+            if str(user["profile"]["email"]).lower() == email:
+                return {"user": dict(user)}
+        raise _SlackError("users_not_found")
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        view = _maybe_json(params.get("view"))
+        user = str(params.get("user_id") or "")
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            raise _SlackError("invalid_arguments")
+        if user in self.unknown_users:
+            raise _SlackError("user_not_found")
+        built = self._build_view(view, view_id=f"V0HOME{next(self._id_counter):04d}")
+        self.home_views[user] = built
+        return {"view": dict(built)}
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -644,8 +862,12 @@ def _user(user_id: str, team_id: str) -> dict[str, Any]:
     return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": team_id}
 
 
-def block_action(
-    signing_secret: str,
+def block_action(signing_secret: str, *, timestamp: int | None = None, **fields: Any) -> tuple[bytes, dict[str, str]]:
+    """A signed ``block_actions`` interaction (the fields of `block_action_payload`)."""
+    return _signed_payload(signing_secret, block_action_payload(**fields), timestamp)
+
+
+def block_action_payload(
     *,
     user_id: str,
     action_id: str,
@@ -657,9 +879,8 @@ def block_action(
     response_url: str | None = None,
     message: dict[str, Any] | None = None,
     team_id: str = TEAM_ID,
-    timestamp: int | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    """A signed ``block_actions`` interaction: ``user_id`` pressed button ``action_id``/``value``.
+) -> dict[str, Any]:
+    """A ``block_actions`` interaction: ``user_id`` pressed button ``action_id``/``value``.
 
     Defaults describe a button on the first message a fresh FakeSlack posted to
     the user's DM: ``channel_id="D"+user_id``, ``message_ts=FIRST_TS``.  Pass
@@ -716,7 +937,7 @@ def block_action(
     }
     if response_url is not None:
         payload["response_url"] = response_url
-    return _signed_payload(signing_secret, payload, timestamp)
+    return payload
 
 
 def plain_text_input(value: str | None) -> dict[str, Any]:
@@ -747,7 +968,13 @@ def _state_values(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def view_submission(
-    signing_secret: str,
+    signing_secret: str, *, timestamp: int | None = None, **fields: Any
+) -> tuple[bytes, dict[str, str]]:
+    """A signed ``view_submission`` (the fields of `view_submission_payload`)."""
+    return _signed_payload(signing_secret, view_submission_payload(**fields), timestamp)
+
+
+def view_submission_payload(
     *,
     user_id: str,
     callback_id: str,
@@ -756,16 +983,15 @@ def view_submission(
     view_id: str = "V0FAKE0001",
     trigger_id: str = "T1",
     team_id: str = TEAM_ID,
-    timestamp: int | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    """A signed ``view_submission`` of modal ``callback_id``.
+) -> dict[str, Any]:
+    """A ``view_submission`` of modal ``callback_id``.
 
     ``values`` is ``{block_id: {action_id: value}}`` where a value is a str
     (plain_text_input) or an element state (``static_select("x")``,
     ``plain_text_input(None)``, or any dict with "type"); ``{block_id: value}``
     is shorthand for action_id == block_id.
     """
-    payload = {
+    return {
         "type": "view_submission",
         "team": {"id": team_id, "domain": "fake-care"},
         "user": _user(user_id, team_id),
@@ -797,11 +1023,15 @@ def view_submission(
         "is_enterprise_install": False,
         "enterprise": None,
     }
-    return _signed_payload(signing_secret, payload, timestamp)
 
 
-def slash_command(
-    signing_secret: str,
+def slash_command(signing_secret: str, *, timestamp: int | None = None, **fields: Any) -> tuple[bytes, dict[str, str]]:
+    """A signed slash command (form fields, no ``payload=`` wrapper; see `slash_command_fields`)."""
+    body = urlencode(slash_command_fields(**fields)).encode()
+    return body, sign(signing_secret, body, timestamp=timestamp)
+
+
+def slash_command_fields(
     *,
     user_id: str,
     command: str = "/care",
@@ -810,9 +1040,8 @@ def slash_command(
     trigger_id: str = "T1",
     response_url: str | None = None,
     team_id: str = TEAM_ID,
-    timestamp: int | None = None,
-) -> tuple[bytes, dict[str, str]]:
-    """A signed slash command (form fields, no ``payload=`` wrapper), from the user's DM by default."""
+) -> dict[str, str]:
+    """A slash command's form fields (Socket Mode's payload as it is), from the user's DM by default."""
     fields = {
         "token": "fakeverificationtoken",
         "team_id": team_id,
@@ -829,5 +1058,42 @@ def slash_command(
     }
     if response_url is not None:
         fields["response_url"] = response_url
-    body = urlencode(fields).encode()
-    return body, sign(signing_secret, body, timestamp=timestamp)
+    return fields
+
+
+def app_home_opened(user_id: str, *, tab: str = "home", team_id: str = TEAM_ID) -> dict[str, Any]:
+    """The Events API callback Slack sends when ``user_id`` opens the app's Home tab."""
+    now = time.time()
+    return {
+        "token": "fakeverificationtoken",
+        "team_id": team_id,
+        "api_app_id": APP_ID,
+        "event": {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": "D" + user_id,
+            "tab": tab,
+            "event_ts": f"{now:.6f}",
+        },
+        "type": "event_callback",
+        "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+        "event_time": int(now),
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": team_id,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+        "is_ext_shared_channel": False,
+    }
+
+
+def event_request(
+    signing_secret: str, payload: dict[str, Any], *, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A signed Events API request: the callback as a JSON body."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return body, {**sign(signing_secret, body, timestamp=timestamp), "Content-Type": "application/json"}

@@ -1,7 +1,10 @@
 """The Slack channel: invitations out as DMs with buttons (`send`), answers in through Bolt (`inbound`).
 
-`blocks` is the Block Kit both halves speak. The registry (`relay.channels`) mounts
-`ROUTES` and calls `open_channels` once, before the outbox starts.
+`blocks` is the Block Kit both halves speak; `home` is the App Home tab; `socket` carries
+the same Bolt app over Socket Mode (`SLACK_APP_TOKEN`); `lookup` finds a user by email for
+the command line. The registry (`relay.channels`) mounts `ROUTES` and calls
+`open_channels` once, before the outbox starts; `relay.app` starts Socket Mode after that
+(`start_socket_mode`) and stops it before the channels close (`stop_socket_mode`).
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from relay.answers import Answers
+from relay.channels.slack import home, socket
 from relay.channels.slack.inbound import BOLT, SlackAnswers, handle_slack_events, register
 from relay.channels.slack.send import CALL_TIMEOUT_SEC, SlackChannel
+from relay.channels.slack.socket import SocketMode
 from relay.delivery import Channel
 from relay.invitations import Invitations
 from relay.settings import Settings
 
-__all__ = ["ROUTES", "open_channels"]
+__all__ = ["ROUTES", "SocketMode", "open_channels", "start_socket_mode", "stop_socket_mode"]
 
-#: Slack's requests, mounted by the channel registry.
+#: Slack's requests, mounted by the channel registry. Over Socket Mode with no signing
+#: secret the route stays mounted and refuses every request as unsigned.
 ROUTES = (("POST", "/slack/events", handle_slack_events),)
 
 #: The SDK's logger, never below INFO. slack_sdk writes its DEBUG lines (every request's
@@ -49,12 +55,29 @@ async def open_channels(
             session=session,
             logger=SDK_LOG,
         )
+        # "" rather than None: Bolt would read SLACK_SIGNING_SECRET from the environment itself
         bolt = AsyncApp(
-            signing_secret=settings.slack_signing_secret, client=client, process_before_response=True, logger=SDK_LOG
+            signing_secret=settings.slack_signing_secret or "",
+            client=client,
+            process_before_response=True,
+            logger=SDK_LOG,
         )
         register(bolt, SlackAnswers(answers, invitations))
+        home.register(bolt, invitations)
     except BaseException:
         await session.close()  # nothing owns the session yet
         raise
     app[BOLT] = bolt
     return [SlackChannel(client)]
+
+
+def start_socket_mode(app: web.Application, settings: Settings) -> SocketMode | None:
+    """With SLACK_APP_TOKEN, the channel's Bolt app over Socket Mode (connecting in the background)."""
+    if not settings.slack_socket_mode or BOLT not in app or not settings.slack_app_token:
+        return None
+    return socket.start(app[BOLT], settings.slack_app_token)
+
+
+async def stop_socket_mode(running: SocketMode | None) -> None:
+    """Close the Socket Mode connection (before the channel's HTTP session closes)."""
+    await socket.stop(running)
