@@ -103,7 +103,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
-    app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock)
+    app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock, region=settings.relay_default_region)
     app[VIEWS] = Views(app[READER])
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)

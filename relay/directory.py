@@ -44,10 +44,12 @@ def _refuse_shared_address(tx: Tx, agent: AgentRecord) -> None:
 class Directory:
     """The directory's use cases over one database."""
 
-    def __init__(self, writer: Writer, reader: Reader, *, clock: Clock) -> None:
+    def __init__(self, writer: Writer, reader: Reader, *, clock: Clock, region: str | None = None) -> None:
+        """`region`: RELAY_DEFAULT_REGION, for phone numbers written without a country code."""
         self._writer = writer
         self._reader = reader
         self._clock = clock
+        self._region = region
 
     async def agents(self) -> list[dict[str, Any]]:
         """Every agent in the directory (not the removed), in the contract's names."""
@@ -66,7 +68,7 @@ class Directory:
 
     async def add_agent(self, data: Any) -> dict[str, Any]:
         """Add an agent; 400 when its id or one of its addresses is taken (a removed agent's id too)."""
-        fields = validated(AgentIn, data)
+        fields = validated(AgentIn, data, region=self._region)
         new = _changed(AgentRecord(id=fields.id, display=fields.display), fields.model_dump(exclude_none=True))
 
         def job(tx: Tx) -> AgentRecord | None:
@@ -87,7 +89,7 @@ class Directory:
 
     async def patch_agent(self, agent_id: str, data: Any) -> dict[str, Any]:
         """Change some fields of an agent in the directory; 404 when it is not (or no longer) there."""
-        changes = validated(AgentFields, data).model_dump(exclude_unset=True)
+        changes = validated(AgentFields, data, region=self._region).model_dump(exclude_unset=True)
         # null clears an address, quiet hours or a time zone and empties a list; a name and the
         # active switch always hold a value.
         refused = [

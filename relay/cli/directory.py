@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inbox import Inbox
+from relay import settings as settings_mod
 from relay.cli.db import run
 from relay.cli.output import print_table
 from relay.directory import Directory
@@ -19,9 +20,12 @@ def _comma(values: Sequence[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def _directory(inbox: Inbox) -> Directory:
-    """The directory over the CLI's own connection; its times are the wall clock's."""
-    return Directory(inbox.writer, inbox.reader, clock=time.time)
+def _directory(inbox: Inbox, region: str | None = None) -> Directory:
+    """The directory over the CLI's own connection; its times are the wall clock's.
+
+    `region` (RELAY_DEFAULT_REGION) reads phone numbers written without a country code.
+    """
+    return Directory(inbox.writer, inbox.reader, clock=time.time, region=region)
 
 
 def cmd_agent_add(args: argparse.Namespace) -> int:
@@ -31,7 +35,8 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
             data[key] = getattr(args, key)
     if args.channels:
         data["channels"] = _comma([args.channels])
-    agent = run(lambda inbox: _directory(inbox).add_agent(data))
+    region = settings_mod.load(serving=False).relay_default_region
+    agent = run(lambda inbox: _directory(inbox, region).add_agent(data))
     print(json.dumps(agent) if args.json else f"added agent {agent['id']}")
     return 0
 
