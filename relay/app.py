@@ -108,7 +108,14 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
     app[ADDRESSES] = Addresses(app[WRITER], app[READER], clock=clock)
-    app[DIRECTORY] = Directory(app[WRITER], app[READER], clock=clock, confirm_on=confirming(settings), on_queued=wake)
+    app[DIRECTORY] = Directory(
+        app[WRITER],
+        app[READER],
+        clock=clock,
+        region=settings.relay_default_region,
+        confirm_on=confirming(settings),
+        on_queued=wake,
+    )
     app[VIEWS] = Views(app[READER])
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)

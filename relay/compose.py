@@ -30,6 +30,13 @@ REASON_WORDS = {
 }
 
 
+#: who an AiSHA signal is about, as the first words of an invitation.
+AISHA_WHO = {"lead": "A lead", "contact": "A contact", "account": "An account", "opportunity": "A deal"}
+#: what a WhatsApp template variable may hold: Meta refuses newlines, tabs and long runs of spaces,
+#: and Twilio refuses an empty one (error 21656).
+TEMPLATE_WORDS_CHARS = 300
+
+
 def plain_reason(code: str) -> str:
     return REASON_WORDS.get(code, code.replace("_", " "))
 
@@ -46,9 +53,7 @@ def headline(invite: Invite, *, short: bool = False) -> str:
 
     signal = invite.signal
     if signal.source == "aisha":
-        who = {"lead": "A lead", "contact": "A contact", "account": "An account", "opportunity": "A deal"}.get(
-            signal.entity_type or "", "Someone"
-        )
+        who = AISHA_WHO.get(signal.entity_type or "", "Someone")
         reasons = ", ".join(plain_reason(r) for r in signal.reasons) or (signal.reason or "")
         confidence = f" ({part(signal.confidence, SENDER_CHARS)} confidence)" if signal.confidence else ""
         return f"{who} could use a person: {part(reasons, REASONS_CHARS)}{confidence}."
@@ -58,6 +63,41 @@ def headline(invite: Invite, *, short: bool = False) -> str:
     if whisper:
         return f'{sender} sent {kind}: "{whisper}"'
     return f"{sender} sent {kind}."
+
+
+def clip_words(text: str, limit: int) -> str:
+    """`text` within `limit` characters (as Twilio counts them), cut after a whole word with "…"."""
+    if size(text) <= limit:
+        return text
+    cut = clip(text, limit).removesuffix("…")
+    space = cut.rfind(" ")
+    if space > len(cut) // 2:  # a word boundary that keeps most of it; else the cut mid-word stands
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-") + "…"
+
+
+def template_variables(invite: Invite) -> dict[str, str]:
+    """The WhatsApp template's variables, outside the 24-hour session (CONTRACT section 8).
+
+    `{"1": sender, "2": whisper or reasons (at most 300 characters, cut on a word), "3": reply
+    code, "4": action link}`: the same pieces as `headline` and `reply_line`, each on one line
+    and never empty (Twilio refuses an empty variable).
+    """
+    signal = invite.signal
+    if signal.source == "aisha":
+        sender = AISHA_WHO.get(signal.entity_type or "", "Someone")
+        reasons = ", ".join(plain_reason(r) for r in signal.reasons) or (signal.reason or "")
+        words = one_line(reasons) or "could use a person"
+    else:
+        sender = one_line(signal.actor_display or signal.subject.removeprefix("actor:")) or "Someone"
+        kind = "a gentle signal" if signal.type == "panic.ui" else "a quiet update"
+        words = one_line(signal.whisper or "") or f"no words, just {kind}"
+    return {
+        "1": clip_words(sender, SENDER_CHARS),
+        "2": clip_words(words, TEMPLATE_WORDS_CHARS),
+        "3": invite.code,
+        "4": one_line(invite.action_url),
+    }
 
 
 def question(invite: Invite) -> str:

@@ -31,6 +31,9 @@ class Invite:
     action_url: str
     #: AiSHA: AISHA_APP_BASE_URL + deep_link, when both exist.
     deep_link: str | None = None
+    #: WhatsApp: the agent's 24-hour session is open (their last message in is that recent),
+    #: so free-form text may go; closed, only an approved template may.
+    session_open: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ class Delivery:
     opted_out: bool = False
     #: not sent, and never to be: a send-time check failed (CONTRACT section 6); the reason.
     skipped: str | None = None
+    #: WhatsApp could not reach the agent outside their 24-hour session (no template, or
+    #: Twilio 63016): invite them on their next channel.
+    outside_session: bool = False
+    #: Twilio said the address is not a valid (21211) or not a mobile (21614) number: mark it unverified.
+    unverified: bool = False
 
 
 class Channel(Protocol):
@@ -108,8 +116,17 @@ def retry(error: str, retry_after: float | None = None) -> Delivery:
     return Delivery(ok=False, retryable=True, error=error, retry_after=retry_after)
 
 
-def permanent(error: str, *, opted_out: bool = False) -> Delivery:
-    return Delivery(ok=False, retryable=False, error=error, opted_out=opted_out)
+def permanent(
+    error: str, *, opted_out: bool = False, outside_session: bool = False, unverified: bool = False
+) -> Delivery:
+    return Delivery(
+        ok=False,
+        retryable=False,
+        error=error,
+        opted_out=opted_out,
+        outside_session=outside_session,
+        unverified=unverified,
+    )
 
 
 def skip(reason: str) -> Delivery:

@@ -71,6 +71,7 @@ def _refuse_to_ask(agent: AgentRecord, channel: str, confirm_on: frozenset[str],
 class Directory:
     """The directory's use cases over one database.
 
+    `region` (RELAY_DEFAULT_REGION) reads phone numbers written without a country code.
     `confirm_on` names the channels whose new or changed addresses are sent a join code in
     the change's own transaction (`confirming`); `on_queued` wakes the outbox to send it.
     """
@@ -81,12 +82,14 @@ class Directory:
         reader: Reader,
         *,
         clock: Clock,
+        region: str | None = None,
         confirm_on: frozenset[str] = frozenset(),
         on_queued: Callable[[], None] | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._clock = clock
+        self._region = region
         self._confirm_on = confirm_on
         self._on_queued = on_queued
 
@@ -118,7 +121,7 @@ class Directory:
 
     async def add_agent(self, data: Any) -> dict[str, Any]:
         """Add an agent; 400 when its id or one of its addresses is taken (a removed agent's id too)."""
-        fields = validated(AgentIn, data)
+        fields = validated(AgentIn, data, region=self._region)
         new = _changed(AgentRecord(id=fields.id, display=fields.display), fields.model_dump(exclude_none=True))
 
         asked: list[str] = []
@@ -146,7 +149,7 @@ class Directory:
 
     async def patch_agent(self, agent_id: str, data: Any) -> dict[str, Any]:
         """Change some fields of an agent in the directory; 404 when it is not (or no longer) there."""
-        changes = validated(AgentFields, data).model_dump(exclude_unset=True)
+        changes = validated(AgentFields, data, region=self._region).model_dump(exclude_unset=True)
         # null clears an address, quiet hours or a time zone and empties a list; a name and the
         # active switch always hold a value.
         refused = [

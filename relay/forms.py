@@ -11,16 +11,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from inbox.addresses import ADDRESS_OF
 from inbox.directory import AgentRecord, GrantRecord
 from receivers.schema import printable
 from relay.errors import BadRequestError, InvalidPayloadError
 from relay.model import AGENT_CHANNELS, EARLIEST, LATEST, iso
+from relay.phones import MAX_INPUT_CHARS, to_e164
 from relay.router import parse_quiet_hours
 
-E164 = r"^\+[1-9][0-9]{6,14}$"
+#: the validation context key that carries RELAY_DEFAULT_REGION to the phone fields
+REGION = "region"
+PHONE_HELP = (
+    "a phone number as people write it (+40 722 123 456; 0722 123 456 with RELAY_DEFAULT_REGION), stored in E.164"
+)
 AGENT_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 SUBJECT = re.compile(
     r"^(actor:[^\s:]{1,200}|tenant:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
@@ -85,8 +90,8 @@ class AgentFields(BaseModel):
     display: Annotated[str, AfterValidator(printable)] | None = Field(None, min_length=1, max_length=200)
     groups: list[str] | None = None
     slack_user: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,40}$")
-    phone: str | None = Field(None, pattern=E164)
-    whatsapp: str | None = Field(None, pattern=E164)
+    phone: str | None = Field(None, max_length=MAX_INPUT_CHARS, description=PHONE_HELP)
+    whatsapp: str | None = Field(None, max_length=MAX_INPUT_CHARS, description=PHONE_HELP)
     channels: list[str] | None = None
     quiet_hours: str | None = None
     tz: str | None = None
@@ -101,6 +106,14 @@ class AgentFields(BaseModel):
     @classmethod
     def _channels(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _clean_list(v, CHANNELS, "channel")
+
+    @field_validator("phone", "whatsapp")
+    @classmethod
+    def _number(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return None
+        region = (info.context or {}).get(REGION)
+        return to_e164(v, field=info.field_name or "phone", region=region, whatsapp=info.field_name == "whatsapp")
 
     @field_validator("quiet_hours")
     @classmethod
@@ -169,12 +182,15 @@ class GrantIn(BaseModel):
         return None if v is None else _in_calendar(v)
 
 
-def validated(model: type[BaseModel], data: Any) -> Any:
-    """Validate or raise the contract's 422 with a `fields` list."""
+def validated(model: type[BaseModel], data: Any, *, region: str | None = None) -> Any:
+    """Validate or raise the contract's 422 with a `fields` list.
+
+    `region` (RELAY_DEFAULT_REGION) reads phone numbers written without a country code.
+    """
     if not isinstance(data, dict):
         raise InvalidPayloadError([{"loc": [], "msg": "send one JSON object"}])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={REGION: region})
     except ValidationError as exc:
         fields = [
             {"loc": [str(p) for p in e["loc"]], "msg": str(e["msg"]).removeprefix("Value error, ")}

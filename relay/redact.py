@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from relay.phones import parts
+
+#: a national number this short shows only its last two digits (four would be most of it).
+_SHORT_NATIONAL = 8
+
 
 def redact(number: str | None) -> str | None:
-    """A phone number as `+40…1234`: country prefix and last four digits only."""
+    """A phone number as `+40…1234` / `+1…4567`: its country calling code and last four digits only.
+
+    Never raises. A national number under eight digits shows its last two; anything that is
+    not read as a number shows at most its last two characters.
+    """
     if not number:
         return number
-    bare = number.removeprefix("whatsapp:")
-    if len(bare) <= 7:
-        return "…" + bare[-2:]
-    return f"{bare[:3]}…{bare[-4:]}"
+    read = parts(number)
+    if read is None:
+        bare = number.removeprefix("whatsapp:").strip()
+        return "…" + bare[-2:] if bare else "…"
+    country, national = read
+    tail = national[-4:] if len(national) >= _SHORT_NATIONAL else national[-2:]
+    return f"+{country}…{tail}"

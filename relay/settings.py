@@ -9,15 +9,17 @@ fills missing secrets from `var/dev-secrets.env`.
 from __future__ import annotations
 
 import os
+import re
 import secrets as _secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from relay.files import private_dir
 from relay.logs import level_of
+from relay.phones import region_code
 from relay.secret_files import SecretFileError, SecretFiles, secret_fields
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -33,6 +35,7 @@ MIN_SECRET_LENGTH = 16
 #: a callback schedule names at most this many retries, each at most a week away
 MAX_SCHEDULE_STEPS = 50
 MAX_SCHEDULE_STEP_SEC = 7 * 86400
+_TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 (a command, not a secret)
 
 
@@ -72,6 +75,8 @@ class Settings(BaseSettings):
     #: json, text, or auto: JSON when stderr is not a terminal
     relay_log_format: Literal["json", "text", "auto"] = "auto"
     relay_log_level: str = "info"
+    #: ISO country code for phone numbers written without + (`RO` reads `0722 123 456`)
+    relay_default_region: str | None = None
 
     m3_webhook_secrets: Secrets = ()
     m3_max_window_sec: int = Field(300, gt=0)
@@ -97,6 +102,10 @@ class Settings(BaseSettings):
     twilio_sms_from: str | None = None
     twilio_whatsapp_from: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
+    #: `MG…`: SMS goes through this Messaging Service (Twilio picks the sender) instead of TWILIO_SMS_FROM
+    twilio_messaging_service_sid: str | None = None
+    #: `HX…`: the approved WhatsApp template for invitations outside the 24-hour session
+    twilio_whatsapp_content_sid: str | None = None
 
     care_workflow_triggers_enabled: bool = False
     care_workflow_escalation_webhook_url: str | None = None
@@ -187,6 +196,9 @@ class Settings(BaseSettings):
         "twilio_auth_token",
         "twilio_sms_from",
         "twilio_whatsapp_from",
+        "twilio_messaging_service_sid",
+        "twilio_whatsapp_content_sid",
+        "relay_default_region",
         "care_workflow_escalation_webhook_url",
         "care_workflow_webhook_secret",
         "aisha_app_base_url",
@@ -207,6 +219,22 @@ class Settings(BaseSettings):
                 " connections:write); a bot token (xoxb-) goes in SLACK_BOT_TOKEN"
             )
         return None if value is None else value.strip()
+
+    @field_validator("relay_default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else region_code(value)
+
+    @field_validator("twilio_messaging_service_sid", "twilio_whatsapp_content_sid")
+    @classmethod
+    def _twilio_sid(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        prefix = "MG" if info.field_name == "twilio_messaging_service_sid" else "HX"
+        if not _TWILIO_SID.fullmatch(value) or not value.startswith(prefix):
+            raise ValueError(f"a Twilio sid is {prefix} followed by 32 hexadecimal digits ({prefix}0123…)")
+        return value
 
     @model_validator(mode="after")
     def _callbacks_need_secrets(self) -> Settings:
@@ -259,7 +287,7 @@ class Settings(BaseSettings):
         channels = set()
         if self.slack_enabled:
             channels.add("slack")
-        if self.twilio_enabled and self.twilio_sms_from:
+        if self.twilio_enabled and (self.twilio_sms_from or self.twilio_messaging_service_sid):
             channels.add("sms")
         if self.twilio_enabled and self.twilio_whatsapp_from:
             channels.add("whatsapp")

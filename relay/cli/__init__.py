@@ -101,8 +101,10 @@ def _add_agent(sub: Subcommands[Parser]) -> None:
         dest="slack_email",
         help="find the Slack user id by email (users.lookupByEmail, with SLACK_BOT_TOKEN), e.g. ana@example.org",
     )
-    add.add_argument("--phone", help="SMS number, +E.164 (e.g. +40722123456)")
-    add.add_argument("--whatsapp", help="WhatsApp number, +E.164")
+    add.add_argument(
+        "--phone", help="SMS number as written: +40 722 123 456, or 0722 123 456 with RELAY_DEFAULT_REGION"
+    )
+    add.add_argument("--whatsapp", help="WhatsApp number, written like --phone")
     add.add_argument("--channels", help="order of preference, e.g. slack,sms,whatsapp")
     add.add_argument("--quiet-hours", dest="quiet_hours", help="e.g. 22:00-07:00")
     add.add_argument("--tz", help="the agent's time zone for quiet hours, Area/City, e.g. Europe/Bucharest")

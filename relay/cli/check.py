@@ -59,10 +59,39 @@ def _configuration(settings: Settings) -> Iterable[Finding]:
     yield from _slack(settings)
     twilio = {"TWILIO_ACCOUNT_SID": settings.twilio_account_sid, "TWILIO_AUTH_TOKEN": settings.twilio_auth_token}
     yield from _half("twilio", twilio)
-    if settings.twilio_enabled and not (settings.twilio_sms_from or settings.twilio_whatsapp_from):
+    yield from _twilio_senders(settings)
+
+
+def _twilio_senders(settings: Settings) -> Iterable[Finding]:
+    """Twilio's senders: none at all, one that is ignored, a template with no WhatsApp, WhatsApp with none."""
+    service, sms_from, wa_from = (
+        settings.twilio_messaging_service_sid,
+        settings.twilio_sms_from,
+        settings.twilio_whatsapp_from,
+    )
+    if settings.twilio_enabled and not (sms_from or service or wa_from):
         yield Finding(
             "twilio_half_configured",
-            "Twilio has credentials but no TWILIO_SMS_FROM or TWILIO_WHATSAPP_FROM: nothing can be sent by SMS or WhatsApp",
+            "Twilio has credentials but no TWILIO_SMS_FROM, TWILIO_MESSAGING_SERVICE_SID or TWILIO_WHATSAPP_FROM:"
+            " nothing can be sent by SMS or WhatsApp",
+        )
+    if service and sms_from:
+        yield Finding(
+            "sms_from_ignored",
+            f"TWILIO_SMS_FROM is not used: SMS goes through the Messaging Service {service}"
+            " (TWILIO_MESSAGING_SERVICE_SID), which picks the sender; unset one of them",
+        )
+    if settings.twilio_whatsapp_content_sid and not wa_from:
+        yield Finding(
+            "whatsapp_template_unused",
+            "TWILIO_WHATSAPP_CONTENT_SID is set but TWILIO_WHATSAPP_FROM is not: WhatsApp stays off;"
+            " set the WhatsApp sender number",
+        )
+    if settings.twilio_enabled and wa_from and not settings.twilio_whatsapp_content_sid:
+        yield Finding(
+            "whatsapp_no_template",
+            "WhatsApp has no TWILIO_WHATSAPP_CONTENT_SID: an agent who has not written in for 24 hours cannot be"
+            " reached there, and is invited on their next channel; set an approved template's HX… sid",
         )
 
 

@@ -24,10 +24,17 @@ def _comma(values: Sequence[str] | None) -> list[str]:
 
 
 def _directory(inbox: Inbox) -> Directory:
-    """The directory over the CLI's own connection; its times are the wall clock's. A join code
-    it queues is sent by the running relay's outbox."""
+    """The directory over the CLI's own connection; its times are the wall clock's. Phone numbers
+    written without a country code are read in RELAY_DEFAULT_REGION; a join code it queues is
+    sent by the running relay's outbox."""
     settings = settings_mod.load(serving=False)
-    return Directory(inbox.writer, inbox.reader, clock=time.time, confirm_on=confirming(settings))
+    return Directory(
+        inbox.writer,
+        inbox.reader,
+        clock=time.time,
+        region=settings.relay_default_region,
+        confirm_on=confirming(settings),
+    )
 
 
 def _confirmed(verified: dict[str, bool]) -> str:

@@ -7,8 +7,22 @@ in the SDK is patched. The fake speaks Twilio's wire format:
 * ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` -- HTTP Basic auth
   (account SID + auth token), form-encoded body, ``201`` with Twilio's message
   JSON; errors as Twilio's ``{"code", "message", "more_info", "status"}`` JSON.
-  It validates like Twilio: no ``To`` 21604, no ``From`` 21603, no body 21602, a
-  ``Body`` over 1,600 characters 21617 (all ``400``).
+  It validates like Twilio: no ``To`` 21604, neither ``From`` nor ``MessagingServiceSid``
+  21603, neither ``Body``, ``MediaUrl`` nor ``ContentSid`` 21602, a ``Body`` over 1,600
+  characters 21617, a ``ContentSid`` that is not ``HX`` + 32 hex digits 21655,
+  ``ContentVariables`` without ``ContentSid`` 21654, ``ContentVariables`` that are not a
+  JSON object of non-empty strings 21656 (all ``400``). A message sent with a
+  ``MessagingServiceSid`` and no ``From`` is recorded with ``From`` ``None`` (Twilio picks
+  the sender from the service's pool).
+* Numbers programmed with :meth:`FakeTwilio.fail_number` are refused as Twilio refuses
+  them: 21211 (not a valid phone number) or 21614 (not a mobile number).
+* WhatsApp's 24-hour session, when ``enforce_whatsapp_sessions`` is on: a free-form
+  ``Body`` to a ``whatsapp:`` number whose session is not open is refused at once with
+  ``400`` / 63016; a ``ContentSid`` (an approved template) goes anyway. Real Twilio often
+  accepts such a message and reports 63016 later, in a status callback
+  (:func:`status_callback` with ``error_code=63016`` plays that); this fake answers in the
+  synchronous form. Sessions open with :meth:`FakeTwilio.open_session` or when the fake
+  builds an inbound WhatsApp message (:meth:`FakeTwilio.inbound`).
 * ``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`` -- fetch one.
 
 :func:`inbound_sms` and :func:`status_callback` build the form and the
@@ -19,6 +33,8 @@ signed with the SDK's own ``RequestValidator``.
 from __future__ import annotations
 
 import base64
+import json
+import re
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -37,6 +53,7 @@ __all__ = [
     "MAX_BODY_CHARS",
     "FakeTwilio",
     "body_chars",
+    "inbound_quick_reply",
     "inbound_sms",
     "new_sid",
     "status_callback",
@@ -60,6 +77,9 @@ ERROR_MESSAGES: dict[int, str] = {
     21610: "Attempt to send to unsubscribed recipient",
     21614: "'To' number is not a valid mobile number",
     21617: "The concatenated message body exceeds the 1600 character limit.",
+    21654: "A ContentSid must be specified if ContentVariables are provided in the request.",
+    21655: "The ContentSid is Invalid.",
+    21656: "The ContentVariables Parameter is invalid.",
     63016: "Failed to send freeform message because you are outside the allowed window.",
 }
 
@@ -76,6 +96,23 @@ _GENERIC_MESSAGES: dict[int, str] = {
 
 #: Twilio refuses a longer ``Body`` with 400 / 21617.
 MAX_BODY_CHARS = 1600
+#: what a Content Template's sid looks like (else 21655).
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+#: the refusals a number can be programmed with (:meth:`FakeTwilio.fail_number`).
+NUMBER_FAILURES = frozenset({21211, 21614})
+
+
+def _bare(address: str) -> str:
+    return address.removeprefix("whatsapp:")
+
+
+def _content_variables_ok(raw: str) -> bool:
+    """A JSON object whose values are non-empty strings (Twilio's 21656 otherwise)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and all(isinstance(v, str) and v for v in value.values())
 
 
 def body_chars(body: str) -> int:
@@ -126,16 +163,25 @@ class FakeTwilio:
       when not sent) plus ``Sid`` and ``AccountSid``.
     * ``requests`` -- every authenticated create attempt, accepted or failed:
       ``{"form": {...}, "status": int, "code": int | None}``.
+    * ``sessions`` -- the numbers (E.164, no prefix) whose WhatsApp session is open.
     """
 
     def __init__(
         self,
         account_sid: str = DEFAULT_ACCOUNT_SID,
         auth_token: str = DEFAULT_AUTH_TOKEN,
+        *,
+        enforce_whatsapp_sessions: bool = False,
     ) -> None:
-        """Accept Basic auth ``account_sid:auth_token``; nothing is started until ``start()``."""
+        """Accept Basic auth ``account_sid:auth_token``; nothing is started until ``start()``.
+
+        ``enforce_whatsapp_sessions``: refuse free-form WhatsApp outside an open session (63016).
+        """
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.enforce_whatsapp_sessions = enforce_whatsapp_sessions
+        self.sessions: set[str] = set()
+        self._number_failures: dict[str, int] = {}
         self.messages: list[dict[str, Any]] = []
         self.requests: list[dict[str, Any]] = []
         self._resources: dict[str, dict[str, Any]] = {}
@@ -200,6 +246,28 @@ class FakeTwilio:
             raise ValueError("times must be >= 1")
         self._failures.append(_Failure(status, code, message, retry_after, times))
 
+    def fail_number(self, number: str, code: int = 21211) -> None:
+        """Refuse every message to ``number`` (with or without ``whatsapp:``) with ``code``: 21211 or 21614."""
+        if code not in NUMBER_FAILURES:
+            raise ValueError(f"a number fails with one of {sorted(NUMBER_FAILURES)}")
+        self._number_failures[_bare(number)] = code
+
+    def open_session(self, number: str) -> None:
+        """The agent at ``number`` wrote in on WhatsApp: free-form messages may go for 24 hours."""
+        self.sessions.add(_bare(number))
+
+    def close_session(self, number: str) -> None:
+        """The 24 hours since ``number`` last wrote in are over."""
+        self.sessions.discard(_bare(number))
+
+    def inbound(
+        self, url: str, *, from_: str, to: str, body: str, whatsapp: bool = False, **fields: Any
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """:func:`inbound_sms` signed with this fake's token; a WhatsApp message opens its sender's session."""
+        if whatsapp:
+            self.open_session(from_)
+        return inbound_sms(self.auth_token, url, from_=from_, to=to, body=body, whatsapp=whatsapp, **fields)
+
     def clear_failures(self) -> None:
         """Forget any programmed failures not yet used."""
         self._failures.clear()
@@ -262,18 +330,10 @@ class FakeTwilio:
             attempt.update(status=failure.status, code=failure.code)
             return self._error(failure.status, failure.code, message, failure.retry_after)
 
-        problem: int | None = None
-        if not to:
-            problem = 21604
-        elif not form.get("From") and not form.get("MessagingServiceSid"):
-            problem = 21603
-        elif not form.get("Body") and not form.get("MediaUrl") and not form.get("ContentSid"):
-            problem = 21602
-        elif body_chars(form.get("Body", "")) > MAX_BODY_CHARS:
-            problem = 21617
+        problem = self._problem(form)
         if problem is not None:
             attempt.update(status=400, code=problem)
-            return self._error(400, problem, ERROR_MESSAGES[problem])
+            return self._error(400, problem, ERROR_MESSAGES[problem].replace("{to}", to or ""))
 
         sid = new_sid("SM")
         now = _rfc2822(datetime.now(UTC))
@@ -303,11 +363,35 @@ class FakeTwilio:
         }
         self._resources[sid] = resource
         record = dict(form)
-        for key in ("To", "From", "Body", "StatusCallback"):
+        for key in ("To", "From", "Body", "StatusCallback", "MessagingServiceSid", "ContentSid", "ContentVariables"):
             record.setdefault(key, None)
         record.update(Sid=sid, AccountSid=self.account_sid)
         self.messages.append(record)
         return web.json_response(resource, status=201)
+
+    def _problem(self, form: dict[str, str]) -> int | None:  # noqa: PLR0911 - one return per Twilio error
+        """Twilio's error code for a create request it would refuse, in Twilio's order; None to accept."""
+        to, content_sid = form.get("To"), form.get("ContentSid")
+        if not to:
+            return 21604
+        if not form.get("From") and not form.get("MessagingServiceSid"):
+            return 21603
+        if "ContentVariables" in form and not content_sid:
+            return 21654
+        if content_sid is not None and not _CONTENT_SID.match(content_sid):
+            return 21655
+        if content_sid and not _content_variables_ok(form.get("ContentVariables", "{}")):
+            return 21656
+        if not form.get("Body") and not form.get("MediaUrl") and not content_sid:
+            return 21602
+        if body_chars(form.get("Body", "")) > MAX_BODY_CHARS:
+            return 21617
+        if _bare(to) in self._number_failures:
+            return self._number_failures[_bare(to)]
+        whatsapp = to.startswith("whatsapp:")
+        if whatsapp and self.enforce_whatsapp_sessions and not content_sid and _bare(to) not in self.sessions:
+            return 63016
+        return None
 
     async def _fetch_message(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -388,6 +472,29 @@ def inbound_sms(
             ReferralNumMedia="0",
         )
     return _signed(auth_token, url, params)
+
+
+def inbound_quick_reply(
+    auth_token: str,
+    url: str,
+    *,
+    from_: str,
+    to: str,
+    payload: str,
+    text: str,
+    message_sid: str | None = None,
+    account_sid: str = DEFAULT_ACCOUNT_SID,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The form and headers Twilio POSTs when a WhatsApp quick-reply button is tapped.
+
+    The tap arrives as an inbound WhatsApp message whose ``Body`` and ``ButtonText`` are the
+    button's title and whose ``ButtonPayload`` is the id the template gave the button.
+    """
+    form, _ = inbound_sms(
+        auth_token, url, from_=from_, to=to, body=text, message_sid=message_sid, whatsapp=True, account_sid=account_sid
+    )
+    form.update(MessageType="button", ButtonText=text, ButtonPayload=payload)
+    return _signed(auth_token, url, form)
 
 
 def status_callback(

@@ -24,19 +24,27 @@ ROUTES = (("POST", INBOUND_PATH, handle_inbound), ("POST", STATUS_PATH, handle_s
 
 
 def open_channels(settings: Settings) -> list[Channel]:
-    """One REST client, shared by the SMS and WhatsApp channels that have a sender number."""
-    senders = [
-        (name, sender)
-        for name, sender in (("sms", settings.twilio_sms_from), ("whatsapp", settings.twilio_whatsapp_from))
-        if sender
-    ]
-    if not senders:
+    """One REST client, shared by the SMS and WhatsApp channels that can send.
+
+    SMS sends from TWILIO_SMS_FROM, or through TWILIO_MESSAGING_SERVICE_SID when that is set;
+    WhatsApp needs TWILIO_WHATSAPP_FROM (and uses TWILIO_WHATSAPP_CONTENT_SID outside the session).
+    """
+    names = [name for name in ("sms", "whatsapp") if name in settings.configured_channels]
+    if not names:
         return []
     client = twilio_client.make_client(
         settings.twilio_account_sid or "", settings.twilio_auth_token or "", settings.twilio_api_base_url
     )
     callback = settings.public_base_url + STATUS_PATH
     return [
-        TwilioChannel(name, client, sender=sender, status_callback=callback, owns_client=i == 0)
-        for i, (name, sender) in enumerate(senders)
+        TwilioChannel(
+            name,
+            client,
+            sender=settings.twilio_sms_from if name == "sms" else settings.twilio_whatsapp_from,
+            status_callback=callback,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            content_sid=settings.twilio_whatsapp_content_sid,
+            owns_client=i == 0,
+        )
+        for i, name in enumerate(names)
     ]

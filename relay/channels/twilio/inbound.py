@@ -1,7 +1,8 @@
 """`POST /hooks/twilio/inbound`: an agent's SMS / WhatsApp reply, translated into an answer.
 
-The words are read by the reply grammar (`replies`): an ack or a done becomes a
-`relay.loop.Ack` / `Done` for `relay.answers`, whose `Outcome` comes back as TwiML words;
+The words (a WhatsApp quick-reply tap's ButtonPayload, else the Body) are read by the reply
+grammar (`replies`): an ack or a done becomes a `relay.loop.Ack` / `Done` for
+`relay.answers`, whose `Outcome` comes back as TwiML words;
 LIST, MENU and a bare code are answered from the agent's open invitations; STOP and
 START are kept by `relay.inbound`, which also claims each MessageSid once (a replay is
 answered with nothing) and counts numbers the directory does not know.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import assert_never
 
 from aiohttp import web
+from multidict import MultiDict
 
 from relay import compose
 from relay.addresses import Confirmed
@@ -28,7 +30,7 @@ from relay.invitations import AgentRow, View
 from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, METRICS, SETTINGS
 from relay.redact import redact
 
-__all__ = ["INBOUND_PATH", "handle_inbound"]
+__all__ = ["INBOUND_PATH", "handle_inbound", "words_of"]
 
 log = logging.getLogger("care_relay.twilio")
 
@@ -60,8 +62,7 @@ async def handle_inbound(request: web.Request) -> web.Response:
     if channel == "whatsapp":  # any message in opens the agent's 24-hour session
         await app[ADDRESSES].seen_on_whatsapp(row.id)
     try:
-        # a quick-reply tap reads like the words of its payload
-        outcome, text = await _answer(app, row, channel, form.get("ButtonPayload") or form.get("Body") or "")
+        outcome, text = await _answer(app, row, channel, words_of(form))
     except Exception:
         try:  # let Twilio's retry answer it afresh
             await app[INBOUND].release(sid)
@@ -89,6 +90,11 @@ async def _unknown_sender(app: web.Application, sid: str, channel: str, number: 
             metrics.inbound_messages.labels(channel, "replayed").inc()
             log.info("%s message %s from an unknown number was already recorded", channel, sid)
     return twiml()
+
+
+def words_of(form: MultiDict[str]) -> str:
+    """What the agent said: a WhatsApp quick-reply tap's ButtonPayload (`K7QX 1`, `DONE K7QX`), else the Body."""
+    return (form.get("ButtonPayload") or "").strip() or form.get("Body", "")
 
 
 def _who(invite: Invite) -> str:

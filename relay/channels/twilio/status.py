@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import web
 
-from relay.channels.twilio.send import UNSUBSCRIBED
+from relay.channels.twilio.send import OUTSIDE_SESSION, OUTSIDE_SESSION_ERROR, UNSUBSCRIBED
 from relay.channels.twilio.webhook import MAX_SID_CHARS, message_sid, twiml, verified_form
 from relay.errors import BadRequestError
 from relay.keys import INBOUND, METRICS
@@ -48,6 +48,8 @@ async def handle_status(request: web.Request) -> web.Response:
     if not sid or (status is None and not opted_out):
         return twiml()
     error = f"Twilio error {code}" if code else "Twilio reported the message undelivered"
+    if code == str(OUTSIDE_SESSION):  # WhatsApp outside the 24-hour session, reported after the send
+        error = f"{OUTSIDE_SESSION_ERROR} ({error})"
     found = await app[INBOUND].delivery(sid, status, error, opted_out=opted_out)
     if found is None:
         app[METRICS].delivery_reports.labels("unknown_sid").inc()

@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from relay.channels.twilio import client as sdk
-from tests.fakes.twilio import MAX_BODY_CHARS, FakeTwilio, inbound_sms, status_callback
+from tests.fakes.twilio import MAX_BODY_CHARS, FakeTwilio, inbound_quick_reply, inbound_sms, status_callback
 
 SMS_FROM = "+15005550006"
 WA_FROM = "whatsapp:+14155238886"
@@ -268,3 +268,83 @@ def test_timeout_is_applied() -> None:
     assert sdk.RewritingAsyncHttpClient("http://x", timeout=3).timeout == 3
     with pytest.raises(ValueError):  # noqa: PT011 - the SDK raises a bare ValueError(timeout)
         sdk.RewritingAsyncHttpClient("http://x", timeout=0)
+
+
+# Messaging Services, templates, WhatsApp sessions and failing numbers --------------------------------
+
+SERVICE = "MG" + "0123456789abcdef" * 2
+TEMPLATE = "HX" + "fedcba9876543210" * 2
+
+
+async def test_messaging_service_sid_stands_in_for_from(fake: FakeTwilio, twilio_client: Client) -> None:
+    """MessagingServiceSid without From is accepted (Twilio picks the sender); neither of them is 21603."""
+    msg = await twilio_client.messages.create_async(to=AGENT, messaging_service_sid=SERVICE, body="x")
+    assert msg.messaging_service_sid == SERVICE and msg.from_ is None
+    assert fake.messages[0]["MessagingServiceSid"] == SERVICE and fake.messages[0]["From"] is None
+    with pytest.raises(TwilioRestException) as info:
+        await twilio_client.messages.create_async(to=AGENT, body="x")
+    assert (info.value.status, info.value.code) == (400, 21603)
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"content_variables": '{"1": "a"}'}, 21654),
+        ({"content_sid": "HX123", "content_variables": '{"1": "a"}'}, 21655),
+        ({"content_sid": TEMPLATE, "content_variables": "not json"}, 21656),
+        ({"content_sid": TEMPLATE, "content_variables": '["a"]'}, 21656),
+        ({"content_sid": TEMPLATE, "content_variables": '{"1": 2}'}, 21656),
+        ({"content_sid": TEMPLATE, "content_variables": '{"1": ""}'}, 21656),
+    ],
+    ids=["variables-without-sid", "bad-sid", "not-json", "not-an-object", "not-a-string", "empty"],
+)
+async def test_content_templates_are_checked_like_twilio(
+    fake: FakeTwilio, twilio_client: Client, fields: dict[str, str], code: int
+) -> None:
+    """ContentVariables need a ContentSid (21654), an HX… sid (21655) and a JSON object of non-empty strings (21656)."""
+    with pytest.raises(TwilioRestException) as info:
+        await twilio_client.messages.create_async(to=f"whatsapp:{AGENT}", from_=WA_FROM, **fields)
+    assert (info.value.status, info.value.code) == (400, code)
+    assert fake.messages == []
+
+
+async def test_whatsapp_session_refuses_free_form_outside_it_with_63016(
+    fake: FakeTwilio, twilio_client: Client
+) -> None:
+    """With sessions enforced: Body outside the session is 63016 at once, a template goes, an inbound opens it."""
+    fake.enforce_whatsapp_sessions = True
+    with pytest.raises(TwilioRestException) as info:
+        await twilio_client.messages.create_async(to=f"whatsapp:{AGENT}", from_=WA_FROM, body="hi")
+    assert (info.value.status, info.value.code) == (400, 63016)
+    await twilio_client.messages.create_async(
+        to=f"whatsapp:{AGENT}", from_=WA_FROM, content_sid=TEMPLATE, content_variables='{"1": "Raz"}'
+    )
+    assert fake.messages[0]["ContentSid"] == TEMPLATE and fake.messages[0]["Body"] is None
+    form, headers = fake.inbound(INBOUND_URL, from_=AGENT, to=WA_FROM, body="hello", whatsapp=True)
+    assert RequestValidator(fake.auth_token).validate(INBOUND_URL, form, headers["X-Twilio-Signature"])
+    await twilio_client.messages.create_async(to=f"whatsapp:{AGENT}", from_=WA_FROM, body="hi")
+    fake.close_session(AGENT)
+    with pytest.raises(TwilioRestException):
+        await twilio_client.messages.create_async(to=f"whatsapp:{AGENT}", from_=WA_FROM, body="hi again")
+    assert [r["code"] for r in fake.requests] == [63016, None, None, 63016]
+
+
+@pytest.mark.parametrize("code", [21211, 21614])
+async def test_programmed_numbers_fail_with_21211_or_21614(fake: FakeTwilio, twilio_client: Client, code: int) -> None:
+    """fail_number: every message to that number (SMS or WhatsApp) is refused with the code, as Twilio words it."""
+    fake.fail_number(AGENT, code)
+    for to, from_ in ((AGENT, SMS_FROM), (f"whatsapp:{AGENT}", WA_FROM)):
+        with pytest.raises(TwilioRestException) as info:
+            await twilio_client.messages.create_async(to=to, from_=from_, body="x")
+        assert (info.value.status, info.value.code) == (400, code)
+    with pytest.raises(ValueError, match="21211, 21614"):
+        fake.fail_number(AGENT, 30003)
+
+
+def test_quick_reply_form_is_signed_and_carries_the_payload() -> None:
+    """A quick-reply tap: a WhatsApp message with ButtonPayload, ButtonText and Body (the title), signed."""
+    token = "quick-reply-token-0123456789"
+    form, headers = inbound_quick_reply(token, INBOUND_URL, from_=AGENT, to=WA_FROM, payload="K7QX 1", text="I'm here")
+    assert (form["ButtonPayload"], form["ButtonText"], form["Body"]) == ("K7QX 1", "I'm here", "I'm here")
+    assert form["From"] == f"whatsapp:{AGENT}" and form["MessageType"] == "button"
+    assert RequestValidator(token).validate(INBOUND_URL, form, headers["X-Twilio-Signature"])

@@ -519,7 +519,7 @@ def _invite(channel: str = "sms", **agent: Any) -> Invite:
             {"status": 503, "retry_after": 2},
             Delivery(False, retryable=True, retry_after=2.0, error="Twilio 503 (error 503)"),
         ),
-        ({"status": 400, "code": 21211}, Delivery(False, error="Twilio 400 (error 21211)")),
+        ({"status": 400, "code": 21211}, Delivery(False, error="Twilio 400 (error 21211)", unverified=True)),
         (
             {"status": 400, "code": 21610},
             Delivery(False, error="Twilio 21610: the agent unsubscribed from this sms number", opted_out=True),
@@ -529,7 +529,7 @@ def _invite(channel: str = "sms", **agent: Any) -> Invite:
     ids=["429", "500", "503", "21211", "21610", "401"],
 )
 async def test_send_errors(fake: FakeTwilio, failure: dict[str, Any], expected: Delivery) -> None:
-    """429 (with Retry-After) and 5xx retry; 21610 is permanent and opts out; other 4xx are permanent."""
+    """429 (with Retry-After) and 5xx retry; 21610 opts out, 21211 marks the number unverified; other 4xx are permanent."""
     client = sdk.make_client(fake.account_sid, fake.auth_token, fake.base_url)
     try:
         fake.fail_next(**failure)

@@ -116,6 +116,35 @@ CHECKS = [
         [],
         ["twilio_half_configured"],
     ),
+    (
+        "a messaging service is a sender",
+        {"twilio_sms_from": None, "twilio_messaging_service_sid": "MG" + "0" * 32},
+        [],
+        [],
+        [],
+    ),
+    (
+        "sms from beside a messaging service",
+        {"twilio_messaging_service_sid": "MG" + "0" * 32},
+        [],
+        [],
+        ["sms_from_ignored"],
+    ),
+    (
+        "a template without whatsapp",
+        {"twilio_whatsapp_content_sid": "HX" + "0" * 32},
+        [],
+        [],
+        ["whatsapp_template_unused"],
+    ),
+    ("whatsapp without a template", {"twilio_whatsapp_from": "+14155238886"}, [], [], ["whatsapp_no_template"]),
+    (
+        "whatsapp with a template",
+        {"twilio_whatsapp_from": "+14155238886", "twilio_whatsapp_content_sid": "HX" + "0" * 32},
+        [],
+        [],
+        [],
+    ),
 ]
 
 
