@@ -132,7 +132,8 @@ def test_an_app_token_without_a_bot_token_is_half_a_set_up() -> None:
 
 async def test_check_prints_the_slack_mode(tmp_path: Path) -> None:
     """`care-relay check` with Socket Mode: its first line says so, and nothing is found."""
-    env = environment(tmp_path, **SERVING_ENV, SLACK_BOT_TOKEN=DEFAULT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
+    served = {**SERVING_ENV, "RELAY_VERIFY_ADDRESSES": "true"}  # as deployed: nothing else to report
+    env = environment(tmp_path, **served, SLACK_BOT_TOKEN=DEFAULT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
     status, out, err = await care_relay(env, tmp_path, "check")
     assert status == 0, err
     first, ok = out.strip().splitlines()
