@@ -7,6 +7,7 @@ Sync functions over the writer's `Tx`, like the other storage modules.
 from __future__ import annotations
 
 from inbox import audit, directory
+from inbox.outbox import enqueue
 from inbox.tx import Tx
 
 #: a claim on a MessageSid that was never settled (the answering request died) lapses after this.
@@ -76,7 +77,7 @@ def record_opt(tx: Tx, agent_id: str, channel: str, opted_out: bool, at: int) ->
 
 
 def record_status(
-    tx: Tx, sid: str, status: str | None, error: str | None, opted_out: bool, at: int
+    tx: Tx, sid: str, status: str | None, error: str | None, opted_out: bool, at: int, outside_session: bool = False
 ) -> tuple[int, str, bool] | None:
     """Move the invitation sent as `sid` up the delivery ladder.
 
@@ -101,4 +102,8 @@ def record_status(
         )
     if opted_out:
         directory.set_opted_out(tx, agent_id, channel, True, at)
+    if outside_session and moved and status == "failed" and channel == "whatsapp":
+        # WhatsApp could not reach the agent after all: the outbox invites them on their next channel
+        payload = {"invitation_id": invitation_id, "outside_session": True}
+        enqueue(tx, kind="invite", payload=payload, at=at, ref_id=invitation_id)
     return invitation_id, channel, moved

@@ -19,12 +19,17 @@ from relay import audit
 from relay.delivery import Join
 from relay.model import Clock, millis
 
-__all__ = ["Addresses", "Confirmed"]
+__all__ = ["SESSION_MS", "Addresses", "Confirmed", "session_open"]
 
 Confirmed = stored.Confirmed
 
 #: a WhatsApp session lasts this long after the agent's last message in (Meta's customer-care window)
 SESSION_MS = 24 * 3600 * 1000
+
+
+def session_open(seen_at: int | None, now_ms: int) -> bool:
+    """Whether the WhatsApp session an agent's message at `seen_at` (Unix ms) opened is still open."""
+    return seen_at is not None and 0 <= now_ms - seen_at < SESSION_MS
 
 
 def _to_ask(tx: Tx, agent_id: str, channel: str) -> Join | None:
@@ -81,7 +86,3 @@ class Addresses:
     async def seen_on_whatsapp(self, agent_id: str) -> None:
         """The agent wrote on WhatsApp: their 24-hour session runs from now."""
         await self._writer.run(lambda tx: stored.whatsapp_seen(tx, agent_id, millis(self._clock)))
-
-    def session_open(self, seen_at: int | None) -> bool:
-        """Whether a WhatsApp session that began with a message at `seen_at` (Unix ms) is still open."""
-        return seen_at is not None and millis(self._clock) - seen_at < SESSION_MS

@@ -52,7 +52,6 @@ from relay.keys import (
     WRITER,
 )
 from relay.metrics import Metrics
-from relay.model import RoutingSettings
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.tokens import Tokens
@@ -62,17 +61,6 @@ from relay.web.middleware import errors_middleware
 from relay.web.requests import unstorable_middleware
 
 log = logging.getLogger("care_relay")
-
-
-def routing_settings(settings: Settings) -> RoutingSettings:
-    return RoutingSettings(
-        sending_enabled=settings.relay_sending_enabled,
-        shadow_mode=settings.relay_shadow_mode,
-        agent_max_invites_per_hour=settings.relay_agent_max_invites_per_hour,
-        aisha_care_window_minutes=settings.aisha_care_window_minutes,
-        configured_channels=settings.configured_channels,
-        verify_addresses=settings.relay_verify_addresses,
-    )
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -103,7 +91,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             outbox.wake()
 
     clock = app[CLOCK]
-    invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal)
+    invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal, clock=clock)
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
@@ -133,7 +121,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[OUTBOX] = outbox
     app[INTAKE] = Intake(
         app[WRITER],
-        routing_settings(settings),
+        settings.routing(),
         on_queued=wake,
         on_invited=invitations.remember,  # its sends read the signal as intake parsed it
         clock=lambda: datetime.fromtimestamp(clock(), UTC),

@@ -90,6 +90,8 @@ class Delivery:
     outside_session: bool = False
     #: Twilio said the address is not a valid (21211) or not a mobile (21614) number: mark it unverified.
     unverified: bool = False
+    #: outside_session: the agent's next channel for the same signal, where the invitation moves (None: none left)
+    next_channel: str | None = None
 
 
 class Channel(Protocol):

@@ -99,7 +99,9 @@ class Inbound:
         kind = "opt_out" if opted_out else "opt_in"
         audit.emit({"kind": kind, "agent": agent_id, "via": channel, "action_origin": "user_directed"})
 
-    async def delivery(self, sid: str, status: str | None, error: str, *, opted_out: bool) -> DeliveryMoved | None:
+    async def delivery(
+        self, sid: str, status: str | None, error: str, *, opted_out: bool, outside_session: bool = False
+    ) -> DeliveryMoved | None:
         """Move the invitation sent as `sid` up the delivery ladder; None when no invitation was sent as `sid`.
 
         Twilio may call back before the send's own commit has stored the message's sid: it
@@ -116,6 +118,7 @@ class Inbound:
                     error=error,
                     opted_out=opted_out,
                     at=millis(self._clock),
+                    outside_session=outside_session,
                 )
             )
             if found is not None:

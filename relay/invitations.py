@@ -8,6 +8,7 @@ drops it, and a purged body is seen on the invitation row before the cache is as
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ from inbox.invitations import (
 )
 from inbox.reader import Reader
 from inbox.tx import Tx
+from relay.addresses import session_open
 from relay.delivery import Invite, LoopSnapshot, Note
-from relay.model import Agent, Grant, Signal
+from relay.model import Agent, Clock, Grant, Signal, millis
 from relay.settings import Settings
 from relay.tokens import Tokens
 
@@ -84,7 +86,9 @@ class Invitations:
         *,
         read_signal: Callable[[str, bytes], Signal],
         cache_size: int = CACHE_SIZE,
+        clock: Clock = time.time,
     ) -> None:
+        self._clock = clock
         self._reader = reader
         self._settings = settings
         self._tokens = tokens
@@ -144,6 +148,7 @@ class Invitations:
             responses=self.responses(signal),
             action_url=f"{self._settings.public_base_url}/a/{self._tokens.action_token(view.id)}",
             deep_link=deep_link,
+            session_open=agent_row is not None and session_open(agent_row.whatsapp_seen_at, millis(self._clock)),
         )
 
     async def held(self, invitation_id: int) -> Held | None:

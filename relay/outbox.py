@@ -34,7 +34,7 @@ from functools import partial
 
 import aiohttp
 
-from inbox import directory, invitations
+from inbox import addresses, directory, invitations
 from inbox import outbox as rows
 from inbox.audit import insert_audit
 from inbox.tx import Tx
@@ -47,7 +47,7 @@ from relay.delivery import Channel, Delivery, permanent, retry, skip
 from relay.invitations import Invitations, ToSend
 from relay.metrics import Metrics
 from relay.model import millis
-from relay.router import send_time_refusal
+from relay.router import next_channel, send_time_refusal
 from relay.settings import Settings
 
 log = logging.getLogger("care_relay.outbox")
@@ -101,6 +101,7 @@ class OutboxWorker:
         self._invitations = invitations
         self._channels = channels
         self._settings = settings
+        self._routing = settings.routing()
         self._session = session
         #: per callback attempt (tests shorten it rather than wait ten seconds for a timeout)
         self.callback_timeout_sec = CALLBACK_TIMEOUT_SEC
@@ -311,23 +312,33 @@ class OutboxWorker:
         invite = None if prepared is None else prepared.invite
         if prepared is None or invite is None:
             return permanent("invitation not found")
+        now = datetime.fromtimestamp(self._clock(), UTC)
         refusal = send_time_refusal(
             invite.signal,
             invite.agent,
             invite.channel,
             prepared.grants,
-            now=datetime.fromtimestamp(self._clock(), UTC),
+            now=now,
             loop_open=prepared.loop_open,
             verify_addresses=self._settings.relay_verify_addresses,
         )
         if refusal is not None:
             return skip(refusal)
-        if invite.channel in invite.agent.opted_out:
+        if work.payload.get("outside_session"):  # Twilio said so after the send (a late 63016)
+            delivery = permanent("outside_session (reported after the send)", outside_session=True)
+        elif invite.channel in invite.agent.opted_out:
             return permanent(f"agent opted out of {invite.channel}", opted_out=True)
-        channel = self._channels.get(invite.channel)
-        if channel is None:
+        elif (channel := self._channels.get(invite.channel)) is None:
             return permanent(f"channel {invite.channel} is not configured")
-        return await channel.send(invite)
+        else:
+            delivery = await channel.send(invite)
+        if delivery.outside_session:
+            # never dropped unseen: the same signal goes to the agent's next channel (CONTRACT section 8)
+            moved_to = next_channel(
+                invite.signal, invite.agent, prepared.grants, now=now, settings=self._routing, tried=invite.channel
+            )
+            return replace(delivery, retryable=False, next_channel=moved_to)
+        return delivery
 
     async def _send_join(self, work: rows.Work) -> Delivery:
         """A join code to an address its owner has not confirmed; skipped once confirmed or changed."""
@@ -466,7 +477,12 @@ def _store_settlement(tx: Tx, work: rows.Work, delivery: Delivery, *, now: int, 
     """Settle a claimed row, and its invitation: sent, skipped, retried at `retry_at`, or failed
     (no `retry_at`). False when the claim was no longer this process's; then nothing changes."""
     invitation_id = _invitation_id(work) if work.kind == "invite" else None
-    if delivery.skipped is not None:
+    if invitation_id is not None and delivery.next_channel is not None:
+        # the attempt on this channel is over; the invitation itself goes on, on the next channel
+        if not rows.skip(tx, work, reason=f"{delivery.error}; invited on {delivery.next_channel}", now=now):
+            return False
+        _move(tx, invitation_id, delivery, now)
+    elif delivery.skipped is not None:
         if not rows.skip(tx, work, reason=delivery.skipped, now=now):
             return False
         if invitation_id is not None:
@@ -480,14 +496,48 @@ def _store_settlement(tx: Tx, work: rows.Work, delivery: Delivery, *, now: int, 
     elif retry_at is not None:
         return rows.reschedule(tx, work, at=retry_at, error=delivery.error or "retry", now=now)
     else:
-        if not rows.fail(tx, work, error=delivery.error or "failed", now=now):
-            return False
-        if invitation_id is not None:
-            rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
-            held = invitations.holder_and_channel(tx, invitation_id) if delivery.opted_out else None
-            if held is not None:
-                directory.set_opted_out(tx, held[0], held[1], True, now)
+        return _fail(tx, work, invitation_id, delivery, now)
     return True
+
+
+def _fail(tx: Tx, work: rows.Work, invitation_id: int | None, delivery: Delivery, now: int) -> bool:
+    """The row failed for good; its invitation too, and what the provider said of the address is kept."""
+    if not rows.fail(tx, work, error=delivery.error or "failed", now=now):
+        return False
+    if invitation_id is None:
+        return True
+    rows.set_invitation(tx, invitation_id, status="failed", error=delivery.error, now=now)
+    held = invitations.holder_and_channel(tx, invitation_id)
+    if held is not None and delivery.opted_out:
+        directory.set_opted_out(tx, held[0], held[1], True, now)
+    if held is not None and delivery.unverified:  # not a number, or not a mobile one: ask its owner again
+        addresses.unconfirm(tx, held[0], held[1], delivery.error or "refused", now)
+    return True
+
+
+def _move(tx: Tx, invitation_id: int, delivery: Delivery, now: int) -> None:
+    """The invitation goes to the agent's next channel for the same signal, queued now, and audited."""
+    to = str(delivery.next_channel)
+    row = invitations.loop_of(tx, invitation_id)
+    tx.execute(
+        "UPDATE invitation SET channel = ?, status = 'queued', error = NULL, provider_id = NULL, updated_at = ?"
+        " WHERE id = ?",
+        (to, now, invitation_id),
+    )
+    rows.enqueue(tx, kind="invite", payload={"invitation_id": invitation_id}, at=now, ref_id=invitation_id)
+    if row is not None:
+        insert_audit(
+            tx,
+            kind="invitation_moved",
+            at=now,
+            source=str(row[0]),
+            event_id=str(row[1]),
+            agent_id=str(row[2]),
+            action_origin="care_autonomous",
+            policy_gate_result="allowed",
+            reason=f"{row[3]} could not reach the agent ({delivery.error}); invited on {to} instead",
+            detail={"from": str(row[3]), "to": to},
+        )
 
 
 def _invitation_id(work: rows.Work) -> int:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 
 from relay.files import private_dir
 from relay.logs import level_of
+from relay.model import RoutingSettings
 from relay.phones import region_code
 from relay.secret_files import SecretFileError, SecretFiles, secret_fields
 
@@ -294,6 +295,17 @@ class Settings(BaseSettings):
         if self.dev:
             channels.add("console")
         return frozenset(channels)
+
+    def routing(self) -> RoutingSettings:
+        """The part of the settings the router reads."""
+        return RoutingSettings(
+            sending_enabled=self.relay_sending_enabled,
+            shadow_mode=self.relay_shadow_mode,
+            agent_max_invites_per_hour=self.relay_agent_max_invites_per_hour,
+            aisha_care_window_minutes=self.aisha_care_window_minutes,
+            configured_channels=self.configured_channels,
+            verify_addresses=self.relay_verify_addresses,
+        )
 
     def missing_secrets(self) -> list[str]:
         return [name for name in REQUIRED_SECRETS if not getattr(self, name.lower())]

@@ -330,3 +330,12 @@ def metric(app: web.Application, name: str, **labels: str) -> float:
     """One sample of the app's own registry (0 when that series was never counted)."""
     value = app[METRICS].registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+async def wrote_in_on_whatsapp(app: web.Application, *agent_ids: str) -> None:
+    """These agents wrote in on WhatsApp a moment ago: their 24-hour session is open, so an
+    invitation goes as free-form text (the relay's own bookkeeping, as an inbound message keeps it)."""
+    from relay.keys import ADDRESSES
+
+    for agent_id in agent_ids:
+        await app[ADDRESSES].seen_on_whatsapp(agent_id)

@@ -219,6 +219,6 @@ def join_blocks(join: Join) -> list[dict[str, Any]]:
     ]
 
 
-def joined_blocks(display: str) -> list[dict[str, Any]]:
+def joined_blocks(thanks: str) -> list[dict[str, Any]]:
     """The join DM once the button was pressed: the thanks, no button."""
-    return [{"type": "section", "text": plain(compose.joined_text(display))}]
+    return [{"type": "section", "text": plain(thanks)}]

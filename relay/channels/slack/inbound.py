@@ -23,6 +23,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from relay import compose
+from relay.addresses import Addresses, Confirmed
 from relay.answers import Ack, Answers, Done, Outcome
 from relay.bodies import read_body
 from relay.channels.slack import blocks
@@ -63,6 +65,8 @@ ALREADY_ACKED = "You already said you're here for this one — thank you."
 NOT_OFFERED = "That answer is not offered for this invitation."
 GONE = "This invitation is no longer here."
 TRY_AGAIN = "That could not be recorded just now; please try again in a moment."
+JOINED_BEFORE = "You already joined here — thank you."
+JOIN_STALE = "This Join button is no longer current; ask your admin to send a new one."
 
 
 def _ack_words(outcome: Outcome) -> str | None:
@@ -107,9 +111,20 @@ def _done_words(outcome: Outcome) -> dict[str, Any]:
 class SlackAnswers:
     """Button presses, the close modal and `/care`: Slack's payloads as `Ack` / `Done`, outcomes as words."""
 
-    def __init__(self, answers: Answers, invitations: Invitations) -> None:
+    def __init__(self, answers: Answers, invitations: Invitations, addresses: Addresses | None = None) -> None:
         self._answers = answers
         self._invitations = invitations
+        self._addresses = addresses
+
+    async def join(self, slack_user: str, code: str) -> tuple[bool, str]:
+        """The Join button: (confirmed, the words) for the Slack user who pressed it."""
+        agent = await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
+        if agent is None or not agent.active or self._addresses is None:
+            return False, NOT_AN_AGENT
+        result = await self._addresses.confirm(agent.id, VIA, code)
+        if result is Confirmed.CONFIRMED:
+            return True, compose.joined_text(agent.display)
+        return False, JOINED_BEFORE if result is Confirmed.ALREADY else JOIN_STALE
 
     async def _claim(self, slack_user: str, invitation_id: int | None) -> tuple[Held | None, AgentRow | None]:
         """The invitation, and the agent behind `slack_user`.
@@ -209,6 +224,22 @@ async def _tell(client: AsyncWebClient, body: Mapping[str, Any], text: str | Non
         log.warning("slack ephemeral answer failed: %s", type(exc).__name__)
 
 
+async def _join(flow: SlackAnswers, body: Mapping[str, Any], client: AsyncWebClient, respond: Any) -> None:
+    """The Join button: the request becomes the thanks (without its button), or an ephemeral line says why not."""
+    try:
+        joined, text = await flow.join(_user(body), _value(body))
+    except Exception as exc:
+        log.warning("slack join failed: %s", type(exc).__name__)
+        joined, text = False, TRY_AGAIN
+    if joined:
+        try:
+            await respond(replace_original=True, text=text, blocks=blocks.joined_blocks(text))
+            return
+        except Exception as exc:
+            log.warning("slack join answer failed: %s", type(exc).__name__)
+    await _tell(client, body, text)
+
+
 def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
     """The listeners: every one acks, none raises."""
 
@@ -233,6 +264,11 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
             log.warning("slack close failed: %s", type(exc).__name__)
             text = TRY_AGAIN
         await _tell(client, body, text)
+
+    @bolt.action(blocks.JOIN_ACTION)
+    async def handle_join(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
+        await ack()
+        await _join(flow, body, client, respond)
 
     @bolt.action(blocks.OPEN_ACTION)
     async def handle_open(ack: Any) -> None:

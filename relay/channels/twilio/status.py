@@ -48,9 +48,10 @@ async def handle_status(request: web.Request) -> web.Response:
     if not sid or (status is None and not opted_out):
         return twiml()
     error = f"Twilio error {code}" if code else "Twilio reported the message undelivered"
-    if code == str(OUTSIDE_SESSION):  # WhatsApp outside the 24-hour session, reported after the send
+    if code == str(OUTSIDE_SESSION):  # WhatsApp outside the 24-hour session, reported after the send: moved on
         error = f"{OUTSIDE_SESSION_ERROR} ({error})"
-    found = await app[INBOUND].delivery(sid, status, error, opted_out=opted_out)
+    outside_session = code == str(OUTSIDE_SESSION)
+    found = await app[INBOUND].delivery(sid, status, error, opted_out=opted_out, outside_session=outside_session)
     if found is None:
         app[METRICS].delivery_reports.labels("unknown_sid").inc()
         log.info("delivery status for unknown message %s: ignored", sid)

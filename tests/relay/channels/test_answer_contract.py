@@ -23,7 +23,7 @@ from tests.fakes.twilio import FakeTwilio
 from tests.relay.channels import test_slack
 from tests.relay.channels.test_slack import SECRET, Sink, ephemerals, invitation_of, press, submit
 from tests.relay.channels.test_twilio import PUBLIC, SMS_FROM, WA_FROM, reply
-from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, signed
+from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, signed, wrote_in_on_whatsapp
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 GRANT = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
@@ -181,6 +181,7 @@ async def world(
     for name in ("ana", "bo", "cy"):
         agent = {"id": name, "display": name.title(), "channels": [channel.sends_on], **PEOPLE[name]}
         assert (await client.post("/admin/agents", json=agent, headers=ADMIN)).status == 201
+    await wrote_in_on_whatsapp(client.app, "ana", "bo", "cy")  # invitations go as free-form WhatsApp text
     assert (await client.post("/admin/consents", json=GRANT, headers=ADMIN)).status == 201
     body, headers = signed("m3", fresh("m3", fixture("m3", "panic.ui__golden")))
     response = await client.post("/hooks/m3", data=body, headers=headers)

@@ -28,7 +28,16 @@ from relay.keys import OUTBOX, WRITER
 from relay.model import Agent, Signal
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilio, inbound_sms, status_callback
-from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, metric, refused_port, signed
+from tests.support import (
+    ADMIN_TOKEN,
+    fixture,
+    fresh,
+    make_settings,
+    metric,
+    refused_port,
+    signed,
+    wrote_in_on_whatsapp,
+)
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PUBLIC = "https://relay.example"
@@ -76,6 +85,9 @@ async def start(
     )
     client: TestClient = await aiohttp_client(create_app(settings, run_outbox=False))
     assert (await client.post("/admin/agents", json=ana(*(channels or ("sms",))), headers=ADMIN)).status == 201
+    await wrote_in_on_whatsapp(
+        client.app, "ana"
+    )  # free-form WhatsApp: tests/relay/test_whatsapp_sessions.py does the rest
     grant = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
     assert (await client.post("/admin/consents", json=grant, headers=ADMIN)).status == 201
     return client
