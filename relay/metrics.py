@@ -71,7 +71,8 @@ class Metrics:
         )
         self.invitations = Counter(
             "care_relay_invitations",
-            "Invitations by channel and what became of them: queued by intake, then sent, skipped or failed.",
+            "Invitations by channel and what became of them: queued by intake, then sent, skipped, failed or moved"
+            " (WhatsApp outside the session: invited on the agent's next channel).",
             ("channel", "status"),
             registry=registry,
         )
@@ -101,7 +102,7 @@ class Metrics:
         )
         self.outbox_attempts = Counter(
             "care_relay_outbox_attempts",
-            "Outbox attempts by kind of work and result: sent, retry, failed (after the last attempt) or skipped.",
+            "Outbox attempts by kind of work and result: sent, retry, failed (after the last attempt), skipped or moved.",
             ("kind", "result"),
             registry=registry,
         )

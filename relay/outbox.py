@@ -397,6 +397,8 @@ class OutboxWorker:
         """The attempt's result by kind, and an invitation's end (sent, skipped, failed) by channel."""
         if delivery.skipped is not None:
             result = "skipped"
+        elif delivery.next_channel is not None:
+            result = "moved"
         elif delivery.ok:
             result = "sent"
         elif self._final(work, delivery):
@@ -435,9 +437,10 @@ class OutboxWorker:
         """Store the outcome; False when this claim had lapsed and was taken over (nothing stored)."""
         now = millis(self._clock)
         invitation_id = _invitation_id(work) if work.kind == "invite" else None
-        final_failure = self._final(work, delivery)
+        # an invitation moved to the agent's next channel has not failed: it goes on there
+        final_failure = self._final(work, delivery) and delivery.next_channel is None
 
-        settled = final_failure or delivery.ok or delivery.skipped is not None
+        settled = final_failure or delivery.ok or delivery.skipped is not None or delivery.next_channel is not None
         retry_at = None if settled else now + int(self._wait(work, delivery) * 1000)
         if not await self._writer.run(lambda tx: _store_settlement(tx, work, delivery, now=now, retry_at=retry_at)):
             log.warning(

@@ -22,7 +22,7 @@ from relay.keys import OUTBOX
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, block_action
 from tests.fakes.twilio import FakeTwilio, status_callback
-from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, signed
+from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, metric, signed
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 PUBLIC = "https://relay.example"
@@ -141,6 +141,9 @@ async def test_outside_the_session_without_a_template_the_agent_is_invited_on_th
     assert moved["detail"] == {"from": "whatsapp", "to": "sms"} and "outside_session" in moved["reason"]
     outbox = await (await client.get("/admin/outbox?status=failed", headers=ADMIN)).json()
     assert outbox["items"] == []  # the WhatsApp attempt is not a failure to redo: the invitation went on
+    assert metric(client.app, "care_relay_invitations_total", channel="whatsapp", status="moved") == 1
+    assert metric(client.app, "care_relay_invitations_total", channel="sms", status="sent") == 1
+    assert metric(client.app, "care_relay_invitations_total", channel="whatsapp", status="failed") == 0
 
 
 async def test_twilio_63016_at_send_moves_the_invitation_on(
