@@ -42,6 +42,7 @@ from relay.keys import (
     INBOUND,
     INTAKE,
     INVITATIONS,
+    LEXICON,
     METRICS,
     OUTBOX,
     READER,
@@ -51,6 +52,7 @@ from relay.keys import (
     VIEWS,
     WRITER,
 )
+from relay.labels import read_responses
 from relay.metrics import Metrics
 from relay.model import RoutingSettings
 from relay.outbox import OutboxWorker
@@ -60,6 +62,7 @@ from relay.views import Views
 from relay.web import pages, routes
 from relay.web.middleware import errors_middleware
 from relay.web.requests import unstorable_middleware
+from relay.words import Lexicon
 
 log = logging.getLogger("care_relay")
 
@@ -103,11 +106,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             outbox.wake()
 
     clock = app[CLOCK]
-    invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal)
+    lexicon = Lexicon(settings.relay_default_locale, read_responses(settings.relay_responses_file))
+    app[LEXICON] = lexicon
+    invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal, lexicon=lexicon)
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
-    app[ADDRESSES] = Addresses(app[WRITER], app[READER], clock=clock)
+    app[ADDRESSES] = Addresses(app[WRITER], app[READER], clock=clock, lexicon=lexicon)
     app[DIRECTORY] = Directory(
         app[WRITER],
         app[READER],

@@ -32,6 +32,7 @@ from relay.delivery import Invite, LoopSnapshot, Note
 from relay.model import Agent, Grant, Signal
 from relay.settings import Settings
 from relay.tokens import Tokens
+from relay.words import Lexicon
 
 #: what a read or a write raises while storage is unavailable, for the pages that word it.
 #: parsed signals kept; a busy relay answers the loops of the last few hours.
@@ -84,7 +85,10 @@ class Invitations:
         *,
         read_signal: Callable[[str, bytes], Signal],
         cache_size: int = CACHE_SIZE,
+        lexicon: Lexicon | None = None,
     ) -> None:
+        #: every language the relay speaks: an invitation is worded in its agent's
+        self.lexicon = lexicon or Lexicon(settings.relay_default_locale)
         self._reader = reader
         self._settings = settings
         self._tokens = tokens
@@ -144,6 +148,7 @@ class Invitations:
             responses=self.responses(signal),
             action_url=f"{self._settings.public_base_url}/a/{self._tokens.action_token(view.id)}",
             deep_link=deep_link,
+            words=self.lexicon.words(agent.locale),
         )
 
     async def held(self, invitation_id: int) -> Held | None:

@@ -24,6 +24,7 @@ from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.tokens import Tokens
 from relay.views import Views
+from relay.words import Lexicon
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -38,6 +39,8 @@ INVITATIONS = web.AppKey("invitations", Invitations)
 INBOUND = web.AppKey("inbound", Inbound)
 #: confirming addresses (JOIN, the Join button) and the WhatsApp session
 ADDRESSES = web.AppKey("addresses", Addresses)
+#: every language the relay speaks, with the operator's response words (CONTRACT section 9)
+LEXICON = web.AppKey("lexicon", Lexicon)
 #: the agent directory and consent grants.
 DIRECTORY = web.AppKey("directory", Directory)
 #: read-only views of loops and the audit trail.

@@ -54,7 +54,7 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"id": args.id, "display": args.display, "groups": _comma(args.group)}
     if getattr(args, "slack_email", None):
         args.slack_user = _slack_user_by_email(args.slack_email)
-    for key in ("slack_user", "phone", "whatsapp", "quiet_hours", "tz"):
+    for key in ("slack_user", "phone", "whatsapp", "quiet_hours", "tz", "locale"):
         if getattr(args, key):
             data[key] = getattr(args, key)
     if args.channels:
@@ -77,7 +77,7 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
         agents,
         [
             "id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "verified", "quiet_hours",
-            "tz", "active",
+            "tz", "locale", "active",
         ],
     )  # fmt: skip
     return 0
