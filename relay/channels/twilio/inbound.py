@@ -27,8 +27,9 @@ from relay.delivery import Invite
 from relay.errors import BadRequestError
 from relay.inbound import UnknownSender
 from relay.invitations import AgentRow, View
-from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, METRICS, SETTINGS
+from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, LEXICON, METRICS, SETTINGS
 from relay.redact import redact
+from relay.words import Words
 
 __all__ = ["INBOUND_PATH", "handle_inbound", "words_of"]
 
@@ -37,7 +38,6 @@ log = logging.getLogger("care_relay.twilio")
 INBOUND_PATH = "/hooks/twilio/inbound"
 #: which agent field a channel's numbers live in.
 ADDRESS_FIELD = {"sms": "phone", "whatsapp": "whatsapp"}
-_AISHA_WHO = {"lead": "a lead", "contact": "a contact", "account": "an account", "opportunity": "a deal"}
 
 
 async def handle_inbound(request: web.Request) -> web.Response:
@@ -98,10 +98,7 @@ def words_of(form: MultiDict[str]) -> str:
 
 
 def _who(invite: Invite) -> str:
-    signal = invite.signal
-    if signal.source == "aisha":
-        return _AISHA_WHO.get(signal.entity_type or "", "AiSHA")
-    return signal.actor_display or signal.subject.removeprefix("actor:")
+    return compose.sender_name(invite)
 
 
 @dataclass(frozen=True)
@@ -113,7 +110,10 @@ class _Open:
 
     @property
     def opens(self) -> list[OpenInvite]:
-        return [OpenInvite(code, invite.responses) for code, invite in self.invites.items()]
+        return [
+            OpenInvite(code, invite.responses, tuple(compose.label(invite, r) for r in invite.responses))
+            for code, invite in self.invites.items()
+        ]
 
 
 async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) -> tuple[str, str | None]:
@@ -140,26 +140,29 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
     app: web.Application, row: AgentRow, channel: str, reading: replies.Reading, mine: _Open
 ) -> tuple[str, str | None]:
     agent_id, display = row.id, row.display
+    words = app[LEXICON].words(row.locale)
     match reading:
         case ListOpen():
-            return "list", replies.listing_text([(o, _who(mine.invites[o.code])) for o in mine.opens])
+            return "list", replies.listing_text([(o, _who(mine.invites[o.code])) for o in mine.opens], words=words)
         case ShowMenu():
-            return "menu", replies.menu_text(next(iter(mine.invites), None))
+            return "menu", replies.menu_text(next(iter(mine.invites), None), words)
         case Remind():
             return "remind", compose.reply_line(mine.invites[reading.code])
         case replies.Ack():
             view = mine.views[reading.code]
             ack = Ack(view.signal_id, agent_id, reading.response, channel, invitation_id=view.id)
             outcome = (await app[ANSWERS].record(ack)).outcome
-            return f"ack:{outcome}", _reply_words(outcome, display, reading.code, f"recorded: {reading.response}")
+            said = words._("recorded: {label}", label=words.label(reading.response))
+            return f"ack:{outcome}", _reply_words(outcome, display, reading.code, said, words)
         case replies.Done():
             view = mine.views[reading.code]
             done = Done(view.signal_id, agent_id, reading.outcome, reading.note, channel, invitation_id=view.id)
             outcome = (await app[ANSWERS].record(done)).outcome
-            return f"done:{outcome}", _reply_words(outcome, display, reading.code, f"closed: {reading.outcome}")
+            said = words._("closed: {label}", label=words.label(reading.outcome))
+            return f"done:{outcome}", _reply_words(outcome, display, reading.code, said, words)
         case Problem():
             await _refuse(app, reading, mine.views, agent_id, channel)
-            return f"refused:{reading.reason}", replies.problem_text(reading, mine.opens)
+            return f"refused:{reading.reason}", replies.problem_text(reading, mine.opens, words)
         case TwilioKeyword():  # answered before the grammar was asked; resolve passes it through
             return reading.kind, None
         case JoinWith():  # likewise
@@ -171,19 +174,21 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
 async def _join(app: web.Application, row: AgentRow, channel: str, code: str) -> tuple[str, str]:
     """`JOIN <code>` from the agent's own number: confirmed when it is the code this number was sent."""
     result = await app[ADDRESSES].confirm(row.id, channel, code)
+    words = app[LEXICON].words(row.locale)
     if result is Confirmed.CONFIRMED:
-        return "join:confirmed", compose.joined_text(row.display)
-    return f"join:{result}", replies.NOT_JOINED[str(result)]
+        return "join:confirmed", compose.joined_text(row.display, words)
+    return f"join:{result}", replies.not_joined(str(result), words)
 
 
-def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> str:
+def _reply_words(outcome: Outcome, display: str, code: str, recorded: str, words: Words) -> str:
+    _ = words._
     match outcome:
         case Outcome.RECORDED:
-            return replies.thanks(display, recorded)
+            return replies.thanks(display, recorded, words)
         case Outcome.ALREADY:
-            return replies.thanks(display, f"your answer to {code} was already recorded")
+            return replies.thanks(display, _("your answer to {code} was already recorded", code=code), words)
         case Outcome.ALREADY_DONE:
-            return replies.thanks(display, f"{code} was already closed")
+            return replies.thanks(display, _("{code} was already closed", code=code), words)
         case (
             Outcome.NOT_INVITED
             | Outcome.NO_SUCH_LOOP
@@ -192,7 +197,7 @@ def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> st
             | Outcome.BAD_OUTCOME
             | Outcome.NOTE_TOO_LONG
         ):
-            return "That invitation is no longer open for you. Send LIST to see the open ones."
+            return _("That invitation is no longer open for you. Send LIST to see the open ones.")
         case _:
             assert_never(outcome)
 
