@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: run test check bench clean browser
+.PHONY: run test check bench clean browser messages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "care-relay needs Python 3.11 or newer on PATH"; exit 1; }
@@ -40,6 +40,14 @@ check: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test browser
 	$(BIN)/python -m pytest -q
+
+# The words people read: extract every message (babel.cfg) into relay/locales/messages.pot and
+# merge it into each catalog (relay/locales/<locale>/LC_MESSAGES/messages.po); then translate
+# what is new. A new language: `$(BIN)/pybabel init -i relay/locales/messages.pot -d relay/locales -l xx`.
+messages: $(VENV)/.installed-test
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k n_:1,2 -k N_ --no-location --sort-output -w 100 \
+	  --project care-relay --copyright-holder care-relay -o relay/locales/messages.pot .
+	$(BIN)/pybabel update -i relay/locales/messages.pot -d relay/locales --no-fuzzy-matching --ignore-obsolete -w 100
 
 # The whole benchmark (bench/__main__.py): `make bench BENCH_ARGS="--only pending,invited --seconds 2"` for a quick run.
 bench: $(VENV)/.installed-test

@@ -98,8 +98,9 @@ def join_code(tx: Tx, agent_id: str, channel: str) -> tuple[str, str] | None:
 
 
 def confirm(tx: Tx, agent_id: str, channel: str, code: str, at: int) -> Confirmed:
-    """The owner answered `code` from the agent's address on `channel`."""
-    agent = get_agent_tx(tx, agent_id)
+    """The owner answered `code` from the agent's address on `channel` (the row locked while judged,
+    so a number changed at once on another replica is never confirmed, nor its change undone)."""
+    agent = get_agent_tx(tx, agent_id, for_update=True)
     if agent is None or agent.removed_at is not None:
         return Confirmed.WRONG_CODE
     if channel in agent.verified:
@@ -129,7 +130,7 @@ def _audit_join(tx: Tx, agent_id: str, channel: str, at: int, *, confirmed: bool
 
 def unconfirm(tx: Tx, agent_id: str, channel: str, why: str, at: int) -> bool:
     """The provider says the address is not a usable one: it is no longer confirmed."""
-    agent = get_agent_tx(tx, agent_id)
+    agent = get_agent_tx(tx, agent_id, for_update=True)
     if agent is None or channel not in agent.verified:
         return False
     replace_agent(tx, forget(agent, [channel]), at)

@@ -44,6 +44,8 @@ class AgentRecord:
     verified: tuple[str, ...] = ()
     #: the agent's last WhatsApp message in (Unix ms): their 24-hour session runs from it
     whatsapp_seen_at: int | None = None
+    #: the language the agent reads; None: RELAY_DEFAULT_LOCALE
+    locale: str | None = None
 
     def as_agent(self) -> Agent:
         """The agent as routing and the channels read it."""
@@ -60,6 +62,7 @@ class AgentRecord:
             active=self.active,
             opted_out=frozenset(self.opted_out),
             verified=frozenset(self.verified),
+            locale=self.locale,
         )
 
 
@@ -107,13 +110,13 @@ def agent_record(row: Sequence[Any]) -> AgentRecord:
     """An agent row selected by AGENT_COLUMNS; never raises for one odd row."""
     (
         id_, display, groups, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out, removed_at,
-        verified, whatsapp_seen_at,
+        verified, whatsapp_seen_at, locale,
     ) = row  # fmt: skip
     active = bool(active) and removed_at is None
     seen = whatsapp_seen_at if isinstance(whatsapp_seen_at, int) else None
     return AgentRecord(
         id_, display, strings(groups), slack_user, phone, whatsapp, strings(channels), quiet_hours, tz, active,
-        strings(opted_out), removed_at, strings(verified), seen,
+        strings(opted_out), removed_at, strings(verified), seen, locale if isinstance(locale, str) else None,
     )  # fmt: skip
 
 
@@ -166,6 +169,7 @@ def _agent_values(agent: AgentRecord) -> tuple[Any, ...]:
         int(agent.active),
         dumps(list(agent.opted_out)),
         dumps(list(agent.verified)),
+        agent.locale,
     )
 
 
@@ -173,7 +177,7 @@ def insert_agent(tx: Tx, agent: AgentRecord, at: int) -> bool:
     """Add an agent; False when the id is taken (by an agent, or by a removed one's tombstone)."""
     cur = tx.execute(
         "INSERT INTO agent (id, display, group_ids, slack_user, phone, whatsapp, channels, quiet_hours, tz, active,"
-        " opted_out, verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " opted_out, verified, locale, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO NOTHING",
         (*_agent_values(agent), at, at),
     )
@@ -186,7 +190,7 @@ def replace_agent(tx: Tx, agent: AgentRecord, at: int) -> bool:
     """Store every changeable field of an agent in the directory; False when it is not (or no longer) there."""
     cur = tx.execute(
         "UPDATE agent SET display = ?, group_ids = ?, slack_user = ?, phone = ?, whatsapp = ?, channels = ?,"
-        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, verified = ?, updated_at = ?"
+        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, verified = ?, locale = ?, updated_at = ?"
         " WHERE id = ? AND removed_at IS NULL",
         (*_agent_values(agent)[1:], at, agent.id),
     )
@@ -195,9 +199,14 @@ def replace_agent(tx: Tx, agent: AgentRecord, at: int) -> bool:
     return cur.rowcount == 1
 
 
-def get_agent_tx(tx: Tx, agent_id: str) -> AgentRecord | None:
-    """An agent by id, a removed one's tombstone included (`removed_at` set, inactive)."""
-    row = tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE id = ?", (agent_id,)).fetchone()
+def get_agent_tx(tx: Tx, agent_id: str, *, for_update: bool = False) -> AgentRecord | None:
+    """An agent by id, a removed one's tombstone included (`removed_at` set, inactive).
+
+    `for_update` locks the row on PostgreSQL until the transaction ends (a read-change-write
+    that another replica's change must wait for); SQLite's one writer needs no lock.
+    """
+    lock = " FOR UPDATE" if for_update and tx.dialect == "postgresql" else ""
+    row = tx.execute(f"SELECT {AGENT_COLUMNS} FROM agent WHERE id = ?{lock}", (agent_id,)).fetchone()
     return None if row is None else agent_record(row)
 
 
@@ -226,7 +235,7 @@ def remove_agent(tx: Tx, agent_id: str, at: int) -> bool:
 
 def set_opted_out(tx: Tx, agent_id: str, channel: str, opted_out: bool, at: int) -> bool:
     """Add or drop one channel from an agent's opt-outs (SMS STOP/START, a provider's refusal)."""
-    current = get_agent_tx(tx, agent_id)
+    current = get_agent_tx(tx, agent_id, for_update=True)
     if current is None:
         return False
     channels = set(current.opted_out)

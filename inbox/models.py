@@ -181,6 +181,8 @@ class AgentRow(SQLModel, table=True):
     verified: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
     #: the agent's last WhatsApp message in: their 24-hour session runs from it
     whatsapp_seen_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    #: the language the agent reads (en, ro); NULL: RELAY_DEFAULT_LOCALE
+    locale: str | None = Field(default=None, max_length=16)
 
 
 class JoinCodeRow(SQLModel, table=True):

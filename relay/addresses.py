@@ -18,6 +18,7 @@ from inbox.writer import Writer
 from relay import audit
 from relay.delivery import Join
 from relay.model import Clock, millis
+from relay.words import Lexicon
 
 __all__ = ["SESSION_MS", "Addresses", "Confirmed", "session_open"]
 
@@ -32,7 +33,7 @@ def session_open(seen_at: int | None, now_ms: int) -> bool:
     return seen_at is not None and 0 <= now_ms - seen_at < SESSION_MS
 
 
-def _to_ask(tx: Tx, agent_id: str, channel: str) -> Join | None:
+def _to_ask(tx: Tx, agent_id: str, channel: str, lexicon: Lexicon) -> Join | None:
     agent = get_agent_tx(tx, agent_id)
     sent = stored.join_code(tx, agent_id, channel)
     if agent is None or agent.removed_at is not None or sent is None or channel in agent.verified:
@@ -40,20 +41,21 @@ def _to_ask(tx: Tx, agent_id: str, channel: str) -> Join | None:
     code, address = sent
     if address != stored.address(agent, channel):
         return None
-    return Join(agent=agent.as_agent(), channel=channel, code=code)
+    return Join(agent=agent.as_agent(), channel=channel, code=code, words=lexicon.words(agent.locale))
 
 
 class Addresses:
     """Confirming, unconfirming and the WhatsApp session, over one database; times from `clock`."""
 
-    def __init__(self, writer: Writer, reader: Reader, *, clock: Clock) -> None:
+    def __init__(self, writer: Writer, reader: Reader, *, clock: Clock, lexicon: Lexicon | None = None) -> None:
+        self._lexicon = lexicon or Lexicon()
         self._writer = writer
         self._reader = reader
         self._clock = clock
 
     async def to_ask(self, agent_id: str, channel: str) -> Join | None:
         """The join code still to send to an agent's address; None once confirmed, changed or removed."""
-        return await self._reader.run(lambda tx: _to_ask(tx, agent_id, channel))
+        return await self._reader.run(lambda tx: _to_ask(tx, agent_id, channel, self._lexicon))
 
     async def confirm(self, agent_id: str, channel: str, code: str) -> stored.Confirmed:
         """The owner answered `code` from the address: confirmed once it is the code that address was sent."""

@@ -42,7 +42,9 @@ from relay.keys import (
     INBOUND,
     INTAKE,
     INVITATIONS,
+    LEXICON,
     METRICS,
+    ON_DRAIN,
     OUTBOX,
     READER,
     RUN_OUTBOX,
@@ -51,6 +53,7 @@ from relay.keys import (
     VIEWS,
     WRITER,
 )
+from relay.labels import read_responses
 from relay.metrics import Metrics
 from relay.outbox import OutboxWorker
 from relay.settings import Settings
@@ -59,6 +62,7 @@ from relay.views import Views
 from relay.web import pages, routes
 from relay.web.middleware import errors_middleware
 from relay.web.requests import unstorable_middleware
+from relay.words import Lexicon
 
 log = logging.getLogger("care_relay")
 
@@ -91,11 +95,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             outbox.wake()
 
     clock = app[CLOCK]
-    invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal, clock=clock)
+    lexicon = Lexicon(settings.relay_default_locale, read_responses(settings.relay_responses_file))
+    app[LEXICON] = lexicon
+    invitations = Invitations(app[READER], settings, app[TOKENS], read_signal=read_signal, lexicon=lexicon, clock=clock)
     app[INVITATIONS] = invitations
     app[ANSWERS] = Answers(app[WRITER], invitations, settings, on_queued=wake, clock=clock, metrics=app[METRICS])
     app[INBOUND] = Inbound(app[WRITER], settings, clock=clock)
-    app[ADDRESSES] = Addresses(app[WRITER], app[READER], clock=clock)
+    app[ADDRESSES] = Addresses(app[WRITER], app[READER], clock=clock, lexicon=lexicon)
     app[DIRECTORY] = Directory(
         app[WRITER],
         app[READER],
@@ -135,6 +141,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     if app[RUN_OUTBOX]:
         outbox.start()
     socket_mode = start_socket_mode(app, settings)  # Slack's answers over a WebSocket, when so configured
+    app[ON_DRAIN].append(lambda: stop_socket_mode(socket_mode))  # a draining relay takes no new presses
     retention = asyncio.create_task(_purge_bodies(app), name="retention")
     flusher = asyncio.create_task(_flush_logs(), name="log-flush")
     try:
@@ -191,6 +198,7 @@ def create_app(
     app[CLOCK] = clock
     app[RUN_OUTBOX] = run_outbox
     app[DRAINING] = asyncio.Event()
+    app[ON_DRAIN] = []
     app[METRICS] = Metrics(_version())
     app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
     app.cleanup_ctx.append(_storage)

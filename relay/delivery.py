@@ -10,10 +10,11 @@ from __future__ import annotations
 import email.utils
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from relay.model import Agent, Signal
+from relay.words import Words, english
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Invite:
     #: WhatsApp: the agent's 24-hour session is open (their last message in is that recent),
     #: so free-form text may go; closed, only an approved template may.
     session_open: bool = True
+    #: the agent's language (relay.words): every sentence and label of this invitation.
+    words: Words = field(default_factory=english, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Join:
     channel: str
     #: what the owner answers (`JOIN K7QX`), or what the Join button carries
     code: str
+    #: the agent's language (relay.words)
+    words: Words = field(default_factory=english, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

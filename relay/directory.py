@@ -45,11 +45,11 @@ def _refuse_shared_address(tx: Tx, agent: AgentRecord) -> None:
 
 
 def confirming(settings: Settings) -> frozenset[str]:
-    """The channels whose new addresses are sent a join code: those that can send, when addresses
-    must be confirmed (RELAY_VERIFY_ADDRESSES); console needs no address."""
-    if not settings.relay_verify_addresses:
-        return frozenset()
-    return frozenset(settings.configured_channels & set(addresses.ADDRESS_OF))
+    """The channels whose new addresses are sent a join code: every channel with addresses, when
+    they must be confirmed (RELAY_VERIFY_ADDRESSES). The code is queued whatever this process can
+    send on (the CLI may run without the provider's settings): the relay's outbox sends it, or
+    shows it failed in /admin/outbox while that channel is not configured."""
+    return frozenset(addresses.ADDRESS_OF) if settings.relay_verify_addresses else frozenset()
 
 
 def _refuse_to_ask(agent: AgentRecord, channel: str, confirm_on: frozenset[str], *, named: bool) -> None:
@@ -63,9 +63,7 @@ def _refuse_to_ask(agent: AgentRecord, channel: str, confirm_on: frozenset[str],
             f"Agent '{agent.id}' already confirmed their {channel} address; a changed address is asked again."
         )
     if channel not in confirm_on:
-        raise BadRequestError(
-            f"This relay cannot send on {channel} now, or RELAY_VERIFY_ADDRESSES is off: no join code was sent."
-        )
+        raise BadRequestError("RELAY_VERIFY_ADDRESSES is off: addresses need no confirming, and no join code is sent.")
 
 
 class Directory:
@@ -164,7 +162,7 @@ class Directory:
         asked: list[str] = []
 
         def job(tx: Tx) -> AgentRecord | None:
-            current = stored.get_agent_tx(tx, agent_id)
+            current = stored.get_agent_tx(tx, agent_id, for_update=True)
             if current is None or current.removed_at is not None:
                 return None
             changed = _changed(current, changes)

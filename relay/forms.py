@@ -17,6 +17,7 @@ from inbox.addresses import ADDRESS_OF
 from inbox.directory import AgentRecord, GrantRecord
 from receivers.schema import printable
 from relay.errors import BadRequestError, InvalidPayloadError
+from relay.labels import LOCALES
 from relay.model import AGENT_CHANNELS, EARLIEST, LATEST, iso
 from relay.phones import MAX_INPUT_CHARS, to_e164
 from relay.router import parse_quiet_hours
@@ -96,6 +97,8 @@ class AgentFields(BaseModel):
     quiet_hours: str | None = None
     tz: str | None = None
     active: bool | None = None
+    #: the language the agent reads (CONTRACT section 9); null: RELAY_DEFAULT_LOCALE
+    locale: str | None = None
 
     @field_validator("groups")
     @classmethod
@@ -131,6 +134,16 @@ class AgentFields(BaseModel):
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"'{v}' is not a time zone; use an Area/City name such as Europe/Bucharest") from None
         return v or None
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        wanted = v.strip().lower().replace("_", "-")
+        if wanted not in LOCALES:
+            raise ValueError(f"'{v[:20]}' is not a language the relay speaks; use one of {', '.join(LOCALES)}")
+        return wanted
 
 
 class AgentIn(AgentFields):
@@ -215,6 +228,7 @@ def agent_view(agent: AgentRecord) -> dict[str, Any]:
         "channels": list(agent.channels),
         "quiet_hours": agent.quiet_hours,
         "tz": agent.tz,
+        "locale": agent.locale,
         "active": agent.active,
         "opted_out": list(agent.opted_out),
         # each address the agent has, and whether its owner confirmed it (CONTRACT section 8)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from inbox import directory, signals
+from inbox.addresses import ADDRESS_OF
 from inbox.directory import AgentRecord, GrantRecord
 from inbox.invitations import (
     OPEN_STATUSES,
@@ -34,6 +35,7 @@ from relay.delivery import Invite, LoopSnapshot, Note
 from relay.model import Agent, Clock, Grant, Signal, millis
 from relay.settings import Settings
 from relay.tokens import Tokens
+from relay.words import Lexicon
 
 #: what a read or a write raises while storage is unavailable, for the pages that word it.
 #: parsed signals kept; a busy relay answers the loops of the last few hours.
@@ -64,6 +66,8 @@ class ToSend:
     grants: tuple[Grant, ...]
     #: whether the loop still waits for a person (invited or acked), read with the rest
     loop_open: bool
+    #: the invitation's own status (queued, sent, failed…)
+    status: str = "queued"
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,12 @@ class Invitations:
         *,
         read_signal: Callable[[str, bytes], Signal],
         cache_size: int = CACHE_SIZE,
+        lexicon: Lexicon | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._clock = clock
+        #: every language the relay speaks: an invitation is worded in its agent's
+        self.lexicon = lexicon or Lexicon(settings.relay_default_locale)
         self._reader = reader
         self._settings = settings
         self._tokens = tokens
@@ -149,6 +156,7 @@ class Invitations:
             action_url=f"{self._settings.public_base_url}/a/{self._tokens.action_token(view.id)}",
             deep_link=deep_link,
             session_open=agent_row is not None and session_open(agent_row.whatsapp_seen_at, millis(self._clock)),
+            words=self.lexicon.words(agent.locale),
         )
 
     async def held(self, invitation_id: int) -> Held | None:
@@ -167,6 +175,7 @@ class Invitations:
                 self.invite_from(view, agents.get(view.agent_id)),
                 tuple(g.as_grant() for g in grants.get(view.signal_id, ())),
                 view.loop_status in OPEN_STATUSES,
+                view.status,
             )
             for view in views
         }
@@ -194,9 +203,26 @@ class Invitations:
         """A loop's invitations, acks (with displays) and done, as the link page shows them."""
         return await self._reader.run(loop_detail, signal_id)
 
-    async def agent_by(self, **where: str) -> AgentRow | None:
-        """One agent by id, slack_user, phone or whatsapp (a removed one reads inactive)."""
-        return await self._reader.run(directory.agent_by, **where)
+    async def agent_at(self, channel: str, address: str) -> AgentRow | None:
+        """The agent an address names, once its owner confirmed it (CONTRACT section 8).
+
+        Until then the address names nobody: whoever writes or presses from it reads no
+        invitation and answers none, on every channel. `claimant` finds who it was given to.
+        """
+        row = await self.claimant(channel, address)
+        return row if row is not None and self.confirmed(row, channel) else None
+
+    async def claimant(self, channel: str, address: str) -> AgentRow | None:
+        """The agent an address was given to, confirmed or not: from an unconfirmed one, only
+        JOIN (or the Join button) and STOP are taken. None for a channel without addresses."""
+        column = ADDRESS_OF.get(channel)
+        if column is None or not address:
+            return None
+        return await self._reader.run(directory.agent_by, **{column: address})
+
+    def confirmed(self, agent: AgentRow, channel: str) -> bool:
+        """Whether the agent's address on `channel` may be treated as theirs (RELAY_VERIFY_ADDRESSES)."""
+        return not self._settings.relay_verify_addresses or channel in agent.verified
 
     async def open_for(self, agent_row: AgentRow) -> list[tuple[View, Invite]]:
         """An agent's open invitations, oldest first, each with its words (purged ones left out)."""

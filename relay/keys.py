@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -24,6 +24,7 @@ from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.tokens import Tokens
 from relay.views import Views
+from relay.words import Lexicon
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -38,6 +39,8 @@ INVITATIONS = web.AppKey("invitations", Invitations)
 INBOUND = web.AppKey("inbound", Inbound)
 #: confirming addresses (JOIN, the Join button) and the WhatsApp session
 ADDRESSES = web.AppKey("addresses", Addresses)
+#: every language the relay speaks, with the operator's response words (CONTRACT section 9)
+LEXICON = web.AppKey("lexicon", Lexicon)
 #: the agent directory and consent grants.
 DIRECTORY = web.AppKey("directory", Directory)
 #: read-only views of loops and the audit trail.
@@ -60,3 +63,5 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 RUN_OUTBOX = web.AppKey("run_outbox", bool)
 #: set once a shutdown began: /readyz answers 503 while requests and sends finish.
 DRAINING = web.AppKey("draining", asyncio.Event)
+#: what stops taking new work when a shutdown starts (Slack's Socket Mode connection), run by `drain`
+ON_DRAIN = web.AppKey("on_drain", list[Callable[[], Awaitable[None]]])

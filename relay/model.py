@@ -108,6 +108,11 @@ class Signal:
     signal_entity_id: str | None = None
     trigger_type: str | None = None
     care_state: str | None = None
+    #: M3 `status.set`: the sender's `context.status` ("yellow") and `context.note` ("low energy").
+    context_status: str | None = None
+    context_note: str | None = None
+    #: AiSHA `meta.subject`: what the signal is about, in the sender's words.
+    about: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,8 @@ class Agent:
     opted_out: frozenset[str] = frozenset()
     #: channels whose current address the agent confirmed (JOIN, the Join button; CONTRACT section 8).
     verified: frozenset[str] = frozenset()
+    #: the language the agent reads (relay.labels.LOCALES); None: RELAY_DEFAULT_LOCALE.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
 from relay.addresses import Addresses
-from relay.delivery import Channel, Delivery, permanent, retry, skip
+from relay.delivery import Channel, Delivery, Invite, permanent, retry, skip
 from relay.invitations import Invitations, ToSend
 from relay.metrics import Metrics
 from relay.model import millis
@@ -313,6 +313,23 @@ class OutboxWorker:
         if prepared is None or invite is None:
             return permanent("invitation not found")
         now = datetime.fromtimestamp(self._clock(), UTC)
+        delivery = await self._deliver(work, prepared, invite, now)
+        if delivery.outside_session:
+            # never dropped unseen: the same signal goes to the agent's next channel (CONTRACT section 8)
+            moved_to = next_channel(
+                invite.signal, invite.agent, prepared.grants, now=now, settings=self._routing, tried=invite.channel
+            )
+            return replace(delivery, retryable=False, next_channel=moved_to)
+        return delivery
+
+    async def _deliver(self, work: rows.Work, prepared: ToSend, invite: Invite, now: datetime) -> Delivery:
+        """The send-time checks, then the channel's send (or, for a late 63016, no send at all)."""
+        if work.payload.get("outside_session") and prepared.status == "failed":
+            # Twilio said so after the send (a late 63016): nothing is sent here; `_send_invite` moves
+            # it on (a person's retry queued the invitation again, and it is then sent as usual)
+            if not prepared.loop_open:
+                return skip("loop_closed")
+            return permanent("outside_session (reported after the send)", outside_session=True)
         refusal = send_time_refusal(
             invite.signal,
             invite.agent,
@@ -324,21 +341,11 @@ class OutboxWorker:
         )
         if refusal is not None:
             return skip(refusal)
-        if work.payload.get("outside_session"):  # Twilio said so after the send (a late 63016)
-            delivery = permanent("outside_session (reported after the send)", outside_session=True)
-        elif invite.channel in invite.agent.opted_out:
+        if invite.channel in invite.agent.opted_out:
             return permanent(f"agent opted out of {invite.channel}", opted_out=True)
-        elif (channel := self._channels.get(invite.channel)) is None:
+        if (channel := self._channels.get(invite.channel)) is None:
             return permanent(f"channel {invite.channel} is not configured")
-        else:
-            delivery = await channel.send(invite)
-        if delivery.outside_session:
-            # never dropped unseen: the same signal goes to the agent's next channel (CONTRACT section 8)
-            moved_to = next_channel(
-                invite.signal, invite.agent, prepared.grants, now=now, settings=self._routing, tried=invite.channel
-            )
-            return replace(delivery, retryable=False, next_channel=moved_to)
-        return delivery
+        return await channel.send(invite)
 
     async def _send_join(self, work: rows.Work) -> Delivery:
         """A join code to an address its owner has not confirmed; skipped once confirmed or changed."""

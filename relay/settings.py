@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from relay.files import private_dir
+from relay.labels import LOCALES, read_responses
 from relay.logs import level_of
 from relay.model import RoutingSettings
 from relay.phones import region_code
@@ -78,6 +79,10 @@ class Settings(BaseSettings):
     relay_log_level: str = "info"
     #: ISO country code for phone numbers written without + (`RO` reads `0722 123 456`)
     relay_default_region: str | None = None
+    #: the language of agents who have none (CONTRACT section 9)
+    relay_default_locale: str = "en"
+    #: a TOML file of response labels and descriptions per language (relay.labels)
+    relay_responses_file: Path | None = None
 
     m3_webhook_secrets: Secrets = ()
     m3_max_window_sec: int = Field(300, gt=0)
@@ -142,6 +147,25 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("relay_default_locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        wanted = value.strip().lower().replace("_", "-")
+        if wanted not in LOCALES:
+            raise ValueError(f"'{value[:20]}' is not a language the relay speaks; use one of {', '.join(LOCALES)}")
+        return wanted
+
+    @field_validator("relay_responses_file", mode="before")
+    @classmethod
+    def _no_blank_path(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("relay_responses_file")
+    @classmethod
+    def _responses(cls, value: Path | None) -> Path | None:
+        read_responses(value)  # a ResponsesFileError (a ValueError) says what to fix, in one line
         return value
 
     @field_validator("relay_log_format", mode="before")

@@ -115,6 +115,18 @@ PolicyGateResult = Literal["allowed", "escalated", "blocked"]
 Confidence = Literal["high", "medium", "low"]
 
 
+#: what of `meta.subject` reaches an invitation
+ABOUT_CHARS = 300
+
+
+def _about(meta: Mapping[str, Any] | None) -> str | None:
+    """`meta.subject`, when it is text: what the signal is about, in the sender's words."""
+    subject = (meta or {}).get("subject")
+    if not isinstance(subject, str) or not subject.strip():
+        return None
+    return "".join(c if c.isprintable() else " " for c in subject).strip()[:ABOUT_CHARS] or None
+
+
 class CareEvent(BaseModel):
     """The fields every C.A.R.E. event carries; subclasses require their own extras."""
 
@@ -194,6 +206,7 @@ class CareEvent(BaseModel):
             signal_entity_id=self.signal_entity_id,
             trigger_type=self.trigger_type,
             care_state=self.care_state,
+            about=_about(self.meta),
         )
 
 

@@ -14,7 +14,9 @@ The envelope follows the Relational Webhooks draft (CONTRACT.md section 4):
 - `consent` is optional (absent means not explicit: the router answers
   `pending_consent`); when present it needs `mode`, `scope` defaults to `[]`;
 - `security.nonce` and `security.ts_window_sec` (strict positive integer) are optional;
-  `security.sig`, `consent.granted_by`, `consent.granted_at` and `context` are not read;
+  `security.sig`, `consent.granted_by` and `consent.granted_at` are not read; of `context`
+  only `status` and `note` are, when they are text (`status.set` carries them: they are
+  the message), and any other shape is left unread rather than refused;
 - unknown keys, at the top level and inside each block, are ignored (forward
   compatibility). JSON `null` in an optional field is the same as leaving it out.
 
@@ -142,6 +144,17 @@ class Security(_Block):
     ts_window_sec: _PositiveInt | None = None
 
 
+#: what of `context.status` / `context.note` reaches an invitation (the raw body keeps the rest)
+CONTEXT_CHARS = 500
+
+
+def _context_text(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = "".join(c if c.isprintable() else " " for c in value).strip()
+    return text[:CONTEXT_CHARS] or None
+
+
 class Envelope(_Block):
     """The Relational Webhooks envelope shared by every M3 event type."""
 
@@ -153,11 +166,13 @@ class Envelope(_Block):
     intent: Intent
     consent: Consent | None = None
     security: Security | None = None
+    context: Any = None
 
     def to_signal(self) -> Signal:
         """Build the relay's `Signal` from this envelope."""
         display = self.actor.display
         consent = self.consent
+        context = self.context if isinstance(self.context, dict) else {}
         return Signal(
             source="m3",
             event_id=self.id,
@@ -174,6 +189,8 @@ class Envelope(_Block):
             if consent is None
             else PayloadConsent(mode=consent.mode, scope=_unique(consent.scope), expires_at=consent.expires_at),
             nonce=None if self.security is None else self.security.nonce,
+            context_status=_context_text(context.get("status")),
+            context_note=_context_text(context.get("note")),
         )
 
 

@@ -20,7 +20,8 @@ class ConsoleChannel:
     name = "console"
 
     async def send(self, invite: Invite) -> Delivery:
-        banner = f"── invitation for {one_line(invite.agent.display)} (console) ──"
+        words = invite.words._("invitation for {display} (console)", display=one_line(invite.agent.display))
+        banner = f"── {words} ──"
         _print(f"\n{banner}\n{compose.text_message(invite)}\n{'─' * len(banner)}")
         return sent(f"console-{invite.invitation_id}")
 
@@ -30,5 +31,11 @@ class ConsoleChannel:
 
     async def ask_to_join(self, join: Join) -> Delivery:
         """The console needs no address, so it is never asked; printed should one be queued by hand."""
-        _print(f"── join code for {one_line(join.agent.display)} ({join.channel}): {join.code} ──")
+        words = join.words._(
+            "join code for {display} ({channel}): {code}",
+            display=one_line(join.agent.display),
+            channel=join.channel,
+            code=join.code,
+        )
+        _print(f"── {words} ──")
         return sent(f"console-join-{join.agent.id}")

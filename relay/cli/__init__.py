@@ -30,6 +30,7 @@ from relay.cli.parser import Parser
 from relay.cli.problems import EXPLAINED, explain
 from relay.cli.serve import cmd_serve
 from relay.cli.views import cmd_inbox
+from relay.labels import LOCALES
 
 #: `inbox` has no cursor (the admin API pages by 200 with one); this bounds one listing.
 INBOX_LIMIT_MAX = 10000
@@ -108,6 +109,9 @@ def _add_agent(sub: Subcommands[Parser]) -> None:
     add.add_argument("--channels", help="order of preference, e.g. slack,sms,whatsapp")
     add.add_argument("--quiet-hours", dest="quiet_hours", help="e.g. 22:00-07:00")
     add.add_argument("--tz", help="the agent's time zone for quiet hours, Area/City, e.g. Europe/Bucharest")
+    add.add_argument(
+        "--locale", help=f"the language the agent reads: {', '.join(LOCALES)} (default: RELAY_DEFAULT_LOCALE)"
+    )
     add.add_argument("--json", action="store_true", help="print the new agent as JSON")
     add.set_defaults(func=cmd_agent_add)
     lst = agent.add_parser("list", help="list agents", description="List the agents (phone numbers shortened).")

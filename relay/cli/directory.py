@@ -54,7 +54,7 @@ def cmd_agent_add(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"id": args.id, "display": args.display, "groups": _comma(args.group)}
     if getattr(args, "slack_email", None):
         args.slack_user = _slack_user_by_email(args.slack_email)
-    for key in ("slack_user", "phone", "whatsapp", "quiet_hours", "tz"):
+    for key in ("slack_user", "phone", "whatsapp", "quiet_hours", "tz", "locale"):
         if getattr(args, key):
             data[key] = getattr(args, key)
     if args.channels:
@@ -77,7 +77,7 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
         agents,
         [
             "id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "verified", "quiet_hours",
-            "tz", "active",
+            "tz", "locale", "active",
         ],
     )  # fmt: skip
     return 0
@@ -92,7 +92,7 @@ def cmd_agent_verify(args: argparse.Namespace) -> int:
     else:
         print(
             f"nothing to send: {args.id}'s addresses are {_confirmed(result['verified']) or 'none'}"
-            " (a code goes only to unconfirmed addresses, on channels this relay can send on)"
+            " (a code goes only to unconfirmed addresses, and only while RELAY_VERIFY_ADDRESSES is on)"
         )
     return 0
 

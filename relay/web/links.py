@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
 from urllib.parse import parse_qsl, urlsplit
 
@@ -37,10 +38,12 @@ from relay.errors import (
     UnsupportedMediaTypeError,
 )
 from relay.invitations import AckLine, DoneLine
-from relay.keys import ANSWERS, INVITATIONS, METRICS, TOKENS
+from relay.keys import ANSWERS, CLOCK, INVITATIONS, METRICS, TOKENS
+from relay.labels import N_
 from relay.loop import NOTE_MAX, OUTCOME_MAX
 from relay.web import pages
 from relay.web.pages import page
+from relay.words import Words
 
 log = logging.getLogger("care_relay.links")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,10 +56,11 @@ TOKEN_MAX_CHARS = 512
 FORM_MAX_BYTES = 8 * 1024
 FORM_MAX_FIELDS = 10
 
-NOT_VALID = "This link is not valid; open the link from your invitation as it was sent."
-NOT_YOURS = "This link belongs to someone who no longer answers for this care circle; nothing was recorded."
-CHOOSE = "Please choose one of the answers below."
-PURGED = "This invitation is older than the relay keeps messages; nothing more can be answered here."
+# msgids: an error's detail is translated on its page (relay.web.pages), a notice here
+NOT_VALID = N_("This link is not valid; open the link from your invitation as it was sent.")
+NOT_YOURS = N_("This link belongs to someone who no longer answers for this care circle; nothing was recorded.")
+CHOOSE = N_("Please choose one of the answers below.")
+PURGED = N_("This invitation is older than the relay keeps messages; nothing more can be answered here.")
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,10 @@ class Loop:
     def own_ack(self) -> AckLine | None:
         return next((a for a in self.acks if a.agent == self.agent_id), None)
 
-    def who(self, agent_id: str, display: str) -> str:
-        return "You" if agent_id == self.agent_id else display
+    @property
+    def words(self) -> Words:
+        """The agent's language."""
+        return self.invite.words
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,9 @@ class Page:
     outcome: str = ""
     note: str = ""
     state_lines: list[str] = field(default_factory=list)
+    #: the close form is open (the agent answered, or is fixing what they typed in it);
+    #: otherwise it waits behind "I was there — close the loop"
+    close_open: bool = False
 
 
 # The two handlers ------------------------------------------------------------------------
@@ -149,39 +158,44 @@ async def _answered(  # noqa: PLR0911 - one return per outcome, checked complete
     unread: bool = False,
 ) -> Page:
     """What the relay made of an answer, in the page's words; refusals become 403 / 404 / 410 pages."""
+    words = loop.words
+    _ = words._
     display = loop.invite.agent.display
     match outcome:
         case Outcome.RECORDED if unread:
-            return _problem(loop, CHOOSE)
+            return _problem(loop, _(CHOOSE))
         case Outcome.RECORDED if closing:
-            thanks = f"Thank you, {display} — recorded: {said}"
+            thanks = _("Thank you, {display} — recorded: {label}", display=display, label=words.label(said))
             return standing(
-                await _reload(request, loop), title=thanks, notice="The loop is closed. Thank you for being there."
+                await _reload(request, loop), title=thanks, notice=_("The loop is closed. Thank you for being there.")
             )
         case Outcome.RECORDED:
-            thanks = f"Thank you, {display} — recorded: {said}"
+            thanks = _("Thank you, {display} — recorded: {label}", display=display, label=words.label(said))
             return standing(
-                await _reload(request, loop), title=thanks, notice="When you have been present, close the loop below."
+                await _reload(request, loop),
+                title=thanks,
+                notice=_("When you have been present, close the loop below."),
             )
         case Outcome.ALREADY:
             after = await _reload(request, loop)
             first = after.own_ack.action if after.own_ack else said
-            nothing_changed = "You had answered before; nothing changed."
-            return standing(after, title=f"Already recorded: {first}", notice=nothing_changed, notice_kind="info")
+            nothing_changed = _("You had answered before; nothing changed.")
+            title = _("Already recorded: {label}", label=words.label(first))
+            return standing(after, title=title, notice=nothing_changed, notice_kind="info")
         case Outcome.ALREADY_DONE:
             return _closed(await _reload(request, loop))
         case Outcome.NOT_OFFERED:
-            return _problem(loop, CHOOSE)
+            return _problem(loop, _(CHOOSE))
         case Outcome.BAD_OUTCOME:
-            fix = f"Please say in a few words what happened (up to {OUTCOME_MAX} characters)."
-            return _problem(loop, fix, outcome=said[:OUTCOME_MAX], note=note)
+            fix = _("Please say in a few words what happened (up to {count} characters).", count=OUTCOME_MAX)
+            return _problem(loop, fix, close_open=True, outcome=said[:OUTCOME_MAX], note=note)
         case Outcome.NOTE_TOO_LONG:
-            fix = f"The note can be up to {NOTE_MAX} characters; please shorten it."
-            return _problem(loop, fix, outcome=said, note=note)
+            fix = _("The note can be up to {count} characters; please shorten it.", count=NOTE_MAX)
+            return _problem(loop, fix, close_open=True, outcome=said, note=note)
         case Outcome.NOT_INVITED:
             raise ForbiddenError(NOT_YOURS)
         case Outcome.NO_SUCH_LOOP:
-            raise NotFoundError("The relay no longer knows this loop; nothing was recorded.")
+            raise NotFoundError(N_("The relay no longer knows this loop; nothing was recorded."))
         case Outcome.GONE:
             raise LinkExpiredError(PURGED)
         case _:
@@ -193,50 +207,79 @@ async def _answered(  # noqa: PLR0911 - one return per outcome, checked complete
 
 def standing(loop: Loop, **changes: Any) -> Page:
     """The invitation as it stands: response buttons until this agent answered, the close form until done."""
+    _ = loop.words._
     page = Page(
         loop=loop,
-        title="This loop is closed" if loop.closed else f"An invitation for {loop.invite.agent.display}",
-        notice="Nothing more is needed — thank you." if loop.closed else None,
+        title=_("This loop is closed")
+        if loop.closed
+        else _("An invitation for {display}", display=loop.invite.agent.display),
+        notice=_("Nothing more is needed — thank you.") if loop.closed else None,
         notice_kind="info" if loop.closed else "ok",
         offer_ack=not loop.closed and loop.own_ack is None,
         offer_done=not loop.closed,
         state_lines=state_lines(loop),
+        close_open=loop.own_ack is not None,
     )
     return replace(page, **changes)
 
 
 def state_lines(loop: Loop) -> list[str]:
     """Who is already here, in the words of the Slack message update; a done's note is not shown."""
+    words = loop.words
     if loop.done is not None:
-        return [f"{loop.who(loop.done.agent, loop.done.display)} closed the loop — {loop.done.outcome}."]
+        label = words.label(loop.done.outcome)
+        if loop.done.agent == loop.agent_id:
+            return [words._("You closed the loop — {label}.", label=label)]
+        return [words._("{who} closed the loop — {label}.", who=loop.done.display, label=label)]
     return [
-        f"You answered {ack.action}." if ack.agent == loop.agent_id else compose.ack_note(ack.display, ack.action) + "."
+        words._("You answered {label}.", label=words.label(ack.action))
+        if ack.agent == loop.agent_id
+        else compose.ack_note(ack.display, ack.action, words) + "."
         for ack in loop.acks
     ]
 
 
-def _problem(loop: Loop, fix: str, **typed: str) -> Page:
+def _problem(loop: Loop, fix: str, *, close_open: bool = False, **typed: str) -> Page:
     """The invitation again, 400, with what to fix and what the person typed (a closed loop: 409)."""
     if loop.closed:
         return _closed(loop)
-    title = "Almost — one thing to fix"
+    title = loop.words._("Almost — one thing to fix")
     return standing(
-        loop, status=400, code=BadRequestError.code, title=title, notice=fix, notice_kind="problem", **typed
+        loop,
+        status=400,
+        code=BadRequestError.code,
+        title=title,
+        notice=fix,
+        notice_kind="problem",
+        **({"close_open": True} if close_open else {}),
+        **typed,
     )
 
 
 def _closed(loop: Loop) -> Page:
     """A late answer to a closed loop: 409 already_done, in kind words."""
+    words = loop.words
     agent, display, outcome = (
-        (loop.done.agent, loop.done.display, loop.done.outcome) if loop.done else ("", "Someone", "closed")
+        (loop.done.agent, loop.done.display, words.label(loop.done.outcome))
+        if loop.done
+        else ("", words._("Someone"), words._("closed"))
     )
-    who = loop.who(agent, display)
+    if agent == loop.agent_id:
+        notice = words._(
+            "You closed it — {outcome}. Nothing more is needed; this answer was not recorded.", outcome=outcome
+        )
+    else:
+        notice = words._(
+            "{who} closed it — {outcome}. Nothing more is needed; this answer was not recorded.",
+            who=display,
+            outcome=outcome,
+        )
     return standing(
         loop,
         status=AlreadyDoneError.status,
         code=AlreadyDoneError.code,
-        title="This loop is already closed",
-        notice=f"{who} closed it — {outcome}. Nothing more is needed; this answer was not recorded.",
+        title=words._("This loop is already closed"),
+        notice=notice,
     )
 
 
@@ -255,7 +298,7 @@ async def _load(request: web.Request, invitation_id: int) -> Loop:
     held = await request.app[INVITATIONS].held(invitation_id)
     if held is None:
         raise NotFoundError(
-            "The relay no longer knows this invitation; answer from the original message if you still can."
+            N_("The relay no longer knows this invitation; answer from the original message if you still can.")
         )
     if held.invite is None:  # retention purged the signal's body: nothing left to show or answer
         raise LinkExpiredError(PURGED)
@@ -271,11 +314,11 @@ async def _reload(request: web.Request, loop: Loop) -> Loop:
 
 async def _read_form(request: web.Request) -> dict[str, str]:
     """The urlencoded form, size-capped; the first value of each field."""
-    too_large = PayloadTooLargeError(f"This form takes a short outcome and a note of up to {NOTE_MAX} characters.")
+    too_large = PayloadTooLargeError(N_("This form takes a short outcome and a note of up to 1000 characters."))
     if request.content_length is not None and request.content_length > FORM_MAX_BYTES:
         raise too_large
     if media_type(request) != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaTypeError("Answer with the buttons on the invitation page.")
+        raise UnsupportedMediaTypeError(N_("Answer with the buttons on the invitation page."))
     body = await request.read()  # already received, within the body timeout, by the errors middleware
     if len(body) > FORM_MAX_BYTES:
         raise too_large
@@ -283,7 +326,7 @@ async def _read_form(request: web.Request) -> dict[str, str]:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS, errors="strict")
     except ValueError:  # not UTF-8 (UnicodeDecodeError is a ValueError), or too many fields
-        raise BadRequestError("This answer could not be read; use the buttons on the invitation page.") from None
+        raise BadRequestError(N_("This answer could not be read; use the buttons on the invitation page.")) from None
     form: dict[str, str] = {}
     for name, value in pairs:
         form.setdefault(name, value)
@@ -297,7 +340,13 @@ def _page(request: web.Request, page: Page) -> web.Response:
     if page.code:
         request.app[METRICS].rejections.labels(page.code).inc()
     invite = page.loop.invite
+    words = invite.words
     deep_link = invite.deep_link if urlsplit(invite.deep_link or "").scheme in ("http", "https") else None
+    signal = invite.signal
+    window = signal.care_window_minutes
+    now = datetime.fromtimestamp(request.app[CLOCK](), UTC)
+    sent_at = signal.ts if signal.ts.tzinfo else signal.ts.replace(tzinfo=UTC)
+    window_passed = bool(window) and not page.loop.closed and now > sent_at + timedelta(minutes=window or 0)
     return pages.render(
         request,
         "link.html",
@@ -305,9 +354,24 @@ def _page(request: web.Request, page: Page) -> web.Response:
         page=page,
         title=page.title,
         code=page.code,
+        words=words,
         headline=compose.headline(invite),
+        details=[d for d in compose.details(invite) if not window_passed or d != compose.window_offer(invite)],
+        sent_at=words.moment(signal.ts, invite.agent.tz),
+        window_passed=window_passed,
         question=compose.question(invite),
         deep_link=deep_link,
+        outcomes=_outcomes(invite),
         outcome_max=OUTCOME_MAX,
         note_max=NOTE_MAX,
     )
+
+
+#: the usual endings the close form suggests first (the Slack modal's own)
+USUAL_ENDINGS = ("held-space", "talked", "checked-in", "no-answer-needed")
+
+
+def _outcomes(invite: Invite) -> list[tuple[str, str]]:
+    """(slug, label) of the endings the close form suggests: the usual ones, then the loop's responses."""
+    seen = dict.fromkeys((*USUAL_ENDINGS, *invite.responses))
+    return [(slug, invite.words.label(slug)) for slug in seen]

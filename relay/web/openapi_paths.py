@@ -33,6 +33,13 @@ def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
 
 
+def _status_answer() -> dict[str, Any]:
+    """The loop as JSON for API clients, and as a page for a browser that asks for text/html."""
+    answer = json_answer(ref("EventStatus"), "the loop (JSON; a page when the client asks for text/html)")
+    answer["content"]["text/html"] = {"schema": {"type": "string"}}
+    return answer
+
+
 def operation(
     summary: str,
     answers: dict[int, dict[str, Any]],
@@ -233,14 +240,16 @@ def people() -> dict[str, Any]:
     return {
         "/v1/events/{event_id}": {
             "get": operation(
-                "A loop's status, for its sender (status token) or an admin",
-                {200: json_answer(ref("EventStatus"), "the loop")},
+                "A loop's status, for its sender (status token) or an admin; a browser (Accept: text/html)"
+                " gets a calm page for the person in need",
+                {200: _status_answer()},
                 (401, 403, 404),
                 security=[{"statusToken": []}, *ADMIN],
                 parameters=[
                     param("event_id", "path", "the event id"),
                     param("token", "query", "the status token from the 202's status_url"),
                     param("source", "query", "where two sources used the same id", {"enum": list(SENDERS)}),
+                    param("lang", "query", "the page's language (en, ro); else Accept-Language, else en"),
                 ],
             )
         },

@@ -16,6 +16,7 @@ from receivers.aisha.events import EscalationDetected, StateApplied, TriggerDete
 from receivers.m3.envelope import PanicUi, StatusSet
 from relay.deliveries import OUTBOX_KINDS, OUTBOX_STATUSES
 from relay.forms import CHANNELS, AgentFields, AgentIn, GrantIn
+from relay.labels import LOCALES
 from relay.model import LOOP_STATUSES
 
 REF = "#/components/schemas/{model}"
@@ -157,6 +158,7 @@ def _answers() -> dict[str, Any]:
                 "channels": {"type": "array", "items": {"enum": list(CHANNELS)}},
                 "quiet_hours": _nullable("string"),
                 "tz": _nullable("string"),
+                "locale": {"oneOf": [{"type": "null"}, {"enum": list(LOCALES)}]},
                 "active": {"type": "boolean"},
                 "opted_out": _STRINGS,
                 "verified": _VERIFIED,

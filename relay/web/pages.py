@@ -14,6 +14,9 @@ import jinja2
 from aiohttp import web
 
 from relay.errors import RelayError
+from relay.keys import LEXICON
+from relay.labels import N_
+from relay.words import Words
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -31,11 +34,11 @@ PAGE_HEADERS = {
     ),
 }
 ERROR_TITLES = {
-    "link_expired": "This link has expired",
-    "forbidden": "This link does not open",
-    "not_found": "Nothing to answer here",
-    "payload_too_large": "That was more than this form takes",
-    "unavailable": "Nothing was recorded — please try again",
+    "link_expired": N_("This link has expired"),
+    "forbidden": N_("This link does not open"),
+    "not_found": N_("Nothing to answer here"),
+    "payload_too_large": N_("That was more than this form takes"),
+    "unavailable": N_("Nothing was recorded — please try again"),
 }
 _PAGE_MARK = "renders_pages"
 
@@ -66,11 +69,26 @@ def wants_page(request: web.Request) -> bool:
     return not ("application/json" in accept and "text/html" not in accept)
 
 
+def reader_words(request: web.Request) -> Words:
+    """The language of someone the relay does not know: `?lang=`, else the browser's, else English."""
+    return request.app[LEXICON].for_reader(request.query.get("lang"), request.headers.get("Accept-Language", ""))
+
+
 def render(
-    request: web.Request, template: str, *, status: int, headers: dict[str, str] | None = None, **context: Any
+    request: web.Request,
+    template: str,
+    *,
+    status: int,
+    words: Words,
+    headers: dict[str, str] | None = None,
+    **context: Any,
 ) -> web.Response:
-    """A template as an HTML answer with the page headers."""
-    html = request.app[TEMPLATES].get_template(template).render(status=status, **context)
+    """A template as an HTML answer with the page headers, worded in `words` (`_` in the template)."""
+    html = (
+        request.app[TEMPLATES]
+        .get_template(template)
+        .render(status=status, _=words._, lang=words.locale, words=words, **context)
+    )
     return web.Response(
         text=html,
         status=status,
@@ -82,12 +100,14 @@ def render(
 
 def error_page(request: web.Request, error: RelayError) -> web.Response:
     """A page that cannot show what it was asked for (expired, not valid, not yours, gone, unreadable)."""
+    words = reader_words(request)
     return render(
         request,
         "link_error.html",
         status=error.status,
+        words=words,
         headers=error.headers(),
-        title=ERROR_TITLES.get(error.code, "That answer could not be read"),
+        title=words._(ERROR_TITLES.get(error.code, N_("That answer could not be read"))),
         code=error.code,
-        detail=error.detail,
+        detail=words._(error.detail),
     )

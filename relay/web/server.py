@@ -31,7 +31,7 @@ from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
 from relay.errors import BadRequestError, InternalError, RateLimitedError
-from relay.keys import DRAINING, OUTBOX, SETTINGS
+from relay.keys import DRAINING, ON_DRAIN, OUTBOX, SETTINGS
 from relay.web.middleware import json_error, request_id
 
 log = logging.getLogger("care_relay.http")
@@ -240,6 +240,8 @@ async def drain(app: web.Application, runner: web.BaseRunner) -> None:
     app[DRAINING].set()
     for site in list(runner.sites):
         await site.stop()
+    for stop_taking in app[ON_DRAIN]:
+        await stop_taking()
     await app[OUTBOX].stop(grace)
 
 

@@ -1,17 +1,40 @@
-"""`GET /v1/events/{id}`: the sender reads a loop's status (status token or admin bearer)."""
+"""`GET /v1/events/{id}`: the sender reads a loop's status (status token or admin bearer).
+
+API clients get the contract's JSON. A browser (`Accept: text/html`) gets a calm page for
+the person in need (CONTRACT section 9), in `?lang=` or the browser's language: whether
+their circle was invited, who is here with which response, and whether the loop was
+closed with its outcome — display names and labels only: no phone numbers, notes, gates
+or internals.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from receivers import SENDERS
+from relay import compose
 from relay.errors import BadRequestError, ForbiddenError
 from relay.keys import EVENT_ID, TOKENS, VIEWS
+from relay.labels import N_
+from relay.web import pages
 from relay.web.auth import require_admin
+from relay.words import Words
 
 _SOURCES = " or ".join(f"'{name}'" for name in SENDERS)
 #: an event id on a log line is cut here: the path is the caller's, and no stored id is longer
 MAX_LOGGED_ID = 200
+
+#: what the page says about the circle, by the loop's status
+CIRCLE_WORDS = {
+    "invited": N_("Your circle was invited. Nobody has answered yet — they will see it when they can."),
+    "acked": N_("Your circle was invited, and someone is here."),
+    "done": N_("Your circle was invited, and the loop is closed."),
+    "pending_consent": N_("Your circle has not been invited: your consent to invite them is not in place yet."),
+}
+NOT_INVITED = N_("Your signal was received. Nobody was invited this time.")
 
 
 async def handle_event_status(request: web.Request) -> web.Response:
@@ -28,4 +51,37 @@ async def handle_event_status(request: web.Request) -> web.Response:
         source = opened[0]
     else:
         require_admin(request)
-    return web.json_response(await request.app[VIEWS].event_status(event_id, source))
+    status = await request.app[VIEWS].event_status(event_id, source)
+    if "text/html" in request.headers.get("Accept", ""):
+        return _page(request, status)
+    return web.json_response(status)
+
+
+def _when(iso_ts: str, words: Words) -> str:
+    try:
+        ts = datetime.fromisoformat(iso_ts)
+    except ValueError:
+        return iso_ts
+    return words.moment(ts if ts.tzinfo else ts.replace(tzinfo=UTC), None)
+
+
+def _page(request: web.Request, status: dict[str, Any]) -> web.Response:
+    """The loop for the person who sent the signal: only names, labels and whether it is closed."""
+    words = pages.reader_words(request)
+    done = status.get("done")
+    here = [compose.ack_note(ack["by"]["display"], ack["action"], words) for ack in status.get("acks", [])]
+    closed = compose.done_note(done["by"]["display"], done["outcome"], words) if done else None
+    return pages.render(
+        request,
+        "status.html",
+        status=200,
+        words=words,
+        headers={"Vary": "Accept, Accept-Language"},
+        title=words._("Your signal"),
+        code=None,
+        circle=words._(CIRCLE_WORDS.get(status["status"], NOT_INVITED)),
+        received=_when(status["received_at"], words),
+        here=here,
+        closed=closed,
+        loop_status=status["status"],
+    )

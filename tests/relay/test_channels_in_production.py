@@ -8,7 +8,9 @@ number" turning an address unconfirmed, and Slack's Join button.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,9 +20,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from relay.app import create_app
-from relay.keys import OUTBOX
+from relay.keys import OUTBOX, WRITER
 from tests.conftest import BOTH_DATABASES
-from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, block_action
+from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, app_home_opened, block_action, event_request, slash_command
 from tests.fakes.twilio import FakeTwilio, status_callback
 from tests.support import ADMIN_TOKEN, fixture, fresh, make_settings, metric, signed
 
@@ -259,3 +261,108 @@ async def test_slack_join_button_confirms_the_slack_account(
     assert (await emit(client, clock))["status"] == "invited"
     await client.app[OUTBOX].drain()
     assert len(slack.messages) == 2 and key in slack.messages
+
+
+async def test_a_number_no_longer_confirmed_reads_and_answers_nothing(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio
+) -> None:
+    """After Twilio's 21211 unconfirmed Ana's number (no join code waits), LIST and an ack from it
+    read and record nothing: one sentence says how to join; STOP is still kept."""
+    clock = Clock()
+    client = await relay(aiohttp_client, database_url, fake, clock, ["sms"], relay_verify_addresses=True)
+    await client.app[OUTBOX].drain()
+    code = next(m for m in fake.messages if m["To"] == ANA_PHONE)["Body"].split("Reply JOIN ")[1][:4]
+    assert len(await text_from(client, fake, f"JOIN {code}")) == 1
+    first = await emit(client, clock)
+    await client.app[OUTBOX].drain()  # delivered: Ana holds an open invitation
+    fake.fail_number(ANA_PHONE, 21211)
+    await emit(client, clock)
+    await client.app[OUTBOX].drain()
+    assert (await (await client.get("/admin/agents/ana", headers=ADMIN)).json())["verified"]["sms"] is False
+
+    unconfirmed = (
+        "This number is not confirmed for care-relay yet, so nothing is sent here. Ask your admin to send a join code."
+    )
+    assert await text_from(client, fake, "LIST") == [unconfirmed]
+    assert await text_from(client, fake, "1") == [unconfirmed]
+    assert (await loop_of(client, first))["status"] == "invited"  # the "1" acked nothing
+    assert await text_from(client, fake, "STOP") == []
+    assert (await (await client.get("/admin/agents/ana", headers=ADMIN)).json())["opted_out"] == ["sms"]
+
+
+async def text_from(client: TestClient, fake: FakeTwilio, text: str) -> list[str]:
+    """Ana texts the relay from her SMS number; the TwiML messages of its answer."""
+    form, headers = fake.inbound(INBOUND, from_=ANA_PHONE, to=SMS_FROM, body=text)
+    response = await client.post("/hooks/twilio/inbound", data=form, headers=headers)
+    assert response.status == 200
+    return re.findall(r"<Message>(.*?)</Message>", html.unescape(await response.text()), flags=re.S)
+
+
+async def test_a_person_retries_a_whatsapp_invitation_reported_outside_the_session(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio
+) -> None:
+    """A late 63016 with no other channel fails the invitation; once Ana writes in again, a person's
+    retry of that row sends it on WhatsApp."""
+    clock = Clock()
+    client = await relay(aiohttp_client, database_url, fake, clock, ["whatsapp"])
+    await write_in(client, fake)
+    answer = await emit(client, clock)
+    await client.app[OUTBOX].drain()
+    [whatsapp] = fake.messages
+    form, headers = status_callback(
+        fake.auth_token, STATUS, message_sid=whatsapp["Sid"], status="undelivered", error_code=63016
+    )
+    assert (await client.post("/hooks/twilio/status", data=form, headers=headers)).status == 200
+    await client.app[OUTBOX].drain()
+    assert (await loop_of(client, answer))["invitations"] == [
+        {"agent": "ana", "channel": "whatsapp", "status": "failed"}
+    ]
+    [row] = (await (await client.get("/admin/outbox?status=failed", headers=ADMIN)).json())["items"]
+
+    await write_in(client, fake, "MENU")
+    retried = await client.post(f"/admin/outbox/{row['id']}/retry?by=admin", headers=ADMIN)
+    assert retried.status == 202, await retried.text()
+    await client.app[OUTBOX].drain()
+    assert len(fake.messages) == 2 and fake.messages[1]["To"] == f"whatsapp:{ANA_WA}"
+    assert (await loop_of(client, answer))["invitations"] == [{"agent": "ana", "channel": "whatsapp", "status": "sent"}]
+
+
+async def test_an_unconfirmed_slack_account_sees_and_answers_nothing(
+    aiohttp_client: Any, database_url: str, slack: FakeSlack
+) -> None:
+    """Ana is invited on Slack, then her Slack user is changed (say, mistyped): the new account's
+    Home tab and /care show no invitation, and it cannot ack; the old one no longer names her."""
+    settings = make_settings(
+        database_url,
+        slack_bot_token=DEFAULT_TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.api_url,
+        relay_public_base_url=PUBLIC,
+        relay_verify_addresses=True,
+    )
+    clock = Clock()
+    client: TestClient = await aiohttp_client(create_app(settings, clock=clock, run_outbox=False))
+    ana = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "slack_user": "U0ANA"}
+    assert (await client.post("/admin/agents", json=ana, headers=ADMIN)).status == 201
+    grant = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
+    assert (await client.post("/admin/consents", json=grant, headers=ADMIN)).status == 201
+    await client.app[OUTBOX].drain()
+    [join] = list(slack.messages.values())
+    [button] = [e for b in join["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    pressed, headers = block_action(SECRET, user_id="U0ANA", action_id="join_address", value=button["value"])
+    assert (await client.post("/slack/events", data=pressed, headers=headers)).status == 200
+    answer = await emit(client, clock)
+    await client.app[OUTBOX].drain()
+    invitation = await client.app[WRITER].run(lambda tx: tx.execute("SELECT id FROM invitation").fetchone()[0])
+
+    assert (await client.patch("/admin/agents/ana", json={"slack_user": "U0WRONG"}, headers=ADMIN)).status == 200
+    for user in ("U0WRONG", "U0ANA"):
+        body, headers = event_request(SECRET, app_home_opened(user))
+        assert (await client.post("/slack/events", data=body, headers=headers)).status == 200
+        assert "Raz" not in json.dumps(slack.home_views[user]) and "/a/" not in json.dumps(slack.home_views[user])
+        body, headers = slash_command(SECRET, user_id=user)
+        care = await client.post("/slack/events", data=body, headers=headers)
+        assert "Raz" not in await care.text()
+        body, headers = block_action(SECRET, user_id=user, action_id="care_ack_1", value=f"{invitation}:1")
+        assert (await client.post("/slack/events", data=body, headers=headers)).status == 200
+    assert (await loop_of(client, answer))["status"] == "invited"  # nobody acked

@@ -132,7 +132,7 @@ def test_whisper_is_cut_at_300_characters() -> None:
     invite = plain_invite(("soft-checkin",), actor_display="Raz", whisper="a\nb " + "w" * 400)
     headline, last = compose.text_message(invite).split("\n")
     assert headline == 'Raz sent a gentle signal: "a b ' + "w" * 295 + '…"'
-    assert last == "Reply K7QX 1 for soft-checkin. Or open https://r.example/a/t"
+    assert last == "Reply K7QX 1 for Check in gently. Or open https://r.example/a/t"  # the response's label
 
 
 def test_responses_past_the_room_are_left_to_the_link() -> None:
@@ -141,5 +141,5 @@ def test_responses_past_the_room_are_left_to_the_link() -> None:
     body = compose.text_message(invite)
     headline, last = body.split("\n")
     assert headline == "raz sent a gentle signal." and twilio_chars(body) <= MAX_BODY_CHARS
-    assert last.startswith("Reply K7QX 1 for response-0-") and "K7QX 40" not in last
+    assert last.startswith("Reply K7QX 1 for Response 0 ") and "K7QX 40" not in last  # slugs read as words
     assert last.endswith(" (more choices behind the link). Or open https://r.example/a/t")

@@ -64,7 +64,7 @@ async def test_console_invitation_then_ack_and_done_reach_the_m3_sender(
         assert sent["status"] == "invited"
         await relay.drain()
         printed = capsys.readouterr().out
-        assert "Reply " in printed and " 1 for soft-checkin" in printed and "/a/" in printed
+        assert "Reply " in printed and " 1 for Check in gently" in printed and "/a/" in printed
         loop = await relay.loop(sent)
         assert sorted((i["agent"], i["status"]) for i in loop["invitations"]) == [("ana", "sent"), ("bo", "sent")]
 
@@ -96,7 +96,7 @@ async def test_console_invitation_then_ack_and_done_reach_the_m3_sender(
         assert [b["type"] for b in queued] == ["care.ack", "care.done"]
         assert sorted(received, key=lambda b: b["id"]) == sorted(queued, key=lambda b: b["id"])
         updates = capsys.readouterr().out
-        assert "Ana is here — soft-checkin" in updates and "Ana closed the loop — held-space" in updates
+        assert "Ana is here — Check in gently" in updates and "Ana closed the loop — I held space" in updates
 
 
 async def test_aisha_callbacks_are_signed_like_the_pr8_trigger(start: Start) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from relay import compose, loop
 from relay.delivery import Invite, Join
 from relay.text import clip
+from relay.words import Words, english
 
 #: a suggested response's button: `care_ack_<n>` (1-based n, unique within the block).
 ACK_ACTION = "care_ack"
@@ -71,7 +72,7 @@ def _close_button(invite: Invite) -> Block:
     return {
         "type": "button",
         "action_id": DONE_ACTION,
-        "text": plain("Close the loop", 75),
+        "text": plain(invite.words._("Close the loop"), 75),
         "value": str(invite.invitation_id),
     }
 
@@ -79,7 +80,14 @@ def _close_button(invite: Invite) -> Block:
 def _link_button(invite: Invite) -> list[Block]:
     if not invite.deep_link:
         return []
-    return [{"type": "button", "action_id": OPEN_ACTION, "text": plain("Open in AiSHA", 75), "url": invite.deep_link}]
+    return [
+        {
+            "type": "button",
+            "action_id": OPEN_ACTION,
+            "text": plain(invite.words._("Open in AiSHA"), 75),
+            "url": invite.deep_link,
+        }
+    ]
 
 
 def invitation_text(invite: Invite) -> str:
@@ -88,19 +96,23 @@ def invitation_text(invite: Invite) -> str:
 
 
 def invitation_blocks(invite: Invite) -> list[Block]:
-    """Who sent it and the whisper, the question, one button per response, "Close the loop"."""
+    """Who sent it and the whisper (and what else the sender said), the question, one button per response
+    with its label, "Close the loop"."""
     responses = invite.responses[:23]  # 25 elements at most, with close and link
     buttons: list[Block] = [
         {
             "type": "button",
             "action_id": f"{ACK_ACTION}_{n}",
-            "text": plain(response, 75),
+            "text": plain(compose.label(invite, response), 75),
             "value": ack_value(invite.invitation_id, n),
             **({"style": "primary"} if n == 1 else {}),
         }
         for n, response in enumerate(responses, start=1)
     ]
     blocks = [_section("care_headline", compose.headline(invite))]
+    details = compose.details(invite)
+    if details:
+        blocks.append({"type": "context", "block_id": "care_details", "elements": [plain(d) for d in details[:10]]})
     if responses:
         blocks.append(_section("care_question", compose.question(invite)))
     elements = [*buttons, _close_button(invite), *_link_button(invite)]
@@ -115,6 +127,9 @@ def answered_text(invite: Invite, notes: Sequence[str]) -> str:
 def answered_blocks(invite: Invite, notes: Sequence[str], *, done: bool) -> list[Block]:
     """The headline kept, the answers as a context line; "Close the loop" stays until done."""
     blocks = [_section("care_headline", compose.headline(invite))]
+    details = compose.details(invite, window=False)
+    if details:
+        blocks.append({"type": "context", "block_id": "care_details", "elements": [plain(d) for d in details[:10]]})
     if notes:
         blocks.append({"type": "context", "block_id": "care_notes", "elements": [plain(n) for n in notes[-10:]]})
     elements = ([] if done else [_close_button(invite)]) + _link_button(invite)
@@ -134,27 +149,28 @@ def outcome_choices(invite: Invite) -> list[str]:
 
 def done_modal(invite: Invite) -> dict[str, Any]:
     """The "Close the loop" modal: an outcome (required) and a note (optional)."""
-    options = [{"text": plain(o, 75), "value": o} for o in outcome_choices(invite)]
+    _ = invite.words._
+    options = [{"text": plain(compose.label(invite, o), 75), "value": o} for o in outcome_choices(invite)]
     return {
         "type": "modal",
         "callback_id": DONE_MODAL,
         "private_metadata": str(invite.invitation_id),
-        "title": plain("Close the loop", 24),
-        "submit": plain("Close it", 24),
-        "close": plain("Not yet", 24),
+        "title": plain(_("Close the loop"), 24),
+        "submit": plain(_("Close it"), 24),
+        "close": plain(_("Not yet"), 24),
         "blocks": [
             _section("care_headline", compose.headline(invite)),
             {
                 "type": "input",
                 "block_id": OUTCOME_BLOCK,
-                "label": plain("How did it end?", 2000),
+                "label": plain(_("How did it end?"), 2000),
                 "element": {"type": "static_select", "action_id": OUTCOME_BLOCK, "options": options},
             },
             {
                 "type": "input",
                 "block_id": NOTE_BLOCK,
                 "optional": True,
-                "label": plain("A note for the sender (optional)", 2000),
+                "label": plain(_("A note for the sender (optional)"), 2000),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": NOTE_BLOCK,
@@ -166,12 +182,13 @@ def done_modal(invite: Invite) -> dict[str, Any]:
     }
 
 
-def message_view(text: str) -> dict[str, Any]:
+def message_view(text: str, words: Words | None = None) -> dict[str, Any]:
     """A modal that only says something (it replaces the form after a submission)."""
+    _ = (words or english())._
     return {
         "type": "modal",
-        "title": plain("Close the loop", 24),
-        "close": plain("OK", 24),
+        "title": plain(_("Close the loop"), 24),
+        "close": plain(_("OK"), 24),
         "blocks": [_section("care_message", text)],
     }
 
@@ -182,16 +199,18 @@ def when(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%d %b %H:%M UTC").lstrip("0")
 
 
-def open_list(items: Sequence[tuple[Invite, str]]) -> str:
+def open_list(items: Sequence[tuple[Invite, str]], words: Words | None = None) -> str:
     """`/care`: the agent's own open invitations, one line each (mrkdwn-escaped)."""
+    _ = (words or english())._
     if not items:
-        return "Nothing is waiting for you right now."
-    lines = ["Your open invitations:"]
+        return _("Nothing is waiting for you right now.")
+    lines = [_("Your open invitations:")]
     for invite, loop_status in items[:20]:
-        state = "someone is there" if loop_status == "acked" else "waiting for someone"
-        lines.append(f"• {escape(clip(compose.headline(invite), 300))} ({when(invite.signal.ts)}, {state})")
+        state = _("someone is there") if loop_status == "acked" else _("waiting for someone")
+        moment = when(invite.signal.ts) if invite.words.locale == "en" else invite.words.moment(invite.signal.ts, None)
+        lines.append(f"• {escape(clip(compose.headline(invite), 300))} ({moment}, {state})")
     if len(items) > 20:
-        lines.append(f"…and {len(items) - 20} more.")
+        lines.append(_("…and {count} more.", count=len(items) - 20))
     return "\n".join(lines)
 
 
@@ -210,7 +229,7 @@ def join_blocks(join: Join) -> list[dict[str, Any]]:
                 {
                     "type": "button",
                     "action_id": JOIN_ACTION,
-                    "text": plain("Join"),
+                    "text": plain(join.words._("Join")),
                     "style": "primary",
                     "value": join.code,
                 }

@@ -76,7 +76,7 @@ def register(bolt: AsyncApp, invitations: Invitations) -> None:
         if not user or event.get("tab", "home") != "home":
             return
         try:
-            agent = await invitations.agent_by(slack_user=user)
+            agent = await invitations.agent_at("slack", user)  # an unconfirmed account sees nothing
             if agent is None or not agent.active:
                 view = home_view(None)
             else:

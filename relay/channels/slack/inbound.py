@@ -38,6 +38,8 @@ from relay.errors import (
 )
 from relay.invitations import AgentRow, Held, Invitations
 from relay.keys import CLOCK, SETTINGS
+from relay.labels import N_
+from relay.words import Words, english
 
 __all__ = [
     "ALREADY_ACKED",
@@ -58,52 +60,56 @@ log = logging.getLogger("care_relay.slack")
 BOLT = web.AppKey("slack_bolt", AsyncApp)
 
 VIA = "slack"
-REFUSED = "This invitation was for someone else — thank you for caring."
-NOT_AN_AGENT = "The care relay only answers people in its directory — thank you for caring."
-ALREADY_DONE = "Someone already closed this loop — thank you for being there."
-ALREADY_ACKED = "You already said you're here for this one — thank you."
-NOT_OFFERED = "That answer is not offered for this invitation."
-GONE = "This invitation is no longer here."
-TRY_AGAIN = "That could not be recorded just now; please try again in a moment."
-JOINED_BEFORE = "You already joined here — thank you."
-JOIN_STALE = "This Join button is no longer current; ask your admin to send a new one."
+# What a person reads back, as msgids: each answer translates them into the agent's language.
+REFUSED = N_("This invitation was for someone else — thank you for caring.")
+NOT_AN_AGENT = N_("The care relay only answers people in its directory — thank you for caring.")
+ALREADY_DONE = N_("Someone already closed this loop — thank you for being there.")
+ALREADY_ACKED = N_("You already said you're here for this one — thank you.")
+NOT_OFFERED = N_("That answer is not offered for this invitation.")
+GONE = N_("This invitation is no longer here.")
+TRY_AGAIN = N_("That could not be recorded just now; please try again in a moment.")
+JOINED_BEFORE = N_("You already joined here — thank you.")
+JOIN_STALE = N_("This Join button is no longer current; ask your admin to send a new one.")
 
 
-def _ack_words(outcome: Outcome) -> str | None:
+def _ack_words(outcome: Outcome, words: Words | None = None) -> str | None:
     """What the presser sees after a response button; None when the ack is recorded (the DM updates)."""
+    _ = (words or english())._
     match outcome:
         case Outcome.RECORDED:
             return None
         case Outcome.ALREADY:
-            return ALREADY_ACKED
+            return _(ALREADY_ACKED)
         case Outcome.ALREADY_DONE:
-            return ALREADY_DONE
+            return _(ALREADY_DONE)
         case Outcome.NOT_INVITED:
-            return REFUSED
+            return _(REFUSED)
         case Outcome.NOT_OFFERED:
-            return NOT_OFFERED
+            return _(NOT_OFFERED)
         case Outcome.GONE | Outcome.NO_SUCH_LOOP | Outcome.BAD_OUTCOME | Outcome.NOTE_TOO_LONG:
-            return GONE
+            return _(GONE)
         case _:
             assert_never(outcome)
 
 
-def _done_words(outcome: Outcome) -> dict[str, Any]:
+def _done_words(outcome: Outcome, words: Words | None = None) -> dict[str, Any]:
     """The close modal's answer to its submission: empty closes it."""
+    words = words or english()
+    _ = words._
     match outcome:
         case Outcome.RECORDED:
             return {}
         case Outcome.BAD_OUTCOME:
-            return {"response_action": "errors", "errors": {blocks.OUTCOME_BLOCK: "Pick how it ended."}}
+            return {"response_action": "errors", "errors": {blocks.OUTCOME_BLOCK: _("Pick how it ended.")}}
         case Outcome.NOTE_TOO_LONG:
-            too_long = f"Keep the note under {blocks.NOTE_MAX} characters."
+            too_long = _("Keep the note under {count} characters.", count=blocks.NOTE_MAX)
             return {"response_action": "errors", "errors": {blocks.NOTE_BLOCK: too_long}}
         case Outcome.NOT_INVITED:
-            return {"response_action": "update", "view": blocks.message_view(REFUSED)}
+            return {"response_action": "update", "view": blocks.message_view(_(REFUSED), words)}
         case Outcome.ALREADY_DONE:
-            return {"response_action": "update", "view": blocks.message_view(ALREADY_DONE)}
+            return {"response_action": "update", "view": blocks.message_view(_(ALREADY_DONE), words)}
         case Outcome.GONE | Outcome.NO_SUCH_LOOP | Outcome.ALREADY | Outcome.NOT_OFFERED:
-            return {"response_action": "update", "view": blocks.message_view(GONE)}
+            return {"response_action": "update", "view": blocks.message_view(_(GONE), words)}
         case _:
             assert_never(outcome)
 
@@ -118,13 +124,14 @@ class SlackAnswers:
 
     async def join(self, slack_user: str, code: str) -> tuple[bool, str]:
         """The Join button: (confirmed, the words) for the Slack user who pressed it."""
-        agent = await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
+        agent = await self._invitations.claimant(VIA, slack_user)
+        words = self._words(agent)
         if agent is None or not agent.active or self._addresses is None:
-            return False, NOT_AN_AGENT
+            return False, words._(NOT_AN_AGENT)
         result = await self._addresses.confirm(agent.id, VIA, code)
         if result is Confirmed.CONFIRMED:
-            return True, compose.joined_text(agent.display)
-        return False, JOINED_BEFORE if result is Confirmed.ALREADY else JOIN_STALE
+            return True, compose.joined_text(agent.display, words)
+        return False, words._(JOINED_BEFORE if result is Confirmed.ALREADY else JOIN_STALE)
 
     async def _claim(self, slack_user: str, invitation_id: int | None) -> tuple[Held | None, AgentRow | None]:
         """The invitation, and the agent behind `slack_user`.
@@ -135,8 +142,13 @@ class SlackAnswers:
         held = await self._invitations.held(invitation_id) if invitation_id is not None else None
         holder = held.holder if held is not None else None
         if holder is not None and slack_user and holder.slack_user == slack_user:
-            return held, holder
-        return held, await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
+            # an unconfirmed Slack account is nobody's yet: it answers nothing
+            return held, holder if self._invitations.confirmed(holder, VIA) else None
+        return held, await self._invitations.agent_at(VIA, slack_user)
+
+    def _words(self, agent: AgentRow | None) -> Words:
+        """The presser's language (RELAY_DEFAULT_LOCALE for a stranger)."""
+        return self._invitations.lexicon.words(agent.locale if agent is not None else None)
 
     async def _refuse(self, agent: AgentRow | None, what: str) -> None:
         """A payload that names no invitation: refused before any loop can judge it."""
@@ -151,18 +163,18 @@ class SlackAnswers:
         held, agent = await self._claim(slack_user, parsed[0] if parsed else None)
         if parsed is None or held is None:
             await self._refuse(agent, "ack")
-            return REFUSED
+            return self._words(agent)._(REFUSED)
         responses = held.invite.responses if held.invite is not None else ()
         response = responses[parsed[1] - 1] if 1 <= parsed[1] <= len(responses) else ""
         ack = Ack(held.view.signal_id, agent.id if agent else None, response, VIA, invitation_id=held.view.id)
-        return _ack_words((await self._answers.record(ack)).outcome)
+        return _ack_words((await self._answers.record(ack)).outcome, self._words(agent))
 
     async def press_close(self, slack_user: str, value: str) -> tuple[str | None, dict[str, Any] | None]:
         """The "Close the loop" button: (ephemeral text, None) or (None, the modal to open)."""
         held, agent = await self._claim(slack_user, blocks.parse_id(value))
         if held is None:
             await self._refuse(agent, "close")
-            return REFUSED, None
+            return self._words(agent)._(REFUSED), None
         outcome = await self._answers.admit(
             signal_id=held.view.signal_id,
             agent_id=agent.id if agent else None,
@@ -172,14 +184,14 @@ class SlackAnswers:
         )
         if outcome is Outcome.RECORDED and held.invite is not None:
             return None, blocks.done_modal(held.invite)
-        return _ack_words(Outcome.GONE if outcome is Outcome.RECORDED else outcome), None
+        return _ack_words(Outcome.GONE if outcome is Outcome.RECORDED else outcome, self._words(agent)), None
 
     async def submit_close(self, slack_user: str, view: Mapping[str, Any]) -> dict[str, Any]:
         """The modal's submission: the `ack(...)` arguments (empty closes the modal)."""
         held, agent = await self._claim(slack_user, blocks.parse_id(str(view.get("private_metadata") or "")))
         if held is None:
             await self._refuse(agent, "done")
-            return _done_words(Outcome.NOT_INVITED)
+            return _done_words(Outcome.NOT_INVITED, self._words(agent))
         values = (view.get("state") or {}).get("values") or {}
         picked = ((values.get(blocks.OUTCOME_BLOCK) or {}).get(blocks.OUTCOME_BLOCK) or {}).get("selected_option") or {}
         outcome = picked.get("value")
@@ -188,15 +200,15 @@ class SlackAnswers:
         offered = blocks.outcome_choices(held.invite) if held.invite is not None else []
         chosen = str(outcome) if outcome in offered else ""
         done = Done(held.view.signal_id, agent.id if agent else None, chosen, note, VIA, invitation_id=held.view.id)
-        return _done_words((await self._answers.record(done)).outcome)
+        return _done_words((await self._answers.record(done)).outcome, self._words(agent))
 
     async def list_open(self, slack_user: str) -> str:
         """`/care`: this agent's own open invitations, nobody else's."""
-        agent = await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
+        agent = await self._invitations.agent_at(VIA, slack_user)
         if agent is None or not agent.active:
-            return NOT_AN_AGENT
+            return self._words(None)._(NOT_AN_AGENT)
         opens = await self._invitations.open_for(agent)
-        return blocks.open_list([(invite, view.loop_status) for view, invite in opens])
+        return blocks.open_list([(invite, view.loop_status) for view, invite in opens], self._words(agent))
 
 
 def _field(value: Any, key: str) -> str:
@@ -250,7 +262,7 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
             text = await flow.press_ack(_user(body), _value(body))
         except Exception as exc:
             log.warning("slack ack failed: %s", type(exc).__name__)
-            text = TRY_AGAIN
+            text = english()._(TRY_AGAIN)
         await _tell(client, body, text)
 
     @bolt.action(blocks.DONE_ACTION)
@@ -262,7 +274,7 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
                 await client.views_open(trigger_id=body.get("trigger_id"), view=modal)
         except Exception as exc:
             log.warning("slack close failed: %s", type(exc).__name__)
-            text = TRY_AGAIN
+            text = english()._(TRY_AGAIN)
         await _tell(client, body, text)
 
     @bolt.action(blocks.JOIN_ACTION)
@@ -280,7 +292,7 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
             response = await flow.submit_close(_user(body), view)
         except Exception as exc:
             log.warning("slack done failed: %s", type(exc).__name__)
-            response = {"response_action": "errors", "errors": {blocks.OUTCOME_BLOCK: TRY_AGAIN}}
+            response = {"response_action": "errors", "errors": {blocks.OUTCOME_BLOCK: english()._(TRY_AGAIN)}}
         await ack(**response)
 
     @bolt.command("/care")
@@ -289,7 +301,7 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
             text = await flow.list_open(str(command.get("user_id") or ""))
         except Exception as exc:
             log.warning("slack /care failed: %s", type(exc).__name__)
-            text = TRY_AGAIN
+            text = english()._(TRY_AGAIN)
         await ack(text=text, response_type="ephemeral")
 
 

@@ -95,7 +95,7 @@ class SlackChannel:
         channel, _, ts = provider_id.partition(":")
         if not channel or not ts:
             return permanent("unreadable slack message id")
-        notes = compose.update_notes(loop)
+        notes = compose.update_notes(loop, invite.words)
         try:
             async with asyncio.timeout(self._timeout):
                 await self.client.chat_update(

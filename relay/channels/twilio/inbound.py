@@ -27,8 +27,9 @@ from relay.delivery import Invite
 from relay.errors import BadRequestError
 from relay.inbound import UnknownSender
 from relay.invitations import AgentRow, View
-from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, METRICS, SETTINGS
+from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, LEXICON, METRICS
 from relay.redact import redact
+from relay.words import Words
 
 __all__ = ["INBOUND_PATH", "handle_inbound", "words_of"]
 
@@ -37,7 +38,6 @@ log = logging.getLogger("care_relay.twilio")
 INBOUND_PATH = "/hooks/twilio/inbound"
 #: which agent field a channel's numbers live in.
 ADDRESS_FIELD = {"sms": "phone", "whatsapp": "whatsapp"}
-_AISHA_WHO = {"lead": "a lead", "contact": "a contact", "account": "an account", "opportunity": "a deal"}
 
 
 async def handle_inbound(request: web.Request) -> web.Response:
@@ -50,9 +50,10 @@ async def handle_inbound(request: web.Request) -> web.Response:
     sender = form.get("From", "")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     number = sender.removeprefix("whatsapp:").strip()
-    row = await app[INVITATIONS].agent_by(**{ADDRESS_FIELD[channel]: number}) if number else None
+    row = await app[INVITATIONS].claimant(channel, number)
     if row is None or not row.active:
         return await _unknown_sender(app, sid, channel, number)
+    confirmed = app[INVITATIONS].confirmed(row, channel)
 
     shown = redact(number) or ""
     if not await app[INBOUND].claim(sid, channel, number):
@@ -62,7 +63,10 @@ async def handle_inbound(request: web.Request) -> web.Response:
     if channel == "whatsapp":  # any message in opens the agent's 24-hour session
         await app[ADDRESSES].seen_on_whatsapp(row.id)
     try:
-        outcome, text = await _answer(app, row, channel, words_of(form))
+        if confirmed:
+            outcome, text = await _answer(app, row, channel, words_of(form))
+        else:
+            outcome, text = await _unconfirmed(app, row, channel, words_of(form))
     except Exception:
         try:  # let Twilio's retry answer it afresh
             await app[INBOUND].release(sid)
@@ -98,10 +102,7 @@ def words_of(form: MultiDict[str]) -> str:
 
 
 def _who(invite: Invite) -> str:
-    signal = invite.signal
-    if signal.source == "aisha":
-        return _AISHA_WHO.get(signal.entity_type or "", "AiSHA")
-    return signal.actor_display or signal.subject.removeprefix("actor:")
+    return compose.sender_name(invite)
 
 
 @dataclass(frozen=True)
@@ -113,22 +114,40 @@ class _Open:
 
     @property
     def opens(self) -> list[OpenInvite]:
-        return [OpenInvite(code, invite.responses) for code, invite in self.invites.items()]
+        return [
+            OpenInvite(code, invite.responses, tuple(compose.label(invite, r) for r in invite.responses))
+            for code, invite in self.invites.items()
+        ]
+
+
+async def _unconfirmed(app: web.Application, row: AgentRow, channel: str, body: str) -> tuple[str, str | None]:
+    """A number its owner has not confirmed names nobody yet: it may JOIN, or STOP (and START,
+    HELP); anything else is answered with how to join, and no loop is read or answered."""
+    command = replies.parse(body)
+    if isinstance(command, TwilioKeyword):
+        return await _keyword(app, row, channel, command)
+    if isinstance(command, JoinWith):
+        return await _join(app, row, channel, command.code)
+    join = await app[ADDRESSES].to_ask(row.id, channel)
+    if join is not None:
+        return "join_asked", compose.join_message(join)
+    return "unconfirmed", replies.not_joined("unconfirmed", app[LEXICON].words(row.locale))
+
+
+async def _keyword(app: web.Application, row: AgentRow, channel: str, command: TwilioKeyword) -> tuple[str, None]:
+    """STOP / START are kept (confirmed or not: a person may always refuse); Twilio answers its own keywords."""
+    if command.kind != "help":
+        await app[INBOUND].opt(row.id, channel, opted_out=command.kind == "opt_out")
+    return command.kind, None
 
 
 async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) -> tuple[str, str | None]:
     """(outcome kept on the inbound_message row, TwiML text) for a known agent's reply."""
     command = replies.parse(body)
     if isinstance(command, TwilioKeyword):
-        if command.kind != "help":
-            await app[INBOUND].opt(row.id, channel, opted_out=command.kind == "opt_out")
-        return command.kind, None  # Twilio answers its own keywords
+        return await _keyword(app, row, channel, command)
     if isinstance(command, JoinWith):
         return await _join(app, row, channel, command.code)
-    if app[SETTINGS].relay_verify_addresses and channel not in row.verified:
-        join = await app[ADDRESSES].to_ask(row.id, channel)
-        if join is not None:  # not confirmed yet: how to confirm, again; nothing of any loop
-            return "join_asked", compose.join_message(join)
     mine = _Open({}, {})
     for view, invite in await app[INVITATIONS].open_for(row):
         if view.code:
@@ -140,26 +159,29 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
     app: web.Application, row: AgentRow, channel: str, reading: replies.Reading, mine: _Open
 ) -> tuple[str, str | None]:
     agent_id, display = row.id, row.display
+    words = app[LEXICON].words(row.locale)
     match reading:
         case ListOpen():
-            return "list", replies.listing_text([(o, _who(mine.invites[o.code])) for o in mine.opens])
+            return "list", replies.listing_text([(o, _who(mine.invites[o.code])) for o in mine.opens], words=words)
         case ShowMenu():
-            return "menu", replies.menu_text(next(iter(mine.invites), None))
+            return "menu", replies.menu_text(next(iter(mine.invites), None), words)
         case Remind():
             return "remind", compose.reply_line(mine.invites[reading.code])
         case replies.Ack():
             view = mine.views[reading.code]
             ack = Ack(view.signal_id, agent_id, reading.response, channel, invitation_id=view.id)
             outcome = (await app[ANSWERS].record(ack)).outcome
-            return f"ack:{outcome}", _reply_words(outcome, display, reading.code, f"recorded: {reading.response}")
+            said = words._("recorded: {label}", label=words.label(reading.response))
+            return f"ack:{outcome}", _reply_words(outcome, display, reading.code, said, words)
         case replies.Done():
             view = mine.views[reading.code]
             done = Done(view.signal_id, agent_id, reading.outcome, reading.note, channel, invitation_id=view.id)
             outcome = (await app[ANSWERS].record(done)).outcome
-            return f"done:{outcome}", _reply_words(outcome, display, reading.code, f"closed: {reading.outcome}")
+            said = words._("closed: {label}", label=words.label(reading.outcome))
+            return f"done:{outcome}", _reply_words(outcome, display, reading.code, said, words)
         case Problem():
             await _refuse(app, reading, mine.views, agent_id, channel)
-            return f"refused:{reading.reason}", replies.problem_text(reading, mine.opens)
+            return f"refused:{reading.reason}", replies.problem_text(reading, mine.opens, words)
         case TwilioKeyword():  # answered before the grammar was asked; resolve passes it through
             return reading.kind, None
         case JoinWith():  # likewise
@@ -171,19 +193,21 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
 async def _join(app: web.Application, row: AgentRow, channel: str, code: str) -> tuple[str, str]:
     """`JOIN <code>` from the agent's own number: confirmed when it is the code this number was sent."""
     result = await app[ADDRESSES].confirm(row.id, channel, code)
+    words = app[LEXICON].words(row.locale)
     if result is Confirmed.CONFIRMED:
-        return "join:confirmed", compose.joined_text(row.display)
-    return f"join:{result}", replies.NOT_JOINED[str(result)]
+        return "join:confirmed", compose.joined_text(row.display, words)
+    return f"join:{result}", replies.not_joined(str(result), words)
 
 
-def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> str:
+def _reply_words(outcome: Outcome, display: str, code: str, recorded: str, words: Words) -> str:
+    _ = words._
     match outcome:
         case Outcome.RECORDED:
-            return replies.thanks(display, recorded)
+            return replies.thanks(display, recorded, words)
         case Outcome.ALREADY:
-            return replies.thanks(display, f"your answer to {code} was already recorded")
+            return replies.thanks(display, _("your answer to {code} was already recorded", code=code), words)
         case Outcome.ALREADY_DONE:
-            return replies.thanks(display, f"{code} was already closed")
+            return replies.thanks(display, _("{code} was already closed", code=code), words)
         case (
             Outcome.NOT_INVITED
             | Outcome.NO_SUCH_LOOP
@@ -192,7 +216,7 @@ def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> st
             | Outcome.BAD_OUTCOME
             | Outcome.NOTE_TOO_LONG
         ):
-            return "That invitation is no longer open for you. Send LIST to see the open ones."
+            return _("That invitation is no longer open for you. Send LIST to see the open ones.")
         case _:
             assert_never(outcome)
 

@@ -16,7 +16,8 @@ The grammar, as implemented::
     LIST                                  -> the agent's open invitations with their codes
     MENU                                  -> how to answer
     [CODE] <n | response>                 -> care.ack with the n-th suggested response (1-based)
-                                             or the response named ("hold space" = "hold-space")
+                                             or the response named by its slug or its label in the
+                                             agent's language ("hold space" = "hold-space")
     DONE [CODE] [outcome | n] [: note]    -> care.done; outcome defaults to "done", words are
                                              joined by "-" and lower-cased; n names a suggested response
     CODE                                  -> a reminder of how to answer that invitation
@@ -28,7 +29,8 @@ a code when it is one of the agent's open codes (any case); a code-shaped word t
 so that a stale or mistyped code never closes another loop. A trailing ".", "!" or ","
 on a word is ignored; a DONE note keeps its own case and punctuation.
 
-The wording of the relay's answers lives here too: short and soft.
+The wording of the relay's answers lives here too: short and soft, in the agent's language
+(`relay.words.Words`; English when none is given).
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from relay.labels import N_
 from relay.loop import NOTE_MAX, OUTCOME_MAX
+from relay.words import Words, english
 
 #: inbox.invitations.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -147,6 +151,8 @@ class OpenInvite:
 
     code: str
     responses: tuple[str, ...]
+    #: each response's label as the agent reads it (a typed label answers like the slug)
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,7 +224,10 @@ def _choice(words: tuple[str, ...], invite: OpenInvite) -> str | None:
         n = int(text)
         return invite.responses[n - 1] if 1 <= n <= len(invite.responses) else None
     wanted = canonical(text)
-    return next((r for r in invite.responses if canonical(r) == wanted), None)
+    found = next((r for r in invite.responses if canonical(r) == wanted), None)
+    if found is None:
+        found = next((r for r, t in zip(invite.responses, invite.labels, strict=False) if canonical(t) == wanted), None)
+    return found
 
 
 def _close(invite: OpenInvite, rest: tuple[str, ...], note: str) -> Done | Problem:
@@ -253,55 +262,79 @@ def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
 
 
 def choices(invite: OpenInvite) -> str:
-    """`1 soft-checkin, 2 hold-space`"""
-    return ", ".join(f"{n} {r}" for n, r in enumerate(invite.responses, start=1))
+    """`1 Check in gently, 2 Hold space` (the slugs when no labels are known)"""
+    shown = invite.labels if len(invite.labels) == len(invite.responses) else invite.responses
+    return ", ".join(f"{n} {r}" for n, r in enumerate(shown, start=1))
 
 
-#: what a JOIN that did not confirm says, by why
+#: what a JOIN that did not confirm says, by why (msgids: translate with `Words._`)
 NOT_JOINED = {
-    "already": "This number is already confirmed — thank you. Reply STOP to refuse invitations here.",
-    "wrong_code": "That code does not match the one sent to this number. Ask your admin to send a new one.",
+    "already": N_("This number is already confirmed — thank you. Reply STOP to refuse invitations here."),
+    "wrong_code": N_("That code does not match the one sent to this number. Ask your admin to send a new one."),
+    #: a message from a number its owner has not confirmed, when no join code waits for it
+    "unconfirmed": N_(
+        "This number is not confirmed for care-relay yet, so nothing is sent here. Ask your admin to send a join code."
+    ),
 }
 
 
-def menu_text(example: str | None = None) -> str:
+def not_joined(reason: str, words: Words | None = None) -> str:
+    """A JOIN that did not confirm, in the agent's words."""
+    return (words or english())._(NOT_JOINED[reason])
+
+
+def menu_text(example: str | None = None, words: Words | None = None) -> str:
     """MENU: how to answer, with one of the agent's own codes as the example when there is one."""
-    code = example or EXAMPLE_CODE
-    return (
-        f'To answer, send the code and a number, e.g. "{code} 1". '
-        f'When you are finished: "DONE {code} held-space: a short note". '
-        "LIST shows your open invitations. With only one open, the code can be left out."
+    words = words or english()
+    return words._(
+        'To answer, send the code and a number, e.g. "{code} 1". '
+        'When you are finished: "DONE {code} held-space: a short note". '
+        "LIST shows your open invitations. With only one open, the code can be left out.",
+        code=example or EXAMPLE_CODE,
     )
 
 
-def listing_text(items: Sequence[tuple[OpenInvite, str]], *, limit: int = 5) -> str:
+def listing_text(items: Sequence[tuple[OpenInvite, str]], *, limit: int = 5, words: Words | None = None) -> str:
     """LIST: each open invitation's code, who it is from, and its numbered choices."""
+    _ = (words or english())._
     if not items:
-        return "You have no open invitations right now."
+        return _("You have no open invitations right now.")
     lines = [f"{invite.code} — {who}: {choices(invite)}" for invite, who in items[:limit]]
     more = len(items) - limit
     if more > 0:
-        lines.append(f"…and {more} more.")
-    return "Open invitations:\n" + "\n".join(lines)
+        lines.append(_("…and {count} more.", count=more))
+    return _("Open invitations:") + "\n" + "\n".join(lines)
 
 
-def problem_text(problem: Problem, opens: Sequence[OpenInvite]) -> str:
+def problem_text(problem: Problem, opens: Sequence[OpenInvite], words: Words | None = None) -> str:
     """A kind answer to something the relay could not take, ending with how to answer."""
+    words = words or english()
+    _ = words._
     example = opens[0].code if opens else None
     if problem.reason == "no_open":
-        return "You have no open invitations right now, so there is nothing to answer. Thank you."
+        return _("You have no open invitations right now, so there is nothing to answer. Thank you.")
     if problem.reason == "need_code":
         codes = ", ".join(o.code for o in opens)
-        return f'You have {len(opens)} open invitations ({codes}). Please put the code first, e.g. "{opens[0].code} 1".'
+        return words.n_(
+            'You have {n} open invitation ({codes}). Please put the code first, e.g. "{code} 1".',
+            'You have {n} open invitations ({codes}). Please put the code first, e.g. "{code} 1".',
+            len(opens),
+            codes=codes,
+            code=opens[0].code,
+        )
     if problem.reason == "unknown_code":
-        return f"I don't have an open invitation {problem.typed} for you. " + menu_text(example)
+        return (
+            _("I don't have an open invitation {code} for you.", code=problem.typed) + " " + menu_text(example, words)
+        )
     if problem.reason == "bad_choice" and problem.code is not None:
         invite = next((o for o in opens if o.code == problem.code), None)
         if invite is not None:
-            return f'For {invite.code} you can answer {choices(invite)} — e.g. "{invite.code} 1".'
-    return "Sorry, I didn't understand that. " + menu_text(example)
+            return _(
+                'For {code} you can answer {choices} — e.g. "{code} 1".', code=invite.code, choices=choices(invite)
+            )
+    return _("Sorry, I didn't understand that.") + " " + menu_text(example, words)
 
 
-def thanks(display: str, what: str) -> str:
-    """`Thank you, Ana — recorded: soft-checkin.`"""
-    return f"Thank you, {display} — {what}."
+def thanks(display: str, what: str, words: Words | None = None) -> str:
+    """`Thank you, Ana — recorded: Check in gently.`"""
+    return (words or english())._("Thank you, {display} — {what}.", display=display, what=what)

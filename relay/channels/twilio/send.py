@@ -123,7 +123,8 @@ class TwilioChannel:
         if not number:
             return permanent(f"agent has no {self.name} number in the directory")
         to = number if self.name == "sms" else whatsapp_address(number)
-        return await self._create({"to": to, **self._sender, "body": compose.join_message(join)})
+        message = {"to": to, **self._sender, "body": compose.join_message(join)}
+        return await self._create({**message, "status_callback": self._status_callback})
 
     async def _create(self, message: dict[str, Any]) -> Delivery:
         """One message created at Twilio; its answer as a Delivery."""

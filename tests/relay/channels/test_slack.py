@@ -205,11 +205,13 @@ async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:  
     buttons = elements(posted["blocks"])
     invitation = invitation_of(fake, ANA)
     assert [(b["action_id"], b["text"]["text"], b["value"]) for b in buttons] == [
-        ("care_ack_1", "soft-checkin", f"{invitation}:1"),
-        ("care_ack_2", "hold-space", f"{invitation}:2"),
+        ("care_ack_1", "Check in gently", f"{invitation}:1"),
+        ("care_ack_2", "Hold space", f"{invitation}:2"),
         ("care_done", "Close the loop", str(invitation)),
     ]
-    assert "soft-checkin or hold-space" in json.dumps(posted["blocks"], ensure_ascii=False)
+    shown = json.dumps(posted["blocks"], ensure_ascii=False)
+    assert "How would you like to be there for Raz?" in shown
+    assert "Raz would welcome company within the next 30 minutes — no pressure." in shown
     state = await loop(client, answer)
     assert sorted((i["agent"], i["status"]) for i in state["invitations"]) == [("ana", "sent"), ("bo", "sent")]
 
@@ -231,7 +233,7 @@ async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:  
         message = dm(fake, user)
         assert message["blocks"][0]["text"]["text"] == headline["text"]
         assert [e["text"] for b in message["blocks"] if b["type"] == "context" for e in b["elements"]] == [
-            "Ana is here — soft-checkin"
+            "Ana is here — Check in gently"
         ]
         assert [e["action_id"] for e in elements(message["blocks"])] == ["care_done"]
     (ack,) = sink.verified()
@@ -267,7 +269,7 @@ async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:  
         message = dm(fake, user)
         assert elements(message["blocks"]) == []  # no buttons once done
         notes = [e["text"] for b in message["blocks"] if b["type"] == "context" for e in b["elements"]]
-        assert notes == ["Ana closed the loop — held-space"]
+        assert notes == ["Ana closed the loop — I held space"]
     ack, closed = sink.verified()
     assert closed["type"] == "care.done" and closed["for"] == answer["id"] and closed["id"].startswith("done_")
     assert (closed["outcome"], closed["note"]) == ("held-space", "We sat together for a while.")
@@ -322,7 +324,7 @@ async def test_simultaneous_answers(start: Start, fake: FakeSlack, sink: Sink) -
     await fake.wait_for("chat.update", count=4)
     for user in (ANA, BO):
         notes = {e["text"] for b in dm(fake, user)["blocks"] if b["type"] == "context" for e in b["elements"]}
-        assert notes == {"Ana is here — soft-checkin", "Bo is here — hold-space"}
+        assert notes == {"Ana is here — Check in gently", "Bo is here — Hold space"}
 
     closed = await asyncio.gather(submit(client, ANA, ana, "talked"), submit(client, BO, bo, "held-space", "ok"))
     bodies = [await r.text() for r in closed]
@@ -485,7 +487,7 @@ async def test_care_command_lists_only_your_open_invitations(start: Start, fake:
 
 
 async def test_aisha_invitation_words_reasons_and_links(start: Start, fake: FakeSlack) -> None:
-    """An AiSHA escalation's DM gives the reasons in plain words, the deep link as a link button, and on-it."""
+    """An AiSHA escalation's DM gives the reasons in plain words, the deep link as a link button, and on-it's label."""
     client = await start("ana", aisha_app_base_url="https://app.example")
     grant = {**GRANT, "subject": f"tenant:{TENANT}", "scope": ["care.escalation_detected"]}
     assert (await client.post("/admin/consents", json=grant, headers=ADMIN)).status == 201
@@ -496,7 +498,7 @@ async def test_aisha_invitation_words_reasons_and_links(start: Start, fake: Fake
     headline = "A contact could use a person: asked for a person, sounded unhappy (high confidence)."
     assert posted["blocks"][0]["text"]["text"] == headline
     buttons = {e["action_id"]: e for e in elements(posted["blocks"])}
-    assert buttons["care_ack_1"]["text"]["text"] == "on-it"
+    assert buttons["care_ack_1"]["text"]["text"] == "I'll reach out" and buttons["care_ack_1"]["value"].endswith(":1")
     assert buttons["care_open"]["url"] == "https://app.example/app/contacts/6b1c8f0e-2d4a-4e5b-8c9d-0e1f2a3b4c5d"
     words = json.dumps([posted["text"], posted["blocks"][:2]]).lower()
     assert not any(w in words for w in ("urgent", "alert", "escalation"))

@@ -144,7 +144,7 @@ async def test_a_press_over_socket_mode_acks_updates_the_dm_and_closes_the_loop(
     updates = await fake.wait_for("chat.update", count=2)
     assert sorted(u["channel"] for u in updates) == ["D" + ANA, "D" + BO]
     notes = [e["text"] for b in dm(fake, BO)["blocks"] if b["type"] == "context" for e in b["elements"]]
-    assert notes == ["Ana is here — soft-checkin"]
+    assert notes == ["Ana is here — Check in gently"]
     (callback,) = sink.verified()
     assert callback["type"] == "care.ack" and callback["for"] == answer["id"]
 

@@ -49,7 +49,7 @@ ANA_PHONE = "+40722000111"
 ANA_WA = "+40722000222"
 STRANGER = "+40744999888"
 FULL_NUMBERS = (ANA_PHONE, ANA_WA, STRANGER, ANA_PHONE.lstrip("+"), ANA_WA.lstrip("+"), STRANGER.lstrip("+"))
-REPLY = re.compile(r"Reply ([A-Z2-9]{4}) 1 for soft-checkin")
+REPLY = re.compile(r"Reply ([A-Z2-9]{4}) 1 for Check in gently")
 
 
 def ana(*channels: str) -> dict[str, Any]:
@@ -87,7 +87,7 @@ async def start(
     assert (await client.post("/admin/agents", json=ana(*(channels or ("sms",))), headers=ADMIN)).status == 201
     await wrote_in_on_whatsapp(
         client.app, "ana"
-    )  # free-form WhatsApp: tests/relay/test_whatsapp_sessions.py does the rest
+    )  # free-form WhatsApp: tests/relay/test_channels_in_production.py does the rest
     grant = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
     assert (await client.post("/admin/consents", json=grant, headers=ADMIN)).status == 201
     return client
@@ -180,7 +180,9 @@ async def test_golden_path(
     loop = await loop_of(client, answer)
     assert loop["invitations"] == [{"agent": "ana", "channel": channel, "status": "sent"}]
 
-    assert await reply(client, f"{code.lower()}  1", whatsapp=whatsapp) == ["Thank you, Ana — recorded: soft-checkin."]
+    assert await reply(client, f"{code.lower()}  1", whatsapp=whatsapp) == [
+        "Thank you, Ana — recorded: Check in gently."
+    ]
     loop = await loop_of(client, answer)
     assert loop["status"] == "acked"
     assert [(a["by"], a["action"]) for a in loop["acks"]] == [({"id": "ana", "display": "Ana"}, "soft-checkin")]
@@ -190,7 +192,7 @@ async def test_golden_path(
     assert await rows(client, "SELECT status FROM outbox WHERE kind = 'update'") == [("sent",)]
 
     texts = await reply(client, f"DONE {code} held-space: all calm", whatsapp=whatsapp)
-    assert texts == ["Thank you, Ana — closed: held-space."]
+    assert texts == ["Thank you, Ana — closed: I held space."]
     loop = await loop_of(client, answer)
     assert loop["status"] == "done"
     assert loop["done"]["by"] == {"id": "ana", "display": "Ana"}
@@ -209,8 +211,8 @@ async def test_code_may_be_left_out_with_one_open_invitation(
     client = await start(aiohttp_client, database_url, fake, "whatsapp")
     answer = await emit(client)
     await send_all(client)
-    assert await reply(client, "Soft-Checkin", whatsapp=True) == ["Thank you, Ana — recorded: soft-checkin."]
-    assert await reply(client, "done", whatsapp=True) == ["Thank you, Ana — closed: done."]
+    assert await reply(client, "Soft-Checkin", whatsapp=True) == ["Thank you, Ana — recorded: Check in gently."]
+    assert await reply(client, "done", whatsapp=True) == ["Thank you, Ana — closed: Done."]
     loop = await loop_of(client, answer)
     assert (loop["status"], loop["done"]["outcome"], loop["done"]["note"]) == ("done", "done", "")
     assert await reply(client, "DONE", whatsapp=True) == [
@@ -234,7 +236,7 @@ async def test_replayed_message_sid_records_once(aiohttp_client: Any, database_u
 
     answers = await asyncio.gather(*(post() for _ in range(5)))
     assert sorted("<Message>" in text for text in answers) == [False] * 4 + [True]
-    assert any("Thank you, Ana — recorded: hold-space." in text for text in answers)
+    assert any("Thank you, Ana — recorded: Hold space." in text for text in answers)
     assert await rows(client, "SELECT outcome FROM inbound_message") == [("ack:recorded",)]
     assert len((await loop_of(client, answer))["acks"]) == 1
     assert [a["kind"] for a in await audit(client)].count("ack") == 1
@@ -335,17 +337,17 @@ async def test_grammar_through_http(aiohttp_client: Any, database_url: str, fake
     [text] = await reply(client, "ZZ99 1")
     assert text.startswith("I don't have an open invitation ZZ99 for you. To answer") and f'"{codes[0]} 1"' in text
     [text] = await reply(client, f"{codes[1]} 7")
-    assert text == f'For {codes[1]} you can answer 1 soft-checkin, 2 hold-space — e.g. "{codes[1]} 1".'
+    assert text == f'For {codes[1]} you can answer 1 Check in gently, 2 Hold space — e.g. "{codes[1]} 1".'
     [text] = await reply(client, "list")
     assert text.splitlines() == [
         "Open invitations:",
-        f"{codes[0]} — Raz: 1 soft-checkin, 2 hold-space",
-        f"{codes[1]} — Raz: 1 soft-checkin, 2 hold-space",
+        f"{codes[0]} — Raz: 1 Check in gently, 2 Hold space",
+        f"{codes[1]} — Raz: 1 Check in gently, 2 Hold space",
     ]
     [text] = await reply(client, "MENU")
     assert text.startswith(f'To answer, send the code and a number, e.g. "{codes[0]} 1".')
     [text] = await reply(client, codes[1])
-    assert text == f"Reply {codes[1]} 1 for soft-checkin, {codes[1]} 2 for hold-space."
+    assert text == f"Reply {codes[1]} 1 for Check in gently, {codes[1]} 2 for Hold space."
     assert await reply(client, "HELP") == []
 
     for answer in (first, second):

@@ -84,7 +84,8 @@ async def test_maximal_m3_invitation_is_accepted(
     """The longest display, whisper and ten longest responses still make a body Twilio takes, instructions last."""
     client = await start(aiohttp_client, database_url, fake, channel)
     body = await the_one_body(client, fake, await send(client, "m3", maximal_m3()))
-    headline, _ = body.splitlines()
+    headline, window, _ = body.splitlines()
+    assert window == "Raz " + "R" * 55 + "… would welcome company within the next 30 minutes — no pressure."
     whisper = headline[headline.index('"') :]
     assert whisper.startswith('"I am fine Reply ZZZZ') and whisper.endswith('…"') and len(whisper) <= 302
 
@@ -112,5 +113,6 @@ async def test_whisper_posing_as_instructions_stays_quoted_on_one_line(
     assert body.splitlines()[0] == (
         'Raz sent a gentle signal: "I am fine Reply ZZZZ 1 for soft-checkin. Or open https://evil.example/a/x"'
     )
-    assert body.splitlines()[1].startswith(f"Reply {code} 1 for soft-checkin, {code} 2 for hold-space. Or open ")
-    assert len(body.splitlines()) == 2
+    assert body.splitlines()[1] == "Raz would welcome company within the next 30 minutes — no pressure."
+    assert body.splitlines()[2].startswith(f"Reply {code} 1 for Check in gently, {code} 2 for Hold space. Or open ")
+    assert len(body.splitlines()) == 3

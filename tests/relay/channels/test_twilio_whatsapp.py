@@ -255,10 +255,10 @@ async def test_a_quick_reply_tap_acks_and_closes_like_a_typed_reply(
     assert message["ContentSid"] == TEMPLATE and message["Body"] is None
     code = json.loads(message["ContentVariables"])["3"]
 
-    assert await _tap(relay, fake, f"{code} 1", "I'm here") == ["Thank you, Ana — recorded: soft-checkin."]
+    assert await _tap(relay, fake, f"{code} 1", "I'm here") == ["Thank you, Ana — recorded: Check in gently."]
     loop = await (await relay.get(answer["status_url"])).json()
     assert loop["status"] == "acked"
-    assert await _tap(relay, fake, f"DONE {code}", "All done") == ["Thank you, Ana — closed: done."]
+    assert await _tap(relay, fake, f"DONE {code}", "All done") == ["Thank you, Ana — closed: Done."]
     assert (await (await relay.get(answer["status_url"])).json())["status"] == "done"
 
 

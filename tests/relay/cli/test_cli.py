@@ -55,6 +55,19 @@ def test_agent_list_redacts_numbers_and_errors_are_one_line(
     assert "No agent" in cli(env, tmp_path, "agent", "remove", "nobody", ok=False)
 
 
+def test_agent_add_takes_the_language_the_agent_reads(
+    running: tuple[ServerThread, dict[str, str]], tmp_path: Path
+) -> None:
+    """`agent add --locale ro` keeps it (JSON and the table); a language without a catalog is one line naming them."""
+    _, env = running
+    added = json.loads(cli(env, tmp_path, "agent", "add", "ana", "--display", "Ana", "--locale", "ro", "--json"))
+    assert added["locale"] == "ro"
+    assert " ro " in cli(env, tmp_path, "agent", "list")
+    error = cli(env, tmp_path, "agent", "add", "eve", "--display", "Eve", "--locale", "fr", ok=False)
+    assert "'fr' is not a language the relay speaks; use one of en, ro" in error
+    assert len(error.strip().splitlines()) == 1
+
+
 def test_serve_without_secrets_names_the_variable(tmp_path: Path) -> None:
     """Outside --dev, a missing secret stops start-up with one line naming it."""
     done = run_cli(clean_env(), tmp_path, "serve", "--port", "0")

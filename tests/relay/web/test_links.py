@@ -38,9 +38,10 @@ async def test_get_shows_the_invitation_and_records_nothing(start: Start) -> Non
     assert "default-src 'none'" in csp and "style-src 'unsafe-inline'" in csp and "form-action 'self'" in csp
     assert '<html lang="en">' in html and 'name="viewport"' in html and "<script" not in html
     assert "Raz sent a gentle signal: &#34;Sunt aici. Nu e urgență. Aș vrea însoțire.&#34;" in html
-    buttons = re.findall(r'<button type="submit" name="response" value="([^"]+)">', html)
-    assert buttons == ["soft-checkin", "hold-space"]
-    assert html.count('<form method="post">') == 2 and 'name="action" value="ack"' in html
+    buttons = re.findall(r'<button type="submit" name="response" value="([^"]+)">([^<]+)<', html)
+    assert buttons == [("soft-checkin", "Check in gently"), ("hold-space", "Hold space")]
+    assert html.count('<form method="post"') == 2 and 'name="action" value="ack"' in html
+    assert '<details class="close">' in html  # closing waits behind "I was there" until an answer
     assert '<label for="outcome">' in html and '<label for="note">' in html and "Close the loop" in html
     loop = await relay.loop(answer)
     assert loop["status"] == "invited" and loop["acks"] == [] and loop["done"] is None
@@ -65,7 +66,7 @@ async def test_post_ack_records_care_ack(start: Start) -> None:
     answer, invitation = await relay.invited()
     status, html = await relay.press(relay.link(invitation), action="ack", response="soft-checkin")
     assert status == 200
-    assert "Thank you, Ana — recorded: soft-checkin" in html
+    assert "Thank you, Ana — recorded: Check in gently" in html
     assert 'name="response"' not in html and "Close the loop" in html  # answered: only closing is left
     loop = await relay.loop(answer)
     assert loop["status"] == "acked" and loop["done"] is None
@@ -82,7 +83,7 @@ async def test_ack_twice_is_idempotent(start: Start) -> None:
     answer, invitation = await relay.invited()
     await relay.press(relay.link(invitation), action="ack", response="soft-checkin")
     status, html = await relay.press(relay.link(invitation), action="ack", response="hold-space")
-    assert status == 200 and "Already recorded: soft-checkin" in html
+    assert status == 200 and "Already recorded: Check in gently" in html
     loop = await relay.loop(answer)
     assert [a["action"] for a in loop["acks"]] == ["soft-checkin"]
     assert len([a for a in await relay.audit() if a["kind"] == "ack"]) == 1
@@ -94,14 +95,14 @@ async def test_post_done_records_care_done(start: Start) -> None:
     answer, invitation = await relay.invited()
     note = "We talked for a while.\r\nAll calm."
     status, html = await relay.press(relay.link(invitation), action="done", outcome="  held-space ", note=note)
-    assert status == 200 and "Thank you, Ana — recorded: held-space" in html
+    assert status == 200 and "Thank you, Ana — recorded: I held space" in html
     loop = await relay.loop(answer)
     assert loop["status"] == "done"
     assert loop["done"]["by"] == {"id": "ana", "display": "Ana"}
     assert loop["done"]["outcome"] == "held-space" and loop["done"]["note"] == "We talked for a while.\nAll calm."
     assert [a["action"] for a in loop["acks"]] == ["held-space"]  # a done without ack is also the ack
     page = await (await relay.get(relay.link(invitation))).text()
-    assert "This loop is closed" in page and "You closed the loop — held-space." in page
+    assert "This loop is closed" in page and "You closed the loop — I held space." in page
     assert "<form" not in page and "We talked" not in page
     (row,) = [a for a in await relay.audit() if a["kind"] == "done"]
     assert row["detail"]["via"] == "link" and row["detail"]["outcome"] == "held-space"
@@ -114,7 +115,9 @@ async def test_done_after_done_and_ack_after_done_are_409(start: Start) -> None:
     assert (await relay.press(relay.link(invitation), action="done", outcome="held-space", note=""))[0] == 200
     status, html = await relay.press(relay.link(invitation), action="done", outcome="checked-in", note="again")
     assert status == 409 and code_of(html) == "already_done"
-    assert "This loop is already closed" in html and "You closed it — held-space" in html and "409 already_done" in html
+    assert (
+        "This loop is already closed" in html and "You closed it — I held space" in html and "409 already_done" in html
+    )
     status, html = await relay.press(relay.link(invitation), action="ack", response="soft-checkin")
     assert status == 409 and code_of(html) == "already_done" and "<form" not in html
     status, html = await relay.press(relay.link(invitation), action="ack", response="not-offered")
@@ -282,5 +285,5 @@ async def test_aisha_page_shows_reasons_and_deep_link(start: Start) -> None:
     for word in ("urgent", "alert", "escalation"):
         assert word not in html.lower().replace('role="alert"', "")
     status, html = await relay.press(relay.link(invitation), action="ack", response="on-it")
-    assert status == 200 and "Thank you, Ana — recorded: on-it" in html
+    assert status == 200 and "Thank you, Ana — recorded: I&#39;ll reach out" in html
     assert (await relay.loop(answer))["status"] == "acked"

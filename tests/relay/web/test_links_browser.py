@@ -22,7 +22,12 @@ PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
 
 @pytest.fixture
 def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Debian's headless Chromium through its own chromedriver; nothing is downloaded."""
+    """Debian's headless Chromium through its own chromedriver, as a phone; nothing is downloaded."""
+    yield from chromium(tmp_path, monkeypatch, PHONE)
+
+
+def chromium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phone: dict[str, int] | None) -> Iterator[Any]:
+    """Debian's headless Chromium through its own chromedriver: a phone's screen, or a desktop's (None)."""
     if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
         pytest.skip("needs Debian's chromium and chromium-driver at /usr/bin (install them with `make browser`)")
     webdriver = pytest.importorskip("selenium.webdriver")
@@ -47,8 +52,10 @@ def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         f"--user-data-dir={tmp_path / 'chromium'}",
     ):
         options.add_argument(argument)
-    # A phone: the page must lay itself out through its viewport meta at 390 CSS pixels.
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
+    if phone is not None:  # a phone: the page must lay itself out through its viewport meta at 390 CSS pixels
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": phone})
+    else:
+        options.add_argument("--window-size=1280,900")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     browser.set_page_load_timeout(20)
@@ -104,7 +111,8 @@ def test_phone_opens_link_and_answers(server: ServerThread, driver: Any, tmp_pat
     assert width == PHONE["width"]
     assert driver.execute_script("return document.documentElement.scrollWidth") <= width  # no sideways scrolling
     buttons = driver.find_elements(By.CSS_SELECTOR, "button[name=response]")
-    assert [b.text for b in buttons] == ["soft-checkin", "hold-space"]
+    # labels, each with its one-line description; the value sent is the slug
+    assert [b.text.split("\n")[0] for b in buttons] == ["Check in gently", "Hold space"]
     assert all(b.size["height"] >= 44 and b.size["width"] >= 300 for b in buttons)  # thumb-sized tap targets
     screenshot = Path(os.environ.get("LINKS_SCREENSHOT") or tmp_path / "link-page.png")
     assert driver.save_screenshot(str(screenshot))
@@ -116,7 +124,7 @@ def test_phone_opens_link_and_answers(server: ServerThread, driver: Any, tmp_pat
     before = driver.find_element(By.TAG_NAME, "h1")
     driver.find_element(By.CSS_SELECTOR, "button[name=response][value=soft-checkin]").click()
     arrived(driver, before, "recorded")
-    assert driver.find_element(By.TAG_NAME, "h1").text == "Thank you, Ana — recorded: soft-checkin"
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Thank you, Ana — recorded: Check in gently"
     _, loop = server.json("GET", status_url)
     assert loop["status"] == "acked"
     assert [(a["by"]["id"], a["action"]) for a in loop["acks"]] == [("ana", "soft-checkin")]
@@ -127,7 +135,7 @@ def test_phone_opens_link_and_answers(server: ServerThread, driver: Any, tmp_pat
     driver.find_element(By.ID, "note").send_keys("We sat together for a while.")
     before = driver.find_element(By.TAG_NAME, "h1")
     driver.find_element(By.XPATH, "//button[normalize-space(.)='Close the loop']").click()
-    arrived(driver, before, "held-space")
+    arrived(driver, before, "I held space")
     assert driver.find_elements(By.TAG_NAME, "form") == []
     _, loop = server.json("GET", status_url)
     assert loop["status"] == "done"

@@ -1,0 +1,135 @@
+"""What people read over HTTP (CONTRACT section 9): agents' locale, the link page, the status page."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import Clock
+from tests.driver import ADMIN, ANA, GRANT, Start, panic
+
+ANA_RO = {**ANA, "locale": "ro"}
+BO_EN = {"id": "bo", "display": "Bo", "groups": ["care-circle"], "channels": ["console"]}
+HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+async def test_an_agent_has_a_locale_and_another_language_is_refused(start: Start) -> None:
+    """POST and PATCH take locale en or ro; another is refused with the validation shape naming the ones there are."""
+    relay = await start()
+    created = await relay.create("/admin/agents", ANA_RO)
+    assert created["locale"] == "ro"
+    status, bo = await relay.admin("POST", "/admin/agents", BO_EN)
+    assert status == 201 and bo["locale"] is None  # RELAY_DEFAULT_LOCALE
+    status, refused = await relay.admin("PATCH", "/admin/agents/bo", {"locale": "fr"})
+    assert status == 422 and refused["error"] == "invalid_payload"
+    assert refused["fields"] == [
+        {"loc": ["locale"], "msg": "'fr' is not a language the relay speaks; use one of en, ro"}
+    ]
+    status, patched = await relay.admin("PATCH", "/admin/agents/bo", {"locale": "RO"})
+    assert status == 200 and patched["locale"] == "ro"
+    status, listed = await relay.admin("GET", "/admin/agents")
+    assert status == 200 and {a["id"]: a["locale"] for a in listed["items"]} == {"ana": "ro", "bo": "ro"}
+
+
+async def test_a_romanian_and_an_english_agent_in_one_circle_each_read_their_own(
+    start: Start, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One panic.ui, two agents: the console prints Romanian for Ana and English for Bo, each with labels."""
+    relay = await start(run_outbox=True)
+    await relay.seed(GRANT, agents=[ANA_RO, BO_EN])
+    await relay.send("m3", panic())
+    await relay.drain()
+    printed = capsys.readouterr().out
+    assert "── invitație pentru Ana (consolă) ──" in printed
+    assert "Raz a trimis un semnal blând: „Sunt aici. Nu e urgență. Aș vrea însoțire.”" in printed
+    assert re.search(
+        r"Răspunde [A-Z2-9]{4} 1 pentru Întreabă blând ce face, [A-Z2-9]{4} 2 pentru Stai alături\.", printed
+    )
+    assert "── invitation for Bo (console) ──" in printed
+    assert re.search(r"Reply [A-Z2-9]{4} 1 for Check in gently, [A-Z2-9]{4} 2 for Hold space\.", printed)
+    assert "Raz would welcome company within the next 30 minutes — no pressure." in printed
+
+
+async def test_the_link_page_in_romanian_with_labels_the_time_sent_and_the_close_form_behind_a_disclosure(
+    start: Start,
+) -> None:
+    """Ana (ro) reads her page in Romanian: labels on buttons, when it was sent, closing only behind "Am fost acolo"."""
+    relay = await start(run_outbox=True)
+    await relay.seed(GRANT, agents=[{**ANA_RO, "tz": "Europe/Bucharest"}])
+    answer = await relay.send("m3", panic())
+    invitation = await relay.invitation_id(answer["id"])
+    response = await relay.get(relay.link(invitation))
+    html = await response.text()
+    assert response.status == 200 and '<html lang="ro">' in html
+    assert "<h1>O invitație pentru Ana</h1>" in html
+    buttons = re.findall(r'<button type="submit" name="response" value="([^"]+)">([^<]+)<', html)
+    assert buttons == [("soft-checkin", "Întreabă blând ce face"), ("hold-space", "Stai alături")]
+    assert re.search(r'id="sent-at">Trimis \w+ \d+ \w+ 20\d\d, \d\d:\d\d', html)
+    assert '<details class="close">' in html and "Am fost acolo — marchează ca încheiat" in html
+    assert "prefers-color-scheme: dark" in html and 'content="light dark"' in html
+
+    status, html = await relay.press(relay.link(invitation), action="ack", response="hold-space")
+    assert status == 200 and "Mulțumim, Ana — am notat: Stai alături" in html
+    assert '<details class="close">' not in html and 'id="close-form"' in html  # answered: the form is open
+    loop = await relay.loop(answer)
+    assert [a["action"] for a in loop["acks"]] == ["hold-space"]  # the slug is what is recorded
+
+
+async def test_after_the_window_the_page_says_reaching_out_is_still_welcome(start: Start, clock: Clock) -> None:
+    """Past the care window the page says so kindly, still offers the answers, and opening it records nothing."""
+    relay = await start(run_outbox=True)
+    answer, invitation = await relay.invited()
+    clock.fixed = time.time() + 31 * 60
+    before = await relay.audit()
+    html = await (await relay.get(relay.link(invitation))).text()
+    assert "The window they hoped for has passed. Reaching out is still welcome, whenever you can." in html
+    assert "would welcome company within" not in html
+    assert 'name="response"' in html
+    assert await relay.audit() == before and (await relay.loop(answer))["acks"] == []
+
+
+async def test_the_status_page_shows_who_is_here_and_the_outcome_and_nothing_private(start: Start) -> None:
+    """The status URL in a browser: invited, "Ana is here" with the label, then the outcome; no note or number."""
+    relay = await start(run_outbox=True)
+    await relay.seed(GRANT, agents=[{**ANA, "phone": "+40722123456"}])
+    answer = await relay.send("m3", panic())
+    invitation = await relay.invitation_id(answer["id"])
+
+    async def page(url: str, **headers: str) -> str:
+        response = await relay.get(url, headers={**HTML, **headers})
+        assert response.status == 200 and response.content_type == "text/html"
+        assert response.headers["Cache-Control"] == "no-store"
+        return await response.text()
+
+    html = await page(answer["status_url"])
+    assert "Your circle was invited. Nobody has answered yet" in html and "Nobody has answered yet." in html
+    await relay.press(relay.link(invitation), action="ack", response="soft-checkin")
+    html = await page(answer["status_url"])
+    assert "Ana is here — Check in gently" in html
+    await relay.press(relay.link(invitation), action="done", outcome="held-space", note="We sat together; call 0722")
+    html = await page(answer["status_url"])
+    assert "Ana closed the loop — I held space" in html and "the loop is closed" in html
+    for private in ("We sat together", "0722", "+40", "722123456", "gates", "explicit consent", "console"):
+        assert private not in html, private
+
+    romanian = await page(answer["status_url"] + "&lang=ro")
+    assert '<html lang="ro">' in romanian and "Ana e aici — Întreabă blând ce face" in romanian
+    assert "Ana a încheiat — Am stat alături" in romanian
+    browser_ro = await page(answer["status_url"], **{"Accept-Language": "ro-RO,ro;q=0.9,en;q=0.5"})
+    assert "Cercul tău a fost invitat" in browser_ro
+
+
+async def test_api_clients_still_get_the_status_json(start: Start) -> None:
+    """Without text/html in Accept (none, */*, JSON) the status URL answers the contract's JSON as before."""
+    relay = await start(run_outbox=True)
+    answer, _ = await relay.invited()
+    for headers in ({}, {"Accept": "*/*"}, {"Accept": "application/json"}):
+        response = await relay.get(answer["status_url"], headers=headers)
+        assert response.status == 200 and response.content_type == "application/json"
+        body: dict[str, Any] = await response.json()
+        assert body["id"] == answer["id"] and body["status"] == "invited" and "decision" in body
+    response = await relay.get(f"/v1/events/{answer['id']}", headers={**HTML, **ADMIN})
+    assert response.status == 200 and "Your signal" in await response.text()
