@@ -21,6 +21,7 @@ from relay.labels import LOCALES
 from relay.model import AGENT_CHANNELS, EARLIEST, LATEST, iso
 from relay.phones import MAX_INPUT_CHARS, to_e164
 from relay.router import parse_quiet_hours
+from relay.text import one_line
 
 #: the validation context key that carries RELAY_DEFAULT_REGION to the phone fields
 REGION = "region"
@@ -202,6 +203,12 @@ def validated(model: type[BaseModel], data: Any, *, region: str | None = None) -
     """
     if not isinstance(data, dict):
         raise InvalidPayloadError([{"loc": [], "msg": "send one JSON object"}])
+    locale = data.get("locale") if issubclass(model, AgentFields) else None
+    if isinstance(locale, str) and locale.strip().lower().replace("_", "-") not in LOCALES:
+        # CONTRACT section 9: a language the relay does not speak is a 400 that lists those it does
+        raise BadRequestError(
+            f"locale: '{one_line(locale)[:20]}' is not a language the relay speaks; use one of {', '.join(LOCALES)}."
+        )
     try:
         return model.model_validate(data, context={REGION: region})
     except ValidationError as exc:

@@ -17,17 +17,17 @@ HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0
 
 
 async def test_an_agent_has_a_locale_and_another_language_is_refused(start: Start) -> None:
-    """POST and PATCH take locale en or ro; another is refused with the validation shape naming the ones there are."""
+    """POST and PATCH take locale en or ro; another is a 400 naming the ones there are (CONTRACT section 9)."""
     relay = await start()
     created = await relay.create("/admin/agents", ANA_RO)
     assert created["locale"] == "ro"
     status, bo = await relay.admin("POST", "/admin/agents", BO_EN)
     assert status == 201 and bo["locale"] is None  # RELAY_DEFAULT_LOCALE
     status, refused = await relay.admin("PATCH", "/admin/agents/bo", {"locale": "fr"})
-    assert status == 422 and refused["error"] == "invalid_payload"
-    assert refused["fields"] == [
-        {"loc": ["locale"], "msg": "'fr' is not a language the relay speaks; use one of en, ro"}
-    ]
+    assert status == 400 and refused["error"] == "bad_request"
+    assert refused["detail"] == "locale: 'fr' is not a language the relay speaks; use one of en, ro."
+    status, refused = await relay.admin("POST", "/admin/agents", {**BO_EN, "id": "cy", "locale": "fr"})
+    assert status == 400 and "use one of en, ro" in refused["detail"]
     status, patched = await relay.admin("PATCH", "/admin/agents/bo", {"locale": "RO"})
     assert status == 200 and patched["locale"] == "ro"
     status, listed = await relay.admin("GET", "/admin/agents")
