@@ -7,6 +7,7 @@ tone is the same on Slack, SMS, WhatsApp and the console.
 from __future__ import annotations
 
 from relay.delivery import Invite, Join, LoopSnapshot
+from relay.model import Signal
 from relay.text import clip, one_line, size
 
 #: Twilio refuses a longer body (error 21617); `relay.text.size` counts as Twilio does.
@@ -151,9 +152,26 @@ def update_notes(loop: LoopSnapshot) -> list[str]:
     """A loop in words, as an updated message shows it: every ack (the closer's folded into the done), then the done."""
     done = loop.done
     notes = [ack_note(a.display, a.said) for a in loop.acks if done is None or a.agent_id != done.agent_id]
+    notes += [joined_note(signal) for signal in loop.joined]
     if done is not None:
         notes.append(done_note(done.display, done.said))
     return notes or [loop.latest]
+
+
+def joined_note(signal: Signal | None) -> str:
+    """A later signal about the same subject, as the open loop's message shows it (CONTRACT section 10)."""
+    if signal is None:
+        return "Another signal arrived about this."
+    if signal.source == "aisha":
+        reasons = ", ".join(plain_reason(r) for r in signal.reasons) or (signal.reason or "")
+        return (
+            f"Another signal about this: {clip(one_line(reasons), REASONS_CHARS)}."
+            if reasons
+            else "Another signal about this."
+        )
+    sender = clip(one_line(signal.actor_display or signal.subject.removeprefix("actor:")), SENDER_CHARS) or "Someone"
+    whisper = clip(one_line(signal.whisper or ""), WHISPER_CHARS)
+    return f'{sender} sent another signal: "{whisper}"' if whisper else f"{sender} sent another signal."
 
 
 def _circle(join: Join) -> str:

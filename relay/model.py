@@ -34,6 +34,8 @@ LOOP_STATUSES = (
     "paused",
     "unroutable",
     "inbox_only",
+    #: a later signal about the subject of an open loop: shown on that loop (CONTRACT section 10)
+    "joined",
     "acked",
     "done",
 )
@@ -129,6 +131,8 @@ class Agent:
     opted_out: frozenset[str] = frozenset()
     #: channels whose current address the agent confirmed (JOIN, the Join button; CONTRACT section 8).
     verified: frozenset[str] = frozenset()
+    #: the agent said they are away (CONTRACT section 10); only a person changes it.
+    away: bool = False
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ class OutboxWorker:
                 log.warning("outbox lease renewal failed: %s", type(exc).__name__)
 
     def _kinds(self) -> tuple[str, ...]:
-        kinds = ["update", "callback"]
+        kinds = ["update", "callback", rows.DIRECTED_INVITE]  # a person's instruction: never held back
         if self._settings.relay_sending_enabled and not self._settings.relay_shadow_mode:
             kinds += ["invite", "forward", "verify"]
         return tuple(kinds)
@@ -220,7 +220,7 @@ class OutboxWorker:
         )
         # one read for the batch's invitations, awaited by their sends (started now, so a
         # drain that looks right after this claim sees them in flight)
-        prepared = asyncio.ensure_future(self._prepare([w for w in batch if w.kind == "invite"]))
+        prepared = asyncio.ensure_future(self._prepare([w for w in batch if w.kind in rows.INVITE_KINDS]))
         for work in batch:
             self._claimed[work.id] = work
             task = asyncio.create_task(self._process(work, prepared))
@@ -293,7 +293,7 @@ class OutboxWorker:
             del self._claimed[work.id]
 
     async def _attempt(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
-        if work.kind == "invite":
+        if work.kind in rows.INVITE_KINDS:
             return await self._send_invite(work, prepared)
         if work.kind == "update":
             return await self._send_update(work)
@@ -393,7 +393,7 @@ class OutboxWorker:
         else:
             result = "retry"
         self._metrics.outbox_attempts.labels(work.kind, result).inc()
-        if work.kind == "invite" and result != "retry":
+        if work.kind in rows.INVITE_KINDS and result != "retry":
             invite = prepared.invite if prepared is not None else None
             self._metrics.invitations.labels(invite.channel if invite is not None else "unknown", result).inc()
 
@@ -423,7 +423,7 @@ class OutboxWorker:
     async def _settle(self, work: rows.Work, delivery: Delivery) -> bool:
         """Store the outcome; False when this claim had lapsed and was taken over (nothing stored)."""
         now = millis(self._clock)
-        invitation_id = _invitation_id(work) if work.kind == "invite" else None
+        invitation_id = _invitation_id(work) if work.kind in rows.INVITE_KINDS else None
         final_failure = self._final(work, delivery)
 
         settled = final_failure or delivery.ok or delivery.skipped is not None
@@ -465,7 +465,7 @@ class OutboxWorker:
 def _store_settlement(tx: Tx, work: rows.Work, delivery: Delivery, *, now: int, retry_at: int | None) -> bool:
     """Settle a claimed row, and its invitation: sent, skipped, retried at `retry_at`, or failed
     (no `retry_at`). False when the claim was no longer this process's; then nothing changes."""
-    invitation_id = _invitation_id(work) if work.kind == "invite" else None
+    invitation_id = _invitation_id(work) if work.kind in rows.INVITE_KINDS else None
     if delivery.skipped is not None:
         if not rows.skip(tx, work, reason=delivery.skipped, now=now):
             return False

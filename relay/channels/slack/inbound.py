@@ -26,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from relay.answers import Ack, Answers, Done, Outcome
 from relay.bodies import read_body
 from relay.channels.slack import blocks
+from relay.directory import Directory
 from relay.errors import (
     BadRequestError,
     InvalidSignatureError,
@@ -63,6 +64,10 @@ ALREADY_ACKED = "You already said you're here for this one — thank you."
 NOT_OFFERED = "That answer is not offered for this invitation."
 GONE = "This invitation is no longer here."
 TRY_AGAIN = "That could not be recorded just now; please try again in a moment."
+#: `/care away` and `/care back` (CONTRACT section 10): the word, and whether it sets the agent away
+AWAY_WORDS = {"away": True, "back": False}
+AWAY_TEXT = "Rest well — no invitations will reach you until you say /care back."
+BACK_TEXT = "Welcome back — gentle invitations can reach you again."
 
 
 def _ack_words(outcome: Outcome) -> str | None:
@@ -107,9 +112,11 @@ def _done_words(outcome: Outcome) -> dict[str, Any]:
 class SlackAnswers:
     """Button presses, the close modal and `/care`: Slack's payloads as `Ack` / `Done`, outcomes as words."""
 
-    def __init__(self, answers: Answers, invitations: Invitations) -> None:
+    def __init__(self, answers: Answers, invitations: Invitations, directory: Directory | None = None) -> None:
         self._answers = answers
         self._invitations = invitations
+        #: `/care away` and `/care back` (CONTRACT section 10) change the directory
+        self._directory = directory
 
     async def _claim(self, slack_user: str, invitation_id: int | None) -> tuple[Held | None, AgentRow | None]:
         """The invitation, and the agent behind `slack_user`.
@@ -183,6 +190,18 @@ class SlackAnswers:
         opens = await self._invitations.open_for(agent)
         return blocks.open_list([(invite, view.loop_status) for view, invite in opens])
 
+    async def care(self, slack_user: str, text: str) -> str:
+        """`/care` lists the agent's open invitations; `/care away` and `/care back` set them away or back."""
+        word = text.strip().lower()
+        if word not in AWAY_WORDS or self._directory is None:
+            return await self.list_open(slack_user)
+        agent = await self._invitations.agent_by(slack_user=slack_user) if slack_user else None
+        if agent is None or not agent.active:
+            return NOT_AN_AGENT
+        away = AWAY_WORDS[word]
+        await self._directory.set_away(agent.id, away, instruction=f"{agent.id} said /care {word} in slack", via=VIA)
+        return AWAY_TEXT if away else BACK_TEXT
+
 
 def _field(value: Any, key: str) -> str:
     """`value[key]` as a string when `value` is an object; "" for any other shape."""
@@ -250,7 +269,7 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
     @bolt.command("/care")
     async def handle_care(ack: Any, command: dict[str, Any]) -> None:
         try:
-            text = await flow.list_open(str(command.get("user_id") or ""))
+            text = await flow.care(str(command.get("user_id") or ""), str(command.get("text") or ""))
         except Exception as exc:
             log.warning("slack /care failed: %s", type(exc).__name__)
             text = TRY_AGAIN

@@ -21,13 +21,22 @@ from relay import compose
 from relay.addresses import Confirmed
 from relay.answers import Ack, Done, Outcome
 from relay.channels.twilio import replies
-from relay.channels.twilio.replies import JoinWith, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
+from relay.channels.twilio.replies import (
+    JoinWith,
+    ListOpen,
+    OpenInvite,
+    Problem,
+    Remind,
+    SetAway,
+    ShowMenu,
+    TwilioKeyword,
+)
 from relay.channels.twilio.webhook import MAX_SID_CHARS, message_sid, twiml, verified_form
 from relay.delivery import Invite
 from relay.errors import BadRequestError
 from relay.inbound import UnknownSender
 from relay.invitations import AgentRow, View
-from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, METRICS, SETTINGS
+from relay.keys import ADDRESSES, ANSWERS, DIRECTORY, INBOUND, INVITATIONS, METRICS, SETTINGS
 from relay.redact import redact
 
 __all__ = ["INBOUND_PATH", "handle_inbound", "words_of"]
@@ -129,6 +138,8 @@ async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) 
         join = await app[ADDRESSES].to_ask(row.id, channel)
         if join is not None:  # not confirmed yet: how to confirm, again; nothing of any loop
             return "join_asked", compose.join_message(join)
+    if isinstance(command, SetAway):
+        return await _away(app, row, channel, away=command.away)
     mine = _Open({}, {})
     for view, invite in await app[INVITATIONS].open_for(row):
         if view.code:
@@ -164,6 +175,8 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
             return reading.kind, None
         case JoinWith():  # likewise
             return await _join(app, row, channel, reading.code)
+        case SetAway():  # likewise
+            return await _away(app, row, channel, away=reading.away)
         case _:
             assert_never(reading)
 
@@ -174,6 +187,13 @@ async def _join(app: web.Application, row: AgentRow, channel: str, code: str) ->
     if result is Confirmed.CONFIRMED:
         return "join:confirmed", compose.joined_text(row.display)
     return f"join:{result}", replies.NOT_JOINED[str(result)]
+
+
+async def _away(app: web.Application, row: AgentRow, channel: str, *, away: bool) -> tuple[str, str]:
+    """`AWAY` / `BACK` from the agent's own number: their instruction, audited (CONTRACT section 10)."""
+    word = "AWAY" if away else "BACK"
+    await app[DIRECTORY].set_away(row.id, away, instruction=f"{row.id} said {word} by {channel}", via=channel)
+    return word.lower(), replies.away_text(row.display, away)
 
 
 def _reply_words(outcome: Outcome, display: str, code: str, recorded: str) -> str:
