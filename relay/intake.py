@@ -126,7 +126,7 @@ class Intake:
         on_invited: Callable[[int, Signal], None] = lambda _signal_id, _signal: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         forward_escalations: bool = False,
-        coalesce: bool = True,
+        coalesce: bool = False,
     ) -> None:
         self._writer = writer
         self._routing = routing

@@ -186,6 +186,9 @@ def _add_invite(sub: Subcommands[Parser]) -> None:
     )
     invite.add_argument("--by", required=True, help="who asks (kept in the audit trail and on the invitation)")
     invite.add_argument("--source", choices=list(SENDERS), help="the sender, where two used the same event id")
+    invite.add_argument(
+        "--dev", action="store_true", help="choose channels as `serve --dev` does (the console channel counts)"
+    )
     invite.add_argument("--json", action="store_true", help="print the answer as JSON")
     invite.set_defaults(func=cmd_invite)
 

@@ -14,15 +14,18 @@ from relay.cli.db import run
 from relay.instructions import Instructions
 
 
-def _instructions(inbox: Inbox) -> Instructions:
-    """The one invite-now service over the CLI's own connection; the running relay's outbox sends what it queues."""
+def _instructions(inbox: Inbox, *, dev: bool) -> Instructions:
+    """The one invite-now service over the CLI's own connection; the running relay's outbox sends what it
+    queues. Channels are chosen among those these settings configure (with `dev`, the console too)."""
     settings = settings_mod.load(serving=False)
+    if dev:
+        settings = settings.model_copy(update={"dev": True})
     return Instructions(inbox.writer, routing_settings(settings), read_signal=read_signal, clock=time.time)
 
 
 def cmd_invite(args: argparse.Namespace) -> int:
     data = {"agents": [a.strip() for item in args.agent for a in item.split(",") if a.strip()], "by": args.by}
-    result = run(lambda inbox: _instructions(inbox).invite_now(args.event_id, data, source=args.source))
+    result = run(lambda inbox: _instructions(inbox, dev=args.dev).invite_now(args.event_id, data, source=args.source))
     if args.json:
         print(json.dumps(result))
         return 0
