@@ -165,6 +165,8 @@ async def test_a_second_panic_joins_the_open_loop(begin: Begin, slack: FakeSlack
     await relay.drain()
     (update,) = slack.calls_to("chat.update")
     assert 'Raz sent another signal: "still here"' in str(update["blocks"])
+    actions = [e["action_id"] for b in update["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert actions == ["care_ack_1", "care_ack_2", "care_done"]  # nobody answered yet: Ana can still answer
     assert len(twilio.messages) == 1  # Bob is not texted again
     assert len(slack.calls_to("chat.postMessage")) == 1
 
@@ -174,6 +176,21 @@ async def test_a_second_panic_joins_the_open_loop(begin: Begin, slack: FakeSlack
     assert joined["status"] == "joined" and joined["joined_to"] == first["id"] and joined["invitations"] == []
     decision = next(a for a in await relay.audit() if a["event_id"] == second["id"])
     assert decision["action_origin"] == "care_autonomous" and decision["detail"]["joined_to"] == first["id"]
+
+    ana = next(i for i, agent in await relay.sql(
+        "SELECT i.id, i.agent_id FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE s.event_id = ?", first["id"]
+    ) if agent == "ana")  # fmt: skip
+    assert (await relay.press(relay.link(ana), action="ack", response="soft-checkin"))[0] == 200
+    third = await relay.send("m3", panic())
+    assert third["status"] == "joined" and third["joined_to"] == first["id"]  # acked is still open
+    await relay.drain()
+    last = slack.calls_to("chat.update")[-1]
+    notes = [e["text"] for b in last["blocks"] if b["type"] == "context" for e in b["elements"]]
+    assert notes[0] == "Ana is here — soft-checkin" and notes[1:] == [
+        'Raz sent another signal: "still here"',
+        'Raz sent another signal: "Sunt aici. Nu e urgență. Aș vrea însoțire."',
+    ]
+    assert len(twilio.messages) == 1
 
 
 async def test_joining_ends_with_the_loop_and_respects_the_gates(begin: Begin) -> None:
