@@ -114,6 +114,9 @@ def main() -> None:
             "RELAY_ADMIN_TOKENS": servers.ADMIN_TOKEN,
             "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{work}/relay.db",
             "RELAY_PUBLIC_BASE_URL": "http://localhost",  # required by serve; no link is followed here
+            # every bench signal is from one actor: coalesced, all but the first would join one loop,
+            # and the invited path (a new loop each time) is what is measured
+            "RELAY_COALESCE": "false",
         }
     )
     port = free_port()

@@ -142,6 +142,9 @@ def relay_env(database: Path, slack_url: str | None = None) -> dict[str, str]:
             "RELAY_ADMIN_TOKENS": ADMIN_TOKEN,
             "RELAY_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
             "RELAY_PUBLIC_BASE_URL": "http://localhost",  # required by serve; no link is followed here
+            # every bench signal is from one actor: coalesced, all but the first would join one loop,
+            # and the invited path (a new loop each time) is what is measured
+            "RELAY_COALESCE": "false",
             "RELAY_AGENT_MAX_INVITES_PER_HOUR": str(MAX_INVITES_PER_HOUR),
         }
     )

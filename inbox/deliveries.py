@@ -18,7 +18,7 @@ from inbox.rows import marks
 from inbox.tx import Tx
 
 #: kinds whose ref_id is an invitation (the others' is a signal)
-_OF_INVITATIONS = "('invite', 'update')"
+_OF_INVITATIONS = "('invite', 'directed_invite', 'update')"
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def retry_failed(tx: Tx, work_id: int, *, by: str, now: int) -> tuple[OutboxLine
         " WHERE id = ? AND status = 'failed' RETURNING kind, ref_id",
         (now, now, work_id),
     ).fetchone()
-    if retried is not None and retried[0] == "invite" and retried[1] is not None:
+    if retried is not None and retried[0] in ("invite", "directed_invite") and retried[1] is not None:
         tx.execute(
             "UPDATE invitation SET status = 'queued', error = NULL, updated_at = ? WHERE id = ?", (now, retried[1])
         )

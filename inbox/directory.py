@@ -46,6 +46,8 @@ class AgentRecord:
     whatsapp_seen_at: int | None = None
     #: the language the agent reads; None: RELAY_DEFAULT_LOCALE
     locale: str | None = None
+    #: the agent said they are away (AWAY, `/care away`, the CLI, PATCH): routing passes them over
+    away: bool = False
 
     def as_agent(self) -> Agent:
         """The agent as routing and the channels read it."""
@@ -63,6 +65,7 @@ class AgentRecord:
             opted_out=frozenset(self.opted_out),
             verified=frozenset(self.verified),
             locale=self.locale,
+            away=self.away,
         )
 
 
@@ -110,13 +113,14 @@ def agent_record(row: Sequence[Any]) -> AgentRecord:
     """An agent row selected by AGENT_COLUMNS; never raises for one odd row."""
     (
         id_, display, groups, slack_user, phone, whatsapp, channels, quiet_hours, tz, active, opted_out, removed_at,
-        verified, whatsapp_seen_at, locale,
+        verified, whatsapp_seen_at, locale, away,
     ) = row  # fmt: skip
     active = bool(active) and removed_at is None
     seen = whatsapp_seen_at if isinstance(whatsapp_seen_at, int) else None
     return AgentRecord(
         id_, display, strings(groups), slack_user, phone, whatsapp, strings(channels), quiet_hours, tz, active,
         strings(opted_out), removed_at, strings(verified), seen, locale if isinstance(locale, str) else None,
+        away is not None and bool(away),
     )  # fmt: skip
 
 
@@ -170,6 +174,7 @@ def _agent_values(agent: AgentRecord) -> tuple[Any, ...]:
         dumps(list(agent.opted_out)),
         dumps(list(agent.verified)),
         agent.locale,
+        int(agent.away),
     )
 
 
@@ -177,7 +182,8 @@ def insert_agent(tx: Tx, agent: AgentRecord, at: int) -> bool:
     """Add an agent; False when the id is taken (by an agent, or by a removed one's tombstone)."""
     cur = tx.execute(
         "INSERT INTO agent (id, display, group_ids, slack_user, phone, whatsapp, channels, quiet_hours, tz, active,"
-        " opted_out, verified, locale, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " opted_out, verified, locale, away, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO NOTHING",
         (*_agent_values(agent), at, at),
     )
@@ -190,7 +196,7 @@ def replace_agent(tx: Tx, agent: AgentRecord, at: int) -> bool:
     """Store every changeable field of an agent in the directory; False when it is not (or no longer) there."""
     cur = tx.execute(
         "UPDATE agent SET display = ?, group_ids = ?, slack_user = ?, phone = ?, whatsapp = ?, channels = ?,"
-        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, verified = ?, locale = ?, updated_at = ?"
+        " quiet_hours = ?, tz = ?, active = ?, opted_out = ?, verified = ?, locale = ?, away = ?, updated_at = ?"
         " WHERE id = ? AND removed_at IS NULL",
         (*_agent_values(agent)[1:], at, agent.id),
     )

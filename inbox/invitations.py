@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from inbox.rows import marks
-from inbox.tx import Tx
+from inbox.tx import Tx, reserve_ids
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 #: a loop whose invitations can still be answered.
@@ -51,6 +51,8 @@ class InvitationLine:
     channel: str
     status: str
     code: str | None
+    #: who asked for it, when a person did ("admin:NAME"); None when the relay decided
+    invited_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,19 @@ class InvitationValues(NamedTuple):
     status: str
     created_at: int
     updated_at: int
+    #: who asked for it, when a person did ("admin:NAME", invite now); None when the relay decided
+    invited_by: str | None = None
+
+
+class Planned(NamedTuple):
+    """An invitation to store: queued on `channel`, or shown skipped on the loop when `channel` is ""."""
+
+    signal_id: int
+    agent_id: str
+    channel: str
+    invited_by: str | None = None
+    #: the agent's skipped invitation on this loop, queued anew in its place (a person's instruction)
+    replaces: int | None = None
 
 
 class ReplyCodeValues(NamedTuple):
@@ -198,6 +213,69 @@ def insert_invitations(tx: Tx, rows: Sequence[InvitationValues]) -> None:
 def insert_reply_codes(tx: Tx, rows: Sequence[ReplyCodeValues]) -> None:
     """The codes new invitations hold; a code already held is a unique violation."""
     tx.executemany(_INSERT_REPLY_CODE, rows)
+
+
+def store_planned(tx: Tx, planned: Sequence[Planned], at: int) -> list[tuple[str, int | None, dict[str, Any]]]:
+    """New invitations, as intake decides them and as people ask for them (invite now): each
+    table written with one `executemany` on ids reserved up front, a reply code for each
+    queued one; the outbox rows that send them, for the caller to enqueue with its own.
+
+    Ids are reserved first: on SQLite they are free only until something else goes into the
+    table. An invitation that `replaces` a skipped one keeps that row's id (so nothing that
+    named the skipped invitation comes to name another) and is queued in its place.
+    """
+    if not planned:
+        return []
+    ids = iter(reserve_ids(tx, "invitation", sum(1 for p in planned if p.replaces is None)))
+    queued = [p for p in planned if p.channel]
+    codes = iter(pick_codes(tx, [p.agent_id for p in queued]))
+    rows: list[InvitationValues] = []
+    code_rows: list[ReplyCodeValues] = []
+    work: list[tuple[str, int | None, dict[str, Any]]] = []
+    for p in planned:
+        if not p.channel:
+            rows.append(InvitationValues(next(ids), p.signal_id, p.agent_id, "", None, "skipped", at, at))
+            continue
+        code = next(codes)
+        if p.replaces is None:
+            invitation_id = next(ids)
+            rows.append(
+                InvitationValues(
+                    invitation_id, p.signal_id, p.agent_id, p.channel, code, "queued", at, at, p.invited_by
+                )
+            )
+        else:
+            invitation_id = p.replaces
+            tx.execute("DELETE FROM reply_code WHERE invitation_id = ?", (invitation_id,))
+            tx.execute(
+                "UPDATE invitation SET channel = ?, code = ?, status = 'queued', provider_id = NULL, error = NULL,"
+                " invited_by = ?, updated_at = ? WHERE id = ? AND status = 'skipped'",
+                (p.channel, code, p.invited_by, at, invitation_id),
+            )
+        code_rows.append(ReplyCodeValues(p.agent_id, code, p.signal_id, invitation_id))
+        # what a person asked for is theirs: the kill switch and shadow mode do not hold it back
+        kind = "invite" if p.invited_by is None else "directed_invite"
+        work.append((kind, invitation_id, {"invitation_id": invitation_id}))
+    insert_invitations(tx, rows)
+    insert_reply_codes(tx, code_rows)
+    return work
+
+
+def held_on(tx: Tx, signal_id: int) -> dict[str, tuple[int, str]]:
+    """agent id → (id, status) of their invitation on this loop (skipped ones included)."""
+    rows = tx.execute("SELECT agent_id, id, status FROM invitation WHERE signal_id = ?", (signal_id,)).fetchall()
+    return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+
+def to_update_on_join(tx: Tx, signal_id: int) -> list[int]:
+    """The invitations of a loop a joined signal is shown on: those delivered to a channel whose
+    message can be edited (Slack, the console); SMS and WhatsApp agents are not messaged again."""
+    rows = tx.execute(
+        "SELECT id FROM invitation WHERE signal_id = ? AND provider_id IS NOT NULL"
+        " AND channel NOT IN ('sms', 'whatsapp') ORDER BY id",
+        (signal_id,),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def release_codes(tx: Tx, signal_id: int) -> None:
@@ -328,7 +406,8 @@ def newest_open_invitations(tx: Tx, agent_id: str, limit: int) -> list[Invitatio
 def loop_detail(tx: Tx, signal_id: int) -> LoopDetail:
     """Invitations, acks (with the agent's display; their id once they are gone) and the done of one signal."""
     invitations = tx.execute(
-        "SELECT id, agent_id, channel, status, code FROM invitation WHERE signal_id = ? ORDER BY id", (signal_id,)
+        "SELECT id, agent_id, channel, status, code, invited_by FROM invitation WHERE signal_id = ? ORDER BY id",
+        (signal_id,),
     ).fetchall()
     acks = tx.execute(
         "SELECT k.agent_id, COALESCE(a.display, k.agent_id), k.action, k.at, k.via FROM ack k"
@@ -341,7 +420,7 @@ def loop_detail(tx: Tx, signal_id: int) -> LoopDetail:
         (signal_id,),
     ).fetchone()
     return LoopDetail(
-        invitations=tuple(InvitationLine(int(i), a, c, s, code) for i, a, c, s, code in invitations),
+        invitations=tuple(InvitationLine(int(i), a, c, s, code, by) for i, a, c, s, code, by in invitations),
         acks=tuple(AckLine(a, d, action, int(at), via) for a, d, action, at, via in acks),
         done=None if done is None else DoneLine(done[0], done[1], done[2], done[3], int(done[4]), done[5]),
     )

@@ -7,7 +7,7 @@ driver SQL (see `inbox.writer`). Change the schema only through a migration.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -17,6 +17,22 @@ class SignalRow(SQLModel, table=True):
         UniqueConstraint("source", "event_id", name="uq_signal_source_event"),
         Index("ix_signal_status_id", "status", "id"),
         Index("ix_signal_event_id", "event_id"),
+        # the open loop about a subject (coalescing): only open loops enter this index
+        Index(
+            "ix_signal_open_subject",
+            "subject_key",
+            "id",
+            sqlite_where=text("status IN ('invited', 'acked')"),
+            postgresql_where=text("status IN ('invited', 'acked')"),
+        ),
+        # the signals joined to a loop (its status document)
+        Index(
+            "ix_signal_joined_to",
+            "joined_to",
+            "id",
+            sqlite_where=text("joined_to IS NOT NULL"),
+            postgresql_where=text("joined_to IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -34,6 +50,10 @@ class SignalRow(SQLModel, table=True):
     gate_failures: str = Field(default="[]", sa_column=Column(Text, nullable=False))
     received_at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: a hash of what the signal is about (`relay.router.coalescing_key`); NULL before 0006
+    subject_key: str | None = Field(default=None, max_length=64)
+    #: status `joined`: the id of the open loop this signal joined
+    joined_to: int | None = Field(default=None)
 
 
 class SeenNonceRow(SQLModel, table=True):
@@ -89,6 +109,8 @@ class InvitationRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: who asked for it, when a person did ("admin:NAME", invite now); NULL when the relay decided
+    invited_by: str | None = Field(default=None, max_length=120)
 
 
 class ReplyCodeRow(SQLModel, table=True):
@@ -183,6 +205,8 @@ class AgentRow(SQLModel, table=True):
     whatsapp_seen_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     #: the language the agent reads (en, ro); NULL: RELAY_DEFAULT_LOCALE
     locale: str | None = Field(default=None, max_length=16)
+    #: the agent said they are away (CONTRACT section 10): routing passes them over until they are back
+    away: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class JoinCodeRow(SQLModel, table=True):

@@ -20,6 +20,11 @@ from inbox.tx import Tx
 
 #: kinds the relay sends on its own (stopped by the kill switch and shadow mode).
 AUTONOMOUS_KINDS = ("invite", "forward")
+#: an invitation a person asked for (invite now, CONTRACT section 10): `user_directed`, so neither
+#: the kill switch nor shadow mode holds it back; the send-time checks still run
+DIRECTED_INVITE = "directed_invite"
+#: the kinds whose work is one invitation to send
+INVITE_KINDS = ("invite", DIRECTED_INVITE)
 
 
 @dataclass(frozen=True)

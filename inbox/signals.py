@@ -9,7 +9,7 @@ stored value (a row written by hand reads its gate list as empty).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -35,6 +35,10 @@ class SignalValues(NamedTuple):
     gate_failures: str
     received_at: int
     updated_at: int
+    #: what the signal is about, hashed (`relay.router.coalescing_key`): the open loop is found by it
+    subject_key: str | None = None
+    #: status `joined`: the id of the open loop it joined
+    joined_to: int | None = None
 
 
 SIGNAL_COLUMNS = ", ".join(SignalValues._fields)
@@ -59,6 +63,19 @@ class StoredSignal:
     gate_failures: list[str]
     received_at: int
     updated_at: int
+    #: status `joined`: the id of the open loop this signal joined
+    joined_to: int | None = None
+
+
+@dataclass(frozen=True)
+class JoinedLine:
+    """A signal that joined a loop, as the loop shows it."""
+
+    id: int
+    source: str
+    event_id: str
+    type: str
+    received_at: int
 
 
 # Writes (inside a writer job) ------------------------------------------------------
@@ -84,6 +101,47 @@ def known_nonces(tx: Tx, source: str, nonces: Sequence[str]) -> dict[str, str]:
         (source, *nonces),
     )
     return {str(r[0]): str(r[1]) for r in rows.fetchall()}
+
+
+#: the first key of the PostgreSQL advisory locks held on subjects ("subj" in ASCII)
+SUBJECT_LOCK_CLASS = 0x7375626A
+
+
+def subject_lock_keys(subject_keys: Iterable[str]) -> list[int]:
+    """The second key of each subject's advisory lock, in the one order every transaction takes them."""
+    return sorted({int.from_bytes(bytes.fromhex(k[:8]), "big", signed=True) for k in subject_keys if len(k) >= 8})
+
+
+def lock_subjects(tx: Tx, subject_keys: Iterable[str]) -> None:
+    """Hold these subjects' coalescing locks until the transaction ends (PostgreSQL; SQLite's write
+    lock already makes one writer at a time).
+
+    Taken before the open loop about a subject is looked for, so two replicas never both find
+    none and both open a loop about one subject; taken in one statement in ascending key order,
+    and before any agent's lock (`inbox.invitations.lock_agents`), so no two transactions wait on
+    each other in a circle. Keys are a hash's first 32 bits: two subjects may share a lock,
+    which only makes one wait for the other.
+    """
+    keys = subject_lock_keys(subject_keys)
+    if tx.dialect != "postgresql" or not keys:
+        return
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(CAST(? AS integer), k) FROM unnest(CAST(? AS integer[])) AS k",
+        (SUBJECT_LOCK_CLASS, keys),
+    ).fetchall()
+
+
+def open_loop(tx: Tx, subject_key: str) -> tuple[int, str] | None:
+    """(id, event id) of the oldest open loop (invited or acked) about this subject, if any.
+
+    One look-up on `ix_signal_open_subject`, which holds open loops only: the statuses are
+    literals, as the index's own condition, so that SQLite uses it.
+    """
+    row = tx.execute(
+        "SELECT id, event_id FROM signal WHERE subject_key = ? AND status IN ('invited', 'acked') ORDER BY id LIMIT 1",
+        (subject_key,),
+    ).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def insert_signals(tx: Tx, rows: Sequence[SignalValues]) -> None:
@@ -118,15 +176,16 @@ def purge_bodies(tx: Tx, older_than: int) -> int:
 
 _STORED_COLUMNS = (
     "id, source, event_id, type, subject, status, body_sha256, reason, action_origin, origin_uncertain,"
-    " policy_gate_result, gate_failures, received_at, updated_at"
+    " policy_gate_result, gate_failures, received_at, updated_at, joined_to"
 )
 
 
 def _stored(row: Sequence[Any]) -> StoredSignal:
-    (id_, source, event_id, type_, subject, status, sha, reason, origin, uncertain, gate, failures, at, updated) = row
+    (id_, source, event_id, type_, subject, status, sha, reason, origin, uncertain, gate, failures, at, updated,
+     joined_to) = row  # fmt: skip
     return StoredSignal(
         int(id_), source, event_id, type_, subject, status, sha, reason, origin, bool(uncertain), gate,
-        list(strings(failures)), int(at), int(updated),
+        list(strings(failures)), int(at), int(updated), joined_to if isinstance(joined_to, int) else None,
     )  # fmt: skip
 
 
@@ -142,6 +201,20 @@ def find_signals(tx: Tx, event_id: str, source: str | None = None) -> list[Store
 def signal_by_id(tx: Tx, signal_id: int) -> StoredSignal | None:
     row = tx.execute(f"SELECT {_STORED_COLUMNS} FROM signal WHERE id = ?", (signal_id,)).fetchone()
     return None if row is None else _stored(row)
+
+
+def joined_to_loop(tx: Tx, signal_id: int) -> list[JoinedLine]:
+    """The signals that joined this loop, oldest first (on `ix_signal_joined_to`)."""
+    rows = tx.execute(
+        "SELECT id, source, event_id, type, received_at FROM signal WHERE joined_to = ? ORDER BY id", (signal_id,)
+    ).fetchall()
+    return [JoinedLine(int(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4])) for r in rows]
+
+
+def event_id_of(tx: Tx, signal_id: int) -> str | None:
+    """The event id of a stored signal."""
+    row = tx.execute("SELECT event_id FROM signal WHERE id = ?", (signal_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def subjects(tx: Tx, signal_ids: Sequence[int]) -> dict[int, str]:

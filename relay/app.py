@@ -27,6 +27,7 @@ from relay.channels.slack import start_socket_mode, stop_socket_mode
 from relay.deliveries import Deliveries
 from relay.directory import Directory, confirming
 from relay.inbound import Inbound
+from relay.instructions import Instructions
 from relay.intake import Intake
 from relay.invitations import Invitations
 from relay.keys import (
@@ -40,6 +41,7 @@ from relay.keys import (
     ENGINE,
     HTTP,
     INBOUND,
+    INSTRUCTIONS,
     INTAKE,
     INVITATIONS,
     LEXICON,
@@ -111,6 +113,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         on_queued=wake,
     )
     app[VIEWS] = Views(app[READER])
+    app[INSTRUCTIONS] = Instructions(
+        app[WRITER], settings.routing(), read_signal=read_signal, clock=clock, on_queued=wake
+    )
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened
@@ -137,6 +142,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             and settings.relay_sending_enabled
             and not settings.relay_shadow_mode
         ),
+        coalesce=settings.relay_coalesce,
     )
     if app[RUN_OUTBOX]:
         outbox.start()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from relay.delivery import Invite, Join, LoopSnapshot
 from relay.labels import N_
+from relay.model import Signal
 from relay.text import clip, one_line, size
 from relay.words import Words, english
 
@@ -252,9 +253,29 @@ def update_notes(loop: LoopSnapshot, words: Words | None = None) -> list[str]:
     """A loop in words, as an updated message shows it: every ack (the closer's folded into the done), then the done."""
     done = loop.done
     notes = [ack_note(a.display, a.said, words) for a in loop.acks if done is None or a.agent_id != done.agent_id]
+    notes += [joined_note(signal, words) for signal in loop.joined]
     if done is not None:
         notes.append(done_note(done.display, done.said, words))
     return notes or [loop.latest]
+
+
+def joined_note(signal: Signal | None, words: Words | None = None) -> str:
+    """A later signal about the same subject, as the open loop's message shows it (CONTRACT section 10)."""
+    _ = (words or english())._
+    if signal is None:
+        return _("Another signal arrived about this.")
+    if signal.source == "aisha":
+        reasons = ", ".join(plain_reason(r, words) for r in signal.reasons) or (signal.reason or "")
+        if not reasons:
+            return _("Another signal about this.")
+        return _("Another signal about this: {reasons}.", reasons=clip(one_line(reasons), REASONS_CHARS))
+    sender = clip(one_line(signal.actor_display or signal.subject.removeprefix("actor:")), SENDER_CHARS)
+    whisper = clip(one_line(signal.whisper or ""), WHISPER_CHARS)
+    if not sender:
+        sender = _("Someone")
+    if whisper:
+        return _('{sender} sent another signal: "{whisper}"', sender=sender, whisper=whisper)
+    return _("{sender} sent another signal.", sender=sender)
 
 
 def _circle(join: Join) -> str:

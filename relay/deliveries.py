@@ -22,8 +22,9 @@ from relay.model import Clock, iso, millis
 
 #: the statuses a listing may ask for (sent and skipped work is history, in the audit trail)
 OUTBOX_STATUSES = ("failed", "pending", "sending")
-#: "verify": a join code to an address its owner has not confirmed (CONTRACT section 8)
-OUTBOX_KINDS = ("invite", "update", "callback", "forward", "verify")
+#: "verify": a join code to an address its owner has not confirmed (CONTRACT section 8);
+#: "directed_invite": an invitation a person asked for (invite now, CONTRACT section 10)
+OUTBOX_KINDS = ("invite", "update", "callback", "forward", "verify", "directed_invite")
 #: the largest row id storage can hold
 _MAX_ID = 2**63 - 1
 

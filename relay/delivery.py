@@ -75,6 +75,9 @@ class LoopSnapshot:
     done: Note | None = None
     #: the words of the answer that queued this update, for a channel that shows only that.
     latest: str = ""
+    #: later signals about the same subject joined to this loop (CONTRACT section 10), oldest
+    #: first; None for one whose body retention purged.
+    joined: tuple[Signal | None, ...] = ()
 
 
 @dataclass(frozen=True)

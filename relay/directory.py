@@ -13,11 +13,13 @@ from dataclasses import replace
 from typing import Any
 
 from inbox import addresses
+from inbox import audit as audit_rows
 from inbox import directory as stored
 from inbox.directory import AgentRecord, GrantRecord
 from inbox.reader import Reader
 from inbox.tx import Tx
 from inbox.writer import Writer
+from relay import audit
 from relay.errors import BadRequestError, InvalidPayloadError, NotFoundError
 from relay.forms import AgentFields, AgentIn, GrantIn, agent_view, checked_by, grant_view, validated
 from relay.model import Clock, millis
@@ -64,6 +66,28 @@ def _refuse_to_ask(agent: AgentRecord, channel: str, confirm_on: frozenset[str],
         )
     if channel not in confirm_on:
         raise BadRequestError("RELAY_VERIFY_ADDRESSES is off: addresses need no confirming, and no join code is sent.")
+
+
+def _word(away: bool) -> str:
+    return "away" if away else "back"
+
+
+def _audit_away(tx: Tx, agent_id: str, away: bool, instruction: str, via: str, at: int) -> None:
+    """A person's instruction that an agent is away or back: an audit row (ids only, no care data)."""
+    audit_rows.insert_audit(
+        tx,
+        kind=f"agent_{_word(away)}",
+        at=at,
+        agent_id=agent_id,
+        action_origin="user_directed",
+        policy_gate_result="allowed",
+        reason="routing passes the agent over until they are back" if away else "the agent takes invitations again",
+        detail={"via": via, "user_instruction": instruction},
+    )
+
+
+def _away_line(agent_id: str, away: bool, via: str) -> None:
+    audit.emit({"kind": f"agent_{_word(away)}", "agent": agent_id, "via": via, "action_origin": "user_directed"})
 
 
 class Directory:
@@ -145,14 +169,16 @@ class Directory:
             )
         return agent_view(new)
 
-    async def patch_agent(self, agent_id: str, data: Any) -> dict[str, Any]:
-        """Change some fields of an agent in the directory; 404 when it is not (or no longer) there."""
+    async def patch_agent(self, agent_id: str, data: Any, *, by: str = "admin") -> dict[str, Any]:
+        """Change some fields of an agent in the directory; 404 when it is not (or no longer) there.
+
+        A change of `away` is `by`'s instruction, audited as `set_away` does it."""
         changes = validated(AgentFields, data, region=self._region).model_dump(exclude_unset=True)
         # null clears an address, quiet hours or a time zone and empties a list; a name and the
         # active switch always hold a value.
         refused = [
             {"loc": [key], "msg": f"{key} cannot be null; leave it out to keep it"}
-            for key in ("display", "active")
+            for key in ("display", "active", "away")
             if key in changes and changes[key] is None
         ]
         if refused:
@@ -173,6 +199,8 @@ class Directory:
             changed = addresses.forget(changed, [*moved, *gone])
             at = millis(self._clock)
             stored.replace_agent(tx, changed, at)
+            if changed.away != current.away:
+                _audit_away(tx, agent_id, changed.away, f"{by} set {agent_id} {_word(changed.away)}", "admin", at)
             for channel in gone:
                 tx.execute("DELETE FROM join_code WHERE agent_id = ? AND channel = ?", (agent_id, channel))
             asked[:] = self._ask(tx, changed, moved, at)
@@ -182,6 +210,30 @@ class Directory:
         if changed is None:
             raise NotFoundError(f"No agent '{agent_id}' in the directory.")
         self._queued(asked)
+        if "away" in changes:
+            _away_line(agent_id, changed.away, "admin")
+        return agent_view(changed)
+
+    async def set_away(self, agent_id: str, away: bool, *, instruction: str, via: str) -> dict[str, Any]:
+        """A person sets an agent away or back (CONTRACT section 10): the agent themself (SMS,
+        WhatsApp, Slack) or an operator (CLI). `instruction` words who asked ("ana said AWAY by
+        sms"); it is audited as `user_directed`. Nothing else ever changes it, and nothing expires it.
+        404 for an agent not in the directory."""
+
+        def job(tx: Tx) -> AgentRecord | None:
+            current = stored.get_agent_tx(tx, agent_id)
+            if current is None or current.removed_at is not None:
+                return None
+            at = millis(self._clock)
+            if current.away != away:
+                stored.replace_agent(tx, replace(current, away=away), at)
+            _audit_away(tx, agent_id, away, instruction, via, at)
+            return replace(current, away=away)
+
+        changed = await self._writer.run(job)
+        if changed is None:
+            raise NotFoundError(f"No agent '{agent_id}' in the directory.")
+        _away_line(agent_id, away, via)
         return agent_view(changed)
 
     async def verify(self, agent_id: str, channel: str | None = None) -> dict[str, Any]:

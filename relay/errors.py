@@ -135,6 +135,11 @@ class AlreadyDoneError(ConflictError):
     detail = "This loop was already closed by a person."
 
 
+class ConsentRequiredError(ConflictError):
+    code = "consent_required"
+    detail = "No live consent grant (and, for M3, no explicit consent in the payload) covers this signal."
+
+
 class NotFailedError(ConflictError):
     code = "not_failed"
     detail = "Only failed work can be retried; this row is still being tried or is done."

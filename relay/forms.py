@@ -100,6 +100,8 @@ class AgentFields(BaseModel):
     active: bool | None = None
     #: the language the agent reads (CONTRACT section 9); null: RELAY_DEFAULT_LOCALE
     locale: str | None = None
+    #: the agent is away (CONTRACT section 10): routing passes them over until they are back
+    away: bool | None = None
 
     @field_validator("groups")
     @classmethod
@@ -150,6 +152,24 @@ class AgentFields(BaseModel):
 class AgentIn(AgentFields):
     id: str = Field(pattern=AGENT_ID)
     display: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=200)
+
+
+#: how many agents one invite-now names at most
+MAX_INVITED = 50
+
+
+class InviteIn(BaseModel):
+    """Invite now (CONTRACT section 10): the agents to invite, and who asks."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    agents: list[Annotated[str, Field(pattern=AGENT_ID)]] = Field(min_length=1, max_length=MAX_INVITED)
+    by: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=MAX_BY_CHARS)
+
+    @field_validator("agents")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
 
 
 class GrantIn(BaseModel):
@@ -237,6 +257,7 @@ def agent_view(agent: AgentRecord) -> dict[str, Any]:
         "tz": agent.tz,
         "locale": agent.locale,
         "active": agent.active,
+        "away": agent.away,
         "opted_out": list(agent.opted_out),
         # each address the agent has, and whether its owner confirmed it (CONTRACT section 8)
         "verified": {

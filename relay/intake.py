@@ -14,6 +14,13 @@ will count, then locks them in one sorted step), and one signal per event id and
 per nonce come from the unique constraints: an insert that collides with another
 replica's sends the group down the writer's slow path, where each item is redone alone and
 its look-up finds the other row.
+
+One loop per moment (CONTRACT section 10, `RELAY_COALESCE`): a signal that would invite while
+a loop about the same subject is open (found by `signals.open_loop`, one index look-up, or an
+earlier signal of the same group) is stored `joined` to that loop, nobody new is invited, and
+the open loop's editable messages (Slack) are queued an update that shows it. On PostgreSQL
+the look-up runs under the subject's advisory lock (`signals.lock_subjects`, taken before any
+agent's), so two replicas never both open a loop about one subject.
 """
 
 from __future__ import annotations
@@ -27,15 +34,15 @@ from typing import Any
 
 from inbox import directory, invitations, outbox, signals
 from inbox.audit import AuditValues, insert_audits
-from inbox.invitations import InvitationValues, ReplyCodeValues
+from inbox.invitations import Planned
 from inbox.rows import dumps, dumps_list
 from inbox.signals import SignalValues
 from inbox.tx import Tx, reserve_ids
 from inbox.writer import Writer
-from relay import audit
+from relay import audit, compose
 from relay.errors import EventIdConflictError, NonceReusedError, RelayError
 from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
-from relay.router import decide
+from relay.router import coalescing_key, decide, joined
 
 log = logging.getLogger("care_relay.intake")
 HOUR_MS = 3_600_000
@@ -48,8 +55,19 @@ class IntakeResult:
     status: str
     duplicate: bool
     decision: Decision | None = None
-    #: the stored signal's id, when it has work rows (invitations, skipped agents shown, a forward)
+    #: the stored signal's id, when it has work rows (invitations, skipped agents shown, a forward, a join)
     signal_id: int | None = None
+    #: status `joined`: the event id of the open loop it joined
+    joined_to: str | None = None
+
+
+@dataclass(frozen=True)
+class _OpenLoop:
+    """The open loop a signal joins: stored (`signal_id`), or opened by an earlier signal of the group (`work`)."""
+
+    event_id: str
+    signal_id: int | None = None
+    work: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,8 @@ class _Work:
     row: SignalValues
     decision: Decision
     result: IntakeResult
+    #: the open loop this signal joined
+    joins: _OpenLoop | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,7 @@ class Intake:
         on_invited: Callable[[int, Signal], None] = lambda _signal_id, _signal: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         forward_escalations: bool = False,
+        coalesce: bool = False,
     ) -> None:
         self._writer = writer
         self._routing = routing
@@ -116,6 +137,8 @@ class Intake:
         self._clock = clock
         #: PR8 forwarding: an autonomous action, so the caller folds in the kill switch and shadow mode.
         self._forward = forward_escalations
+        #: one loop per moment (RELAY_COALESCE)
+        self._coalesce = coalesce
         self._directory = DirectoryCache()
 
     async def receive(self, signal: Signal, body: bytes) -> IntakeResult:
@@ -142,9 +165,10 @@ class Intake:
                     "reason": d.reason,
                     "gate_failures": list(d.gate_failures),
                     "invitations": len(d.invitations),
+                    **({"joined_to": result.joined_to} if result.joined_to else {}),
                 }
             )
-            if d.invitations or (self._forward and signal.type == "care.escalation_detected"):
+            if d.invitations or d.status == "joined" or (self._forward and signal.type == "care.escalation_detected"):
                 self._on_queued()
         return result
 
@@ -170,6 +194,8 @@ class Intake:
 
         answers: list[IntakeResult | RelayError] = []
         work: list[_Work] = []
+        #: subject key → the open loop about it (None: none), looked up once per group
+        opened: dict[str, _OpenLoop | None] = {}
         plain_rows: list[SignalValues] = []
         nonce_rows: list[tuple[str, str, str, int]] = []
         audit_rows: list[AuditValues] = []
@@ -185,10 +211,15 @@ class Intake:
             decision = decide(
                 signal, self._directory.grants, agents, now=now, settings=self._routing, recent_invites=recent
             )
-            row = _signal_values(signal, item, decision, at)
-            result = IntakeResult(signal.source, signal.event_id, decision.status, duplicate=False, decision=decision)
-            if decision.invitations or _shown_skips(decision) or self._forwards(signal):
-                work.append(_Work(len(answers), signal, row, decision, result))
+            subject_key = coalescing_key(signal)
+            decision, target = self._coalesced(tx, opened, signal, decision, subject_key, len(work))
+            row = _signal_values(signal, item, decision, at, subject_key)
+            result = IntakeResult(
+                signal.source, signal.event_id, decision.status, duplicate=False, decision=decision,
+                joined_to=None if target is None else target.event_id,
+            )  # fmt: skip
+            if decision.invitations or _shown_skips(decision) or self._forwards(signal) or target is not None:
+                work.append(_Work(len(answers), signal, row, decision, result, target))
                 for planned in decision.invitations:
                     recent.add(planned.agent_id)
             else:
@@ -198,7 +229,7 @@ class Intake:
             known[key] = (0, decision.status, item.digest)
             if signal.nonce is not None:
                 used[(signal.source, signal.nonce)] = signal.event_id
-            audit_rows.append(_audit_row(signal, decision, at))
+            audit_rows.append(_audit_row(signal, decision, at, None if target is None else target.event_id))
             answers.append(result)
         # first: the reserved ids are free only until something else goes into these tables
         for stored, signal_id in zip(work, self._store_work(tx, work, at), strict=True):
@@ -208,6 +239,22 @@ class Intake:
         insert_audits(tx, audit_rows)
         return answers
 
+    def _coalesced(
+        self, tx: Tx, opened: dict[str, _OpenLoop | None], signal: Signal, decision: Decision, key: str, index: int
+    ) -> tuple[Decision, _OpenLoop | None]:
+        """The decision, `joined` when it would invite while a loop about its subject is open, and
+        that loop. `opened` keeps the group's look-ups; `index` is where the signal goes in the work."""
+        if not self._coalesce or decision.status != "invited":
+            return decision, None
+        if key not in opened:
+            found = signals.open_loop(tx, key)
+            opened[key] = None if found is None else _OpenLoop(found[1], signal_id=found[0])
+        target = opened[key]
+        if target is None:  # this signal opens the loop that later ones of the group join
+            opened[key] = _OpenLoop(signal.event_id, work=index)
+            return decision, None
+        return joined(decision), target
+
     def _lock_counted(self, tx: Tx, items: list[_Item], known: Mapping[tuple[str, str], object], now: datetime) -> None:
         """Lock every agent routing will count for the group's new signals, before any count is read.
 
@@ -215,46 +262,50 @@ class Intake:
         that answers 0 for everyone finds them all.
         """
         asked = _Asked()
-        for item in items:
-            if (item.signal.source, item.signal.event_id) not in known:
-                decide(item.signal, self._directory.grants, self._directory.agents, now=now,
-                       settings=self._routing, recent_invites=asked)  # fmt: skip
+        new = [item.signal for item in items if (item.signal.source, item.signal.event_id) not in known]
+        for signal in new:
+            decide(signal, self._directory.grants, self._directory.agents, now=now,
+                   settings=self._routing, recent_invites=asked)  # fmt: skip
+        if self._coalesce:  # subjects first, then agents: every transaction takes them in this order
+            signals.lock_subjects(tx, [coalescing_key(signal) for signal in new])
         invitations.lock_agents(tx, asked.ids)
 
     def _forwards(self, signal: Signal) -> bool:
         return self._forward and signal.type == "care.escalation_detected"
 
     def _store_work(self, tx: Tx, work: list[_Work], at: int) -> list[int]:
-        """The signals that have work rows, their invitations (queued and skipped), the queued
-        ones' reply codes and the outbox rows, each table with one `executemany` on ids
-        reserved up front (no statement per row); the signals' ids."""
+        """The signals that have work rows, their invitations (queued and skipped, through the one
+        path invite now takes too), the outbox rows, and the updates that show a joined signal on
+        its open loop; each table with one `executemany` on ids reserved up front; the signals' ids."""
         if not work:
             return []
         signal_ids = reserve_ids(tx, "signal", len(work))
-        signals.insert_signals_with_ids(tx, list(zip(signal_ids, (w.row for w in work), strict=True)))
-        planned = [p for w in work for p in w.decision.invitations]
-        codes = iter(invitations.pick_codes(tx, [p.agent_id for p in planned]))
-        shown = [_shown_skips(w.decision) for w in work]
-        invitation_ids = iter(reserve_ids(tx, "invitation", len(planned) + sum(map(len, shown))))
-        invitation_rows: list[InvitationValues] = []
-        code_rows: list[ReplyCodeValues] = []
-        outbox_rows: list[tuple[str, int | None, dict[str, Any]]] = []
-        for signal_id, w, skipped in zip(signal_ids, work, shown, strict=True):
-            for p in w.decision.invitations:
-                invitation_id, code = next(invitation_ids), next(codes)
-                invitation_rows.append(
-                    InvitationValues(invitation_id, signal_id, p.agent_id, p.channel, code, "queued", at, at)
-                )
-                code_rows.append(ReplyCodeValues(p.agent_id, code, signal_id, invitation_id))
-                outbox_rows.append(("invite", invitation_id, {"invitation_id": invitation_id}))
-            for agent_id in skipped:
-                invitation_rows.append(
-                    InvitationValues(next(invitation_ids), signal_id, agent_id, "", None, "skipped", at, at)
-                )
+        rows = []
+        for w in work:
+            row = w.row
+            if w.joins is not None:
+                loop_id = w.joins.signal_id if w.joins.work is None else signal_ids[w.joins.work]
+                row = row._replace(joined_to=loop_id)
+            rows.append(row)
+        signals.insert_signals_with_ids(tx, list(zip(signal_ids, rows, strict=True)))
+        planned = [
+            planned
+            for signal_id, w in zip(signal_ids, work, strict=True)
+            for planned in (
+                *(Planned(signal_id, p.agent_id, p.channel) for p in w.decision.invitations),
+                *(Planned(signal_id, agent_id, "") for agent_id in _shown_skips(w.decision)),
+            )
+        ]
+        outbox_rows = invitations.store_planned(tx, planned, at)
+        for signal_id, w in zip(signal_ids, work, strict=True):
             if self._forwards(w.signal):
                 outbox_rows.append(("forward", signal_id, {"event_id": w.signal.event_id}))
-        invitations.insert_invitations(tx, invitation_rows)
-        invitations.insert_reply_codes(tx, code_rows)
+            if w.joins is not None and w.joins.signal_id is not None:  # one of this group has nothing delivered yet
+                text = compose.joined_note(w.signal)
+                outbox_rows += [
+                    ("update", invitation_id, {"invitation_id": invitation_id, "text": text})
+                    for invitation_id in invitations.to_update_on_join(tx, w.joins.signal_id)
+                ]
         outbox.enqueue_many(tx, outbox_rows, at=at)
         return signal_ids
 
@@ -317,7 +368,7 @@ def _replay(signal: Signal, existing: tuple[int, str, str], digest: str) -> Inta
     return IntakeResult(signal.source, signal.event_id, status, duplicate=True)
 
 
-def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int) -> SignalValues:
+def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int, subject_key: str) -> SignalValues:
     return SignalValues(
         signal.source,
         signal.event_id,
@@ -333,11 +384,14 @@ def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int) -> 
         dumps_list(decision.gate_failures),
         at,
         at,
+        subject_key,
     )
 
 
-def _audit_row(signal: Signal, decision: Decision, at: int) -> AuditValues:
+def _audit_row(signal: Signal, decision: Decision, at: int, joined_to: str | None) -> AuditValues:
     detail = _decision_detail(decision)
+    if joined_to is not None:
+        detail = {**(detail or {}), "joined_to": joined_to}
     return AuditValues(
         at,
         "decision",

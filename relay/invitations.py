@@ -189,15 +189,26 @@ class Invitations:
         return Delivered(held.invite, held.view.provider_id, loop)
 
     async def loop(self, signal_id: int, status: str, latest: str = "") -> LoopSnapshot:
-        """Every ack (with the agent's display) and the done of one loop."""
-        detail = await self.detail(signal_id)
+        """Every ack (with the agent's display), the signals joined to it, and the done of one loop."""
+        detail, joined = await self._reader.run(_detail_and_joined, signal_id)
         done = detail.done
         return LoopSnapshot(
             status=status,
             acks=tuple(Note(a.agent, a.display, a.action) for a in detail.acks),
             done=None if done is None else Note(done.agent, done.display, done.outcome),
             latest=latest,
+            joined=tuple(self._parsed(line.id, line.source, body) for line, body in joined),
         )
+
+    def _parsed(self, signal_id: int, source: str, body: bytes | None) -> Signal | None:
+        """A stored signal, parsed once per id (None once retention purged its body)."""
+        if body is None:
+            return None
+        signal = self._cache.get(signal_id)
+        if signal is None:
+            return self._remember(signal_id, self._read_signal(source, body))
+        self._cache.move_to_end(signal_id)
+        return signal
 
     async def detail(self, signal_id: int) -> LoopDetail:
         """A loop's invitations, acks (with displays) and done, as the link page shows them."""
@@ -248,6 +259,12 @@ def _source_and_body(tx: Tx, signal_id: int) -> tuple[str, bytes] | None:
     stored = signals.signal_by_id(tx, signal_id)
     body = signals.raw_body(tx, signal_id) if stored is not None else None
     return None if stored is None or body is None else (stored.source, body)
+
+
+def _detail_and_joined(tx: Tx, signal_id: int) -> tuple[LoopDetail, list[tuple[signals.JoinedLine, bytes | None]]]:
+    """A loop's invitations, acks and done, and the signals joined to it with their bytes."""
+    joined = signals.joined_to_loop(tx, signal_id)
+    return loop_detail(tx, signal_id), [(line, signals.raw_body(tx, line.id)) for line in joined]
 
 
 def _held(tx: Tx, invitation_id: int) -> tuple[View, AgentRow | None] | None:

@@ -17,6 +17,7 @@ from relay.deliveries import Deliveries
 from relay.delivery import Channel
 from relay.directory import Directory
 from relay.inbound import Inbound
+from relay.instructions import Instructions
 from relay.intake import Intake
 from relay.invitations import Invitations
 from relay.metrics import Metrics
@@ -43,6 +44,8 @@ ADDRESSES = web.AppKey("addresses", Addresses)
 LEXICON = web.AppKey("lexicon", Lexicon)
 #: the agent directory and consent grants.
 DIRECTORY = web.AppKey("directory", Directory)
+#: people's instructions about a loop: invite now (the admin API's and the CLI's one service).
+INSTRUCTIONS = web.AppKey("instructions", Instructions)
 #: read-only views of loops and the audit trail.
 VIEWS = web.AppKey("views", Views)
 OUTBOX = web.AppKey("outbox", OutboxWorker)

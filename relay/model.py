@@ -34,6 +34,8 @@ LOOP_STATUSES = (
     "paused",
     "unroutable",
     "inbox_only",
+    #: a later signal about the subject of an open loop: shown on that loop (CONTRACT section 10)
+    "joined",
     "acked",
     "done",
 )
@@ -136,6 +138,8 @@ class Agent:
     verified: frozenset[str] = frozenset()
     #: the language the agent reads (relay.labels.LOCALES); None: RELAY_DEFAULT_LOCALE.
     locale: str | None = None
+    #: the agent said they are away (CONTRACT section 10); only a person changes it.
+    away: bool = False
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ class OutboxWorker:
                 log.warning("outbox lease renewal failed: %s", type(exc).__name__)
 
     def _kinds(self) -> tuple[str, ...]:
-        kinds = ["update", "callback"]
+        kinds = ["update", "callback", rows.DIRECTED_INVITE]  # a person's instruction: never held back
         if self._settings.relay_sending_enabled and not self._settings.relay_shadow_mode:
             kinds += ["invite", "forward", "verify"]
         return tuple(kinds)
@@ -221,7 +221,7 @@ class OutboxWorker:
         )
         # one read for the batch's invitations, awaited by their sends (started now, so a
         # drain that looks right after this claim sees them in flight)
-        prepared = asyncio.ensure_future(self._prepare([w for w in batch if w.kind == "invite"]))
+        prepared = asyncio.ensure_future(self._prepare([w for w in batch if w.kind in rows.INVITE_KINDS]))
         for work in batch:
             self._claimed[work.id] = work
             task = asyncio.create_task(self._process(work, prepared))
@@ -294,7 +294,7 @@ class OutboxWorker:
             del self._claimed[work.id]
 
     async def _attempt(self, work: rows.Work, prepared: ToSend | None) -> Delivery:
-        if work.kind == "invite":
+        if work.kind in rows.INVITE_KINDS:
             return await self._send_invite(work, prepared)
         if work.kind == "update":
             return await self._send_update(work)
@@ -413,7 +413,7 @@ class OutboxWorker:
         else:
             result = "retry"
         self._metrics.outbox_attempts.labels(work.kind, result).inc()
-        if work.kind == "invite" and result != "retry":
+        if work.kind in rows.INVITE_KINDS and result != "retry":
             invite = prepared.invite if prepared is not None else None
             self._metrics.invitations.labels(invite.channel if invite is not None else "unknown", result).inc()
 
@@ -443,7 +443,7 @@ class OutboxWorker:
     async def _settle(self, work: rows.Work, delivery: Delivery) -> bool:
         """Store the outcome; False when this claim had lapsed and was taken over (nothing stored)."""
         now = millis(self._clock)
-        invitation_id = _invitation_id(work) if work.kind == "invite" else None
+        invitation_id = _invitation_id(work) if work.kind in rows.INVITE_KINDS else None
         # an invitation moved to the agent's next channel has not failed: it goes on there
         final_failure = self._final(work, delivery) and delivery.next_channel is None
 
@@ -486,12 +486,12 @@ class OutboxWorker:
 def _store_settlement(tx: Tx, work: rows.Work, delivery: Delivery, *, now: int, retry_at: int | None) -> bool:
     """Settle a claimed row, and its invitation: sent, skipped, retried at `retry_at`, or failed
     (no `retry_at`). False when the claim was no longer this process's; then nothing changes."""
-    invitation_id = _invitation_id(work) if work.kind == "invite" else None
+    invitation_id = _invitation_id(work) if work.kind in rows.INVITE_KINDS else None
     if invitation_id is not None and delivery.next_channel is not None:
         # the attempt on this channel is over; the invitation itself goes on, on the next channel
         if not rows.skip(tx, work, reason=f"{delivery.error}; invited on {delivery.next_channel}", now=now):
             return False
-        _move(tx, invitation_id, delivery, now)
+        _move(tx, work.kind, invitation_id, delivery, now)
     elif delivery.skipped is not None:
         if not rows.skip(tx, work, reason=delivery.skipped, now=now):
             return False
@@ -525,7 +525,7 @@ def _fail(tx: Tx, work: rows.Work, invitation_id: int | None, delivery: Delivery
     return True
 
 
-def _move(tx: Tx, invitation_id: int, delivery: Delivery, now: int) -> None:
+def _move(tx: Tx, kind: str, invitation_id: int, delivery: Delivery, now: int) -> None:
     """The invitation goes to the agent's next channel for the same signal, queued now, and audited."""
     to = str(delivery.next_channel)
     row = invitations.loop_of(tx, invitation_id)
@@ -534,7 +534,8 @@ def _move(tx: Tx, invitation_id: int, delivery: Delivery, now: int) -> None:
         " WHERE id = ?",
         (to, now, invitation_id),
     )
-    rows.enqueue(tx, kind="invite", payload={"invitation_id": invitation_id}, at=now, ref_id=invitation_id)
+    # the same kind: a person's invitation stays one (never held back by the kill switch)
+    rows.enqueue(tx, kind=kind, payload={"invitation_id": invitation_id}, at=now, ref_id=invitation_id)
     if row is not None:
         insert_audit(
             tx,

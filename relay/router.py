@@ -33,13 +33,22 @@ Choices made here (keep them in step with the tests):
 - A naive datetime (now, ts, expiries) is read as UTC rather than raising.
 - Targets not in the directory are ignored; directory targets outside every granted
   group are recorded in `skipped` as "outside_grant". A repeated agent id counts once
-  (its first entry). The throttle is checked before channels.
+  (its first entry). The throttle is checked before channels; an away agent is skipped
+  as "away" before the throttle counts them.
+- One loop per moment (CONTRACT section 10): `coalescing_key` names what a signal is about;
+  `joined` turns an `invited` decision into `joined` when a loop about the same subject is
+  open (the caller looks it up). Only a decision that would invite is joined.
+- Invite now (`plan_invite_now`) is a person's instruction: the kill switch, shadow mode,
+  the care window and the throttle do not apply; consent and the directory do, and the
+  channel is chosen as routing chooses it (verification, away, quiet hours, opt-outs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -57,11 +66,15 @@ from relay.model import (
 
 __all__ = [
     "INBOX_ONLY_TYPES",
+    "InvitePlan",
+    "coalescing_key",
     "decide",
     "in_quiet_hours",
+    "joined",
     "needs_address",
     "next_channel",
     "parse_quiet_hours",
+    "plan_invite_now",
     "send_time_refusal",
 ]
 
@@ -210,7 +223,7 @@ def _unconfirmed(agent: Agent, channel: str, settings: RoutingSettings) -> bool:
     return settings.verify_addresses and needs_address(channel) and channel not in agent.verified
 
 
-def send_time_refusal(
+def send_time_refusal(  # noqa: PLR0911 - one return per reason, in the contract's order
     signal: Signal,
     agent: Agent,
     channel: str,
@@ -224,9 +237,9 @@ def send_time_refusal(
 
     Checked just before each send, whatever queued it (intake, a person's retry): the loop
     is still open (a person may have closed it while the invitation waited, `loop_closed`),
-    the agent is still active, the address is still confirmed by its owner, a live grant still covers the signal for this agent on this
+    the agent is still active and not away, the address is still confirmed by its owner, a live grant still covers the signal for this agent on this
     channel, and a pager channel is not in the agent's quiet hours. The answer is the
-    contract's reason word (`agent_inactive`, `unverified`, `consent_revoked`, `quiet_hours`). A refusal
+    contract's reason word (`agent_inactive`, `away`, `unverified`, `consent_revoked`, `quiet_hours`). A refusal
     is final: the invitation is skipped, audited, never sent later.
     """
     now = _aware(now)
@@ -234,8 +247,8 @@ def send_time_refusal(
         return "loop_closed"
     if not agent.active:
         return "agent_inactive"
-    # `away` (section 10, an agent's own away period) is checked here, before `unverified`,
-    # once the directory knows it.
+    if agent.away:  # section 10: the agent said they are away since this was queued
+        return "away"
     if _unconfirmed(agent, channel, RoutingSettings(verify_addresses=verify_addresses)):
         return "unverified"
     if not any(
@@ -318,7 +331,7 @@ def next_channel(
     """
     now = _aware(now)
     covering = [g for g in grants if _covers(g, signal, now) and _in_audience(agent, signal, g)]
-    if not covering or not agent.active:
+    if not covering or not agent.active or agent.away:
         return None
     channel, _ = _pick_channel(agent, covering, now, settings, skip=frozenset({tried}))
     return channel
@@ -379,6 +392,9 @@ def _route(
         if not agent.active:
             skipped.append((agent.id, "inactive"))
             continue
+        if agent.away:
+            skipped.append((agent.id, "away"))
+            continue
         if recent_invites.get(agent.id, 0) >= settings.agent_max_invites_per_hour:
             skipped.append((agent.id, "throttled"))
             continue
@@ -388,3 +404,70 @@ def _route(
             continue
         invitations.append(PlannedInvitation(agent_id=agent.id, channel=channel))
     return tuple(sorted(invitations, key=lambda inv: inv.agent_id)), tuple(sorted(skipped))
+
+
+def coalescing_key(signal: Signal) -> str:
+    """What a signal is about, hashed (64 hex characters): M3 the source and actor, AiSHA the
+    tenant, entity type and entity id. Two signals with one key are about the same moment."""
+    if signal.source == "aisha":
+        parts = [signal.source, signal.subject, signal.entity_type or "", signal.entity_id or ""]
+    else:
+        parts = [signal.source, signal.subject]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def joined(decision: Decision) -> Decision:
+    """The decision of a signal that would invite while a loop about its subject is open:
+    `joined`, nobody new invited (the open loop is told instead)."""
+    return replace(
+        decision,
+        status="joined",
+        reason="a loop about the same subject is open: joined to it, nobody new invited",
+        invitations=(),
+        skipped=(),
+    )
+
+
+@dataclass(frozen=True)
+class InvitePlan:
+    """What invite now may do: `consent` False refuses it all; else each agent's channel or why none."""
+
+    consent: bool
+    #: agent id → the channel to invite them on
+    channels: Mapping[str, str]
+    #: agent id → why they cannot be invited ("not_in_directory", "inactive", "outside_grant",
+    #: "away", "quiet_hours", "unverified", "no_channel")
+    refused: Mapping[str, str]
+
+
+def plan_invite_now(
+    signal: Signal, grants: Sequence[Grant], agents: Mapping[str, Agent | None], *, now: datetime,
+    settings: RoutingSettings,
+) -> InvitePlan:  # fmt: skip
+    """Invite now, without I/O: consent first (a live grant, and for M3 the payload's explicit
+    consent), then for each named agent (`None`: not in the directory) the channel routing
+    would pick. The autonomy gates (kill switch, shadow mode, window, throttle) are not asked."""
+    now = _aware(now)
+    covering = [g for g in grants if _covers(g, signal, now)]
+    if not covering or (signal.source == "m3" and not _payload_consent_ok(signal, now)):
+        return InvitePlan(consent=False, channels={}, refused={})
+    channels: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    for agent_id, agent in agents.items():
+        if agent is None:
+            refused[agent_id] = "not_in_directory"
+            continue
+        mine = [g for g in covering if _in_audience(agent, signal, g)]
+        if not mine:
+            refused[agent_id] = "outside_grant"
+        elif not agent.active:
+            refused[agent_id] = "inactive"
+        elif agent.away:
+            refused[agent_id] = "away"
+        else:
+            channel, why = _pick_channel(agent, mine, now, settings)
+            if channel is None:
+                refused[agent_id] = why
+            else:
+                channels[agent_id] = channel
+    return InvitePlan(consent=True, channels=channels, refused=refused)

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     #: an address is invited only once its owner confirmed it (JOIN, the Join button; CONTRACT section 8)
     relay_verify_addresses: bool = True
     relay_agent_max_invites_per_hour: int = Field(6, ge=0)
+    #: one loop per moment: a signal about the subject of an open loop joins it (CONTRACT section 10)
+    relay_coalesce: bool = True
     relay_unknown_sender_max_per_hour: int = Field(10, ge=0)
     relay_retention_days: int = Field(90, gt=0)
     relay_outbox_max_attempts: int = Field(8, gt=0)

@@ -8,10 +8,11 @@ a page's cursor is made from (the edge drops it before answering).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from inbox import audit, signals
-from inbox.invitations import LoopDetail, loop_detail
+from inbox.invitations import InvitationLine, LoopDetail, loop_detail
 from inbox.reader import Reader
 from inbox.signals import StoredSignal
 from inbox.tx import Tx
@@ -22,14 +23,38 @@ from relay.model import iso
 _SOURCE_QUERIES = " or ".join(f"?source={name}" for name in SENDERS)
 
 
-def _find(tx: Tx, event_id: str, source: str | None) -> tuple[list[StoredSignal], LoopDetail | None]:
+@dataclass(frozen=True)
+class _Loop:
+    """What the status document shows of one loop besides its signal row."""
+
+    detail: LoopDetail
+    #: the signals that joined it (CONTRACT section 10)
+    joined: list[signals.JoinedLine]
+    #: status `joined`: the event id of the loop it joined
+    joined_to: str | None
+
+
+def _find(tx: Tx, event_id: str, source: str | None) -> tuple[list[StoredSignal], _Loop | None]:
     """The signals under this id and, when it names one, its loop: one read job."""
     found = signals.find_signals(tx, event_id, source)
-    return found, loop_detail(tx, found[0].id) if len(found) == 1 else None
+    if len(found) != 1:
+        return found, None
+    signal = found[0]
+    joined_to = None if signal.joined_to is None else signals.event_id_of(tx, signal.joined_to)
+    return found, _Loop(loop_detail(tx, signal.id), signals.joined_to_loop(tx, signal.id), joined_to)
 
 
-def _describe(signal: StoredSignal, detail: LoopDetail) -> dict[str, Any]:
+def _invitation(line: InvitationLine) -> dict[str, Any]:
+    shown: dict[str, Any] = {"agent": line.agent, "channel": line.channel or None, "status": line.status}
+    if line.invited_by:  # a person asked for it (invite now): who
+        shown["invited_by"] = line.invited_by
+    return shown
+
+
+def _describe(signal: StoredSignal, loop: _Loop) -> dict[str, Any]:
+    detail = loop.detail
     done = detail.done
+    joined_to = {"joined_to": loop.joined_to} if loop.joined_to is not None else {}
     return {
         "id": signal.event_id,
         "source": signal.source,
@@ -43,9 +68,8 @@ def _describe(signal: StoredSignal, detail: LoopDetail) -> dict[str, Any]:
             "policy_gate_result": signal.policy_gate_result,
             "origin_uncertain": signal.origin_uncertain,
         },
-        "invitations": [
-            {"agent": i.agent, "channel": i.channel or None, "status": i.status} for i in detail.invitations
-        ],
+        **joined_to,
+        "invitations": [_invitation(i) for i in detail.invitations],
         "acks": [
             {
                 "type": "care.ack",
@@ -66,6 +90,7 @@ def _describe(signal: StoredSignal, detail: LoopDetail) -> dict[str, Any]:
             "outcome": done.outcome,
             "note": done.note,
         },
+        "joined": [{"id": j.event_id, "type": j.type, "ts": iso(j.received_at)} for j in loop.joined],
     }
 
 

@@ -57,6 +57,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         # the directory's addresses count as confirmed by their owners, except in the tests of
         # confirming them (tests/relay/test_verification.py), which turn this back on
         "relay_verify_addresses": False,
+        # one signal, one loop: the tests of coalescing (tests/relay/test_human_paths.py) turn it back on
+        "relay_coalesce": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -71,6 +73,8 @@ SERVING_ENV = {
     "RELAY_PUBLIC_BASE_URL": "https://relay.example.org",
     # as in make_settings: tests of other things do not wait for agents to confirm their addresses
     "RELAY_VERIFY_ADDRESSES": "false",
+    # as in make_settings: each signal its own loop, except in the tests of coalescing
+    "RELAY_COALESCE": "false",
 }
 
 #: Prefixes of every variable the relay reads: a subprocess under test sees only what a test sets.

@@ -17,6 +17,7 @@ from relay.cli.db import cmd_db_upgrade
 from relay.cli.dev import cmd_emit
 from relay.cli.directory import (
     cmd_agent_add,
+    cmd_agent_away,
     cmd_agent_list,
     cmd_agent_remove,
     cmd_agent_verify,
@@ -24,6 +25,7 @@ from relay.cli.directory import (
     cmd_consent_list,
     cmd_consent_revoke,
 )
+from relay.cli.instructions import cmd_invite
 from relay.cli.outbox import cmd_outbox, cmd_outbox_retry
 from relay.cli.output import fail
 from relay.cli.parser import Parser
@@ -127,6 +129,12 @@ def _add_agent(sub: Subcommands[Parser]) -> None:
     verify.add_argument("--channel", choices=["slack", "sms", "whatsapp"], help="only this channel's address")
     verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.set_defaults(func=cmd_agent_verify)
+    for word, what in (("away", "set an agent away: routing passes them over until they are back"),
+                       ("back", "set an agent back: invitations can reach them again")):  # fmt: skip
+        switch = agent.add_parser(word, help=what, description=what[0].upper() + what[1:] + " (audited).")
+        switch.add_argument("id", help="the agent's id")
+        switch.add_argument("--by", help="who asks (kept in the audit trail; default: operator)")
+        switch.set_defaults(func=cmd_agent_away)
     rm = agent.add_parser("remove", help="remove an agent", description="Remove an agent; the id stays taken.")
     rm.add_argument("id", help="the agent's id")
     rm.set_defaults(func=cmd_agent_remove)
@@ -168,6 +176,27 @@ def _add_consent(sub: Subcommands[Parser]) -> None:
     revoke.set_defaults(func=cmd_consent_revoke)
 
 
+def _add_invite(sub: Subcommands[Parser]) -> None:
+    invite = sub.add_parser(
+        "invite",
+        help="invite named agents for a loop not done, now (a person's instruction, audited)",
+        description="Invite named agents for a loop that is not done, as your instruction: the kill switch,"
+        " shadow mode, the care window and the hourly limit do not stop it; consent and the directory do."
+        " The running relay sends the invitations.",
+    )
+    invite.add_argument("event_id", metavar="EVENT_ID", help="the signal's event id")
+    invite.add_argument(
+        "--agent", action="append", required=True, help="an agent to invite (repeat, or comma-separate)"
+    )
+    invite.add_argument("--by", required=True, help="who asks (kept in the audit trail and on the invitation)")
+    invite.add_argument("--source", choices=list(SENDERS), help="the sender, where two used the same event id")
+    invite.add_argument(
+        "--dev", action="store_true", help="choose channels as `serve --dev` does (the console channel counts)"
+    )
+    invite.add_argument("--json", action="store_true", help="print the answer as JSON")
+    invite.set_defaults(func=cmd_invite)
+
+
 def _add_inbox(sub: Subcommands[Parser]) -> None:
     inbox = sub.add_parser("inbox", help="the loops, newest first", description="The loops, newest first.")
     inbox.add_argument("--open", action="store_true", help="only invited or acked loops")
@@ -183,7 +212,10 @@ def _add_outbox(sub: Subcommands[Parser]) -> None:
         "outbox", help="work not yet done (pending, sending, failed), newest first; `outbox retry` redoes failed work"
     )
     outbox.add_argument("--status", help="failed, pending or sending (comma-separate several; default: all three)")
-    outbox.add_argument("--kind", help="invite, update, callback or forward (comma-separate several; default: all)")
+    outbox.add_argument(
+        "--kind",
+        help="invite, directed_invite, update, callback, forward or verify (comma-separate several; default: all)",
+    )
     outbox.add_argument(
         "--limit", type=int_range(1, INBOX_LIMIT_MAX), default=50, help=f"1-{INBOX_LIMIT_MAX} (default 50)"
     )
@@ -245,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="care-relay", description="A human-in-the-loop relay for care signals.", epilog=EXAMPLES)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}", help="print the version")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for add in (_add_serve, _add_db, _add_agent, _add_consent, _add_inbox, _add_outbox, _add_emit, _add_check):
+    for add in (
+        _add_serve, _add_db, _add_agent, _add_consent, _add_invite, _add_inbox, _add_outbox, _add_emit, _add_check,
+    ):  # fmt: skip
         add(sub)
     return parser
 

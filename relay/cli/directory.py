@@ -77,7 +77,7 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
         agents,
         [
             "id", "display", "groups", "channels", "slack_user", "phone", "whatsapp", "verified", "quiet_hours",
-            "tz", "locale", "active",
+            "tz", "locale", "active", "away",
         ],
     )  # fmt: skip
     return 0
@@ -94,6 +94,19 @@ def cmd_agent_verify(args: argparse.Namespace) -> int:
             f"nothing to send: {args.id}'s addresses are {_confirmed(result['verified']) or 'none'}"
             " (a code goes only to unconfirmed addresses, and only while RELAY_VERIFY_ADDRESSES is on)"
         )
+    return 0
+
+
+def cmd_agent_away(args: argparse.Namespace) -> int:
+    """`agent away ID` / `agent back ID`: a person's instruction, audited (CONTRACT section 10)."""
+    away = args.agent_command == "away"
+    by = args.by or "operator"
+    instruction = f"{by} set {args.id} {'away' if away else 'back'} by the command line"
+    run(lambda inbox: _directory(inbox).set_away(args.id, away, instruction=instruction, via="cli"))
+    if away:
+        print(f"{args.id} is away: routing passes them over until they are back (`care-relay agent back {args.id}`)")
+    else:
+        print(f"{args.id} is back: invitations can reach them again")
     return 0
 
 

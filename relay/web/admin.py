@@ -8,9 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+from receivers import SENDERS
 from receivers.json_body import loads
 from relay.errors import BadRequestError, MalformedJsonError
-from relay.keys import DELIVERIES, DIRECTORY, VIEWS
+from relay.forms import checked_by
+from relay.keys import DELIVERIES, DIRECTORY, INSTRUCTIONS, VIEWS
 from relay.model import LOOP_STATUSES
 from relay.web.auth import require_admin
 
@@ -84,8 +86,22 @@ async def handle_get_agent(request: web.Request) -> web.Response:
 
 @admin
 async def handle_patch_agent(request: web.Request) -> web.Response:
-    agent = await request.app[DIRECTORY].patch_agent(request.match_info["agent_id"], await _json_body(request))
+    """Change some fields; `?by=NAME` names who sets an agent away or back (audited; default "admin")."""
+    by = checked_by(request.query.get("by", "admin"))
+    agent = await request.app[DIRECTORY].patch_agent(request.match_info["agent_id"], await _json_body(request), by=by)
     return web.json_response(agent)
+
+
+@admin
+async def handle_invite_now(request: web.Request) -> web.Response:
+    """Invite now: `{"agents": ["bob"], "by": "NAME"}` for a loop not done (CONTRACT section 10); 202."""
+    source = request.query.get("source")
+    if source is not None and source not in SENDERS:
+        raise BadRequestError(f"source must be one of {', '.join(SENDERS)}.")
+    result = await request.app[INSTRUCTIONS].invite_now(
+        request.match_info["event_id"], await _json_body(request), source=source
+    )
+    return web.json_response(result, status=202)
 
 
 @admin

@@ -56,6 +56,8 @@ def handler_for(sender: Sender) -> Handler:
             "duplicate": result.duplicate,
             "status_url": status_url(request, result.source, result.event_id),
         }
+        if result.joined_to is not None:  # CONTRACT section 10: the open loop this signal joined
+            answer["joined_to"] = result.joined_to
         return web.json_response(answer, status=200 if result.duplicate else 202)
 
     handle_signal.__name__ = f"handle_{sender.name}"

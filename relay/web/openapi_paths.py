@@ -142,7 +142,10 @@ def admin() -> dict[str, Any]:
                 (*denied, 404, 422),
                 body={"application/json": {"schema": ref("AgentFields")}},
                 security=ADMIN,
-                parameters=agent_id,
+                parameters=[
+                    *agent_id,
+                    param("by", "query", "who sets the agent away or back (audited; default admin)"),
+                ],
             ),
             "delete": operation(
                 "Remove an agent (the id stays taken)",
@@ -194,6 +197,22 @@ def admin() -> dict[str, Any]:
                 denied,
                 security=ADMIN,
                 parameters=[param("status", "query", "", _listed(LOOP_STATUSES)), *PAGING],
+            )
+        },
+        "/admin/events/{event_id}/invite": {
+            "post": operation(
+                "Invite named agents for a loop not done, now: a person's instruction (consent and the"
+                " directory still decide; the kill switch, shadow mode, the care window and the hourly limit do not)",
+                {202: json_answer(ref("Invited"), "who was invited on which channel, and who already was")},
+                (*denied, 404, 409, 422),
+                body={"application/json": {"schema": ref("InviteIn")}},
+                security=ADMIN,
+                parameters=[
+                    param("event_id", "path", "the signal's event id"),
+                    param(
+                        "source", "query", "m3 or aisha, where two sources used the same id", {"enum": list(SENDERS)}
+                    ),
+                ],
             )
         },
         "/admin/audit": {

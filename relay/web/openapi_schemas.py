@@ -15,7 +15,7 @@ from pydantic.json_schema import models_json_schema
 from receivers.aisha.events import EscalationDetected, StateApplied, TriggerDetected
 from receivers.m3.envelope import PanicUi, StatusSet
 from relay.deliveries import OUTBOX_KINDS, OUTBOX_STATUSES
-from relay.forms import CHANNELS, AgentFields, AgentIn, GrantIn
+from relay.forms import CHANNELS, AgentFields, AgentIn, GrantIn, InviteIn
 from relay.labels import LOCALES
 from relay.model import LOOP_STATUSES
 
@@ -29,6 +29,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     AgentIn,
     AgentFields,
     GrantIn,
+    InviteIn,
 )
 
 #: every error code of the contract, by status (section 4, and 500 for a fault of the relay's own)
@@ -139,8 +140,17 @@ def _answers() -> dict[str, Any]:
                             "agent": _STRING,
                             "channel": _nullable("string"),
                             "status": {"enum": list(INVITATION_STATUSES)},
+                            # present when a person asked for it (invite now): "admin:NAME"
+                            "invited_by": _STRING,
                         },
                     ),
+                },
+                # status `joined`: the open loop this signal joined (CONTRACT section 10)
+                "joined_to": _STRING,
+                # later signals about the same subject, joined to this loop while it was open
+                "joined": {
+                    "type": "array",
+                    "items": _obj(["id", "type", "ts"], {"id": _STRING, "type": _STRING, "ts": time}),
                 },
                 "acks": {"type": "array", "items": _obj(["type", "ts", "for", "by", "action"], callback_fields)},
                 "done": {"oneOf": [{"type": "null"}, _obj(["type", "ts", "for", "by", "outcome"], callback_fields)]},
@@ -160,8 +170,23 @@ def _answers() -> dict[str, Any]:
                 "tz": _nullable("string"),
                 "locale": {"oneOf": [{"type": "null"}, {"enum": list(LOCALES)}]},
                 "active": {"type": "boolean"},
+                "away": {"type": "boolean"},
                 "opted_out": _STRINGS,
                 "verified": _VERIFIED,
+            },
+        ),
+        "Invited": _obj(
+            ["id", "source", "status", "invited", "already_invited", "by"],
+            {
+                "id": _STRING,
+                "source": {"enum": ["m3", "aisha"]},
+                "status": {"enum": list(LOOP_STATUSES)},
+                "invited": {
+                    "type": "array",
+                    "items": _obj(["agent", "channel"], {"agent": _STRING, "channel": {"enum": list(CHANNELS)}}),
+                },
+                "already_invited": _STRINGS,
+                "by": _STRING,
             },
         ),
         "VerifyIn": {

@@ -38,6 +38,8 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/consents", admin.handle_create_consent)
     r.add_delete("/admin/consents/{grant_id}", admin.handle_revoke_consent)
     r.add_get("/admin/inbox", admin.handle_inbox)
+    # a person's instruction about a loop: invite named agents now
+    r.add_post("/admin/events/{event_id}/invite", admin.handle_invite_now)
     r.add_get("/admin/audit", admin.handle_audit)
     # failed work, visible and redoable
     r.add_get("/admin/outbox", admin.handle_outbox)

@@ -152,6 +152,28 @@ async def test_the_hourly_limit_holds_across_replicas(world: World) -> None:
     assert counts == [("ana", 3), ("bo", 3)]
 
 
+@POSTGRES
+async def test_signals_about_one_subject_sent_together_to_two_replicas_make_one_open_loop(world: World) -> None:
+    """Coalescing holds across replicas (CONTRACT section 10): panics from Raz sent at once to both
+    relays open one loop; every other one is `joined` to it, and only its invitations reach Slack."""
+    a = world.relay("a", RELAY_COALESCE="true")
+    b = world.relay("b", RELAY_COALESCE="true")
+    await asyncio.gather(a.start(), b.start())
+    async with aiohttp.ClientSession() as http:
+        await seed(http, a.url, CIRCLE, GRANT)
+        answers = await asyncio.gather(*(post_signal(http, (a.url, b.url)[i % 2], panic()) for i in range(16)))
+        assert {status for status, _ in answers} == {202}
+        opened = [answer for _, answer in answers if answer["status"] == "invited"]
+        assert len(opened) == 1, [answer["status"] for _, answer in answers]
+        joined = [answer for _, answer in answers if answer["status"] == "joined"]
+        assert len(joined) == 15 and {answer["joined_to"] for answer in joined} == {opened[0]["id"]}
+        stored = await world.db.rows("SELECT status, COUNT(*) FROM signal GROUP BY status ORDER BY status")
+        assert stored == [("invited", 1), ("joined", 15)]
+        await until(lambda: len(world.posted()) >= 2, 20, what="the open loop's invitations reach Slack")
+        await settled(world)
+    assert len(world.posted()) == 2  # Ana and Bo, once each: nobody was invited for the joined ones
+
+
 @BOTH
 async def test_work_a_killed_process_claimed_is_sent_soon_after_the_next_start(world: World) -> None:
     """kill -9 in the middle of a burst, with sends and callbacks in flight: after a restart every

@@ -138,6 +138,14 @@ def answered_blocks(invite: Invite, notes: Sequence[str], *, done: bool) -> list
     return blocks
 
 
+def waiting_blocks(invite: Invite, notes: Sequence[str]) -> list[Block]:
+    """The invitation as sent, its response buttons kept, with notes above the buttons: a loop
+    nobody answered yet that a later signal joined (CONTRACT section 10)."""
+    sent = invitation_blocks(invite)
+    context = {"type": "context", "block_id": "care_notes", "elements": [plain(n) for n in notes[-10:]]}
+    return [*sent[:-1], context, sent[-1]] if notes else sent
+
+
 def outcome_choices(invite: Invite) -> list[str]:
     """The close modal's options: the usual endings, then this loop's own responses."""
     seen: list[str] = []

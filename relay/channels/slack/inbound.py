@@ -28,6 +28,7 @@ from relay.addresses import Addresses, Confirmed
 from relay.answers import Ack, Answers, Done, Outcome
 from relay.bodies import read_body
 from relay.channels.slack import blocks
+from relay.directory import Directory
 from relay.errors import (
     BadRequestError,
     InvalidSignatureError,
@@ -70,6 +71,10 @@ GONE = N_("This invitation is no longer here.")
 TRY_AGAIN = N_("That could not be recorded just now; please try again in a moment.")
 JOINED_BEFORE = N_("You already joined here — thank you.")
 JOIN_STALE = N_("This Join button is no longer current; ask your admin to send a new one.")
+#: `/care away` and `/care back` (CONTRACT section 10): the word, and whether it sets the agent away
+AWAY_WORDS = {"away": True, "back": False}
+AWAY_TEXT = N_("Rest well — no invitations will reach you until you say /care back.")
+BACK_TEXT = N_("Welcome back — gentle invitations can reach you again.")
 
 
 def _ack_words(outcome: Outcome, words: Words | None = None) -> str | None:
@@ -117,10 +122,18 @@ def _done_words(outcome: Outcome, words: Words | None = None) -> dict[str, Any]:
 class SlackAnswers:
     """Button presses, the close modal and `/care`: Slack's payloads as `Ack` / `Done`, outcomes as words."""
 
-    def __init__(self, answers: Answers, invitations: Invitations, addresses: Addresses | None = None) -> None:
+    def __init__(
+        self,
+        answers: Answers,
+        invitations: Invitations,
+        addresses: Addresses | None = None,
+        directory: Directory | None = None,
+    ) -> None:
         self._answers = answers
         self._invitations = invitations
         self._addresses = addresses
+        #: `/care away` and `/care back` (CONTRACT section 10) change the directory
+        self._directory = directory
 
     async def join(self, slack_user: str, code: str) -> tuple[bool, str]:
         """The Join button: (confirmed, the words) for the Slack user who pressed it."""
@@ -210,6 +223,18 @@ class SlackAnswers:
         opens = await self._invitations.open_for(agent)
         return blocks.open_list([(invite, view.loop_status) for view, invite in opens], self._words(agent))
 
+    async def care(self, slack_user: str, text: str) -> str:
+        """`/care` lists the agent's open invitations; `/care away` and `/care back` set them away or back."""
+        word = text.strip().lower()
+        if word not in AWAY_WORDS or self._directory is None:
+            return await self.list_open(slack_user)
+        agent = await self._invitations.agent_at(VIA, slack_user)
+        if agent is None or not agent.active:
+            return self._words(None)._(NOT_AN_AGENT)
+        away = AWAY_WORDS[word]
+        await self._directory.set_away(agent.id, away, instruction=f"{agent.id} said /care {word} in slack", via=VIA)
+        return self._words(agent)._(AWAY_TEXT if away else BACK_TEXT)
+
 
 def _field(value: Any, key: str) -> str:
     """`value[key]` as a string when `value` is an object; "" for any other shape."""
@@ -298,7 +323,7 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
     @bolt.command("/care")
     async def handle_care(ack: Any, command: dict[str, Any]) -> None:
         try:
-            text = await flow.list_open(str(command.get("user_id") or ""))
+            text = await flow.care(str(command.get("user_id") or ""), str(command.get("text") or ""))
         except Exception as exc:
             log.warning("slack /care failed: %s", type(exc).__name__)
             text = english()._(TRY_AGAIN)

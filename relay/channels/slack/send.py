@@ -96,13 +96,14 @@ class SlackChannel:
         if not channel or not ts:
             return permanent("unreadable slack message id")
         notes = compose.update_notes(loop, invite.words)
+        if not loop.acks and loop.done is None:  # nobody answered yet (a joined signal): the buttons stay
+            shown = blocks.waiting_blocks(invite, notes)
+        else:
+            shown = blocks.answered_blocks(invite, notes, done=loop.status == "done")
         try:
             async with asyncio.timeout(self._timeout):
                 await self.client.chat_update(
-                    channel=channel,
-                    ts=ts,
-                    text=blocks.answered_text(invite, notes),
-                    blocks=blocks.answered_blocks(invite, notes, done=loop.status == "done"),
+                    channel=channel, ts=ts, text=blocks.answered_text(invite, notes), blocks=shown
                 )
         except _ERRORS as exc:
             return classify(exc)

@@ -21,13 +21,22 @@ from relay import compose
 from relay.addresses import Confirmed
 from relay.answers import Ack, Done, Outcome
 from relay.channels.twilio import replies
-from relay.channels.twilio.replies import JoinWith, ListOpen, OpenInvite, Problem, Remind, ShowMenu, TwilioKeyword
+from relay.channels.twilio.replies import (
+    JoinWith,
+    ListOpen,
+    OpenInvite,
+    Problem,
+    Remind,
+    SetAway,
+    ShowMenu,
+    TwilioKeyword,
+)
 from relay.channels.twilio.webhook import MAX_SID_CHARS, message_sid, twiml, verified_form
 from relay.delivery import Invite
 from relay.errors import BadRequestError
 from relay.inbound import UnknownSender
 from relay.invitations import AgentRow, View
-from relay.keys import ADDRESSES, ANSWERS, INBOUND, INVITATIONS, LEXICON, METRICS
+from relay.keys import ADDRESSES, ANSWERS, DIRECTORY, INBOUND, INVITATIONS, LEXICON, METRICS
 from relay.redact import redact
 from relay.words import Words
 
@@ -148,6 +157,8 @@ async def _answer(app: web.Application, row: AgentRow, channel: str, body: str) 
         return await _keyword(app, row, channel, command)
     if isinstance(command, JoinWith):
         return await _join(app, row, channel, command.code)
+    if isinstance(command, SetAway):
+        return await _away(app, row, channel, away=command.away)
     mine = _Open({}, {})
     for view, invite in await app[INVITATIONS].open_for(row):
         if view.code:
@@ -186,6 +197,8 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
             return reading.kind, None
         case JoinWith():  # likewise
             return await _join(app, row, channel, reading.code)
+        case SetAway():  # likewise
+            return await _away(app, row, channel, away=reading.away)
         case _:
             assert_never(reading)
 
@@ -197,6 +210,13 @@ async def _join(app: web.Application, row: AgentRow, channel: str, code: str) ->
     if result is Confirmed.CONFIRMED:
         return "join:confirmed", compose.joined_text(row.display, words)
     return f"join:{result}", replies.not_joined(str(result), words)
+
+
+async def _away(app: web.Application, row: AgentRow, channel: str, *, away: bool) -> tuple[str, str]:
+    """`AWAY` / `BACK` from the agent's own number: their instruction, audited (CONTRACT section 10)."""
+    word = "AWAY" if away else "BACK"
+    await app[DIRECTORY].set_away(row.id, away, instruction=f"{row.id} said {word} by {channel}", via=channel)
+    return word.lower(), replies.away_text(row.display, away, app[LEXICON].words(row.locale))
 
 
 def _reply_words(outcome: Outcome, display: str, code: str, recorded: str, words: Words) -> str:

@@ -13,6 +13,8 @@ The grammar, as implemented::
         (the whole message is the keyword, as Twilio matches them; Twilio answers these
         itself, so the relay never uses them as its own words)
     JOIN <code>                           -> the owner confirms this number (CONTRACT section 8)
+    AWAY | BACK                           -> the agent is away (routing passes them over) or back
+                                             (CONTRACT section 10)
     LIST                                  -> the agent's open invitations with their codes
     MENU                                  -> how to answer
     [CODE] <n | response>                 -> care.ack with the n-th suggested response (1-based)
@@ -108,7 +110,14 @@ class JoinWith:
     code: str
 
 
-Command = TwilioKeyword | ListOpen | ShowMenu | Answer | Close | Blank | JoinWith
+@dataclass(frozen=True)
+class SetAway:
+    """`AWAY` (True) or `BACK` (False): the agent's own away switch (CONTRACT section 10)."""
+
+    away: bool
+
+
+Command = TwilioKeyword | ListOpen | ShowMenu | Answer | Close | Blank | JoinWith | SetAway
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -121,7 +130,7 @@ _KEYWORDS: dict[str, Command] = {
     **dict.fromkeys(OPT_IN_WORDS, TwilioKeyword("opt_in")),
     **dict.fromkeys(HELP_WORDS, TwilioKeyword("help")),
 }
-_ONE_WORD: dict[str, Command] = {"LIST": ListOpen(), "MENU": ShowMenu()}
+_ONE_WORD: dict[str, Command] = {"LIST": ListOpen(), "MENU": ShowMenu(), "AWAY": SetAway(True), "BACK": SetAway(False)}
 
 
 def parse(text: str) -> Command:
@@ -188,7 +197,7 @@ class Problem:
     typed: str | None = None
 
 
-Reading = Ack | Done | Remind | Problem | TwilioKeyword | ListOpen | ShowMenu | JoinWith
+Reading = Ack | Done | Remind | Problem | TwilioKeyword | ListOpen | ShowMenu | JoinWith | SetAway
 
 
 def looks_like_code(word: str) -> bool:
@@ -243,7 +252,7 @@ def _close(invite: OpenInvite, rest: tuple[str, ...], note: str) -> Done | Probl
 
 def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
     """What a parsed reply means, given the agent's open invitations (oldest first)."""
-    if isinstance(command, (TwilioKeyword, ListOpen, ShowMenu, JoinWith)):
+    if isinstance(command, (TwilioKeyword, ListOpen, ShowMenu, JoinWith, SetAway)):
         return command
     if isinstance(command, Blank):
         return Problem("not_understood")
@@ -338,3 +347,11 @@ def problem_text(problem: Problem, opens: Sequence[OpenInvite], words: Words | N
 def thanks(display: str, what: str, words: Words | None = None) -> str:
     """`Thank you, Ana — recorded: Check in gently.`"""
     return (words or english())._("Thank you, {display} — {what}.", display=display, what=what)
+
+
+def away_text(display: str, away: bool, words: Words | None = None) -> str:
+    """The answer to AWAY or BACK: one short, kind sentence."""
+    _ = (words or english())._
+    if away:
+        return _("Rest well, {display} — no invitations will reach you until you send BACK.", display=display)
+    return _("Welcome back, {display} — gentle invitations can reach you again.", display=display)
