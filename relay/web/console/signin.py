@@ -89,7 +89,9 @@ async def handle_sign_in(request: web.Request) -> web.Response:
     elif once and request.app[SETTINGS].dev and request.app[ONE_TIME].take(once):
         signed = sessions.fresh(UNNAMED_ADMIN, DEV_ONCE)
     if signed is None:
-        wrong = REFUSED_SIGN_IN if token or not once else "This sign-in link was used already; sign in with an admin token."
+        wrong = (
+            REFUSED_SIGN_IN if token or not once else "This sign-in link was used already; sign in with an admin token."
+        )
         return _form(request, session, next_path=form.get("next"), status=403, problem_text=wrong)
     response = redirect(safe_next(form.get("next")))
     sessions.write(response, signed)
