@@ -46,7 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listen_url = settings.model_copy(update={"relay_public_base_url": None}).public_base_url
     try:
         # the banner prints once the socket listens, so a failure to bind is not announced as a start
-        banner = (lambda: console_link.append(_announce_dev(app, settings, host, port, listen_url))) if args.dev else None
+        banner = (
+            (lambda: console_link.append(_announce_dev(app, settings, host, port, listen_url))) if args.dev else None
+        )
         server.run(app, host, port, on_listening=banner)
     except DATABASE_ERRORS as exc:
         if not started:
