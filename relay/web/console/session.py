@@ -131,6 +131,3 @@ class Sessions:
             samesite="Strict",
             secure=not self._settings.dev,
         )
-
-    def clear(self, response: web.StreamResponse) -> None:
-        response.del_cookie(COOKIE, path=COOKIE_PATH, secure=not self._settings.dev, httponly=True, samesite="Strict")
