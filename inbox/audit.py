@@ -73,13 +73,23 @@ def insert_audit(
     )
 
 
-def audit_page(tx: Tx, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Audit rows newest first, older than `before_id` when given."""
-    where, params = ("WHERE id < ? ", (before_id, limit)) if before_id is not None else ("", (limit,))
+def audit_page(
+    tx: Tx, *, before_id: int | None = None, limit: int = 50, kinds: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Audit rows newest first, older than `before_id` when given, of these kinds when named."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if before_id is not None:
+        conditions.append("id < ?")
+        params.append(before_id)
+    if kinds:
+        conditions.append(f"kind IN ({marks(len(kinds))})")
+        params.extend(kinds)
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     rows = tx.execute(
         "SELECT id, at, kind, source, event_id, agent_id, action_origin, policy_gate_result, reason, gate_failures,"
         f" detail FROM audit {where}ORDER BY id DESC LIMIT ?",
-        params,
+        (*params, limit),
     ).fetchall()
     return [
         {

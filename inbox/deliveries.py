@@ -149,3 +149,18 @@ def outbox_counts(tx: Tx, *, statuses: Sequence[str]) -> list[tuple[str, str, in
         tuple(statuses),
     ).fetchall()
     return [(str(k), str(s), int(n), None if due is None else int(due)) for k, s, n, due in rows]
+
+
+def outbox_of_signal(tx: Tx, signal_id: int) -> list[OutboxLine]:
+    """Every outbox row of one loop, sent ones included, oldest first: its invitations and message
+    updates (by the loop's invitations) and its callbacks and forward (by the signal); on `ix_outbox_ref_id`."""
+    invitations = [
+        int(r[0]) for r in tx.execute("SELECT id FROM invitation WHERE signal_id = ?", (signal_id,)).fetchall()
+    ]
+    where = "(o.kind IN ('callback', 'forward') AND o.ref_id = ?)"
+    params: list[object] = [signal_id]
+    if invitations:
+        where += f" OR (o.kind IN {_OF_INVITATIONS} AND o.ref_id IN ({marks(len(invitations))}))"
+        params += invitations
+    rows = tx.execute(f"{_SELECT} WHERE {where} ORDER BY o.id", params).fetchall()
+    return [_line(row) for row in rows]

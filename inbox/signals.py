@@ -234,7 +234,7 @@ def raw_body(tx: Tx, signal_id: int) -> bytes | None:
 def inbox_page(
     tx: Tx, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    """Loops newest first, with their invitations, ack count and whether done."""
+    """Loops newest first, with their invitations, ack count and answers (who, which response)."""
     where: list[str] = []
     params: list[Any] = []
     if statuses:
@@ -251,6 +251,7 @@ def inbox_page(
     ids = [int(s[0]) for s in signals]
     invitations: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
     acks: dict[int, int] = {}
+    answers: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
     if ids:
         for signal_id, agent, channel, status, error in tx.execute(
             f"SELECT signal_id, agent_id, channel, status, error FROM invitation WHERE signal_id IN ({marks(len(ids))})"
@@ -258,10 +259,11 @@ def inbox_page(
             ids,
         ).fetchall():
             invitations[int(signal_id)].append({"agent": agent, "channel": channel, "status": status, "error": error})
-        for signal_id, count in tx.execute(
-            f"SELECT signal_id, COUNT(*) FROM ack WHERE signal_id IN ({marks(len(ids))}) GROUP BY signal_id", ids
+        for signal_id, agent, action in tx.execute(
+            f"SELECT signal_id, agent_id, action FROM ack WHERE signal_id IN ({marks(len(ids))}) ORDER BY id", ids
         ).fetchall():
-            acks[int(signal_id)] = int(count)
+            acks[int(signal_id)] = acks.get(int(signal_id), 0) + 1
+            answers[int(signal_id)].append({"agent": agent, "action": action})
     return [
         {
             "row": id_,
@@ -273,6 +275,7 @@ def inbox_page(
             "reason": reason,
             "invitations": invitations.get(id_, []),
             "acks": acks.get(id_, 0),
+            "answers": answers.get(id_, []),
         }
         for id_, event_id, source, type_, status, received_at, reason in signals
     ]

@@ -61,7 +61,7 @@ from relay.outbox import OutboxWorker
 from relay.settings import Settings
 from relay.tokens import Tokens
 from relay.views import Views
-from relay.web import pages, routes
+from relay.web import console, pages, routes
 from relay.web.middleware import errors_middleware
 from relay.web.requests import unstorable_middleware
 from relay.words import Lexicon
@@ -210,6 +210,7 @@ def create_app(
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
     pages.install(app)
+    console.install(app)
     routes.add_routes(app)
     channels.add_routes(app, settings)
     return app

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from inbox.deliveries import OutboxLine, failed_ids, outbox_counts, outbox_page, retry_failed
+from inbox.deliveries import OutboxLine, failed_ids, outbox_counts, outbox_of_signal, outbox_page, retry_failed
 from inbox.reader import Reader
+from inbox.signals import find_signals
+from inbox.tx import Tx
 from inbox.writer import Writer
 from relay import audit
 from relay.errors import BadRequestError, NotFailedError, NotFoundError
@@ -89,6 +91,15 @@ class Deliveries:
         of_kinds = checked(kinds, OUTBOX_KINDS, "kind")
         lines = await self._reader.run(outbox_page, statuses=wanted, kinds=of_kinds, before_id=before_id, limit=limit)
         return [line_view(line) | {"row": line.id} for line in lines]
+
+    async def of_loop(self, event_id: str, source: str) -> list[dict[str, Any]]:
+        """Every outbox row of one loop (sent and skipped ones too), oldest first; [] for no such loop."""
+
+        def job(tx: Tx) -> list[OutboxLine]:
+            found = find_signals(tx, event_id, source)
+            return outbox_of_signal(tx, found[0].id) if len(found) == 1 else []
+
+        return [line_view(line) for line in await self._reader.run(job)]
 
     async def outbox_figures(self) -> list[OutboxFigure]:
         """How many rows of each kind are pending, sending and failed, and when the earliest pending one came due."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from relay.phones import parts
 
 #: a national number this short shows only its last two digits (four would be most of it).
@@ -23,3 +25,14 @@ def redact(number: str | None) -> str | None:
     country, national = read
     tail = national[-4:] if len(national) >= _SHORT_NATIONAL else national[-2:]
     return f"+{country}…{tail}"
+
+
+#: a number written in E.164 or near it (`+40 722 123 456`), inside free text such as a provider's error
+_NUMBER_IN_TEXT = re.compile(r"\+\d[\d ().-]{5,}\d")
+
+
+def redact_numbers(text: str | None) -> str | None:
+    """Free text (a provider's error, an audit detail) with every phone number in it redacted."""
+    if not text:
+        return text
+    return _NUMBER_IN_TEXT.sub(lambda m: redact(m.group(0)) or "…", text)

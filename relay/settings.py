@@ -28,12 +28,16 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 #: whole seconds, comma-separated in the environment ("5,300,1800")
 Seconds = Annotated[tuple[int, ...], NoDecode]
 Secrets = Annotated[tuple[str, ...], NoDecode, Field(repr=False)]
+#: named admin tokens (RELAY_ADMINS, `name:token,…`): (name, token) pairs
+NamedSecrets = Annotated[tuple[tuple[str, str], ...], NoDecode, Field(repr=False)]
 
 #: Secrets the server cannot start without (outside --dev, where they are generated).
 REQUIRED_SECRETS = ("RELAY_LINK_SECRETS", "RELAY_ADMIN_TOKENS", "M3_WEBHOOK_SECRETS", "AISHA_WEBHOOK_SECRETS")
 DEV_SECRETS_FILE = Path("var") / "dev-secrets.env"
 #: Outside --dev, no secret is shorter: a guessable key signs links and verifies senders.
 MIN_SECRET_LENGTH = 16
+#: an admin's name in RELAY_ADMINS: it is recorded as `by`, so it reads like one
+ADMIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: a callback schedule names at most this many retries, each at most a week away
 MAX_SCHEDULE_STEPS = 50
 MAX_SCHEDULE_STEP_SEC = 7 * 86400
@@ -55,6 +59,8 @@ class Settings(BaseSettings):
     relay_public_base_url: str | None = None
     relay_max_body_bytes: int = Field(262144, gt=0)
     relay_admin_tokens: Secrets = ()
+    #: named admin tokens, `name:token,…`: the console's sign-in, and the admin API, record the name as `by`
+    relay_admins: NamedSecrets = ()
     relay_link_secrets: Secrets = ()
     relay_link_max_age_sec: int = Field(604800, gt=0)
     relay_sending_enabled: bool = True
@@ -168,6 +174,44 @@ class Settings(BaseSettings):
     @classmethod
     def _responses(cls, value: Path | None) -> Path | None:
         read_responses(value)  # a ResponsesFileError (a ValueError) says what to fix, in one line
+        return value
+
+    @field_validator("relay_admins", mode="before")
+    @classmethod
+    def _named_admins(cls, value: Any) -> Any:
+        """`name:token,…`; every message names the entry by position or name, never by its token."""
+        if not isinstance(value, str):
+            return value
+        pairs: list[tuple[str, str]] = []
+        for position, part in enumerate((p.strip() for p in value.split(",")), start=1):
+            if not part:
+                continue
+            name, colon, token = (piece.strip() for piece in part.partition(":"))
+            if not colon or not name or not token:
+                raise ValueError(f"entry {position} is not name:token; write RELAY_ADMINS=ana:<token>,bo:<token>")
+            pairs.append((name, token))
+        return tuple(pairs)
+
+    @field_validator("relay_admins")
+    @classmethod
+    def _admins_fit(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        names: set[str] = set()
+        tokens: set[str] = set()
+        for position, (name, token) in enumerate(value, start=1):
+            if not ADMIN_NAME.fullmatch(name):
+                raise ValueError(
+                    f"entry {position}: a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+                )
+            if len(token) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"the token of '{name}' must be at least {MIN_SECRET_LENGTH} characters; make one with {MAKE_SECRET}"
+                )
+            if name.lower() in names:
+                raise ValueError(f"'{name}' is named twice; each admin has one entry")
+            if token in tokens:
+                raise ValueError(f"the token of '{name}' is also another admin's; each admin has their own")
+            names.add(name.lower())
+            tokens.add(token)
         return value
 
     @field_validator("relay_log_format", mode="before")
@@ -345,8 +389,11 @@ class Settings(BaseSettings):
         ]
 
 
-def as_values(value: tuple[str, ...] | str | None) -> tuple[str, ...]:
-    return value if isinstance(value, tuple) else (value,) if value else ()
+def as_values(value: tuple[str, ...] | tuple[tuple[str, str], ...] | str | None) -> tuple[str, ...]:
+    """A secret setting's values; of named tokens (RELAY_ADMINS), the tokens."""
+    if isinstance(value, tuple):
+        return tuple(v[1] if isinstance(v, tuple) else v for v in value)
+    return (value,) if value else ()
 
 
 def load(*, dev: bool = False, serving: bool = True) -> Settings:

@@ -113,13 +113,19 @@ class Views:
         return _describe(found[0], detail)
 
     async def inbox_page(
-        self, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50
+        self, *, statuses: Sequence[str] = (), before_id: int | None = None, limit: int = 50, answers: bool = False
     ) -> list[dict[str, Any]]:
-        """Loops newest first (of the given statuses), with their invitations and ack count."""
+        """Loops newest first (of the given statuses), with their invitations and ack count;
+        with `answers`, also who answered with which response (`answers`: the console's column)."""
         rows = await self._reader.run(signals.inbox_page, statuses=statuses, before_id=before_id, limit=limit)
-        return [r | {"received_at": iso(r["received_at"])} for r in rows]
+        return [
+            {k: v for k, v in r.items() if answers or k != "answers"} | {"received_at": iso(r["received_at"])}
+            for r in rows
+        ]
 
-    async def audit_page(self, *, before_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Audit rows newest first."""
-        rows = await self._reader.run(audit.audit_page, before_id=before_id, limit=limit)
+    async def audit_page(
+        self, *, before_id: int | None = None, limit: int = 50, kinds: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Audit rows newest first (of these kinds, when named)."""
+        rows = await self._reader.run(audit.audit_page, before_id=before_id, limit=limit, kinds=kinds)
         return [r | {"at": iso(r["at"])} for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from datetime import UTC, datetime
 from importlib import resources
@@ -35,6 +36,28 @@ def forget_address(base_url: str, path: Path = DEV_ADDRESS_FILE) -> None:
     """Remove the kept address, if it is still this server's (another dev server may have taken over)."""
     try:
         if path.read_text(encoding="utf-8").strip() == base_url:
+            path.unlink()
+    except OSError:
+        pass
+
+
+#: the console's one-time sign-in link of the dev server in this directory (0600; a secret that works once)
+DEV_CONSOLE_FILE = Path("var") / "dev-console.url"
+
+
+def remember_console_link(link: str, path: Path = DEV_CONSOLE_FILE) -> None:
+    """Keep the banner's one-time console link beside the address, readable by its owner only."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"{link}\n")
+    os.chmod(path, 0o600)
+
+
+def forget_console_link(link: str, path: Path = DEV_CONSOLE_FILE) -> None:
+    """Remove the kept console link, if it is still this server's."""
+    try:
+        if path.read_text(encoding="utf-8").strip() == link:
             path.unlink()
     except OSError:
         pass

@@ -11,11 +11,12 @@ from relay import logs
 from relay import settings as settings_mod
 from relay.app import create_app
 from relay.cli.db import upgrade
-from relay.cli.dev import forget_address, remember_address
+from relay.cli.dev import forget_address, forget_console_link, remember_address, remember_console_link
 from relay.cli.problems import DATABASE_ERRORS, CliError, database_problem, listen_problem, safe_url
 from relay.keys import DIRECTORY
 from relay.settings import Settings
 from relay.web import server
+from relay.web.console import ONE_TIME, SIGN_IN
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -35,6 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # on_startup runs the storage (cleanup_ctx) first, then the handler above, then this:
     # a failure before it is the database's, one after it is the listening socket's.
     started = False
+    console_link: list[str] = []  # the banner's one-time sign-in link, once printed
 
     async def mark_started(_app: web.Application) -> None:
         nonlocal started
@@ -44,7 +46,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listen_url = settings.model_copy(update={"relay_public_base_url": None}).public_base_url
     try:
         # the banner prints once the socket listens, so a failure to bind is not announced as a start
-        banner = (lambda: _announce_dev(settings, host, port, listen_url)) if args.dev else None
+        banner = (
+            (lambda: console_link.append(_announce_dev(app, settings, host, port, listen_url))) if args.dev else None
+        )
         server.run(app, host, port, on_listening=banner)
     except DATABASE_ERRORS as exc:
         if not started:
@@ -55,13 +59,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if args.dev:
             forget_address(listen_url)
+            for link in console_link:
+                forget_console_link(link)
     return 0
 
 
-def _announce_dev(settings: Settings, host: str, port: int, listen_url: str) -> None:
-    """The banner, and the listen address kept for `emit` in another terminal (which saw no --port)."""
+def _announce_dev(app: web.Application, settings: Settings, host: str, port: int, listen_url: str) -> str:
+    """The banner, and the listen address kept for `emit` in another terminal (which saw no --port),
+    and the console's one-time sign-in link beside it."""
     remember_address(listen_url)
-    _print_dev_banner(settings, host, port)
+    sign_in = f"{settings.public_base_url}{SIGN_IN}?once={app[ONE_TIME].issue()}"
+    remember_console_link(sign_in)
+    _print_dev_banner(settings, host, port, sign_in)
+    return sign_in
 
 
 async def _seed_demo(app: web.Application) -> None:
@@ -73,7 +83,7 @@ async def _seed_demo(app: web.Application) -> None:
         )
 
 
-def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
+def _print_dev_banner(settings: Settings, host: str, port: int, sign_in: str) -> None:
     print(
         "\n".join(
             [
@@ -87,6 +97,10 @@ def _print_dev_banner(settings: Settings, host: str, port: int) -> None:
                 "The invitation for Ana is then printed here, with its action link",
                 f"({settings.public_base_url}/a/…): open it in a browser to answer or close the loop.",
                 "emit prints the status URL, which shows the ack and the done.",
+                "",
+                "The console (loops, agents, consent, deliveries, audit): this link signs you in once, as admin:",
+                f"  {sign_in}",
+                "(after that, sign in with RELAY_ADMIN_TOKENS from the dev secrets file).",
                 "",
             ]
         ),

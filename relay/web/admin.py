@@ -14,7 +14,7 @@ from relay.errors import BadRequestError, MalformedJsonError
 from relay.forms import checked_by
 from relay.keys import DELIVERIES, DIRECTORY, INSTRUCTIONS, VIEWS
 from relay.model import LOOP_STATUSES
-from relay.web.auth import require_admin
+from relay.web.auth import ADMIN_NAME, require_admin
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PAGE_MAX = 200
@@ -126,15 +126,23 @@ async def handle_list_consents(request: web.Request) -> web.Response:
     return web.json_response({"items": grants, "next_cursor": None})
 
 
+def _by(request: web.Request, default: str = "") -> str:
+    """`?by=` when given, else the RELAY_ADMINS name of the bearer, else `default`."""
+    return request.query.get("by") or request.get(ADMIN_NAME) or default
+
+
 @admin
 async def handle_create_consent(request: web.Request) -> web.Response:
-    grant = await request.app[DIRECTORY].grant_consent(await _json_body(request))
+    data = await _json_body(request)
+    if isinstance(data, dict) and "by" not in data and ADMIN_NAME in request:
+        data["by"] = request[ADMIN_NAME]  # a named admin's grant is theirs unless the body says who
+    grant = await request.app[DIRECTORY].grant_consent(data)
     return web.json_response(grant, status=201)
 
 
 @admin
 async def handle_revoke_consent(request: web.Request) -> web.Response:
-    await request.app[DIRECTORY].revoke_consent(request.match_info["grant_id"], request.query.get("by", "admin-api"))
+    await request.app[DIRECTORY].revoke_consent(request.match_info["grant_id"], _by(request, "admin-api"))
     return web.Response(status=204)
 
 
@@ -175,5 +183,5 @@ async def handle_outbox(request: web.Request) -> web.Response:
 
 @admin
 async def handle_outbox_retry(request: web.Request) -> web.Response:
-    row = await request.app[DELIVERIES].retry(request.match_info["outbox_id"], request.query.get("by", ""))
+    row = await request.app[DELIVERIES].retry(request.match_info["outbox_id"], _by(request))
     return web.json_response(row, status=202)

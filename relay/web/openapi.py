@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from relay.web.openapi_console import console
 from relay.web.openapi_paths import ADMIN, admin, hooks, json_answer, operation, param, people
 from relay.web.openapi_schemas import ERROR_CODES, error_response, ref, schemas
 
@@ -78,6 +79,7 @@ def _operations() -> dict[str, Any]:
         **hooks(),
         **people(),
         **admin(),
+        **console(),
     }
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from receivers import SENDERS
 from relay.web import admin, health, hooks, links, metrics, openapi, status
+from relay.web.console import agents, consent, loops, signin, work
 
 
 def add_routes(app: web.Application) -> None:
@@ -44,3 +45,22 @@ def add_routes(app: web.Application) -> None:
     # failed work, visible and redoable
     r.add_get("/admin/outbox", admin.handle_outbox)
     r.add_post("/admin/outbox/{outbox_id}/retry", admin.handle_outbox_retry)
+    # the web console (a signed session cookie; every form CSRF-checked)
+    r.add_get("/console", loops.handle_loops)
+    r.add_get("/console/sign-in", signin.handle_sign_in_page)
+    r.add_post("/console/sign-in", signin.handle_sign_in)
+    r.add_post("/console/sign-out", signin.handle_sign_out)
+    r.add_get("/console/loops/{source}/{event_id}", loops.handle_loop)
+    r.add_get("/console/agents", agents.handle_agents)
+    r.add_post("/console/agents", agents.handle_add_agent)
+    r.add_get("/console/agents/new", agents.handle_new_agent)
+    r.add_get("/console/agents/{agent_id}/edit", agents.handle_agent)
+    r.add_post("/console/agents/{agent_id}/edit", agents.handle_edit_agent)
+    r.add_post("/console/agents/{agent_id}/active", agents.handle_agent_active)
+    r.add_post("/console/agents/{agent_id}/verify", agents.handle_verify_agent)
+    r.add_get("/console/consent", consent.handle_consent)
+    r.add_post("/console/consent", consent.handle_grant)
+    r.add_post("/console/consent/{grant_id}/revoke", consent.handle_revoke)
+    r.add_get("/console/deliveries", work.handle_deliveries)
+    r.add_post("/console/deliveries/{outbox_id}/retry", loops.handle_retry)
+    r.add_get("/console/audit", work.handle_audit)

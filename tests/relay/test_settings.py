@@ -179,3 +179,43 @@ def test_a_malformed_callback_schedule_stops_start_up_in_one_line(
     message = refusal()
     assert message.startswith("RELAY_CALLBACK_SCHEDULE: ") and named in message, message
     assert "Value error" not in message
+
+
+def test_named_admins_are_read_as_name_token_pairs(environ: MutableMapping[str, str]) -> None:
+    """RELAY_ADMINS=name:token,… holds each admin's name and token; repr shows neither token."""
+    environ.update(SERVING_ENV)
+    environ["RELAY_ADMINS"] = "ann:ann-token-0123456789, bo.night:bo-token-0123456789"
+    settings = load()
+    assert settings.relay_admins == (("ann", "ann-token-0123456789"), ("bo.night", "bo-token-0123456789"))
+    assert "ann-token" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("ann:short-token", "the token of 'ann' must be at least 16 characters"),
+        ("ann-token-0123456789", "entry 1 is not name:token"),
+        ("ann smith:ann-token-0123456789", "entry 1: a name is 1 to 64 letters"),
+        ("ann:ann-token-0123456789,Ann:other-token-0123456789", "'Ann' is named twice"),
+        ("ann:same-token-0123456789,bo:same-token-0123456789", "the token of 'bo' is also another admin's"),
+    ],
+)
+def test_unfit_named_admins_stop_start_up_in_one_line_without_the_token(
+    environ: MutableMapping[str, str], value: str, says: str
+) -> None:
+    """A RELAY_ADMINS entry that is not name:token, a bad name, a short or shared token: one line naming the
+    variable and the entry, never a token."""
+    environ.update(SERVING_ENV)
+    environ["RELAY_ADMINS"] = value
+    message = refusal(dev=True)
+    assert message.startswith("RELAY_ADMINS: ") and says in message
+    for token in ("short-token", "ann-token-0123456789", "same-token-0123456789", "other-token-0123456789"):
+        assert token not in message
+
+
+def test_named_admins_can_be_read_from_a_file(environ: MutableMapping[str, str], tmp_path: Path) -> None:
+    """RELAY_ADMINS_FILE names a file holding name:token,…."""
+    environ.update(SERVING_ENV)
+    (tmp_path / "admins").write_text("ann:ann-token-0123456789\n")
+    environ["RELAY_ADMINS_FILE"] = str(tmp_path / "admins")
+    assert load().relay_admins == (("ann", "ann-token-0123456789"),)
