@@ -21,6 +21,7 @@ from relay.errors import BadRequestError, ForbiddenError, PayloadTooLargeError, 
 from relay.keys import SETTINGS
 from relay.web import pages
 from relay.web.console.session import OneTimeTokens, Session, Sessions
+from relay.words import english
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -132,6 +133,7 @@ def render(
         request,
         f"console/{template}",
         status=status,
+        words=english(),  # the console speaks to the people who run the circle, in English
         admin=admin or (signed_in.name if signed_in else None),
         csrf=session.csrf if session else "",
         notice=context.pop("notice", notice),

@@ -257,13 +257,17 @@ async def test_resending_a_join_code_goes_through_the_directory(start: Start, tw
     assert len(twilio.messages) == first + 1 and "JOIN" in twilio.messages[-1]["Body"]
 
 
-async def test_a_join_code_that_cannot_be_sent_is_a_calm_message(start: Start) -> None:
-    """No channel can send it (nothing configured): the edit form says why, with 400, not a 500."""
+async def test_a_join_code_that_cannot_be_sent_shows_failed_on_the_deliveries_page(start: Start) -> None:
+    """No channel can send it (nothing configured): the code is queued all the same, and once the
+    outbox tried, the Deliveries page shows it failed with why, to be retried once SMS is set up."""
     relay, console = await signed_in(start, relay_verify_addresses=True)
     await relay.seed(agents=[SMS_ANA])
     await console.page("/console/agents/ana/edit")
     status, html, _ = await console.send("/console/agents/ana/verify", channel="sms")
-    assert status == 400 and "cannot send on sms now" in html
+    assert status == 303, html
+    await relay.drain()
+    page = await console.page("/console/deliveries")
+    assert "channel sms is not configured" in page
 
 
 # Consent --------------------------------------------------------------------------------------
