@@ -94,7 +94,8 @@ def send(server: ServerThread, model: Model, granted: bool, explicit: bool) -> N
     made = invitations(server, answer["id"])
     if not (granted and explicit):  # rule 1: no consent, no message
         assert answer["status"] == "pending_consent" and made == []
-    elif opened is not None:  # one loop per moment: nobody new is invited while one is open
+    elif opened is not None and set(CIRCLE) - model.away:
+        # one loop per moment: a signal that would invite someone joins the open loop, inviting nobody
         assert answer["status"] == "joined" and answer["joined_to"] == opened and made == []
     else:  # what routing decided, as audited (the outbox may have sent or skipped some since)
         ((detail,),) = server.sql("SELECT detail FROM audit WHERE kind = 'decision' AND event_id = ?", answer["id"])
