@@ -21,6 +21,7 @@ from relay.errors import BadRequestError, ForbiddenError, PayloadTooLargeError, 
 from relay.keys import SETTINGS
 from relay.web import pages
 from relay.web.console.session import OneTimeTokens, Session, Sessions
+from relay.words import english
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -132,6 +133,8 @@ def render(
         request,
         f"console/{template}",
         status=status,
+        # the console is for the people who run the relay, not agent-facing: English only
+        words=english(),
         admin=admin or (signed_in.name if signed_in else None),
         csrf=session.csrf if session else "",
         notice=context.pop("notice", notice),

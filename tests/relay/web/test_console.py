@@ -258,12 +258,12 @@ async def test_resending_a_join_code_goes_through_the_directory(start: Start, tw
 
 
 async def test_a_join_code_that_cannot_be_sent_is_a_calm_message(start: Start) -> None:
-    """No channel can send it (nothing configured): the edit form says why, with 400, not a 500."""
+    """A join code for an address the agent does not have: the edit form says why, with 400, not a 500."""
     relay, console = await signed_in(start, relay_verify_addresses=True)
     await relay.seed(agents=[SMS_ANA])
     await console.page("/console/agents/ana/edit")
-    status, html, _ = await console.send("/console/agents/ana/verify", channel="sms")
-    assert status == 400 and "cannot send on sms now" in html
+    status, html, _ = await console.send("/console/agents/ana/verify", channel="whatsapp")
+    assert status == 400 and "has no whatsapp address to confirm; add one first." in html
 
 
 # Consent --------------------------------------------------------------------------------------
