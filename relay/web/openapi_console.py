@@ -60,6 +60,7 @@ def _action(
 def console() -> dict[str, Any]:
     agent = [param("agent_id", "path", "the agent's id")]
     paging = [param("before", "query", "the row id the next (older) page starts before")]
+    loop = [param("source", "path", "m3 or aisha"), param("event_id", "path", "the event id")]
     return {
         "/console": {
             "get": _page(
@@ -89,9 +90,25 @@ def console() -> dict[str, Any]:
         "/console/sign-out": {"post": _action("Sign out")},
         "/console/loops/{source}/{event_id}": {
             "get": _page(
-                "One loop's timeline: received, decision and gates, invitations and delivery, answers, done",
-                parameters=[param("source", "path", "m3 or aisha"), param("event_id", "path", "the event id")],
+                "One loop's timeline: received, decision and gates, joined signals, invitations (who asked) and"
+                " delivery, answers, done; the invite-now form while it is not done",
+                parameters=loop,
                 errors=(404,),
+            )
+        },
+        "/console/loops/{source}/{event_id}/invite": {
+            "post": operation(
+                "Invite now: the ticked agents (`agents`, once per box), by the signed-in admin, through the"
+                " service the admin API's invite runs. The loop's page with who was invited (and on which"
+                " channel) and who held an invitation already, or why nobody was: 400 (each refused agent and"
+                " why), 409 `consent_required` or `already_done`, 422 (no agent ticked). "
+                + SESSION
+                + " A post without its CSRF token is refused (403).",
+                {200: _html("the loop's page with the answer")},
+                (400, 403, 404, 409, 422),
+                body=FORM,
+                parameters=loop,
+                pages=True,
             )
         },
         "/console/agents": {
@@ -105,6 +122,13 @@ def console() -> dict[str, Any]:
         },
         "/console/agents/{agent_id}/active": {
             "post": _action("Deactivate an agent, or make them active again", parameters=agent, errors=(404,))
+        },
+        "/console/agents/{agent_id}/away": {
+            "post": _action(
+                "Set an agent away (`away=true`) or back (`away=false`), the signed-in admin's instruction",
+                parameters=agent,
+                errors=(404,),
+            )
         },
         "/console/agents/{agent_id}/verify": {
             "post": _action("Send a new join code to an unconfirmed address", parameters=agent, errors=(404,))

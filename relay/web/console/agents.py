@@ -1,5 +1,5 @@
 """Agents: the directory (numbers redacted), adding, editing (the one page with full numbers),
-deactivating and reactivating, and resending a join code.
+deactivating and reactivating, setting away and back, and resending a join code.
 
 Every change goes through `relay.directory.Directory`, as the admin API's and the CLI's do,
 so the same forms validate it and the same rules (an id is never reused, an address is one
@@ -157,6 +157,20 @@ async def handle_agent_active(request: web.Request) -> web.Response:
     await request.app[DIRECTORY].patch_agent(agent_id, {"active": active})
     notice = "agent-active" if active else "agent-inactive"
     return redirect(with_query("/console/agents", notice=notice) + f"#agent-{agent_id}")
+
+
+@console_page
+async def handle_agent_away(request: web.Request) -> web.Response:
+    """Set an agent away (routing passes them over until they are back) or back: Directory.set_away,
+    the signed-in admin's instruction, audited as the admin API's PATCH `away` is."""
+    agent_id = request.match_info["agent_id"]
+    who = signed_in(request)
+    away = who.form.get("away") == "true"
+    word = "away" if away else "back"
+    await request.app[DIRECTORY].set_away(
+        agent_id, away, instruction=f"{who.name} set {agent_id} {word}", via="console"
+    )
+    return redirect(with_query(f"/console/agents/{agent_id}/edit", notice=f"agent-{word}"))
 
 
 @console_page

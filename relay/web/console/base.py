@@ -45,6 +45,8 @@ NOTICES = {
     "agent-saved": "The agent was saved.",
     "agent-active": "The agent is active again.",
     "agent-inactive": "The agent is deactivated: nobody invites them until they are active again.",
+    "agent-away": "The agent is away: routing passes them over until someone sets them back.",
+    "agent-back": "The agent is back: routing invites them again.",
     "code-sent": "A new join code is on its way; the address is confirmed once its owner answers it.",
     "granted": "The consent grant was recorded.",
     "revoked": "The grant was revoked; invitations not yet sent under it will not be sent.",

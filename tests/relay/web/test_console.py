@@ -16,7 +16,7 @@ import pytest
 
 from relay.keys import SETTINGS
 from relay.web.console import ONE_TIME
-from tests.driver import ADMIN, GRANT, Relay, Start, panic
+from tests.driver import ADMIN, ANA, GRANT, Relay, Start, panic
 from tests.fakes.twilio import FakeTwilio
 from tests.relay.web.console_client import Console
 from tests.support import ADMIN_TOKEN
@@ -270,6 +270,15 @@ async def test_a_join_code_that_cannot_be_sent_shows_failed_on_the_deliveries_pa
     assert "channel sms is not configured" in page
 
 
+async def test_a_join_code_that_cannot_be_sent_is_a_calm_message(start: Start) -> None:
+    """A join code for an address the agent does not have: the edit form says why, with 400, not a 500."""
+    relay, console = await signed_in(start, relay_verify_addresses=True)
+    await relay.seed(agents=[SMS_ANA])
+    await console.page("/console/agents/ana/edit")
+    status, html, _ = await console.send("/console/agents/ana/verify", channel="whatsapp")
+    assert status == 400 and "has no whatsapp address to confirm; add one first." in html
+
+
 # Consent --------------------------------------------------------------------------------------
 
 
@@ -447,3 +456,177 @@ async def test_dev_banner_prints_a_one_time_sign_in_link_kept_beside_the_address
     assert (await console.send("/console/sign-in", once=once, next="/console"))[0] == 303
     forget_console_link(link)
     assert not (tmp_path / DEV_CONSOLE_FILE).exists()
+
+
+# Invite now and the loop's timeline -----------------------------------------------------------------
+
+BO = {"id": "bo", "display": "Bo", "groups": ["care-circle"], "channels": ["console"]}
+CY = {"id": "cy", "display": "Cy", "groups": ["elsewhere"], "channels": ["console"]}
+
+
+def invite_form(html: str) -> str:
+    """The invite-now form of a loop's page."""
+    return html.split('id="invite-form"', 1)[1].split("</form>", 1)[0]
+
+
+def loop_page(answer: dict[str, Any]) -> str:
+    return f"/console/loops/m3/{answer['id']}"
+
+
+async def test_invite_now_from_a_loop_page_invites_by_the_signed_in_admin(start: Start) -> None:
+    """An unroutable loop's page lists the directory's agents, nobody ticked; ticking Ana invites her through the
+    Instructions service with ops-ann as `by` (the page says on which channel); again, she is named as invited already."""
+    relay, console = await signed_in(start, relay_agent_max_invites_per_hour=0)
+    await relay.seed(agents=[ANA, BO])
+    answer = await relay.send("m3", panic())
+    assert answer["status"] == "unroutable"
+    form = invite_form(await console.page(loop_page(answer)))
+    assert 'value="ana"> Ana' in form and 'value="bo"> Bo' in form and "checked" not in form
+
+    status, html, _ = await console.send(f"{loop_page(answer)}/invite", agents="ana")
+    assert status == 200, html
+    assert 'data-answer="invited"' in html and "Ana is invited on console." in html
+    loop = await relay.loop(answer)
+    assert loop["status"] == "invited"
+    assert loop["invitations"] == [
+        {"agent": "ana", "channel": "console", "status": "queued", "invited_by": "admin:ops-ann"},
+        {"agent": "bo", "channel": None, "status": "skipped"},  # past the hourly limit, as routing left it
+    ]
+    assert "<dd data-invited-by>admin:ops-ann</dd>" in html  # the timeline: who asked for it
+    (row,) = [a for a in await relay.audit() if a["kind"] == "invite_now"]
+    assert row["action_origin"] == "user_directed" and row["detail"]["by"] == "admin:ops-ann"
+    assert row["detail"]["user_instruction"] == "ops-ann invited ana"
+
+    # each ticked box arrives as its own field
+    response = await relay.post(
+        f"{loop_page(answer)}/invite",
+        data=[("csrf", console.csrf), ("agents", "ana"), ("agents", "bo")],
+        allow_redirects=False,
+    )
+    html = await response.text()
+    assert response.status == 200, html
+    assert "Bo is invited on console." in html
+    assert "Ana holds an invitation to this loop already; nothing changed for them." in html
+    assert [(i["agent"], i["invited_by"]) for i in (await relay.loop(answer))["invitations"]] == [
+        ("ana", "admin:ops-ann"),
+        ("bo", "admin:ops-ann"),
+    ]
+
+
+async def test_invite_now_without_consent_is_a_calm_409_and_invites_nobody(start: Start) -> None:
+    """No live grant covers Zed's signal: 409 consent_required on the loop's page, with what to do; nobody invited."""
+    relay, console = await signed_in(start)
+    await relay.seed()
+    zed = await relay.send("m3", panic(actor={"id": "zed", "display": "Zed"}))
+    assert zed["status"] == "pending_consent"
+    await console.page(loop_page(zed))
+    status, html, _ = await console.send(f"{loop_page(zed)}/invite", agents="ana")
+    assert status == 409 and 'data-code="consent_required"' in html
+    assert "No live consent grant" in html and "Record a consent grant on the Consent page first." in html
+    assert [i for i in (await relay.loop(zed))["invitations"] if i["status"] != "skipped"] == []
+
+
+async def test_invite_now_names_each_refused_agent_and_why(start: Start) -> None:
+    """Cy is outside the granted groups and Ana is away: 400 naming both and why; nobody is invited."""
+    relay, console = await signed_in(start, relay_agent_max_invites_per_hour=0)
+    await relay.seed(agents=[ANA, CY])
+    answer = await relay.send("m3", panic())
+    await relay.admin("PATCH", "/admin/agents/ana", {"away": True})
+    await console.page(loop_page(answer))
+    response = await relay.post(
+        f"{loop_page(answer)}/invite",
+        data=[("csrf", console.csrf), ("agents", "cy"), ("agents", "ana")],
+        allow_redirects=False,
+    )
+    html = await response.text()
+    assert response.status == 400 and 'data-answer="refused"' in html
+    assert "&#39;cy&#39; is outside the groups" in html and "&#39;ana&#39; is away" in html
+    assert "Nobody was invited." in html
+    assert [(i["agent"], i["status"]) for i in (await relay.loop(answer))["invitations"]] == [("ana", "skipped")]
+
+
+async def test_invite_now_with_nobody_ticked_or_for_a_closed_loop_is_a_calm_message(start: Start) -> None:
+    """No agent ticked: 422 "tick at least one"; a loop a person closed: 409 already_done, and its page offers
+    no invite form; an event that does not exist: 404."""
+    relay, console = await signed_in(start)
+    answer, invitation = await relay.invited()
+    await console.page(loop_page(answer))
+    status, html, _ = await console.send(f"{loop_page(answer)}/invite")
+    assert status == 422 and "Tick at least one agent to invite. Nobody was invited." in html
+
+    await relay.drain()
+    assert (await relay.press(relay.link(invitation), action="done", outcome="held-space", note=""))[0] == 200
+    page = await console.page(loop_page(answer))
+    assert 'id="invite-form"' not in page
+    status, html, _ = await console.send(f"{loop_page(answer)}/invite", agents="ana")
+    assert status == 409 and 'data-code="already_done"' in html and "closed by a person" in html
+    status, html, _ = await console.send("/console/loops/m3/evt_nope/invite", agents="ana")
+    assert status == 404 and "No event with this id" in html
+
+
+async def test_a_loop_shows_its_joined_signals_and_a_joined_signal_the_loop_it_joined(start: Start) -> None:
+    """A second panic about Raz while Ana's loop is open joins it: the loop's timeline lists it (id, type, when),
+    and the joined signal's page names the loop it joined."""
+    relay, console = await signed_in(start, relay_coalesce=True)
+    first, _ = await relay.invited()
+    second = await relay.send("m3", panic())
+    assert second["status"] == "joined"
+    (joined,) = (await relay.loop(first))["joined"]
+    timeline = await console.page(loop_page(first))
+    section = timeline.split('id="joined"', 1)[1].split("</ul>", 1)[0]
+    assert f'data-joined="{second["id"]}"' in section and "panic.ui" in section and joined["ts"] in section
+    page = await console.page(loop_page(second))
+    assert f'This signal joined the open loop <a href="{loop_page(first)}">{first["id"]}</a>' in page
+
+
+# Away and back ---------------------------------------------------------------------------------------
+
+
+async def test_away_and_back_from_the_agent_page_by_the_signed_in_admin(start: Start) -> None:
+    """The agent's page sets Ana away (Directory.set_away, ops-ann's instruction, audited) and the Agents list
+    shows it; back again the same way; an agent not in the directory is a calm 404."""
+    relay, console = await signed_in(start)
+    await relay.seed(agents=[ANA, BO])
+    assert 'id="set-away"' in await console.page("/console/agents/ana/edit")
+    status, _, location = await console.send("/console/agents/ana/away", away="true")
+    assert status == 303 and location == "/console/agents/ana/edit?notice=agent-away"
+    assert (await relay.admin("GET", "/admin/agents/ana"))[1]["away"] is True
+    edit = await console.page(location)
+    assert "routing passes them over until someone sets them back" in edit and 'id="set-back"' in edit
+    listed = await console.page("/console/agents")
+    assert 'data-agent="ana" data-active="true" data-away="true"' in listed
+    assert 'data-agent="bo" data-active="true" data-away="false"' in listed
+
+    status, _, location = await console.send("/console/agents/ana/away", away="false")
+    assert status == 303 and location == "/console/agents/ana/edit?notice=agent-back"
+    assert (await relay.admin("GET", "/admin/agents/ana"))[1]["away"] is False
+    back, away = [a for a in await relay.audit() if a["kind"] in ("agent_away", "agent_back")]  # newest first
+    assert (away["kind"], away["action_origin"]) == ("agent_away", "user_directed")
+    assert away["detail"] == {"via": "console", "user_instruction": "ops-ann set ana away"}
+    assert back["kind"] == "agent_back" and back["detail"]["user_instruction"] == "ops-ann set ana back"
+
+    status, html, _ = await console.send("/console/agents/nobody/away", away="true")
+    assert status == 404 and "No agent &#39;nobody&#39; in the directory." in html
+
+
+@pytest.mark.parametrize("action", ["invite", "away"])
+async def test_invite_now_and_away_need_the_csrf_token_and_a_session(start: Start, action: str) -> None:
+    """Either action posted without the session's CSRF token, or without a session, is a 403 and changes nothing;
+    the loop's page without a session goes to sign-in."""
+    relay, console = await signed_in(start, relay_agent_max_invites_per_hour=0)
+    await relay.seed()
+    answer = await relay.send("m3", panic())
+    path, fields = (
+        (f"{loop_page(answer)}/invite", {"agents": "ana"})
+        if action == "invite"
+        else ("/console/agents/ana/away", {"away": "true"})
+    )
+    await console.page(loop_page(answer))
+    status, html, _ = await console.send(path, csrf=False, **fields)
+    assert status == 403 and "was not sent from a console page of this session" in html
+    relay.client.session.cookie_jar.clear()
+    response = await relay.post(path, data={"csrf": console.csrf, **fields}, allow_redirects=False)
+    assert response.status == 403
+    assert (await console.open(loop_page(answer)))[0] == 303
+    assert [i["status"] for i in (await relay.loop(answer))["invitations"]] == ["skipped"]
+    assert (await relay.admin("GET", "/admin/agents/ana"))[1]["away"] is False

@@ -1,7 +1,8 @@
 """The console in a real headless Chromium, against the real server, a real SQLite file and the fake Slack.
 
 One admin's evening: sign in, add an agent, grant consent, watch a loop arrive, retry the
-invitation Slack refused, revoke the grant, sign out; and the refusals around it (a page
+invitation Slack refused, set the agent away and back, invite them now for a loop that found
+nobody, revoke the grant, sign out; and the refusals around it (a page
 without a session, a form without its CSRF token). Every wait is a condition with a
 deadline. Screenshots at phone (390x844) and desktop width go to var/screenshots/.
 """
@@ -202,12 +203,38 @@ def add_agent(driver: Any, server: ServerThread, **fields: str) -> None:
     submit(driver, "#save-agent", then="notice=agent-added")
 
 
+def away_then_invited_now(browser: Any, server: ServerThread, slack: FakeSlack) -> None:
+    """Bo is set away on his page, so the next panic finds nobody (unroutable); back again, he is invited
+    now from that loop's page (the third Slack message), by ops-ann."""
+    browser.get(server.url + "/console/agents/bo/edit")
+    submit(browser, "#set-away", then="notice=agent-away")
+    browser.get(server.url + "/console/agents")
+    assert by_css(browser, "#agent-bo").get_attribute("data-away") == "true"
+    screenshots(browser, "agents-away")
+    unroutable = panic()
+    status, nobody = server.json("POST", "/hooks/m3", *signed("m3", unroutable))
+    assert status == 202 and nobody["status"] == "unroutable"
+    browser.get(server.url + "/console/agents/bo/edit")
+    submit(browser, "#set-back", then="notice=agent-back")
+    browser.get(f"{server.url}/console/loops/m3/{unroutable['id']}")
+    assert not by_css(browser, "#invite-form input[value='bo']").is_selected()  # nobody is ticked for you
+    by_css(browser, "#invite-form input[value='bo']").click()
+    submit(browser, "#invite-now", then="/invite")
+    assert by_css(browser, "#invite-answer").text == "Bo is invited on slack."
+    assert by_css(browser, "[data-agent='bo'] [data-invited-by]").text == "admin:ops-ann"
+    screenshots(browser, "invite-now")
+    wait_for(browser, lambda _: len(slack.calls_to("chat.postMessage")) == 3, "the invitation sent to Bo")
+    _, invited = server.json("GET", nobody["status_url"])
+    assert invited["status"] == "invited" and invited["invitations"][0]["invited_by"] == "admin:ops-ann"
+
+
 # The tests ------------------------------------------------------------------------------------
 
 
 def test_an_admin_evening_in_the_console(server: ServerThread, slack: FakeSlack, browser: Any) -> None:
     """Sign in; add Bo on Slack; grant Raz's circle; a panic arrives and its loop appears; Slack refused it,
-    so Deliveries retries it and it is sent; revoke the grant; sign out, and the console asks for sign-in again."""
+    so Deliveries retries it and it is sent; Bo is set away, so the next panic is unroutable; Bo is back and
+    invited now from that loop's page; revoke the grant; sign out, and the console asks for sign-in again."""
     sign_in(browser, server, "/console/agents")
     add_agent(browser, server, id="bo", display="Bo", groups="care-circle", channels="slack", slack_user="U0BOBOBO")
     assert "Bo · bo" in by_css(browser, "#agent-bo").text
@@ -246,6 +273,8 @@ def test_an_admin_evening_in_the_console(server: ServerThread, slack: FakeSlack,
     browser.get(f"{server.url}/console/loops/m3/{payload['id']}")
     assert by_css(browser, "[data-agent='bo']").get_attribute("data-delivery") in ("sent", "delivered")
     screenshots(browser, "loop")
+
+    away_then_invited_now(browser, server, slack)
 
     browser.get(server.url + "/console/consent")
     submit(browser, "#live-grants button", then="notice=revoked")
