@@ -79,12 +79,23 @@ class DoneLine:
 
 
 @dataclass(frozen=True, slots=True)
+class PassLine:
+    """One agent's "not now" (CONTRACT section 10)."""
+
+    agent: str
+    display: str
+    at: int
+    via: str
+
+
+@dataclass(frozen=True, slots=True)
 class LoopDetail:
-    """A loop's invitations, acks (oldest first) and its done, if any."""
+    """A loop's invitations, acks (oldest first), its done, if any, and the agents who passed."""
 
     invitations: tuple[InvitationLine, ...]
     acks: tuple[AckLine, ...]
     done: DoneLine | None
+    passes: tuple[PassLine, ...] = ()
 
 
 # Inside a writer job ------------------------------------------------------------------
@@ -419,8 +430,14 @@ def loop_detail(tx: Tx, signal_id: int) -> LoopDetail:
         " LEFT JOIN agent a ON a.id = d.agent_id WHERE d.signal_id = ?",
         (signal_id,),
     ).fetchone()
+    passes = tx.execute(
+        "SELECT p.agent_id, COALESCE(a.display, p.agent_id), p.at, p.via FROM loop_pass p"
+        " LEFT JOIN agent a ON a.id = p.agent_id WHERE p.signal_id = ? ORDER BY p.at, p.agent_id",
+        (signal_id,),
+    ).fetchall()
     return LoopDetail(
         invitations=tuple(InvitationLine(int(i), a, c, s, code, by) for i, a, c, s, code, by in invitations),
         acks=tuple(AckLine(a, d, action, int(at), via) for a, d, action, at, via in acks),
         done=None if done is None else DoneLine(done[0], done[1], done[2], done[3], int(done[4]), done[5]),
+        passes=tuple(PassLine(a, d, int(at), via) for a, d, at, via in passes),
     )

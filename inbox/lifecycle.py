@@ -1,7 +1,7 @@
 """The loop's writes (DESIGN.md "State of a loop"): the facts an answer is judged on, and
 the judged answer stored with conditional statements.
 
-received → invited → acked → done. Who may answer is `relay.loop`'s to judge; what is
+received → invited → acked → done; a "not now" (pass) is kept beside the loop and moves nothing. Who may answer is `relay.loop`'s to judge; what is
 left to storage is the last word on races: each agent's ack is kept once (ON CONFLICT on
 (signal, agent)), and done happens once (ON CONFLICT on the signal), so two simultaneous
 dones cannot both close the loop. A done without a prior ack counts as that agent's ack
@@ -59,6 +59,10 @@ def facts(tx: Tx, *, signal_id: int, agent_id: str | None, invitation_id: int | 
         if invitation_id is not None
         else None
     )
+    acked = agent_id is not None and (
+        tx.execute("SELECT 1 FROM ack WHERE signal_id = ? AND agent_id = ?", (signal_id, agent_id)).fetchone()
+        is not None
+    )
     return LoopFacts(
         signal_id=signal_id,
         source=str(loop[0]),
@@ -70,6 +74,7 @@ def facts(tx: Tx, *, signal_id: int, agent_id: str | None, invitation_id: int | 
         active=agent is not None and bool(agent[1]) and agent[2] is None,
         purged=bool(loop[3]),
         display=str(agent[0]) if agent is not None else (agent_id or ""),
+        acked=acked,
     )
 
 
@@ -134,6 +139,22 @@ def store_done(tx: Tx, loop: LoopFacts, *, agent_id: str, outcome: str, note: st
     invitations.release_codes(tx, loop.signal_id)
     _audit(tx, loop, "done", agent_id, via, at, reason="a person closed the loop", outcome=outcome, implied_ack=implied)
     return Stored(RECORDED, "done", _delivered(tx, loop.signal_id), implied_ack=implied)
+
+
+def store_pass(tx: Tx, loop: LoopFacts, *, agent_id: str, via: str, at: int) -> Stored:
+    """Keep a judged "not now" (once per agent and loop). Nothing else moves: no status, no message."""
+    cur = tx.execute(
+        "INSERT INTO loop_pass (signal_id, agent_id, via, at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (signal_id, agent_id) DO NOTHING",
+        (loop.signal_id, agent_id, via, at),
+    )
+    if cur.rowcount != 1:
+        return Stored(ALREADY, loop.status)
+    _audit(
+        tx, loop, "pass", agent_id, via, at,
+        reason="an invited agent said not now", user_instruction=f"{agent_id} said not now",
+    )  # fmt: skip
+    return Stored(RECORDED, loop.status)
 
 
 def store_refusal(tx: Tx, loop: LoopFacts, *, agent_id: str | None, via: str, at: int, reason: str) -> None:

@@ -159,6 +159,17 @@ class AckRow(SQLModel, table=True):
     at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class PassRow(SQLModel, table=True):
+    """An agent's "not now" on one loop (CONTRACT section 10): kept once per agent; the loop does not move."""
+
+    __tablename__ = "loop_pass"
+
+    signal_id: int = Field(foreign_key="signal.id", primary_key=True)
+    agent_id: str = Field(max_length=100, primary_key=True)
+    via: str = Field(max_length=16)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class DoneRow(SQLModel, table=True):
     __tablename__ = "done"
 

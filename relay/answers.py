@@ -1,6 +1,7 @@
-"""Answers from any channel (Slack button, SMS reply, action link) become care.ack / care.done.
+"""Answers from any channel (Slack button, SMS reply, action link) become care.ack / care.done,
+or an agent's "not now" (a pass: kept and thanked, nothing else moves, no callback).
 
-`record(Ack | Done)` runs the one answer path, in one writer transaction: storage reads the
+`record(Ack | Done | Pass)` runs the one answer path, in one writer transaction: storage reads the
 facts (`inbox.lifecycle.facts`), `relay.loop.judge` decides, storage keeps the verdict with
 conditional statements. An answer is `user_directed`: the relay's autonomy gates (kill
 switch, shadow mode, consent, windows) never block it. What follows a recorded answer is
@@ -19,12 +20,12 @@ from inbox.writer import Writer
 from receivers import SENDERS
 from relay import audit, compose
 from relay.invitations import Invitations
-from relay.loop import Ack, Answer, Done, Outcome, Verdict, admits, judge
+from relay.loop import Ack, Answer, Done, Outcome, Pass, Verdict, admits, judge, kind_of
 from relay.metrics import Metrics
 from relay.model import Clock, LoopFacts, millis
 from relay.settings import Settings
 
-__all__ = ["Ack", "AnswerResult", "Answers", "Done", "Outcome"]
+__all__ = ["Ack", "AnswerResult", "Answers", "Done", "Outcome", "Pass"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def _storable(text: str) -> str:
 def _clean(answer: Answer) -> Answer:
     if isinstance(answer, Ack):
         return replace(answer, response=_storable(answer.response))
+    if isinstance(answer, Pass):
+        return answer
     return replace(answer, outcome=_storable(answer.outcome), note=_storable(answer.note))
 
 
@@ -76,7 +79,7 @@ class Answers:
         return bool(url)
 
     def _follow_up(
-        self, tx: Tx, loop: LoopFacts, stored: lifecycle.Stored, answer: Answer, agent_id: str, at: int
+        self, tx: Tx, loop: LoopFacts, stored: lifecycle.Stored, answer: Ack | Done, agent_id: str, at: int
     ) -> None:
         if isinstance(answer, Ack):
             kind, fields = "care.ack", {"action": answer.response}
@@ -114,6 +117,9 @@ class Answers:
             if facts is None or agent_id is None or not verdict.allowed:
                 self._refused(tx, verdict, facts, answer.agent_id, answer.via, at)
                 return verdict.outcome, facts, None
+            if isinstance(answer, Pass):  # nothing follows a pass: no update, no callback (CONTRACT section 10)
+                stored = lifecycle.store_pass(tx, facts, agent_id=agent_id, via=answer.via, at=at)
+                return Outcome(stored.outcome), facts, stored.status
             if isinstance(answer, Ack):
                 stored = lifecycle.store_ack(
                     tx, facts, agent_id=agent_id, action=answer.response, via=answer.via, at=at
@@ -127,8 +133,7 @@ class Answers:
             return Outcome(stored.outcome), facts, stored.status
 
         outcome, facts, status = await self._writer.run(job)
-        kind = "ack" if isinstance(answer, Ack) else "done"
-        return self._finish(outcome, facts, status, kind, answer.agent_id, answer.via)
+        return self._finish(outcome, facts, status, kind_of(answer), answer.agent_id, answer.via)
 
     async def admit(self, *, signal_id: int, agent_id: str | None, invitation_id: int, via: str, what: str) -> Outcome:
         """May this agent answer this invitation now (before a form is shown)? A refusal is audited."""
@@ -176,6 +181,7 @@ class Answers:
         self, outcome: Outcome, loop: LoopFacts | None, status: str | None, kind: str, agent_id: str | None, via: str
     ) -> AnswerResult:
         recorded = outcome is Outcome.RECORDED
+        instruction = {"user_instruction": f"{agent_id} said not now"} if kind == "pass" and recorded else {}
         audit.emit(
             {
                 "kind": kind if recorded else "refusal",
@@ -186,11 +192,13 @@ class Answers:
                 "via": via,
                 "action_origin": "user_directed",
                 "policy_gate_result": "allowed" if recorded else "blocked",
+                **instruction,
             }
         )
         if recorded:
             self._metrics.answers.labels(via, kind).inc()
-            self._on_queued()
+            if kind != "pass":
+                self._on_queued()
         else:
             self._count_refusal(agent_id, via)
         return AnswerResult(outcome, loop.event_id if loop else None, status or (loop.status if loop else None))

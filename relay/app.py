@@ -21,6 +21,7 @@ from inbox import open_inbox, signals
 from inbox.writer import STORAGE_ERRORS
 from receivers import read_signal
 from relay import channels, logs
+from relay.actors import ActorConsent
 from relay.addresses import Addresses
 from relay.answers import Answers
 from relay.channels.slack import start_socket_mode, stop_socket_mode
@@ -31,6 +32,7 @@ from relay.instructions import Instructions
 from relay.intake import Intake
 from relay.invitations import Invitations
 from relay.keys import (
+    ACTOR_CONSENT,
     ADDRESSES,
     ANSWERS,
     CHANNELS,
@@ -116,6 +118,10 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[INSTRUCTIONS] = Instructions(
         app[WRITER], settings.routing(), read_signal=read_signal, clock=clock, on_queued=wake
     )
+    app[ACTOR_CONSENT] = ActorConsent(
+        app[WRITER], app[READER], app[DIRECTORY], settings.routing(), read_signal=read_signal, clock=clock,
+        on_queued=wake,
+    )  # fmt: skip
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)
     app[CHANNELS] = opened

@@ -21,6 +21,7 @@ The hierarchy (status, code):
     │   ├── EventIdConflictError (409 event_id_conflict)
     │   ├── NonceReusedError (409 nonce_reused)
     │   ├── AlreadyDoneError (409 already_done)
+    │   ├── AlreadyAnsweredError (409 already_answered)
     │   └── NotFailedError (409 not_failed)
     ├── LinkExpiredError (410 link_expired)
     ├── RequestTimeoutError (408 request_timeout)
@@ -133,6 +134,11 @@ class NonceReusedError(ConflictError):
 class AlreadyDoneError(ConflictError):
     code = "already_done"
     detail = "This loop was already closed by a person."
+
+
+class AlreadyAnsweredError(ConflictError):
+    code = "already_answered"
+    detail = "This agent already answered this loop; a 'not now' is no longer taken."
 
 
 class ConsentRequiredError(ConflictError):

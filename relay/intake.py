@@ -42,7 +42,7 @@ from inbox.writer import Writer
 from relay import audit, compose
 from relay.errors import EventIdConflictError, NonceReusedError, RelayError
 from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
-from relay.router import coalescing_key, decide, joined
+from relay.router import coalescing_key, consent_groups, decide, joined
 
 log = logging.getLogger("care_relay.intake")
 HOUR_MS = 3_600_000
@@ -59,6 +59,8 @@ class IntakeResult:
     signal_id: int | None = None
     #: status `joined`: the event id of the open loop it joined
     joined_to: str | None = None
+    #: `pending_consent` M3: the audience's groups that name a directory group (its consent page asks)
+    consent_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class DirectoryCache:
         self._group = -1
         self.agents: tuple[Agent, ...] = ()
         self.grants: tuple[Grant, ...] = ()
+        #: every group some agent of the directory is in
+        self.groups: set[str] = set()
 
     def refresh(self, tx: Tx) -> None:
         """Reload when the directory moved; checked once per commit group."""
@@ -113,6 +117,7 @@ class DirectoryCache:
             agents, grants = directory.load_directory(tx)
             self.agents = tuple(a.as_agent() for a in agents)
             self.grants = tuple(g.as_grant() for g in grants)
+            self.groups = {g for a in self.agents for g in a.groups}
             self._version = version
 
 
@@ -214,9 +219,10 @@ class Intake:
             subject_key = coalescing_key(signal)
             decision, target = self._coalesced(tx, opened, signal, decision, subject_key, len(work))
             row = _signal_values(signal, item, decision, at, subject_key)
+            asks = consent_groups(signal, self._directory.groups) if decision.status == "pending_consent" else ()
             result = IntakeResult(
                 signal.source, signal.event_id, decision.status, duplicate=False, decision=decision,
-                joined_to=None if target is None else target.event_id,
+                joined_to=None if target is None else target.event_id, consent_groups=asks,
             )  # fmt: skip
             if decision.invitations or _shown_skips(decision) or self._forwards(signal) or target is not None:
                 work.append(_Work(len(answers), signal, row, decision, result, target))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox.reader import Reader
 from inbox.writer import Writer
+from relay.actors import ActorConsent
 from relay.addresses import Addresses
 from relay.answers import Answers
 from relay.deliveries import Deliveries
@@ -46,6 +47,8 @@ LEXICON = web.AppKey("lexicon", Lexicon)
 DIRECTORY = web.AppKey("directory", Directory)
 #: people's instructions about a loop: invite now (the admin API's and the CLI's one service).
 INSTRUCTIONS = web.AppKey("instructions", Instructions)
+#: the actor's own consent page (CONTRACT section 10)
+ACTOR_CONSENT = web.AppKey("actor_consent", ActorConsent)
 #: read-only views of loops and the audit trail.
 VIEWS = web.AppKey("views", Views)
 OUTBOX = web.AppKey("outbox", OutboxWorker)

@@ -1,8 +1,8 @@
 """Who may answer a loop, and what an answer may say: one place for every channel.
 
-Pure: no I/O, no clock. `judge` takes an `Ack` or `Done` and the `LoopFacts` storage read
+Pure: no I/O, no clock. `judge` takes an `Ack`, `Done` or `Pass` and the `LoopFacts` storage read
 in the answer's own transaction, and returns a `Verdict`. A channel only translates its
-provider's payload into an `Ack` or `Done`, and the outcome back into its own words.
+provider's payload into an `Ack`, `Done` or `Pass`, and the outcome back into its own words.
 Storage keeps the last word on races (a second done loses to the first's conflict).
 """
 
@@ -38,6 +38,8 @@ class Outcome(StrEnum):
     BAD_OUTCOME = "bad_outcome"
     #: a done whose note is past NOTE_MAX.
     NOTE_TOO_LONG = "note_too_long"
+    #: a "not now" from an agent who already said they are here (409 `already_answered`).
+    ALREADY_ANSWERED = "already_answered"
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,18 @@ class Done:
     invitation_id: int | None = None
 
 
-Answer = Ack | Done
+@dataclass(frozen=True)
+class Pass:
+    """An agent's "not now" (CONTRACT section 10): kept and thanked; nothing else moves."""
+
+    signal_id: int
+    #: None: a person the directory does not know.
+    agent_id: str | None
+    via: str
+    invitation_id: int | None = None
+
+
+Answer = Ack | Done | Pass
 
 
 @dataclass(frozen=True)
@@ -97,12 +110,19 @@ def admits(agent_id: str | None, invitation_id: int | None, facts: LoopFacts | N
     return Verdict(Outcome.RECORDED)
 
 
+def kind_of(answer: Answer) -> str:
+    """The answer's name in the audit and the metrics."""
+    return "ack" if isinstance(answer, Ack) else "done" if isinstance(answer, Done) else "pass"
+
+
 def judge(answer: Answer, facts: LoopFacts | None, offered: tuple[str, ...]) -> Verdict:
     """May this answer be stored? Storage still decides ALREADY and a racing ALREADY_DONE."""
-    kind = "ack" if isinstance(answer, Ack) else "done"
-    verdict = admits(answer.agent_id, answer.invitation_id, facts, kind)
+    verdict = admits(answer.agent_id, answer.invitation_id, facts, kind_of(answer))
     if not verdict.allowed:
         return verdict
+    if isinstance(answer, Pass):
+        # an agent who said they are here closes the loop instead of passing on it
+        return Verdict(Outcome.ALREADY_ANSWERED if facts is not None and facts.acked else Outcome.RECORDED)
     if isinstance(answer, Ack):
         return Verdict(Outcome.RECORDED if answer.response in offered else Outcome.NOT_OFFERED)
     if not answer.outcome or len(answer.outcome) > OUTCOME_MAX:

@@ -219,3 +219,5 @@ class LoopFacts:
     purged: bool
     #: the answering agent's display name (their id when unknown).
     display: str
+    #: the answering agent has acked this loop (a "not now" is then refused).
+    acked: bool = False

@@ -38,6 +38,9 @@ Choices made here (keep them in step with the tests):
 - One loop per moment (CONTRACT section 10): `coalescing_key` names what a signal is about;
   `joined` turns an `invited` decision into `joined` when a loop about the same subject is
   open (the caller looks it up). Only a decision that would invite is joined.
+- The actor's yes on their consent page (`decide_on_actor_yes`) is the actor's own instruction
+  (`user_directed`): the kill switch, shadow mode, the payload's consent block and the throttle
+  do not apply (the yes is the explicit consent); a covering grant and the care window do.
 - Invite now (`plan_invite_now`) is a person's instruction: the kill switch, shadow mode,
   the care window and the throttle do not apply; consent and the directory do, and the
   channel is chosen as routing chooses it (verification, away, quiet hours, opt-outs).
@@ -68,7 +71,9 @@ __all__ = [
     "INBOX_ONLY_TYPES",
     "InvitePlan",
     "coalescing_key",
+    "consent_groups",
     "decide",
+    "decide_on_actor_yes",
     "in_quiet_hours",
     "joined",
     "needs_address",
@@ -259,6 +264,38 @@ def send_time_refusal(  # noqa: PLR0911 - one return per reason, in the contract
     if channel in PAGER_CHANNELS and in_quiet_hours(agent.quiet_hours, agent.tz, now):
         return "quiet_hours"
     return None
+
+
+def consent_groups(signal: Signal, directory_groups: set[str]) -> tuple[str, ...]:
+    """The groups of an M3 signal's audience that name a directory group: what its actor's
+    consent page asks about (CONTRACT section 10); empty: no page."""
+    if signal.source != "m3":
+        return ()
+    return tuple(dict.fromkeys(g for g in signal.groups if g in directory_groups))
+
+
+def decide_on_actor_yes(
+    signal: Signal, grants: Sequence[Grant], agents: Sequence[Agent], *, now: datetime, settings: RoutingSettings
+) -> Decision:
+    """The signal decided again after its actor said yes on the consent page (CONTRACT section 10)."""
+    now = _aware(now)
+    covering = [g for g in grants if _covers(g, signal, now)]
+    grant_id = covering[0].id if covering else None
+    if not covering:
+        status, reason = _GATES["consent"]
+        return Decision(status, reason, "user_directed", "blocked", ("consent",), grant_id=grant_id)
+    if _window_passed(signal, now, settings):
+        status, reason = _GATES["care_window"]
+        return Decision(status, reason, "user_directed", "blocked", ("care_window",), grant_id=grant_id)
+    unthrottled = replace(settings, agent_max_invites_per_hour=2**31)
+    invitations, skipped = _route(signal, covering, agents, now, unthrottled, {})
+    if not invitations:
+        reason = "the actor consented; no reachable agent in the granted groups"
+        return Decision("unroutable", reason, "user_directed", "blocked", ("audience",), skipped=skipped)
+    reason = "the actor consented on their consent page, within care window"
+    return Decision(
+        "invited", reason, "user_directed", "allowed", invitations=invitations, grant_id=grant_id, skipped=skipped
+    )
 
 
 def _aware(moment: datetime) -> datetime:

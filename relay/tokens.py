@@ -36,6 +36,7 @@ class _KeyCachingSigner(Signer):
 
 STATUS_SALT = "care-relay.status.v1"
 ACTION_SALT = "care-relay.action-link.v1"
+CONSENT_SALT = "care-relay.actor-consent.v1"
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,27 @@ class Tokens:
         except (BadSignature, ValueError, UnicodeError):
             return None
         return (source, event_id) if source and event_id else None
+
+    @cached_property
+    def _consent_serializer(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(list(self.secrets), salt=CONSENT_SALT)
+
+    def consent_token(self, source: str, event_id: str) -> str:
+        """A token for one signal's consent page (CONTRACT section 10); expires with action links."""
+        return self._consent_serializer.dumps({"s": source, "e": event_id})
+
+    def read_consent_token(self, token: str) -> tuple[str, str]:
+        """(source, event id) of a consent page; 410 when expired, 403 when tampered."""
+        invalid = ForbiddenError("This link is not valid; open the consent link as the app showed it.")
+        try:
+            data: Any = self._consent_serializer.loads(token, max_age=self.link_max_age_sec)
+        except SignatureExpired:
+            raise LinkExpiredError() from None
+        except BadSignature:
+            raise invalid from None
+        if not isinstance(data, dict) or not isinstance(data.get("s"), str) or not isinstance(data.get("e"), str):
+            raise invalid
+        return str(data["s"]), str(data["e"])
 
     def action_token(self, invitation_id: int) -> str:
         return self._action().dumps({"i": invitation_id})

@@ -91,6 +91,7 @@ def _describe(signal: StoredSignal, loop: _Loop) -> dict[str, Any]:
             "note": done.note,
         },
         "joined": [{"id": j.event_id, "type": j.type, "ts": iso(j.received_at)} for j in loop.joined],
+        "passes": [{"by": {"id": p.agent, "display": p.display}, "ts": iso(p.at)} for p in detail.passes],
     }
 
 

@@ -18,6 +18,7 @@ from receivers.schema import require_object
 from relay.bodies import media_type, read_body
 from relay.errors import UnsupportedMediaTypeError
 from relay.keys import CLOCK, EVENT_ID, INTAKE, METRICS, SETTINGS, TOKENS
+from relay.web.consent import consent_url
 from relay.web.requests import Handler
 
 
@@ -58,6 +59,8 @@ def handler_for(sender: Sender) -> Handler:
         }
         if result.joined_to is not None:  # CONTRACT section 10: the open loop this signal joined
             answer["joined_to"] = result.joined_to
+        if result.consent_groups:  # CONTRACT section 10: the actor's own consent page
+            answer["consent_url"] = consent_url(request, result.source, result.event_id)
         return web.json_response(answer, status=200 if result.duplicate else 202)
 
     handle_signal.__name__ = f"handle_{sender.name}"

@@ -1,4 +1,5 @@
-"""Action links: `GET /a/{token}` shows one invitation, `POST /a/{token}` records the answer.
+"""Action links: `GET /a/{token}` shows one invitation, `POST /a/{token}` records the answer
+(an ack, a done, a "not now", or the agent's "ask someone else").
 
 The token (relay.tokens) names one invitation; whoever holds it answers as that
 invitation's agent, so the link is a capability: kept out of caches, referrers and
@@ -25,10 +26,11 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 
 from relay import compose
-from relay.answers import Ack, Done, Outcome
+from relay.answers import Ack, Done, Outcome, Pass
 from relay.bodies import media_type
 from relay.delivery import Invite
 from relay.errors import (
+    AlreadyAnsweredError,
     AlreadyDoneError,
     BadRequestError,
     ForbiddenError,
@@ -38,7 +40,7 @@ from relay.errors import (
     UnsupportedMediaTypeError,
 )
 from relay.invitations import AckLine, DoneLine
-from relay.keys import ANSWERS, CLOCK, INVITATIONS, METRICS, TOKENS
+from relay.keys import ANSWERS, CLOCK, INSTRUCTIONS, INVITATIONS, METRICS, TOKENS
 from relay.labels import N_
 from relay.loop import NOTE_MAX, OUTCOME_MAX
 from relay.web import pages
@@ -73,6 +75,8 @@ class Loop:
     invite: Invite
     acks: tuple[AckLine, ...]
     done: DoneLine | None
+    #: the agents who said "not now"
+    passed: tuple[str, ...] = ()
 
     @property
     def closed(self) -> bool:
@@ -108,6 +112,10 @@ class Page:
     #: the close form is open (the agent answered, or is fixing what they typed in it);
     #: otherwise it waits behind "I was there — close the loop"
     close_open: bool = False
+    #: "Not now" is offered (not answered, not passed, loop open)
+    offer_pass: bool = False
+    #: the agents this agent may ask (id, display); the "Ask someone else" form shows when any
+    ask_names: tuple[tuple[str, str], ...] = ()
 
 
 # The two handlers ------------------------------------------------------------------------
@@ -119,17 +127,22 @@ async def handle_link_page(request: web.Request) -> web.Response:
     loop = await _load(request, _invitation_id(request))
     if not loop.invite.agent.active:
         raise ForbiddenError(NOT_YOURS)
-    return _page(request, standing(loop))
+    return _page(request, await _with_askable(request, standing(loop)))
 
 
 @page
 async def handle_link_answer(request: web.Request) -> web.Response:
     """Record the agent's ack or done (`user_directed`) and say what was recorded."""
     invitation_id = _invitation_id(request)
-    form = await _read_form(request)
+    form = await read_form(request)
     loop = await _load(request, invitation_id)
     agent_id, action = loop.agent_id, form.get("action", "")
     answers = request.app[ANSWERS]
+    if action == "pass":
+        passed = Pass(loop.signal_id, agent_id, VIA, invitation_id=invitation_id)
+        return _page(request, await _passed(request, loop, (await answers.record(passed)).outcome))
+    if action == "ask":
+        return _page(request, await _asked(request, loop, form.get("agent", "")))
     if action == "ack":
         response = form.get("response", "")
         ack = Ack(loop.signal_id, agent_id, response, VIA, invitation_id=invitation_id)
@@ -145,6 +158,61 @@ async def handle_link_answer(request: web.Request) -> web.Response:
         signal_id=loop.signal_id, agent_id=agent_id, invitation_id=invitation_id, via=VIA, what="action link answer"
     )
     return _page(request, await _answered(request, loop, admitted, "", unread=True))
+
+
+async def _passed(request: web.Request, loop: Loop, outcome: Outcome) -> Page:
+    """A "not now": thanks (nothing else moves), or 409 `already_answered` once the agent acked."""
+    words = loop.words
+    if outcome in (Outcome.RECORDED, Outcome.ALREADY):
+        title = words._("Thank you, {display} — not now is fine", display=loop.invite.agent.display)
+        notice = words._("Nothing more is needed from you for this one. Nobody else is told.")
+        return await _with_askable(request, standing(await _reload(request, loop), title=title, notice=notice))
+    if outcome is Outcome.ALREADY_ANSWERED:
+        return standing(
+            loop,
+            status=AlreadyAnsweredError.status,
+            code=AlreadyAnsweredError.code,
+            title=words._("You already said you're here"),
+            notice=words._("When you have been present, close the loop below; this answer was not recorded."),
+            notice_kind="info",
+        )
+    return await _answered(request, loop, outcome, "")
+
+
+async def _asked(request: web.Request, loop: Loop, target: str) -> Page:
+    """The agent's "ask someone else": the named agent invited (their instruction), or why not."""
+    words = loop.words
+    asked = await request.app[INSTRUCTIONS].ask(
+        signal_id=loop.signal_id,
+        agent_id=loop.agent_id,
+        invitation_id=loop.invite.invitation_id,
+        target=target[:100],
+        via=VIA,
+    )
+    after = await _reload(request, loop)
+    match asked.outcome:
+        case Outcome.RECORDED:
+            title = words._("{display} is invited — thank you for thinking of them.", display=asked.display)
+            return await _with_askable(request, standing(after, title=title))
+        case Outcome.ALREADY:
+            title = words._("{display} already has an invitation for this one.", display=asked.display)
+            return await _with_askable(request, standing(after, title=title, notice_kind="info"))
+        case Outcome.NOT_OFFERED:
+            fix = words._("Please choose one of the people listed.")
+            return await _with_askable(request, _problem(after, fix))
+        case _:
+            return await _answered(request, loop, asked.outcome, "")
+
+
+async def _with_askable(request: web.Request, page: Page) -> Page:
+    """The page with the agents this agent may ask, while the loop is open."""
+    loop = page.loop
+    if loop.closed or not loop.invite.agent.active:
+        return page
+    asking = await request.app[INSTRUCTIONS].askable(
+        signal_id=loop.signal_id, agent_id=loop.agent_id, invitation_id=loop.invite.invitation_id
+    )
+    return replace(page, ask_names=asking.names) if asking.outcome is Outcome.RECORDED else page
 
 
 async def _answered(  # noqa: PLR0911 - one return per outcome, checked complete by assert_never
@@ -184,7 +252,7 @@ async def _answered(  # noqa: PLR0911 - one return per outcome, checked complete
             return standing(after, title=title, notice=nothing_changed, notice_kind="info")
         case Outcome.ALREADY_DONE:
             return _closed(await _reload(request, loop))
-        case Outcome.NOT_OFFERED:
+        case Outcome.NOT_OFFERED | Outcome.ALREADY_ANSWERED:  # the latter only for a pass, which `_passed` words
             return _problem(loop, _(CHOOSE))
         case Outcome.BAD_OUTCOME:
             fix = _("Please say in a few words what happened (up to {count} characters).", count=OUTCOME_MAX)
@@ -219,6 +287,7 @@ def standing(loop: Loop, **changes: Any) -> Page:
         offer_done=not loop.closed,
         state_lines=state_lines(loop),
         close_open=loop.own_ack is not None,
+        offer_pass=not loop.closed and loop.own_ack is None and loop.agent_id not in loop.passed,
     )
     return replace(page, **changes)
 
@@ -304,7 +373,15 @@ async def _load(request: web.Request, invitation_id: int) -> Loop:
         raise LinkExpiredError(PURGED)
     view = held.view
     detail = await request.app[INVITATIONS].detail(view.signal_id)
-    return Loop(view.signal_id, view.agent_id, view.loop_status, held.invite, detail.acks, detail.done)
+    return Loop(
+        view.signal_id,
+        view.agent_id,
+        view.loop_status,
+        held.invite,
+        detail.acks,
+        detail.done,
+        tuple(p.agent for p in detail.passes),
+    )
 
 
 async def _reload(request: web.Request, loop: Loop) -> Loop:
@@ -312,7 +389,7 @@ async def _reload(request: web.Request, loop: Loop) -> Loop:
     return await _load(request, loop.invite.invitation_id)
 
 
-async def _read_form(request: web.Request) -> dict[str, str]:
+async def read_form(request: web.Request) -> dict[str, str]:
     """The urlencoded form, size-capped; the first value of each field."""
     too_large = PayloadTooLargeError(N_("This form takes a short outcome and a note of up to 1000 characters."))
     if request.content_length is not None and request.content_length > FORM_MAX_BYTES:

@@ -281,10 +281,28 @@ def people() -> dict[str, Any]:
                 pages=True,
             ),
             "post": operation(
-                "An agent's answer from the page: ack with a response, or done with outcome and note",
+                "An agent's answer from the page: ack with a response, done with outcome and note, pass"
+                " (not now), or ask (another agent to invite)",
                 {200: _html("what was recorded")},
                 (403, 404, 409, 410),
                 body={"application/x-www-form-urlencoded": {"schema": ref("LinkAnswer")}},
+                parameters=token,
+                pages=True,
+            ),
+        },
+        "/c/{token}": {
+            "get": operation(
+                "The actor's own consent page for a pending_consent signal (changes nothing)",
+                {200: _html("the question, or 'Stop inviting my circle'")},
+                (400, 403, 404, 410),
+                parameters=token,
+                pages=True,
+            ),
+            "post": operation(
+                "The actor's yes (a grant, and the signal decided again) or stop (their grants revoked)",
+                {200: _html("what was recorded")},
+                (400, 403, 404, 410, 413, 415),
+                body={"application/x-www-form-urlencoded": {"schema": ref("ConsentAnswer")}},
                 parameters=token,
                 pages=True,
             ),

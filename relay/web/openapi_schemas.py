@@ -140,7 +140,8 @@ def _answers() -> dict[str, Any]:
                             "agent": _STRING,
                             "channel": _nullable("string"),
                             "status": {"enum": list(INVITATION_STATUSES)},
-                            # present when a person asked for it (invite now): "admin:NAME"
+                            # present when a person asked for it: "admin:NAME" (invite now),
+                            # "agent:ID" (ask someone else), "actor:ID" (the actor's own consent)
                             "invited_by": _STRING,
                         },
                     ),
@@ -151,6 +152,13 @@ def _answers() -> dict[str, Any]:
                 "joined": {
                     "type": "array",
                     "items": _obj(["id", "type", "ts"], {"id": _STRING, "type": _STRING, "ts": time}),
+                },
+                # a `pending_consent` M3 signal whose groups name a directory group: the actor's consent page
+                "consent_url": _STRING,
+                # agents who said "not now" (CONTRACT section 10)
+                "passes": {
+                    "type": "array",
+                    "items": _obj(["by", "ts"], {"by": callback_fields["by"], "ts": time}),
                 },
                 "acks": {"type": "array", "items": _obj(["type", "ts", "for", "by", "action"], callback_fields)},
                 "done": {"oneOf": [{"type": "null"}, _obj(["type", "ts", "for", "by", "outcome"], callback_fields)]},
@@ -243,8 +251,16 @@ def _answers() -> dict[str, Any]:
         "NotReady": _obj(["ok", "error", "detail"], {"ok": {"const": False}, "error": {"const": "unavailable"}}),
         "LinkAnswer": _obj(
             ["action"],
-            {"action": {"enum": ["ack", "done"]}, "response": _STRING, "outcome": _STRING, "note": _STRING},
+            {
+                "action": {"enum": ["ack", "done", "pass", "ask"]},
+                "response": _STRING,
+                "outcome": _STRING,
+                "note": _STRING,
+                # action=ask: the agent to invite (CONTRACT section 10, "ask someone else")
+                "agent": _STRING,
+            },
         ),
+        "ConsentAnswer": _obj(["action"], {"action": {"enum": ["yes", "stop"]}}),
         "M3Callback": _obj(["id", *(k for k in ("type", "ts", "for", "by"))], {"id": _STRING, **callback_fields}),
         "AishaCallback": _obj(["event_id", "type", "ts", "for", "by"], {"event_id": _STRING, **callback_fields}),
     }

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from receivers import SENDERS
 from relay.web import admin, health, hooks, links, metrics, openapi, status
+from relay.web import consent as actor_consent
 from relay.web.console import agents, consent, loops, signin, work
 
 
@@ -28,6 +29,9 @@ def add_routes(app: web.Application) -> None:
     # action links: the page an invitation links to, and its answer
     r.add_get("/a/{token}", links.handle_link_page)
     r.add_post("/a/{token}", links.handle_link_answer)
+    # the actor's own consent page (CONTRACT section 10): the question, its yes, "stop inviting my circle"
+    r.add_get("/c/{token}", actor_consent.handle_consent_page)
+    r.add_post("/c/{token}", actor_consent.handle_consent_answer)
     # the directory, consent, the inbox and the audit trail (bearer tokens)
     r.add_get("/admin/agents", admin.handle_list_agents)
     r.add_post("/admin/agents", admin.handle_create_agent)

@@ -17,10 +17,11 @@ from aiohttp import web
 from receivers import SENDERS
 from relay import compose
 from relay.errors import BadRequestError, ForbiddenError
-from relay.keys import EVENT_ID, TOKENS, VIEWS
+from relay.keys import ACTOR_CONSENT, EVENT_ID, TOKENS, VIEWS
 from relay.labels import N_
 from relay.web import pages
 from relay.web.auth import require_admin
+from relay.web.consent import consent_url
 from relay.words import Words
 
 _SOURCES = " or ".join(f"'{name}'" for name in SENDERS)
@@ -52,6 +53,10 @@ async def handle_event_status(request: web.Request) -> web.Response:
     else:
         require_admin(request)
     status = await request.app[VIEWS].event_status(event_id, source)
+    if status["status"] == "pending_consent" and await request.app[ACTOR_CONSENT].groups_of(
+        status["source"], status["id"]
+    ):  # CONTRACT section 10: the actor's own consent page
+        status["consent_url"] = consent_url(request, status["source"], status["id"])
     if "text/html" in request.headers.get("Accept", ""):
         return _page(request, status)
     return web.json_response(status)

@@ -166,7 +166,8 @@ async def test_a_second_panic_joins_the_open_loop(begin: Begin, slack: FakeSlack
     (update,) = slack.calls_to("chat.update")
     assert 'Raz sent another signal: "still here"' in str(update["blocks"])
     actions = [e["action_id"] for b in update["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert actions == ["care_ack_1", "care_ack_2", "care_done"]  # nobody answered yet: Ana can still answer
+    # nobody answered yet: Ana can still answer
+    assert actions == ["care_ack_1", "care_ack_2", "care_done", "care_pass", "care_ask"]
     assert len(twilio.messages) == 1  # Bob is not texted again
     assert len(slack.calls_to("chat.postMessage")) == 1
 

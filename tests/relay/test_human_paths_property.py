@@ -1,5 +1,5 @@
 """CONTRACT section 5 still holds with the human paths (section 10): random sequences of signals,
-answers, away and back, and invite now, against the real app on SQLite."""
+answers, "not now", "ask someone else", away and back, and invite now, against the real app on SQLite."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ OPS = st.one_of(
     st.tuples(st.just("done"), st.integers(0, 7), st.sampled_from(AGENTS)),
     st.tuples(st.just("away"), st.sampled_from(AGENTS), st.booleans()),
     st.tuples(st.just("invite"), st.integers(0, 7), st.lists(st.sampled_from(AGENTS), min_size=1, max_size=2)),
+    st.tuples(st.just("pass"), st.integers(0, 7), st.sampled_from(AGENTS)),
+    st.tuples(st.just("ask"), st.integers(0, 7), st.sampled_from(AGENTS), st.sampled_from(AGENTS)),
 )
 
 
@@ -61,6 +63,11 @@ class Model:
     sent: dict[str, tuple[str, bool]] = field(default_factory=dict)
     away: set[str] = field(default_factory=set)
     instructions: int = 0
+    #: (event id, agent) of every ack (a done counts as one) and every "not now"
+    acked: set[tuple[str, str]] = field(default_factory=set)
+    passed: set[tuple[str, str]] = field(default_factory=set)
+    #: "ask someone else" that invited someone
+    asks: int = 0
 
     def pick(self, index: int) -> str | None:
         return list(self.loops)[index % len(self.loops)] if self.loops else None
@@ -126,6 +133,60 @@ def answer(server: ServerThread, model: Model, kind: str, index: int, agent: str
         return
     assert status == 200
     model.loops[event_id] = "done" if kind == "done" else "acked"
+    model.acked.add((event_id, agent))
+
+
+def post_form(server: ServerThread, invitation: int, form: dict[str, str]) -> int:
+    token = server.app[TOKENS].action_token(invitation)
+    status, _ = server.request(
+        "POST", f"/a/{token}", urlencode(form).encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    return status
+
+
+def held(server: ServerThread, event_id: str, agent: str) -> int | None:
+    return next((i[0] for i in invitations(server, event_id) if i[1] == agent and i[2] != "skipped"), None)
+
+
+def pass_on(server: ServerThread, model: Model, index: int, agent: str) -> None:
+    """ "Not now": kept and thanked, or 409 once the agent acked or the loop closed; nothing moves."""
+    event_id = model.pick(index)
+    invitation = held(server, event_id, agent) if event_id is not None else None
+    if event_id is None or invitation is None:
+        return
+    before = invitations(server, event_id)
+    status = post_form(server, invitation, {"action": "pass"})
+    if model.loops[event_id] == "done" or (event_id, agent) in model.acked:
+        assert status == 409  # already_done, or already_answered
+    else:
+        assert status == 200
+        model.passed.add((event_id, agent))
+    assert invitations(server, event_id) == before  # nobody is re-routed, nothing is sent
+
+
+def ask(server: ServerThread, model: Model, index: int, agent: str, target: str) -> None:
+    """ "Ask someone else": the agent's instruction, bound by consent and the directory (rules 1 and 2)."""
+    event_id = model.pick(index)
+    invitation = held(server, event_id, agent) if event_id is not None else None
+    if event_id is None or invitation is None:
+        return
+    before = {i[1]: i[2] for i in invitations(server, event_id)}
+    status = post_form(server, invitation, {"action": "ask", "agent": target})
+    holds = before.get(target, "skipped") != "skipped"
+    if model.loops[event_id] == "done":
+        assert status == 409
+    elif holds:
+        assert status == 200  # they already hold one: nothing changes
+    elif target == "cy" or target in model.away:
+        assert status == 400  # outside the granted groups, or away
+    else:
+        assert status == 200
+        model.asks += 1
+        assert {i[1]: i[3] for i in invitations(server, event_id)}[target] == f"agent:{agent}"
+        if model.loops[event_id] not in ("invited", "acked"):
+            model.loops[event_id] = "invited"
+    if status != 200 or holds:
+        assert {i[1]: i[2] for i in invitations(server, event_id)} == before
 
 
 def set_away(server: ServerThread, model: Model, agent: str, away: bool) -> None:
@@ -155,7 +216,8 @@ def invite(server: ServerThread, model: Model, index: int, agents: list[str]) ->
     after = invitations(server, event_id)
     if status != 202:
         assert {i[1]: i[2] for i in after} == before  # a refusal changes nothing
-    assert {i[3] for i in after} <= {None, "admin:lead"}  # who asked is on what they asked for
+    # who asked is on what they asked for
+    assert {i[3] for i in after} <= {None, "admin:lead", *(f"agent:{a}" for a in CIRCLE)}
 
 
 def check(server: ServerThread, model: Model) -> None:
@@ -183,12 +245,23 @@ def check(server: ServerThread, model: Model) -> None:
         )
         assert len(rows) == model.instructions
         assert all(json.loads(r[0])["user_instruction"].startswith("lead invited ") for r in rows)
+        asked = server.sql(
+            f"SELECT action_origin FROM audit WHERE kind = 'ask_someone_else' AND event_id IN ({marks})",  # noqa: S608
+            *ids,
+        )
+        assert len(asked) == model.asks and {r[0] for r in asked} <= {"user_directed"}
+        passes = server.sql(
+            "SELECT s.event_id, p.agent_id FROM loop_pass p JOIN signal s ON s.id = p.signal_id"  # noqa: S608 (marks)
+            f" WHERE s.event_id IN ({marks})",
+            *ids,
+        )
+        assert {(str(e), str(a)) for e, a in passes} == model.passed
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(OPS, min_size=1, max_size=16))
 def test_the_rules_hold_along_any_path(server: ServerThread, ops: list[Op]) -> None:
-    """Signals, acks, dones, away/back and invite now in any order: no message without consent, only
+    """Signals, acks, dones, passes, asks, away/back and invite now in any order: no message without consent, only
     circle agents invited, away agents passed over by routing, one open loop per moment, nothing
     closing or moving by itself, every decision and every instruction audited."""
     run = next(RUNS)
@@ -207,4 +280,8 @@ def test_the_rules_hold_along_any_path(server: ServerThread, ops: list[Op]) -> N
                 set_away(server, model, agent, away)
             case ("invite", index, agents):
                 invite(server, model, index, agents)
+            case ("pass", index, agent):
+                pass_on(server, model, index, agent)
+            case ("ask", index, agent, target):
+                ask(server, model, index, agent, target)
         check(server, model)

@@ -23,7 +23,7 @@ from relay.channels.slack.send import CALL_TIMEOUT_SEC, SlackChannel
 from relay.channels.slack.socket import SocketMode
 from relay.delivery import Channel
 from relay.invitations import Invitations
-from relay.keys import ADDRESSES, DIRECTORY
+from relay.keys import ADDRESSES, DIRECTORY, INSTRUCTIONS
 from relay.settings import Settings
 
 __all__ = ["ROUTES", "SocketMode", "open_channels", "start_socket_mode", "stop_socket_mode"]
@@ -63,7 +63,10 @@ async def open_channels(
             process_before_response=True,
             logger=SDK_LOG,
         )
-        register(bolt, SlackAnswers(answers, invitations, app[ADDRESSES], app.get(DIRECTORY)))
+        register(
+            bolt,
+            SlackAnswers(answers, invitations, app[ADDRESSES], app.get(DIRECTORY), app.get(INSTRUCTIONS)),
+        )
         home.register(bolt, invitations)
     except BaseException:
         await session.close()  # nothing owns the session yet

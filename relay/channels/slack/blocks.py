@@ -25,6 +25,12 @@ from relay.words import Words, english
 ACK_ACTION = "care_ack"
 ACK_ACTION_PATTERN = r"^care_ack(_[0-9]+)?$"
 DONE_ACTION = "care_done"
+#: "Not now" (CONTRACT section 10): the agent passes on this invitation.
+PASS_ACTION = "care_pass"  # noqa: S105 - an action id, not a password
+#: "Ask someone else": opens the modal of the agents this agent may invite.
+ASK_ACTION = "care_ask"
+ASK_MODAL = "care_ask_modal"
+ASK_BLOCK = "ask_agent"
 #: the AiSHA deep link: a link button, which Slack still reports (acked, nothing else).
 OPEN_ACTION = "care_open"
 DONE_MODAL = "care_done_modal"
@@ -77,6 +83,24 @@ def _close_button(invite: Invite) -> Block:
     }
 
 
+def _pass_button(invite: Invite) -> Block:
+    return {
+        "type": "button",
+        "action_id": PASS_ACTION,
+        "text": plain(invite.words._("Not now"), 75),
+        "value": str(invite.invitation_id),
+    }
+
+
+def _ask_button(invite: Invite) -> Block:
+    return {
+        "type": "button",
+        "action_id": ASK_ACTION,
+        "text": plain(invite.words._("Ask someone else"), 75),
+        "value": str(invite.invitation_id),
+    }
+
+
 def _link_button(invite: Invite) -> list[Block]:
     if not invite.deep_link:
         return []
@@ -97,8 +121,8 @@ def invitation_text(invite: Invite) -> str:
 
 def invitation_blocks(invite: Invite) -> list[Block]:
     """Who sent it and the whisper (and what else the sender said), the question, one button per response
-    with its label, "Close the loop"."""
-    responses = invite.responses[:23]  # 25 elements at most, with close and link
+    with its label, "Close the loop", "Not now" and "Ask someone else"."""
+    responses = invite.responses[:21]  # 25 elements at most, with close, pass, ask and link
     buttons: list[Block] = [
         {
             "type": "button",
@@ -115,7 +139,7 @@ def invitation_blocks(invite: Invite) -> list[Block]:
         blocks.append({"type": "context", "block_id": "care_details", "elements": [plain(d) for d in details[:10]]})
     if responses:
         blocks.append(_section("care_question", compose.question(invite)))
-    elements = [*buttons, _close_button(invite), *_link_button(invite)]
+    elements = [*buttons, _close_button(invite), _pass_button(invite), _ask_button(invite), *_link_button(invite)]
     blocks.append({"type": "actions", "block_id": "care_answers", "elements": elements})
     return blocks
 
@@ -125,14 +149,14 @@ def answered_text(invite: Invite, notes: Sequence[str]) -> str:
 
 
 def answered_blocks(invite: Invite, notes: Sequence[str], *, done: bool) -> list[Block]:
-    """The headline kept, the answers as a context line; "Close the loop" stays until done."""
+    """The headline kept, the answers as a context line; "Close the loop" and "Ask someone else" stay until done."""
     blocks = [_section("care_headline", compose.headline(invite))]
     details = compose.details(invite, window=False)
     if details:
         blocks.append({"type": "context", "block_id": "care_details", "elements": [plain(d) for d in details[:10]]})
     if notes:
         blocks.append({"type": "context", "block_id": "care_notes", "elements": [plain(n) for n in notes[-10:]]})
-    elements = ([] if done else [_close_button(invite)]) + _link_button(invite)
+    elements = ([] if done else [_close_button(invite), _ask_button(invite)]) + _link_button(invite)
     if elements:
         blocks.append({"type": "actions", "block_id": "care_answers", "elements": elements})
     return blocks
@@ -190,12 +214,37 @@ def done_modal(invite: Invite) -> dict[str, Any]:
     }
 
 
-def message_view(text: str, words: Words | None = None) -> dict[str, Any]:
+def ask_modal(invite: Invite, names: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The "Ask someone else" modal: one of the agents this agent may invite (id, display)."""
+    _ = invite.words._
+    options = [
+        {"text": plain(display, 75), "value": agent_id} for agent_id, display in names[:100] if len(agent_id) <= 150
+    ]
+    return {
+        "type": "modal",
+        "callback_id": ASK_MODAL,
+        "private_metadata": str(invite.invitation_id),
+        "title": plain(_("Ask someone else"), 24),
+        "submit": plain(_("Invite"), 24),
+        "close": plain(_("Not yet"), 24),
+        "blocks": [
+            _section("care_headline", compose.headline(invite)),
+            {
+                "type": "input",
+                "block_id": ASK_BLOCK,
+                "label": plain(_("Who could be there instead, or as well?"), 2000),
+                "element": {"type": "static_select", "action_id": ASK_BLOCK, "options": options},
+            },
+        ],
+    }
+
+
+def message_view(text: str, words: Words | None = None, title: str | None = None) -> dict[str, Any]:
     """A modal that only says something (it replaces the form after a submission)."""
     _ = (words or english())._
     return {
         "type": "modal",
-        "title": plain(_("Close the loop"), 24),
+        "title": plain(title or _("Close the loop"), 24),
         "close": plain(_("OK"), 24),
         "blocks": [_section("care_message", text)],
     }

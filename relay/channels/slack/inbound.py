@@ -1,4 +1,5 @@
-"""Slack's inbound half: presses, the close modal and `/care`, through Bolt, as answers.
+"""Slack's inbound half: presses, the close modal, "Not now", "Ask someone else" and `/care`,
+through Bolt, as answers and instructions.
 
 `POST /slack/events` (mounted by the channel registry): Slack's signature is checked over
 the raw bytes, then Bolt dispatches to the listeners, through slack_bolt's aiohttp
@@ -25,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from relay import compose
 from relay.addresses import Addresses, Confirmed
-from relay.answers import Ack, Answers, Done, Outcome
+from relay.answers import Ack, Answers, Done, Outcome, Pass
 from relay.bodies import read_body
 from relay.channels.slack import blocks
 from relay.directory import Directory
@@ -37,6 +38,7 @@ from relay.errors import (
     NotFoundError,
     TimestampOutOfWindowError,
 )
+from relay.instructions import Instructions
 from relay.invitations import AgentRow, Held, Invitations
 from relay.keys import CLOCK, SETTINGS
 from relay.labels import N_
@@ -75,9 +77,17 @@ JOIN_STALE = N_("This Join button is no longer current; ask your admin to send a
 AWAY_WORDS = {"away": True, "back": False}
 AWAY_TEXT = N_("Rest well — no invitations will reach you until you say /care back.")
 BACK_TEXT = N_("Welcome back — gentle invitations can reach you again.")
+#: "Not now" and "Ask someone else" (CONTRACT section 10)
+PASSED = N_("Thank you for saying so — nothing more is needed from you for this one.")
+PASSED_BEFORE = N_("You already said not now for this one — thank you.")
+ACKED_NO_PASS = N_("You already said you're here for this one; close the loop when you have been present.")
+NOBODY_TO_ASK = N_("There is nobody else in this circle who can be invited right now.")
+ASKED = N_("{display} is invited — thank you for thinking of them.")
+ASKED_BEFORE = N_("{display} already has an invitation for this one.")
+CANNOT_ASK = N_("{display} cannot be invited for this one right now.")
 
 
-def _ack_words(outcome: Outcome, words: Words | None = None) -> str | None:
+def _ack_words(outcome: Outcome, words: Words | None = None) -> str | None:  # noqa: PLR0911 - one per outcome
     """What the presser sees after a response button; None when the ack is recorded (the DM updates)."""
     _ = (words or english())._
     match outcome:
@@ -91,10 +101,23 @@ def _ack_words(outcome: Outcome, words: Words | None = None) -> str | None:
             return _(REFUSED)
         case Outcome.NOT_OFFERED:
             return _(NOT_OFFERED)
+        case Outcome.ALREADY_ANSWERED:
+            return _(ACKED_NO_PASS)
         case Outcome.GONE | Outcome.NO_SUCH_LOOP | Outcome.BAD_OUTCOME | Outcome.NOTE_TOO_LONG:
             return _(GONE)
         case _:
             assert_never(outcome)
+
+
+def _pass_words(outcome: Outcome, words: Words) -> str:
+    """What the presser of "Not now" sees: thanks, or why it was not kept."""
+    match outcome:
+        case Outcome.RECORDED:
+            return words._(PASSED)
+        case Outcome.ALREADY:
+            return words._(PASSED_BEFORE)
+        case _:
+            return _ack_words(outcome, words) or words._(GONE)
 
 
 def _done_words(outcome: Outcome, words: Words | None = None) -> dict[str, Any]:
@@ -113,7 +136,7 @@ def _done_words(outcome: Outcome, words: Words | None = None) -> dict[str, Any]:
             return {"response_action": "update", "view": blocks.message_view(_(REFUSED), words)}
         case Outcome.ALREADY_DONE:
             return {"response_action": "update", "view": blocks.message_view(_(ALREADY_DONE), words)}
-        case Outcome.GONE | Outcome.NO_SUCH_LOOP | Outcome.ALREADY | Outcome.NOT_OFFERED:
+        case Outcome.GONE | Outcome.NO_SUCH_LOOP | Outcome.ALREADY | Outcome.NOT_OFFERED | Outcome.ALREADY_ANSWERED:
             return {"response_action": "update", "view": blocks.message_view(_(GONE), words)}
         case _:
             assert_never(outcome)
@@ -128,8 +151,11 @@ class SlackAnswers:
         invitations: Invitations,
         addresses: Addresses | None = None,
         directory: Directory | None = None,
+        instructions: Instructions | None = None,
     ) -> None:
         self._answers = answers
+        #: "Ask someone else" (CONTRACT section 10) is the agent's instruction
+        self._instructions = instructions
         self._invitations = invitations
         self._addresses = addresses
         #: `/care away` and `/care back` (CONTRACT section 10) change the directory
@@ -215,6 +241,58 @@ class SlackAnswers:
         done = Done(held.view.signal_id, agent.id if agent else None, chosen, note, VIA, invitation_id=held.view.id)
         return _done_words((await self._answers.record(done)).outcome, self._words(agent))
 
+    async def press_pass(self, slack_user: str, value: str) -> str:
+        """ "Not now": the ephemeral thanks, or why it was not kept. Nothing else changes."""
+        held, agent = await self._claim(slack_user, blocks.parse_id(value))
+        if held is None:
+            await self._refuse(agent, "pass")
+            return self._words(agent)._(REFUSED)
+        passed = Pass(held.view.signal_id, agent.id if agent else None, VIA, invitation_id=held.view.id)
+        return _pass_words((await self._answers.record(passed)).outcome, self._words(agent))
+
+    async def press_ask(self, slack_user: str, value: str) -> tuple[str | None, dict[str, Any] | None]:
+        """ "Ask someone else": (ephemeral text, None) or (None, the modal of the agents to ask)."""
+        held, agent = await self._claim(slack_user, blocks.parse_id(value))
+        words = self._words(agent)
+        if held is None or agent is None or self._instructions is None:
+            await self._refuse(agent, "ask someone else")
+            return words._(REFUSED), None
+        asking = await self._instructions.askable(
+            signal_id=held.view.signal_id, agent_id=agent.id, invitation_id=held.view.id
+        )
+        if asking.outcome is not Outcome.RECORDED:
+            return _ack_words(asking.outcome, words), None
+        if not asking.names or held.invite is None:
+            return words._(NOBODY_TO_ASK), None
+        return None, blocks.ask_modal(held.invite, asking.names)
+
+    async def submit_ask(self, slack_user: str, view: Mapping[str, Any]) -> dict[str, Any]:
+        """The ask modal's submission: the agent picked, invited as this agent's instruction."""
+        held, agent = await self._claim(slack_user, blocks.parse_id(str(view.get("private_metadata") or "")))
+        words = self._words(agent)
+        title = words._("Ask someone else")
+        if held is None or agent is None or self._instructions is None:
+            await self._refuse(agent, "ask someone else")
+            return {"response_action": "update", "view": blocks.message_view(words._(REFUSED), words, title)}
+        values = (view.get("state") or {}).get("values") or {}
+        picked = ((values.get(blocks.ASK_BLOCK) or {}).get(blocks.ASK_BLOCK) or {}).get("selected_option") or {}
+        target = str(picked.get("value") or "")
+        if not target:
+            return {"response_action": "errors", "errors": {blocks.ASK_BLOCK: words._("Pick someone to ask.")}}
+        asked = await self._instructions.ask(
+            signal_id=held.view.signal_id, agent_id=agent.id, invitation_id=held.view.id, target=target, via=VIA
+        )
+        match asked.outcome:
+            case Outcome.RECORDED:
+                text = words._(ASKED, display=asked.display)
+            case Outcome.ALREADY:
+                text = words._(ASKED_BEFORE, display=asked.display)
+            case Outcome.NOT_OFFERED:
+                text = words._(CANNOT_ASK, display=asked.display)
+            case _:
+                text = _ack_words(asked.outcome, words) or words._(GONE)
+        return {"response_action": "update", "view": blocks.message_view(text, words, title)}
+
     async def list_open(self, slack_user: str) -> str:
         """`/care`: this agent's own open invitations, nobody else's."""
         agent = await self._invitations.agent_at(VIA, slack_user)
@@ -277,8 +355,44 @@ async def _join(flow: SlackAnswers, body: Mapping[str, Any], client: AsyncWebCli
     await _tell(client, body, text)
 
 
+def register_human_paths(bolt: AsyncApp, flow: SlackAnswers) -> None:
+    """ "Not now" and "Ask someone else" (CONTRACT section 10): every listener acks, none raises."""
+
+    @bolt.action(blocks.PASS_ACTION)
+    async def handle_pass(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            text: str | None = await flow.press_pass(_user(body), _value(body))
+        except Exception as exc:
+            log.warning("slack pass failed: %s", type(exc).__name__)
+            text = english()._(TRY_AGAIN)
+        await _tell(client, body, text)
+
+    @bolt.action(blocks.ASK_ACTION)
+    async def handle_ask(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        try:
+            text, modal = await flow.press_ask(_user(body), _value(body))
+            if modal is not None:
+                await client.views_open(trigger_id=body.get("trigger_id"), view=modal)
+        except Exception as exc:
+            log.warning("slack ask failed: %s", type(exc).__name__)
+            text = english()._(TRY_AGAIN)
+        await _tell(client, body, text)
+
+    @bolt.view(blocks.ASK_MODAL)
+    async def handle_asked(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            response = await flow.submit_ask(_user(body), view)
+        except Exception as exc:
+            log.warning("slack ask submission failed: %s", type(exc).__name__)
+            response = {"response_action": "errors", "errors": {blocks.ASK_BLOCK: english()._(TRY_AGAIN)}}
+        await ack(**response)
+
+
 def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
     """The listeners: every one acks, none raises."""
+    register_human_paths(bolt, flow)
 
     @bolt.action(re.compile(blocks.ACK_ACTION_PATTERN))
     async def handle_ack(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:

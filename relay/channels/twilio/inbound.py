@@ -19,11 +19,12 @@ from multidict import MultiDict
 
 from relay import compose
 from relay.addresses import Confirmed
-from relay.answers import Ack, Done, Outcome
+from relay.answers import Ack, Done, Outcome, Pass
 from relay.channels.twilio import replies
 from relay.channels.twilio.replies import (
     JoinWith,
     ListOpen,
+    NotNow,
     OpenInvite,
     Problem,
     Remind,
@@ -50,7 +51,7 @@ ADDRESS_FIELD = {"sms": "phone", "whatsapp": "whatsapp"}
 
 
 async def handle_inbound(request: web.Request) -> web.Response:
-    """An agent's SMS / WhatsApp reply → care.ack, care.done, LIST, MENU or an opt-out; TwiML back."""
+    """An agent's SMS / WhatsApp reply → care.ack, care.done, a pass, LIST, MENU or an opt-out; TwiML back."""
     app = request.app
     form = await verified_form(request)
     sid = message_sid(form)
@@ -106,7 +107,8 @@ async def _unknown_sender(app: web.Application, sid: str, channel: str, number: 
 
 
 def words_of(form: MultiDict[str]) -> str:
-    """What the agent said: a WhatsApp quick-reply tap's ButtonPayload (`K7QX 1`, `DONE K7QX`), else the Body."""
+    """What the agent said: a WhatsApp quick-reply tap's ButtonPayload (`K7QX 1`, `DONE K7QX`,
+    `PASS K7QX`), else the Body."""
     return (form.get("ButtonPayload") or "").strip() or form.get("Body", "")
 
 
@@ -190,6 +192,12 @@ async def _read(  # noqa: PLR0911 - one return per reading, checked complete by 
             outcome = (await app[ANSWERS].record(done)).outcome
             said = words._("closed: {label}", label=words.label(reading.outcome))
             return f"done:{outcome}", _reply_words(outcome, display, reading.code, said, words)
+        case NotNow():
+            view = mine.views[reading.code]
+            outcome = (
+                await app[ANSWERS].record(Pass(view.signal_id, agent_id, channel, invitation_id=view.id))
+            ).outcome
+            return f"pass:{outcome}", _pass_words(outcome, display, reading.code, words)
         case Problem():
             await _refuse(app, reading, mine.views, agent_id, channel)
             return f"refused:{reading.reason}", replies.problem_text(reading, mine.opens, words)
@@ -228,6 +236,10 @@ def _reply_words(outcome: Outcome, display: str, code: str, recorded: str, words
             return replies.thanks(display, _("your answer to {code} was already recorded", code=code), words)
         case Outcome.ALREADY_DONE:
             return replies.thanks(display, _("{code} was already closed", code=code), words)
+        case Outcome.ALREADY_ANSWERED:
+            return _(
+                "You already said you're here for {code}; when you have been present, reply DONE {code}.", code=code
+            )
         case (
             Outcome.NOT_INVITED
             | Outcome.NO_SUCH_LOOP
@@ -239,6 +251,17 @@ def _reply_words(outcome: Outcome, display: str, code: str, recorded: str, words
             return _("That invitation is no longer open for you. Send LIST to see the open ones.")
         case _:
             assert_never(outcome)
+
+
+def _pass_words(outcome: Outcome, display: str, code: str, words: Words) -> str:
+    """The answer to PASS: thanks, and nothing else is sent to anyone."""
+    if outcome in (Outcome.RECORDED, Outcome.ALREADY):
+        return words._(
+            "Thank you, {display} — not now is fine; nothing more is needed from you for {code}.",
+            display=display,
+            code=code,
+        )
+    return _reply_words(outcome, display, code, "", words)
 
 
 _REFUSAL_REASONS = {

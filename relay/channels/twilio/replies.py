@@ -22,6 +22,7 @@ The grammar, as implemented::
                                              agent's language ("hold space" = "hold-space")
     DONE [CODE] [outcome | n] [: note]    -> care.done; outcome defaults to "done", words are
                                              joined by "-" and lower-cased; n names a suggested response
+    PASS [CODE]                           -> "not now" (CONTRACT section 10): kept and thanked
     CODE                                  -> a reminder of how to answer that invitation
 
 The CODE may be left out when exactly one invitation is open. A first word is taken as
@@ -117,7 +118,14 @@ class SetAway:
     away: bool
 
 
-Command = TwilioKeyword | ListOpen | ShowMenu | Answer | Close | Blank | JoinWith | SetAway
+@dataclass(frozen=True)
+class PassOn:
+    """`PASS [CODE]`: the words after PASS."""
+
+    words: tuple[str, ...]
+
+
+Command = TwilioKeyword | ListOpen | ShowMenu | Answer | Close | Blank | JoinWith | SetAway | PassOn
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -144,6 +152,8 @@ def parse(text: str) -> Command:
     if head_words and head_words[0].upper() == "DONE":
         return Close(head_words[1:], note.strip()[:MAX_NOTE] if colon else "")
     words = _words(clean)
+    if words and words[0].upper() == "PASS":
+        return PassOn(words[1:])
     if words and words[0].upper() == "JOIN" and len(words) <= 2:
         return JoinWith(words[1].upper() if len(words) == 2 else "")
     if len(words) == 1 and words[0].upper() in _ONE_WORD:
@@ -178,6 +188,13 @@ class Done:
 
 
 @dataclass(frozen=True)
+class NotNow:
+    """PASS on one open invitation."""
+
+    code: str
+
+
+@dataclass(frozen=True)
 class Remind:
     """A lone code: say again how to answer that invitation."""
 
@@ -197,7 +214,7 @@ class Problem:
     typed: str | None = None
 
 
-Reading = Ack | Done | Remind | Problem | TwilioKeyword | ListOpen | ShowMenu | JoinWith | SetAway
+Reading = Ack | Done | NotNow | Remind | Problem | TwilioKeyword | ListOpen | ShowMenu | JoinWith | SetAway
 
 
 def looks_like_code(word: str) -> bool:
@@ -250,7 +267,7 @@ def _close(invite: OpenInvite, rest: tuple[str, ...], note: str) -> Done | Probl
     return Done(invite.code, canonical(chosen)[:MAX_OUTCOME], note)
 
 
-def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
+def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:  # noqa: PLR0911 - one per reading
     """What a parsed reply means, given the agent's open invitations (oldest first)."""
     if isinstance(command, (TwilioKeyword, ListOpen, ShowMenu, JoinWith, SetAway)):
         return command
@@ -261,6 +278,8 @@ def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:
         return invite
     if isinstance(command, Close):
         return _close(invite, rest, command.note)
+    if isinstance(command, PassOn):
+        return Problem("not_understood", invite.code) if rest else NotNow(invite.code)
     if not rest:
         return Remind(invite.code) if code_given else Problem("not_understood")
     response = _choice(rest, invite)
@@ -298,6 +317,7 @@ def menu_text(example: str | None = None, words: Words | None = None) -> str:
     return words._(
         'To answer, send the code and a number, e.g. "{code} 1". '
         'When you are finished: "DONE {code} held-space: a short note". '
+        '"PASS {code}" says not now. '
         "LIST shows your open invitations. With only one open, the code can be left out.",
         code=example or EXAMPLE_CODE,
     )

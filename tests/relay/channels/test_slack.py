@@ -208,6 +208,8 @@ async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:  
         ("care_ack_1", "Check in gently", f"{invitation}:1"),
         ("care_ack_2", "Hold space", f"{invitation}:2"),
         ("care_done", "Close the loop", str(invitation)),
+        ("care_pass", "Not now", str(invitation)),
+        ("care_ask", "Ask someone else", str(invitation)),
     ]
     shown = json.dumps(posted["blocks"], ensure_ascii=False)
     assert "How would you like to be there for Raz?" in shown
@@ -235,7 +237,7 @@ async def test_golden_path(start: Start, fake: FakeSlack, sink: Sink) -> None:  
         assert [e["text"] for b in message["blocks"] if b["type"] == "context" for e in b["elements"]] == [
             "Ana is here — Check in gently"
         ]
-        assert [e["action_id"] for e in elements(message["blocks"])] == ["care_done"]
+        assert [e["action_id"] for e in elements(message["blocks"])] == ["care_done", "care_ask"]
     (ack,) = sink.verified()
     assert ack["type"] == "care.ack" and ack["for"] == answer["id"] and ack["action"] == "soft-checkin"
     assert ack["by"] == {"id": "ana", "display": "Ana"} and ack["id"].startswith("ack_")

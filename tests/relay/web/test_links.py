@@ -40,7 +40,8 @@ async def test_get_shows_the_invitation_and_records_nothing(start: Start) -> Non
     assert "Raz sent a gentle signal: &#34;Sunt aici. Nu e urgență. Aș vrea însoțire.&#34;" in html
     buttons = re.findall(r'<button type="submit" name="response" value="([^"]+)">([^<]+)<', html)
     assert buttons == [("soft-checkin", "Check in gently"), ("hold-space", "Hold space")]
-    assert html.count('<form method="post"') == 2 and 'name="action" value="ack"' in html
+    # answer, close, and "Not now" (nobody else to ask here)
+    assert html.count('<form method="post"') == 3 and 'name="action" value="ack"' in html
     assert '<details class="close">' in html  # closing waits behind "I was there" until an answer
     assert '<label for="outcome">' in html and '<label for="note">' in html and "Close the loop" in html
     loop = await relay.loop(answer)
