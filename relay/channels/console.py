@@ -26,8 +26,8 @@ class ConsoleChannel:
         return sent(f"console-{invite.invitation_id}")
 
     async def update(self, invite: Invite, provider_id: str, loop: LoopSnapshot) -> Delivery:
-        """The loop as it stands, in the agent's language (as a Slack message would be edited to show it)."""
-        _print(f"── {' · '.join(one_line(note) for note in compose.update_notes(loop, invite.words))} ──")
+        """The answer that queued this update, one line per answer (as the operator's terminal shows them)."""
+        _print(f"── {one_line(loop.latest)} ──")
         return sent(provider_id)
 
     async def ask_to_join(self, join: Join) -> Delivery:
