@@ -12,7 +12,7 @@ the reasons in plain words, the confidence, `meta.subject` and the deep link.
 
 from __future__ import annotations
 
-from relay.delivery import Invite, Join, LoopSnapshot
+from relay.delivery import Invite, Join, LoopSnapshot, care_window
 from relay.labels import N_
 from relay.model import Signal
 from relay.text import clip, one_line, size
@@ -136,7 +136,7 @@ def details(invite: Invite, *, short: bool = False, window: bool = True) -> list
 
 def window_offer(invite: Invite) -> str:
     """The care window as an offer, never a deadline; "" when the window is unlimited."""
-    minutes = invite.signal.care_window_minutes
+    minutes = care_window(invite)
     if not minutes:
         return ""
     words = invite.words

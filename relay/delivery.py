@@ -32,11 +32,19 @@ class Invite:
     action_url: str
     #: AiSHA: AISHA_APP_BASE_URL + deep_link, when both exist.
     deep_link: str | None = None
+    #: the care window in effect, minutes: AiSHA's is AISHA_CARE_WINDOW_MINUTES, M3's the payload's;
+    #: None when it is the signal's own (an Invite built without settings)
+    window_minutes: int | None = None
     #: WhatsApp: the agent's 24-hour session is open (their last message in is that recent),
     #: so free-form text may go; closed, only an approved template may.
     session_open: bool = True
     #: the agent's language (relay.words): every sentence and label of this invitation.
     words: Words = field(default_factory=english, compare=False, repr=False)
+
+
+def care_window(invite: Invite) -> int | None:
+    """The invitation's care window in minutes (None or 0: unlimited)."""
+    return invite.window_minutes if invite.window_minutes is not None else invite.signal.care_window_minutes
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,7 @@ class Invitations:
             responses=self.responses(signal),
             action_url=f"{self._settings.public_base_url}/a/{self._tokens.action_token(view.id)}",
             deep_link=deep_link,
+            window_minutes=self._settings.aisha_care_window_minutes if signal.source == "aisha" else None,
             session_open=agent_row is not None and session_open(agent_row.whatsapp_seen_at, millis(self._clock)),
             words=self.lexicon.words(agent.locale),
         )

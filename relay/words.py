@@ -116,7 +116,12 @@ class Words:
             zone = UTC
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=UTC)
-        return format_datetime(ts, "EEEE d MMMM y, HH:mm zzzz", tzinfo=zone, locale=self.locale)
+        for pattern, shown_in in (("EEEE d MMMM y, HH:mm zzzz", zone), ("EEEE d MMMM y, HH:mm 'UTC'", UTC)):
+            try:
+                return format_datetime(ts, pattern, tzinfo=shown_in, locale=self.locale)
+            except (OverflowError, ValueError):  # a sender's ts at the end of the calendar: no zone holds it
+                continue
+        return ts.isoformat(timespec="minutes")
 
 
 @functools.cache

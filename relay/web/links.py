@@ -28,7 +28,7 @@ from aiohttp import web
 from relay import compose
 from relay.answers import Ack, Done, Outcome, Pass
 from relay.bodies import media_type
-from relay.delivery import Invite
+from relay.delivery import Invite, care_window
 from relay.errors import (
     AlreadyAnsweredError,
     AlreadyDoneError,
@@ -420,10 +420,11 @@ def _page(request: web.Request, page: Page) -> web.Response:
     words = invite.words
     deep_link = invite.deep_link if urlsplit(invite.deep_link or "").scheme in ("http", "https") else None
     signal = invite.signal
-    window = signal.care_window_minutes
+    window = care_window(invite)
     now = datetime.fromtimestamp(request.app[CLOCK](), UTC)
     sent_at = signal.ts if signal.ts.tzinfo else signal.ts.replace(tzinfo=UTC)
-    window_passed = bool(window) and not page.loop.closed and now > sent_at + timedelta(minutes=window or 0)
+    # now - ts, never ts + window: a sender's ts may sit at the end of the calendar (as the router reads it)
+    window_passed = bool(window) and not page.loop.closed and now - sent_at > timedelta(minutes=window or 0)
     return pages.render(
         request,
         "link.html",

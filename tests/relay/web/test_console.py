@@ -393,6 +393,12 @@ async def test_no_page_shows_a_full_phone_number_but_the_agent_edit_form(start: 
     answer = await relay.send("m3", panic())
     twilio.fail_next(status=400, code=21211)
     await relay.drain()
+    # Ana closes the loop from her page with a note that quotes her own number
+    invitation = await relay.invitation_id(answer["id"])
+    status, _ = await relay.press(
+        relay.link(invitation), action="done", outcome="held-space", note=f"called {ANA_PHONE}"
+    )
+    assert status == 200
     digits = (ANA_PHONE.lstrip("+"), ANA_WHATSAPP.lstrip("+"), "722000111", "733000222")
     for path in (
         "/console",

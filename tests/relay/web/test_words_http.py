@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Clock
-from tests.driver import ADMIN, ANA, GRANT, Start, panic
+from tests.driver import ADMIN, AISHA_GRANT, ANA, GRANT, Start, escalation, panic
 
 ANA_RO = {**ANA, "locale": "ro"}
 BO_EN = {"id": "bo", "display": "Bo", "groups": ["care-circle"], "channels": ["console"]}
@@ -133,3 +133,34 @@ async def test_api_clients_still_get_the_status_json(start: Start) -> None:
         assert body["id"] == answer["id"] and body["status"] == "invited" and "decision" in body
     response = await relay.get(f"/v1/events/{answer['id']}", headers={**HTML, **ADMIN})
     assert response.status == 200 and "Your signal" in await response.text()
+
+
+async def test_a_signal_sent_at_the_end_of_the_calendar_still_opens_its_page(start: Start) -> None:
+    """A sender's ts of 9999-12-31 with a window, for an agent in Tokyo: the page opens and takes the answer
+    (no date sum overflows), and the time sent is shown in UTC when no zone can hold it."""
+    relay = await start(run_outbox=True)
+    await relay.seed(GRANT, agents=[{**ANA, "tz": "Asia/Tokyo"}])
+    answer = await relay.send("m3", panic(ts="9999-12-31T23:59:00Z"))
+    assert answer["status"] == "invited"
+    invitation = await relay.invitation_id(answer["id"])
+    response = await relay.get(relay.link(invitation))
+    html = await response.text()
+    assert response.status == 200 and "9999" in html
+    status, _ = await relay.press(relay.link(invitation), action="ack", response="soft-checkin")
+    assert status == 200
+
+
+async def test_an_aisha_invitation_offers_its_care_window_and_the_page_says_when_it_passed(
+    start: Start, clock: Clock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AiSHA's window is AISHA_CARE_WINDOW_MINUTES: the invitation offers it, and past it the page says so kindly."""
+    relay = await start(run_outbox=True, aisha_care_window_minutes=90)
+    await relay.seed(AISHA_GRANT, agents=[ANA])
+    answer = await relay.send("aisha", escalation())
+    assert answer["status"] == "invited"
+    await relay.drain()
+    assert "A person would be welcome within the next 1 hour and 30 minutes — no pressure." in capsys.readouterr().out
+    invitation = await relay.invitation_id(answer["id"])
+    clock.fixed = time.time() + 91 * 60
+    html = await (await relay.get(relay.link(invitation))).text()
+    assert "The window they hoped for has passed. Reaching out is still welcome, whenever you can." in html
