@@ -117,6 +117,11 @@ class Instructions:
         stored = signals.signal_by_id(tx, stored.id) or stored
         if stored.status == "done":
             raise AlreadyDoneError("This loop was closed by a person; nobody is invited to a closed loop.")
+        if stored.status == "joined":  # one loop per moment: a joined signal never becomes a second open loop
+            raise BadRequestError(
+                "This signal joined the loop already open about the same person; invite people on that loop"
+                " (its id is joined_to in this signal's status document)."
+            )
         grants = [g.as_grant() for g in directory.live_grants(tx, [signal.subject])[signal.subject]]
         found = directory.agents_by_id(tx, agent_ids)
         agents = {

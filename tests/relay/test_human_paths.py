@@ -177,6 +177,12 @@ async def test_a_second_panic_joins_the_open_loop(begin: Begin, slack: FakeSlack
     assert joined["status"] == "joined" and joined["joined_to"] == first["id"] and joined["invitations"] == []
     decision = next(a for a in await relay.audit() if a["event_id"] == second["id"])
     assert decision["action_origin"] == "care_autonomous" and decision["detail"]["joined_to"] == first["id"]
+    # a joined signal never becomes a second open loop, not even by a person's invite now
+    status, refused = await relay.admin(
+        "POST", f"/admin/events/{second['id']}/invite", {"agents": ["ana"], "by": "lead"}
+    )
+    assert (status, refused["error"]) == (400, "bad_request") and "joined the loop already open" in refused["detail"]
+    assert (await relay.loop(second))["status"] == "joined"
 
     ana = next(i for i, agent in await relay.sql(
         "SELECT i.id, i.agent_id FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE s.event_id = ?", first["id"]

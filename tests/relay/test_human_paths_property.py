@@ -204,6 +204,8 @@ def invite(server: ServerThread, model: Model, index: int, agents: list[str]) ->
     actor, explicit = model.sent[event_id]
     if model.loops[event_id] == "done":
         assert (status, answer["error"]) == (409, "already_done")
+    elif model.loops[event_id] == "joined":  # invite people on the open loop it joined, not here
+        assert (status, answer["error"]) == (400, "bad_request")
     elif actor == model.ungranted or not explicit:
         assert (status, answer["error"]) == (409, "consent_required")  # rule 1 binds a person's instruction too
     elif any(a == "cy" or (a in model.away and before.get(a, "skipped") == "skipped") for a in agents):
