@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from typing import Any
@@ -133,3 +134,43 @@ async def test_api_clients_still_get_the_status_json(start: Start) -> None:
         assert body["id"] == answer["id"] and body["status"] == "invited" and "decision" in body
     response = await relay.get(f"/v1/events/{answer['id']}", headers={**HTML, **ADMIN})
     assert response.status == 200 and "Your signal" in await response.text()
+
+
+# A signal that joined an open loop (CONTRACT section 10) -----------------------------------
+
+
+async def _invitations(relay: Any, event_id: str) -> dict[str, int]:
+    """agent → invitation id, of the one signal with this event id."""
+    rows = await relay.sql(
+        "SELECT i.agent_id, i.id FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE s.event_id = ?", event_id
+    )
+    return {str(agent): int(invitation) for agent, invitation in rows}
+
+
+async def test_the_link_page_shows_a_signal_that_joined_the_open_loop_in_each_agents_language(start: Start) -> None:
+    """Raz's second panic joins the open loop: Ana (ro) and Bo (en) each read "Raz sent another signal" on
+    their page, the whisper quoted as sent, with when it came in their own zone; opening it records nothing."""
+    relay = await start(run_outbox=True, relay_coalesce=True)
+    await relay.seed(GRANT, agents=[{**ANA_RO, "tz": "Europe/Bucharest"}, {**BO_EN, "tz": "America/New_York"}])
+    first = await relay.send("m3", panic())
+    links = await _invitations(relay, first["id"])
+    before = html.unescape(await (await relay.get(relay.link(links["bo"]))).text())
+    assert 'id="joined"' not in before and "sent another signal" not in before
+
+    second = await relay.send("m3", panic(intent={"whisper": "still here <3", "suggested_responses": ["soft-checkin"]}))
+    assert second["status"] == "joined" and second["joined_to"] == first["id"]
+    audit = await relay.audit()
+    english = await relay.get(relay.link(links["bo"]))
+    assert english.status == 200
+    page = html.unescape(await english.text())
+    assert 'Raz sent another signal: "still here <3"' in page
+    assert re.search(r"Received \w+ \d+ \w+ 20\d\d, \d\d:\d\d (Eastern|GMT-0[45])", page), page
+    assert 'name="response"' in page  # Bo can still answer the loop
+    romanian = html.unescape(await (await relay.get(relay.link(links["ana"]))).text())
+    assert "Raz a mai trimis un semnal: „still here <3”" in romanian
+    assert re.search(r"Primit \w+ \d+ \w+ 20\d\d, \d\d:\d\d", romanian)
+    assert await relay.audit() == audit  # a GET records nothing
+
+    status, answered = await relay.press(relay.link(links["ana"]), action="ack", response="hold-space")
+    assert status == 200 and "Raz a mai trimis un semnal: „still here &lt;3”" in answered  # escaped, still listed
+
