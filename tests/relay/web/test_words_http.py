@@ -174,3 +174,41 @@ async def test_the_link_page_shows_a_signal_that_joined_the_open_loop_in_each_ag
     status, answered = await relay.press(relay.link(links["ana"]), action="ack", response="hold-space")
     assert status == 200 and "Raz a mai trimis un semnal: „still here &lt;3”" in answered  # escaped, still listed
 
+
+async def test_the_status_page_of_a_joined_signal_shows_the_open_loops_people(start: Start) -> None:
+    """Raz's second signal's page says it joined a moment already open, and shows who is there in that
+    loop (Ana is here, then her outcome), never "nobody was invited" nor anything private; the JSON is as before."""
+    relay = await start(run_outbox=True, relay_coalesce=True)
+    await relay.seed(GRANT, agents=[{**ANA, "phone": "+40722123456"}])
+    first = await relay.send("m3", panic())
+    invitation = await relay.invitation_id(first["id"])
+    second = await relay.send("m3", panic(intent={"whisper": "still here"}))
+    assert second["status"] == "joined"
+
+    async def page(url: str) -> str:
+        response = await relay.get(url, headers=HTML)
+        assert response.status == 200 and response.content_type == "text/html"
+        return await response.text()
+
+    waiting = await page(second["status_url"])
+    assert "Your signal joined a moment that was already open" in waiting
+    assert "Nobody was invited" not in waiting and "Nobody has answered yet." in waiting
+
+    await relay.press(relay.link(invitation), action="ack", response="soft-checkin")
+    here = await page(second["status_url"])
+    assert "Your signal joined a moment that was already open" in here and "Ana is here — Check in gently" in here
+    assert "Nobody was invited" not in here and "Nobody has answered yet" not in here
+    romanian = await page(second["status_url"] + "&lang=ro")
+    assert "Semnalul tău s-a alăturat unui moment deja deschis" in romanian
+    assert "Ana e aici — Întreabă blând ce face" in romanian
+
+    await relay.press(relay.link(invitation), action="done", outcome="held-space", note="We sat together; call 0722")
+    closed = await page(second["status_url"])
+    assert "Ana closed the loop — I held space" in closed and "the loop is closed" in closed
+    for private in ("We sat together", "0722", "+40", "722123456", "gates", "consent", "console", first["id"]):
+        assert private not in closed, private
+
+    response = await relay.get(second["status_url"], headers={"Accept": "application/json"})
+    body: dict[str, Any] = await response.json()
+    assert body["status"] == "joined" and body["joined_to"] == first["id"]
+    assert body["acks"] == [] and body["done"] is None and body["invitations"] == []
