@@ -45,7 +45,7 @@ CACHE_SIZE = 1024
 View = InvitationRecord
 AgentRow = AgentRecord
 
-__all__ = ["AckLine", "AgentRow", "Delivered", "DoneLine", "Held", "Invitations", "ToSend", "View"]
+__all__ = ["AckLine", "AgentRow", "Delivered", "DoneLine", "Held", "Invitations", "Joined", "ToSend", "View"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,16 @@ class Held:
     view: View
     holder: AgentRow | None
     invite: Invite | None
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A later signal about the same subject, joined to an open loop (CONTRACT section 10)."""
+
+    #: when the relay received it, epoch milliseconds
+    received_at: int
+    #: the signal as its sender's parser reads it; None once retention purged its body
+    signal: Signal | None
 
 
 @dataclass(frozen=True)
@@ -211,9 +221,13 @@ class Invitations:
         self._cache.move_to_end(signal_id)
         return signal
 
-    async def detail(self, signal_id: int) -> LoopDetail:
-        """A loop's invitations, acks (with displays) and done, as the link page shows them."""
-        return await self._reader.run(loop_detail, signal_id)
+    async def detail_and_joined(self, signal_id: int) -> tuple[LoopDetail, tuple[Joined, ...]]:
+        """A loop's invitations, acks (with displays) and done, and the signals joined to it (CONTRACT
+        section 10) oldest first, in one read: as the link page shows them."""
+        detail, joined = await self._reader.run(_detail_and_joined, signal_id)
+        return detail, tuple(
+            Joined(line.received_at, self._parsed(line.id, line.source, body)) for line, body in joined
+        )
 
     async def agent_at(self, channel: str, address: str) -> AgentRow | None:
         """The agent an address names, once its owner confirmed it (CONTRACT section 8).

@@ -39,10 +39,11 @@ from relay.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
-from relay.invitations import AckLine, DoneLine
+from relay.invitations import AckLine, DoneLine, Joined
 from relay.keys import ANSWERS, CLOCK, INSTRUCTIONS, INVITATIONS, METRICS, TOKENS
 from relay.labels import N_
 from relay.loop import NOTE_MAX, OUTCOME_MAX
+from relay.model import from_ms
 from relay.web import pages
 from relay.web.pages import page
 from relay.words import Words
@@ -77,6 +78,8 @@ class Loop:
     done: DoneLine | None
     #: the agents who said "not now"
     passed: tuple[str, ...] = ()
+    #: later signals about the same subject that joined this loop (CONTRACT section 10), oldest first
+    joined: tuple[Joined, ...] = ()
 
     @property
     def closed(self) -> bool:
@@ -116,6 +119,8 @@ class Page:
     offer_pass: bool = False
     #: the agents this agent may ask (id, display); the "Ask someone else" form shows when any
     ask_names: tuple[tuple[str, str], ...] = ()
+    #: the signals that joined this loop: (what it says, when it came in the agent's zone)
+    joined_lines: list[tuple[str, str]] = field(default_factory=list)
 
 
 # The two handlers ------------------------------------------------------------------------
@@ -288,8 +293,19 @@ def standing(loop: Loop, **changes: Any) -> Page:
         state_lines=state_lines(loop),
         close_open=loop.own_ack is not None,
         offer_pass=not loop.closed and loop.own_ack is None and loop.agent_id not in loop.passed,
+        joined_lines=joined_lines(loop),
     )
     return replace(page, **changes)
+
+
+def joined_lines(loop: Loop) -> list[tuple[str, str]]:
+    """Each later signal that joined the loop, as its Slack message shows it (the whisper quoted as
+    sent, an AiSHA signal's reasons in plain words), and when the relay received it, in the agent's zone."""
+    words = loop.words
+    return [
+        (compose.joined_note(j.signal, words), words.moment(from_ms(j.received_at), loop.invite.agent.tz))
+        for j in loop.joined
+    ]
 
 
 def state_lines(loop: Loop) -> list[str]:
@@ -372,7 +388,7 @@ async def _load(request: web.Request, invitation_id: int) -> Loop:
     if held.invite is None:  # retention purged the signal's body: nothing left to show or answer
         raise LinkExpiredError(PURGED)
     view = held.view
-    detail = await request.app[INVITATIONS].detail(view.signal_id)
+    detail, joined = await request.app[INVITATIONS].detail_and_joined(view.signal_id)
     return Loop(
         view.signal_id,
         view.agent_id,
@@ -381,6 +397,7 @@ async def _load(request: web.Request, invitation_id: int) -> Loop:
         detail.acks,
         detail.done,
         tuple(p.agent for p in detail.passes),
+        joined,
     )
 
 

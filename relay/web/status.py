@@ -4,7 +4,8 @@ API clients get the contract's JSON. A browser (`Accept: text/html`) gets a calm
 the person in need (CONTRACT section 9), in `?lang=` or the browser's language: whether
 their circle was invited, who is here with which response, and whether the loop was
 closed with its outcome — display names and labels only: no phone numbers, notes, gates
-or internals.
+or internals. A signal that joined a loop already open (CONTRACT section 10) says so and
+shows that loop's people.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from receivers import SENDERS
 from relay import compose
-from relay.errors import BadRequestError, ForbiddenError
+from relay.errors import BadRequestError, ForbiddenError, NotFoundError
 from relay.keys import ACTOR_CONSENT, EVENT_ID, TOKENS, VIEWS
 from relay.labels import N_
 from relay.web import pages
@@ -36,6 +37,9 @@ CIRCLE_WORDS = {
     "pending_consent": N_("Your circle has not been invited: your consent to invite them is not in place yet."),
 }
 NOT_INVITED = N_("Your signal was received. Nobody was invited this time.")
+JOINED = N_(
+    "Your signal joined a moment that was already open: it is part of the same loop, and nobody new was invited."
+)
 
 
 async def handle_event_status(request: web.Request) -> web.Response:
@@ -58,8 +62,20 @@ async def handle_event_status(request: web.Request) -> web.Response:
     ):  # CONTRACT section 10: the actor's own consent page
         status["consent_url"] = consent_url(request, status["source"], status["id"])
     if "text/html" in request.headers.get("Accept", ""):
-        return _page(request, status)
+        return _page(request, status, await _joined_loop(request, status))
     return web.json_response(status)
+
+
+async def _joined_loop(request: web.Request, status: dict[str, Any]) -> dict[str, Any] | None:
+    """The open loop a `joined` signal joined, read as this page reads its own; None when there is none
+    (or the relay no longer keeps it)."""
+    joined_to = status.get("joined_to")
+    if status["status"] != "joined" or not joined_to:
+        return None
+    try:
+        return await request.app[VIEWS].event_status(joined_to, status["source"])
+    except (NotFoundError, BadRequestError):
+        return None
 
 
 def _when(iso_ts: str, words: Words) -> str:
@@ -70,12 +86,16 @@ def _when(iso_ts: str, words: Words) -> str:
     return words.moment(ts if ts.tzinfo else ts.replace(tzinfo=UTC), None)
 
 
-def _page(request: web.Request, status: dict[str, Any]) -> web.Response:
-    """The loop for the person who sent the signal: only names, labels and whether it is closed."""
+def _page(request: web.Request, status: dict[str, Any], joined_loop: dict[str, Any] | None = None) -> web.Response:
+    """The loop for the person who sent the signal: only names, labels and whether it is closed (for a
+    signal that joined an open loop, that loop's)."""
     words = pages.reader_words(request)
-    done = status.get("done")
-    here = [compose.ack_note(ack["by"]["display"], ack["action"], words) for ack in status.get("acks", [])]
+    loop = status if joined_loop is None else joined_loop
+    done = loop.get("done")
+    here = [compose.ack_note(ack["by"]["display"], ack["action"], words) for ack in loop.get("acks", [])]
     closed = compose.done_note(done["by"]["display"], done["outcome"], words) if done else None
+    joined = words._(JOINED) if status["status"] == "joined" else None
+    circle = words._(CIRCLE_WORDS.get(loop["status"], NOT_INVITED)) if joined is None or joined_loop else None
     return pages.render(
         request,
         "status.html",
@@ -84,7 +104,8 @@ def _page(request: web.Request, status: dict[str, Any]) -> web.Response:
         headers={"Vary": "Accept, Accept-Language"},
         title=words._("Your signal"),
         code=None,
-        circle=words._(CIRCLE_WORDS.get(status["status"], NOT_INVITED)),
+        circle=circle,
+        joined=joined,
         received=_when(status["received_at"], words),
         here=here,
         closed=closed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from typing import Any
@@ -164,3 +165,81 @@ async def test_an_aisha_invitation_offers_its_care_window_and_the_page_says_when
     clock.fixed = time.time() + 91 * 60
     html = await (await relay.get(relay.link(invitation))).text()
     assert "The window they hoped for has passed. Reaching out is still welcome, whenever you can." in html
+
+
+# A signal that joined an open loop (CONTRACT section 10) -----------------------------------
+
+
+async def _invitations(relay: Any, event_id: str) -> dict[str, int]:
+    """agent → invitation id, of the one signal with this event id."""
+    rows = await relay.sql(
+        "SELECT i.agent_id, i.id FROM invitation i JOIN signal s ON s.id = i.signal_id WHERE s.event_id = ?", event_id
+    )
+    return {str(agent): int(invitation) for agent, invitation in rows}
+
+
+async def test_the_link_page_shows_a_signal_that_joined_the_open_loop_in_each_agents_language(start: Start) -> None:
+    """Raz's second panic joins the open loop: Ana (ro) and Bo (en) each read "Raz sent another signal" on
+    their page, the whisper quoted as sent, with when it came in their own zone; opening it records nothing."""
+    relay = await start(run_outbox=True, relay_coalesce=True)
+    await relay.seed(GRANT, agents=[{**ANA_RO, "tz": "Europe/Bucharest"}, {**BO_EN, "tz": "America/New_York"}])
+    first = await relay.send("m3", panic())
+    links = await _invitations(relay, first["id"])
+    before = html.unescape(await (await relay.get(relay.link(links["bo"]))).text())
+    assert 'id="joined"' not in before and "sent another signal" not in before
+
+    second = await relay.send("m3", panic(intent={"whisper": "still here <3", "suggested_responses": ["soft-checkin"]}))
+    assert second["status"] == "joined" and second["joined_to"] == first["id"]
+    audit = await relay.audit()
+    english = await relay.get(relay.link(links["bo"]))
+    assert english.status == 200
+    page = html.unescape(await english.text())
+    assert 'Raz sent another signal: "still here <3"' in page
+    assert re.search(r"Received \w+ \d+ \w+ 20\d\d, \d\d:\d\d (Eastern|GMT-0[45])", page), page
+    assert 'name="response"' in page  # Bo can still answer the loop
+    romanian = html.unescape(await (await relay.get(relay.link(links["ana"]))).text())
+    assert "Raz a mai trimis un semnal: „still here <3”" in romanian
+    assert re.search(r"Primit \w+ \d+ \w+ 20\d\d, \d\d:\d\d", romanian)
+    assert await relay.audit() == audit  # a GET records nothing
+
+    status, answered = await relay.press(relay.link(links["ana"]), action="ack", response="hold-space")
+    assert status == 200 and "Raz a mai trimis un semnal: „still here &lt;3”" in answered  # escaped, still listed
+
+
+async def test_the_status_page_of_a_joined_signal_shows_the_open_loops_people(start: Start) -> None:
+    """Raz's second signal's page says it joined a moment already open, and shows who is there in that
+    loop (Ana is here, then her outcome), never "nobody was invited" nor anything private; the JSON is as before."""
+    relay = await start(run_outbox=True, relay_coalesce=True)
+    await relay.seed(GRANT, agents=[{**ANA, "phone": "+40722123456"}])
+    first = await relay.send("m3", panic())
+    invitation = await relay.invitation_id(first["id"])
+    second = await relay.send("m3", panic(intent={"whisper": "still here"}))
+    assert second["status"] == "joined"
+
+    async def page(url: str) -> str:
+        response = await relay.get(url, headers=HTML)
+        assert response.status == 200 and response.content_type == "text/html"
+        return await response.text()
+
+    waiting = await page(second["status_url"])
+    assert "Your signal joined a moment that was already open" in waiting
+    assert "Nobody was invited" not in waiting and "Nobody has answered yet." in waiting
+
+    await relay.press(relay.link(invitation), action="ack", response="soft-checkin")
+    here = await page(second["status_url"])
+    assert "Your signal joined a moment that was already open" in here and "Ana is here — Check in gently" in here
+    assert "Nobody was invited" not in here and "Nobody has answered yet" not in here
+    romanian = await page(second["status_url"] + "&lang=ro")
+    assert "Semnalul tău s-a alăturat unui moment deja deschis" in romanian
+    assert "Ana e aici — Întreabă blând ce face" in romanian
+
+    await relay.press(relay.link(invitation), action="done", outcome="held-space", note="We sat together; call 0722")
+    closed = await page(second["status_url"])
+    assert "Ana closed the loop — I held space" in closed and "the loop is closed" in closed
+    for private in ("We sat together", "0722", "+40", "722123456", "gates", "consent", "console", first["id"]):
+        assert private not in closed, private
+
+    response = await relay.get(second["status_url"], headers={"Accept": "application/json"})
+    body: dict[str, Any] = await response.json()
+    assert body["status"] == "joined" and body["joined_to"] == first["id"]
+    assert body["acks"] == [] and body["done"] is None and body["invitations"] == []
