@@ -120,7 +120,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[ACTOR_CONSENT] = ActorConsent(
         app[WRITER], app[READER], app[DIRECTORY], settings.routing(), read_signal=read_signal, clock=clock,
-        on_queued=wake,
+        on_queued=wake, coalesce=settings.relay_coalesce,
     )  # fmt: skip
     app[DELIVERIES] = Deliveries(app[WRITER], app[READER], clock=clock, on_queued=wake)
     opened = await channels.open_channels(app, settings, app[ANSWERS], invitations)

@@ -70,6 +70,7 @@ from relay.model import (
 __all__ = [
     "INBOX_ONLY_TYPES",
     "InvitePlan",
+    "actor_consent_covers",
     "coalescing_key",
     "consent_groups",
     "decide",
@@ -272,6 +273,16 @@ def consent_groups(signal: Signal, directory_groups: set[str]) -> tuple[str, ...
     if signal.source != "m3":
         return ()
     return tuple(dict.fromkeys(g for g in signal.groups if g in directory_groups))
+
+
+def actor_consent_covers(signal: Signal, grants: Sequence[Grant], groups: Sequence[str], *, now: datetime) -> bool:
+    """Whether the grants the signal's actor made themselves (by `actor:<id>`) cover this signal:
+    at least one covers it as routing judges coverage (subject, type, live, confidence), and
+    together those name every group its consent page asks about (CONTRACT section 10)."""
+    now = _aware(now)
+    mine = [g for g in grants if g.by == signal.subject and _covers(g, signal, now)]
+    named = {group for g in mine for group in g.groups}
+    return bool(mine) and set(groups) <= named
 
 
 def decide_on_actor_yes(

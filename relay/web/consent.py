@@ -2,8 +2,9 @@
 
 The token (relay.tokens, its own salt, RELAY_LINK_MAX_AGE_SEC) names one `pending_consent`
 M3 signal; the sender's app shows it to its user. A GET never writes: it asks "Would you
-like your care-circle to be invited when you send a signal?" (or, once the actor said yes,
-offers "Stop inviting my circle"). The POST is a form that posts to the same capability
+like your care-circle to be invited when you send a signal?" until a live grant the actor
+made covers this signal (its type and its groups), then offers "Stop inviting my circle"; the
+stop is offered whenever any grant of theirs is live, as it revokes them all. The POST is a form that posts to the same capability
 URL, as the action link's answer form does, so a cross-site page cannot forge it without
 the token; `action=yes` or `action=stop`, anything else is a 400. In `?lang=` or the
 browser's language.
@@ -40,7 +41,7 @@ def _signal_of(request: web.Request) -> tuple[str, str]:
 
 @page
 async def handle_consent_page(request: web.Request) -> web.Response:
-    """The calm question, or "Stop inviting my circle" once the actor said yes; changes nothing."""
+    """The calm question, or "Stop inviting my circle" once the actor's yes covers this signal; changes nothing."""
     asked = await request.app[ACTOR_CONSENT].asked(*_signal_of(request))
     if not asked.groups and not asked.own_grants:
         raise NotFoundError(NO_CIRCLE)
@@ -69,20 +70,27 @@ def _render(request: web.Request, asked: Asked, said: str = "") -> web.Response:
     _ = words._
     if said == "yes":
         title = _("Thank you — your circle will be invited when you send a signal.")
-        circle = (
-            _("Your circle was invited for the signal you just sent.")
-            if asked.status in ("invited", "acked", "done")
-            else _("Your circle was not invited for this signal: {why}", why=_(WHY.get(asked.status, NOT_THIS_TIME)))
-        )
+        if asked.status in ("invited", "acked", "done"):
+            circle = _("Your circle was invited for the signal you just sent.")
+        elif asked.status == "joined":
+            circle = _("Your circle already has your earlier signal open; this one was added to it.")
+        else:
+            circle = _(
+                "Your circle was not invited for this signal: {why}", why=_(WHY.get(asked.status, NOT_THIS_TIME))
+            )
     elif said == "stop":
         title = _("Your circle will not be invited when you send a signal.")
         circle = _("You can say yes again from a later signal's page.")
-    elif asked.own_grants:
+    elif asked.covered:
         title = _("Your circle is invited when you send a signal.")
         circle = _("You said yes before. You can stop it here at any time.")
     else:
         title = _("Would you like your care-circle to be invited when you send a signal?")
-        circle = _("Only the people of your care circle are invited, gently. Nothing happens until you say yes.")
+        circle = (
+            _("You said yes before for other signals; this one is not covered yet. Nothing happens until you say yes.")
+            if asked.own_grants
+            else _("Only the people of your care circle are invited, gently. Nothing happens until you say yes.")
+        )
     return pages.render(
         request,
         "consent.html",
@@ -91,7 +99,7 @@ def _render(request: web.Request, asked: Asked, said: str = "") -> web.Response:
         headers={"Vary": "Accept-Language"},
         title=title,
         circle=circle,
-        offer_yes=not asked.own_grants,
+        offer_yes=not asked.covered,
         offer_stop=bool(asked.own_grants),
         loop_status=asked.status,
         code=None,

@@ -10,7 +10,7 @@ import pytest
 
 from relay.app import create_app
 from tests.conftest import BOTH_DATABASES, Clock
-from tests.driver import Relay, panic
+from tests.driver import Relay, panic, signal
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, block_action, static_select, view_submission
 from tests.fakes.twilio import FakeTwilio
 from tests.relay.test_human_paths import (
@@ -277,6 +277,100 @@ async def test_zeds_consent_page_invites_the_circle_and_later_stops(begin: Begin
     _, grants = await relay.admin("GET", "/admin/consents")
     by_who = {g["by"]: g["revoked_at"] for g in grants["items"] if g["subject"] == "actor:zed"}
     assert by_who["lead"] is None and by_who["actor:zed"] is not None
+
+
+def status_set(**changes: Any) -> dict[str, Any]:
+    """A golden status.set as a new event."""
+    return signal("m3", "status.set__golden", **changes)
+
+
+async def zeds_grants(relay: Relay) -> list[tuple[list[str], list[str], bool]]:
+    """The grants Zed made: (scope, groups, revoked), oldest first."""
+    _, grants = await relay.admin("GET", "/admin/consents")
+    return [(g["scope"], g["groups"], g["revoked_at"] is not None) for g in grants["items"] if g["by"] == "actor:zed"]
+
+
+@BOTH_DATABASES
+async def test_a_yes_on_a_panic_page_does_not_answer_for_a_later_status(begin: Begin, twilio: FakeTwilio) -> None:
+    """Zed's yes on a panic.ui page covers panic.ui only: a later status.set's page asks again, and
+    its yes grants status.set and invites, the first grant kept; both pages then say yes before,
+    and "Stop inviting my circle" revokes both while an admin's grant stays."""
+    relay = await begin(BOB)
+    admin_grant = {"subject": "actor:zed", "scope": ["care.state_applied"], "groups": ["care-circle"], "by": "lead"}
+    assert (await relay.admin("POST", "/admin/consents", admin_grant))[0] == 201
+    first = await relay.send("m3", panic(actor=ZED))
+    status, html = await relay.press(first["consent_url"], action="yes")
+    assert status == 200 and "Your circle was invited" in html
+
+    later = await relay.send("m3", status_set(actor=ZED))
+    assert later["status"] == "pending_consent" and later["consent_url"] != first["consent_url"]
+    page = await (await relay.get(later["consent_url"] + "?lang=en")).text()
+    assert "Would you like your care-circle to be invited when you send a signal?" in page
+    assert "this one is not covered yet" in page and "You said yes before. You can stop" not in page
+    assert 'id="yes-form"' in page and 'id="stop-form"' in page
+    romanian = await (await relay.get(later["consent_url"], headers={"Accept-Language": "ro"})).text()
+    assert "acesta nu este încă inclus" in romanian
+    assert (await relay.loop(later))["status"] == "pending_consent"
+
+    status, html = await relay.press(later["consent_url"], action="yes")
+    assert status == 200 and "Your circle was invited for the signal you just sent." in html
+    loop = await relay.loop(later)
+    assert loop["status"] == "invited" and loop["decision"]["action_origin"] == "user_directed"
+    assert loop["invitations"] == [{"agent": "bob", "channel": "sms", "status": "queued", "invited_by": "actor:zed"}]
+    await relay.drain()
+    assert [m["To"] for m in twilio.messages] == [BOB_PHONE, BOB_PHONE]
+    assert await zeds_grants(relay) == [
+        (["panic.ui"], ["care-circle"], False),
+        (["status.set"], ["care-circle"], False),
+    ]
+    for url in (first["consent_url"], later["consent_url"]):
+        page = await (await relay.get(url + "?lang=en")).text()
+        assert "You said yes before. You can stop it here at any time." in page
+        assert 'id="yes-form"' not in page and 'id="stop-form"' in page
+
+    status, html = await relay.press(later["consent_url"], action="stop")
+    assert status == 200 and "will not be invited" in html and 'id="yes-form"' in html
+    assert [revoked for *_, revoked in await zeds_grants(relay)] == [True, True]
+    _, grants = await relay.admin("GET", "/admin/consents")
+    assert [g["revoked_at"] for g in grants["items"] if g["by"] == "lead"] == [None]
+    assert (await relay.send("m3", panic(actor=ZED)))["status"] == "pending_consent"
+    assert (await relay.send("m3", status_set(actor=ZED)))["status"] == "pending_consent"
+
+
+@BOTH_DATABASES
+async def test_zeds_yes_joins_the_open_loop_about_zed(begin: Begin, slack: FakeSlack, twilio: FakeTwilio) -> None:
+    """With coalescing on, a yes that would invite while a loop about Zed is open joins it: status
+    `joined` with `joined_to`, nobody invited again, the open loop's Slack message shows it."""
+    relay = await begin(BOB_IN_SLACK, relay_coalesce=True)
+    admin_grant = {"subject": "actor:zed", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "lead"}
+    assert (await relay.admin("POST", "/admin/consents", admin_grant))[0] == 201
+    first = await relay.send("m3", panic(actor=ZED))
+    assert first["status"] == "invited"
+    await relay.drain()
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+    later = await relay.send("m3", status_set(actor=ZED))
+    assert later["status"] == "pending_consent"
+    status, html = await relay.press(later["consent_url"], action="yes")
+    assert status == 200 and "Your circle already has your earlier signal open" in html
+    loop = await relay.loop(later)
+    assert loop["status"] == "joined" and loop["joined_to"] == first["id"] and loop["invitations"] == []
+    opened = await relay.loop(first)
+    assert opened["status"] == "invited" and [(j["id"], j["type"]) for j in opened["joined"]] == [
+        (later["id"], "status.set")
+    ]
+    row = next(a for a in await relay.audit() if a["kind"] == "actor_consent")
+    assert row["action_origin"] == "user_directed" and row["detail"]["joined_to"] == first["id"]
+    assert row["detail"]["invited"] == []
+    await relay.drain()
+    (update,) = slack.calls_to("chat.update")
+    assert "Zed sent another signal" in str(update["blocks"])
+    assert len(slack.calls_to("chat.postMessage")) == 1 and twilio.messages == []
+    assert await zeds_grants(relay) == [(["status.set"], ["care-circle"], False)]
+
+    status, html = await relay.press(later["consent_url"], action="yes")  # a second press: nothing more
+    assert status == 200 and (await relay.loop(later))["status"] == "joined"
+    assert len(await zeds_grants(relay)) == 1
 
 
 async def test_consent_links_refuse_what_they_should(begin: Begin) -> None:
