@@ -36,3 +36,13 @@ def redact_numbers(text: str | None) -> str | None:
     if not text:
         return text
     return _NUMBER_IN_TEXT.sub(lambda m: redact(m.group(0)) or "…", text)
+
+
+#: any run of digits a phone number could be (local or international, spaced or not)
+_DIGITS_IN_TEXT = re.compile(r"\+?\d[\d ().-]{4,}\d")
+
+
+def without_numbers(text: str) -> str:
+    """Free text for a page that shows no phone number at all (the status page of the person in
+    need): every run of six or more digits, however written, becomes "…"."""
+    return _DIGITS_IN_TEXT.sub("…", text)

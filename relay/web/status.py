@@ -20,6 +20,7 @@ from relay import compose
 from relay.errors import BadRequestError, ForbiddenError, NotFoundError
 from relay.keys import ACTOR_CONSENT, EVENT_ID, TOKENS, VIEWS
 from relay.labels import N_
+from relay.redact import without_numbers
 from relay.web import pages
 from relay.web.auth import require_admin
 from relay.web.consent import consent_url
@@ -92,8 +93,11 @@ def _page(request: web.Request, status: dict[str, Any], joined_loop: dict[str, A
     words = pages.reader_words(request)
     loop = status if joined_loop is None else joined_loop
     done = loop.get("done")
-    here = [compose.ack_note(ack["by"]["display"], ack["action"], words) for ack in loop.get("acks", [])]
-    closed = compose.done_note(done["by"]["display"], done["outcome"], words) if done else None
+    here = [
+        compose.ack_note(ack["by"]["display"], without_numbers(ack["action"]), words) for ack in loop.get("acks", [])
+    ]
+    # the outcome is free text a person typed: a number in it is never shown in full (section 9)
+    closed = compose.done_note(done["by"]["display"], without_numbers(done["outcome"]), words) if done else None
     joined = words._(JOINED) if status["status"] == "joined" else None
     circle = words._(CIRCLE_WORDS.get(loop["status"], NOT_INVITED)) if joined is None or joined_loop else None
     return pages.render(

@@ -98,8 +98,12 @@ async def _loop_page(
     request: web.Request, source: str, event_id: str, *, answer: InviteAnswer | None = None, status: int = 200
 ) -> web.Response:
     loop = await request.app[VIEWS].event_status(event_id, source)
-    if loop.get("done") and loop["done"].get("note"):  # an agent's note may quote a number: never in full here
-        loop["done"]["note"] = redact_numbers(loop["done"]["note"])
+    done = loop.get("done")
+    if done:  # an agent's note or typed outcome may quote a number: never in full here
+        done["note"] = redact_numbers(done.get("note") or "")
+        done["outcome"] = redact_numbers(done.get("outcome") or "")
+    for ack in loop.get("acks", []):  # a done with no ack before it counts as an ack with its outcome
+        ack["action"] = redact_numbers(ack.get("action") or "")
     work = await request.app[DELIVERIES].of_loop(event_id, source)
     for row in work:
         row["last_error"] = redact_numbers(row["last_error"])

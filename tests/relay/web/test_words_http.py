@@ -113,6 +113,15 @@ async def test_the_status_page_shows_who_is_here_and_the_outcome_and_nothing_pri
     await relay.press(relay.link(invitation), action="done", outcome="held-space", note="We sat together; call 0722")
     html = await page(answer["status_url"])
     assert "Ana closed the loop — I held space" in html and "the loop is closed" in html
+    # a typed outcome may quote a number: the page shows none, however it was written
+    again = await relay.send("m3", panic())
+    again_invitation = await relay.invitation_id(again["id"])
+    typed = "rang +40722123456, then 0722 123 456"
+    await relay.press(relay.link(again_invitation), action="done", outcome=typed, note="")
+    rang = await page(again["status_url"])
+    assert "Ana closed the loop — Rang …, then …" in rang
+    for digits in ("+40", "722123456", "0722", "123 456"):
+        assert digits not in rang, (digits, rang[rang.find(digits) - 80 : rang.find(digits) + 40])
     for private in ("We sat together", "0722", "+40", "722123456", "gates", "explicit consent", "console"):
         assert private not in html, private
 
