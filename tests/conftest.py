@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
+from hypothesis import settings as hypothesis_settings
 
 from relay.app import create_app
 from relay.keys import SETTINGS
@@ -22,6 +23,12 @@ from tests.driver import Relay, Start
 from tests.fakes.slack import FakeSlack
 from tests.fakes.twilio import FakeTwilio
 from tests.support import M3_SECRETS, ServerThread, clean_env, make_settings
+
+# Property tests draw the same examples on every run (each test's own seed), so a run — CI's
+# above all — passes or fails the same way every time; `HYPOTHESIS_PROFILE=explore` draws anew.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL")
 #: the relay's logging as `serve` sets it up, and a search of every log record and audit line for care data
