@@ -179,39 +179,43 @@ def outcome_choices(invite: Invite) -> list[str]:
     return seen[:100]
 
 
+def _modal(invite: Invite, callback_id: str, title: str, submit: str, *inputs: Block) -> dict[str, Any]:
+    """A modal about one invitation: its headline, then `inputs`; "Not yet" closes it."""
+    _ = invite.words._
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "private_metadata": str(invite.invitation_id),
+        "title": plain(title, 24),
+        "submit": plain(submit, 24),
+        "close": plain(_("Not yet"), 24),
+        "blocks": [_section("care_headline", compose.headline(invite)), *inputs],
+    }
+
+
 def done_modal(invite: Invite) -> dict[str, Any]:
     """The "Close the loop" modal: an outcome (required) and a note (optional)."""
     _ = invite.words._
     options = [{"text": plain(compose.label(invite, o), 75), "value": o} for o in outcome_choices(invite)]
-    return {
-        "type": "modal",
-        "callback_id": DONE_MODAL,
-        "private_metadata": str(invite.invitation_id),
-        "title": plain(_("Close the loop"), 24),
-        "submit": plain(_("Close it"), 24),
-        "close": plain(_("Not yet"), 24),
-        "blocks": [
-            _section("care_headline", compose.headline(invite)),
-            {
-                "type": "input",
-                "block_id": OUTCOME_BLOCK,
-                "label": plain(_("How did it end?"), 2000),
-                "element": {"type": "static_select", "action_id": OUTCOME_BLOCK, "options": options},
-            },
-            {
-                "type": "input",
-                "block_id": NOTE_BLOCK,
-                "optional": True,
-                "label": plain(_("A note for the sender (optional)"), 2000),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": NOTE_BLOCK,
-                    "multiline": True,
-                    "max_length": NOTE_MAX,
-                },
-            },
-        ],
-    }
+    return _modal(
+        invite,
+        DONE_MODAL,
+        _("Close the loop"),
+        _("Close it"),
+        {
+            "type": "input",
+            "block_id": OUTCOME_BLOCK,
+            "label": plain(_("How did it end?"), 2000),
+            "element": {"type": "static_select", "action_id": OUTCOME_BLOCK, "options": options},
+        },
+        {
+            "type": "input",
+            "block_id": NOTE_BLOCK,
+            "optional": True,
+            "label": plain(_("A note for the sender (optional)"), 2000),
+            "element": {"type": "plain_text_input", "action_id": NOTE_BLOCK, "multiline": True, "max_length": NOTE_MAX},
+        },
+    )
 
 
 def ask_modal(invite: Invite, names: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -220,23 +224,18 @@ def ask_modal(invite: Invite, names: Sequence[tuple[str, str]]) -> dict[str, Any
     options = [
         {"text": plain(display, 75), "value": agent_id} for agent_id, display in names[:100] if len(agent_id) <= 150
     ]
-    return {
-        "type": "modal",
-        "callback_id": ASK_MODAL,
-        "private_metadata": str(invite.invitation_id),
-        "title": plain(_("Ask someone else"), 24),
-        "submit": plain(_("Invite"), 24),
-        "close": plain(_("Not yet"), 24),
-        "blocks": [
-            _section("care_headline", compose.headline(invite)),
-            {
-                "type": "input",
-                "block_id": ASK_BLOCK,
-                "label": plain(_("Who could be there instead, or as well?"), 2000),
-                "element": {"type": "static_select", "action_id": ASK_BLOCK, "options": options},
-            },
-        ],
-    }
+    return _modal(
+        invite,
+        ASK_MODAL,
+        _("Ask someone else"),
+        _("Invite"),
+        {
+            "type": "input",
+            "block_id": ASK_BLOCK,
+            "label": plain(_("Who could be there instead, or as well?"), 2000),
+            "element": {"type": "static_select", "action_id": ASK_BLOCK, "options": options},
+        },
+    )
 
 
 def message_view(text: str, words: Words | None = None, title: str | None = None) -> dict[str, Any]:

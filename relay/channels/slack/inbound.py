@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, assert_never
 
 from aiohttp import web
@@ -355,39 +355,53 @@ async def _join(flow: SlackAnswers, body: Mapping[str, Any], client: AsyncWebCli
     await _tell(client, body, text)
 
 
+Modal = dict[str, Any]
+
+
+async def _no_modal(answer: Awaitable[str | None]) -> tuple[str | None, Modal | None]:
+    return await answer, None
+
+
+async def _press(
+    what: str, body: Mapping[str, Any], client: AsyncWebClient, answer: Awaitable[tuple[str | None, Modal | None]]
+) -> None:
+    """A button's answer: the modal it opens, else the ephemeral words; a failure asks to try again."""
+    try:
+        text, modal = await answer
+        if modal is not None:
+            await client.views_open(trigger_id=body.get("trigger_id"), view=modal)
+    except Exception as exc:
+        log.warning("slack %s failed: %s", what, type(exc).__name__)
+        text = english()._(TRY_AGAIN)
+    await _tell(client, body, text)
+
+
+async def _submit(what: str, ack: Any, block: str, answer: Awaitable[dict[str, Any]]) -> None:
+    """A modal's submission, acked with its answer; a failure shows "try again" on `block`."""
+    try:
+        response = await answer
+    except Exception as exc:
+        log.warning("slack %s failed: %s", what, type(exc).__name__)
+        response = {"response_action": "errors", "errors": {block: english()._(TRY_AGAIN)}}
+    await ack(**response)
+
+
 def register_human_paths(bolt: AsyncApp, flow: SlackAnswers) -> None:
     """ "Not now" and "Ask someone else" (CONTRACT section 10): every listener acks, none raises."""
 
     @bolt.action(blocks.PASS_ACTION)
     async def handle_pass(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        try:
-            text: str | None = await flow.press_pass(_user(body), _value(body))
-        except Exception as exc:
-            log.warning("slack pass failed: %s", type(exc).__name__)
-            text = english()._(TRY_AGAIN)
-        await _tell(client, body, text)
+        await _press("pass", body, client, _no_modal(flow.press_pass(_user(body), _value(body))))
 
     @bolt.action(blocks.ASK_ACTION)
     async def handle_ask(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        try:
-            text, modal = await flow.press_ask(_user(body), _value(body))
-            if modal is not None:
-                await client.views_open(trigger_id=body.get("trigger_id"), view=modal)
-        except Exception as exc:
-            log.warning("slack ask failed: %s", type(exc).__name__)
-            text = english()._(TRY_AGAIN)
-        await _tell(client, body, text)
+        await _press("ask", body, client, flow.press_ask(_user(body), _value(body)))
 
     @bolt.view(blocks.ASK_MODAL)
     async def handle_asked(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        try:
-            response = await flow.submit_ask(_user(body), view)
-        except Exception as exc:
-            log.warning("slack ask submission failed: %s", type(exc).__name__)
-            response = {"response_action": "errors", "errors": {blocks.ASK_BLOCK: english()._(TRY_AGAIN)}}
-        await ack(**response)
+        await _submit("ask submission", ack, blocks.ASK_BLOCK, flow.submit_ask(_user(body), view))
 
 
 def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
@@ -397,24 +411,12 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
     @bolt.action(re.compile(blocks.ACK_ACTION_PATTERN))
     async def handle_ack(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        try:
-            text = await flow.press_ack(_user(body), _value(body))
-        except Exception as exc:
-            log.warning("slack ack failed: %s", type(exc).__name__)
-            text = english()._(TRY_AGAIN)
-        await _tell(client, body, text)
+        await _press("ack", body, client, _no_modal(flow.press_ack(_user(body), _value(body))))
 
     @bolt.action(blocks.DONE_ACTION)
     async def handle_close(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        try:
-            text, modal = await flow.press_close(_user(body), _value(body))
-            if modal is not None:
-                await client.views_open(trigger_id=body.get("trigger_id"), view=modal)
-        except Exception as exc:
-            log.warning("slack close failed: %s", type(exc).__name__)
-            text = english()._(TRY_AGAIN)
-        await _tell(client, body, text)
+        await _press("close", body, client, flow.press_close(_user(body), _value(body)))
 
     @bolt.action(blocks.JOIN_ACTION)
     async def handle_join(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
@@ -427,12 +429,7 @@ def register(bolt: AsyncApp, flow: SlackAnswers) -> None:
 
     @bolt.view(blocks.DONE_MODAL)
     async def handle_done(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
-        try:
-            response = await flow.submit_close(_user(body), view)
-        except Exception as exc:
-            log.warning("slack done failed: %s", type(exc).__name__)
-            response = {"response_action": "errors", "errors": {blocks.OUTCOME_BLOCK: english()._(TRY_AGAIN)}}
-        await ack(**response)
+        await _submit("done", ack, blocks.OUTCOME_BLOCK, flow.submit_close(_user(body), view))
 
     @bolt.command("/care")
     async def handle_care(ack: Any, command: dict[str, Any]) -> None:
