@@ -218,10 +218,8 @@ async def test_not_a_valid_or_not_a_mobile_number_is_no_longer_confirmed(
     assert (await emit(client, clock))["status"] == "unroutable"  # no invitation goes there until confirmed again
 
 
-async def test_slack_join_button_confirms_the_slack_account(
-    aiohttp_client: Any, database_url: str, slack: FakeSlack
-) -> None:
-    """A new Slack user gets a DM with a Join button and no care data; pressing it confirms; then invitations go."""
+async def slack_relay(aiohttp_client: Any, database_url: str, slack: FakeSlack, clock: Clock) -> TestClient:
+    """The relay on the fake Slack, addresses to be confirmed; Ana (Slack) and a grant seeded, her join DM sent."""
     settings = make_settings(
         database_url,
         slack_bot_token=DEFAULT_TOKEN,
@@ -230,13 +228,21 @@ async def test_slack_join_button_confirms_the_slack_account(
         relay_public_base_url=PUBLIC,
         relay_verify_addresses=True,
     )
-    clock = Clock()
     client: TestClient = await aiohttp_client(create_app(settings, clock=clock, run_outbox=False))
     ana = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "slack_user": "U0ANA"}
     assert (await client.post("/admin/agents", json=ana, headers=ADMIN)).status == 201
     grant = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
     assert (await client.post("/admin/consents", json=grant, headers=ADMIN)).status == 201
     await client.app[OUTBOX].drain()
+    return client
+
+
+async def test_slack_join_button_confirms_the_slack_account(
+    aiohttp_client: Any, database_url: str, slack: FakeSlack
+) -> None:
+    """A new Slack user gets a DM with a Join button and no care data; pressing it confirms; then invitations go."""
+    clock = Clock()
+    client = await slack_relay(aiohttp_client, database_url, slack, clock)
     [(key, message)] = list(slack.messages.items())
     assert "Press Join" in message["text"] and "Raz" not in json.dumps(message)
     [button] = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
@@ -332,21 +338,8 @@ async def test_an_unconfirmed_slack_account_sees_and_answers_nothing(
 ) -> None:
     """Ana is invited on Slack, then her Slack user is changed (say, mistyped): the new account's
     Home tab and /care show no invitation, and it cannot ack; the old one no longer names her."""
-    settings = make_settings(
-        database_url,
-        slack_bot_token=DEFAULT_TOKEN,
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.api_url,
-        relay_public_base_url=PUBLIC,
-        relay_verify_addresses=True,
-    )
     clock = Clock()
-    client: TestClient = await aiohttp_client(create_app(settings, clock=clock, run_outbox=False))
-    ana = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "slack_user": "U0ANA"}
-    assert (await client.post("/admin/agents", json=ana, headers=ADMIN)).status == 201
-    grant = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
-    assert (await client.post("/admin/consents", json=grant, headers=ADMIN)).status == 201
-    await client.app[OUTBOX].drain()
+    client = await slack_relay(aiohttp_client, database_url, slack, clock)
     [join] = list(slack.messages.values())
     [button] = [e for b in join["blocks"] if b["type"] == "actions" for e in b["elements"]]
     pressed, headers = block_action(SECRET, user_id="U0ANA", action_id="join_address", value=button["value"])

@@ -30,9 +30,8 @@ CIRCLE = [
 ]
 
 
-async def test_each_agent_reads_the_invitation_in_their_own_language(
-    aiohttp_client: Any, database_url: str, slack: FakeSlack, twilio: FakeTwilio
-) -> None:
+async def relay(aiohttp_client: Any, database_url: str, slack: FakeSlack, twilio: FakeTwilio) -> TestClient:
+    """The real app on the fake Slack and the fake Twilio; the outbox driven by hand."""
     settings = make_settings(
         database_url,
         slack_bot_token=DEFAULT_TOKEN,
@@ -45,6 +44,13 @@ async def test_each_agent_reads_the_invitation_in_their_own_language(
         relay_public_base_url=PUBLIC,
     )
     client: TestClient = await aiohttp_client(create_app(settings, run_outbox=False))
+    return client
+
+
+async def test_each_agent_reads_the_invitation_in_their_own_language(
+    aiohttp_client: Any, database_url: str, slack: FakeSlack, twilio: FakeTwilio
+) -> None:
+    client = await relay(aiohttp_client, database_url, slack, twilio)
     for agent in CIRCLE:
         assert (
             await client.post("/admin/agents", json=agent | {"groups": ["care-circle"]}, headers=ADMIN)
@@ -93,18 +99,7 @@ async def test_a_status_set_shows_its_status_and_note_in_slack_by_sms_and_on_the
     aiohttp_client: Any, database_url: str, slack: FakeSlack, twilio: FakeTwilio
 ) -> None:
     """For status.set, context.status and context.note are the message: every channel shows them."""
-    settings = make_settings(
-        database_url,
-        slack_bot_token=DEFAULT_TOKEN,
-        slack_signing_secret="slack-signing-secret-for-tests",
-        slack_api_url=slack.api_url,
-        twilio_account_sid=twilio.account_sid,
-        twilio_auth_token=twilio.auth_token,
-        twilio_sms_from=SMS_FROM,
-        twilio_api_base_url=twilio.base_url,
-        relay_public_base_url=PUBLIC,
-    )
-    client: TestClient = await aiohttp_client(create_app(settings, run_outbox=False))
+    client = await relay(aiohttp_client, database_url, slack, twilio)
     for agent in (CIRCLE[0], CIRCLE[3]):
         assert (
             await client.post("/admin/agents", json=agent | {"groups": ["care-circle"]}, headers=ADMIN)

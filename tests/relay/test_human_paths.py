@@ -7,14 +7,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-
-from relay.app import create_app
-from tests.conftest import BOTH_DATABASES, Clock
+from tests.conftest import BOTH_DATABASES
 from tests.driver import ADMIN, Relay, panic
-from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack, slash_command
+from tests.fakes.slack import FakeSlack, slash_command
 from tests.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilio, inbound_sms
-from tests.support import make_settings
 
 SECRET = "slack-signing-secret-for-tests"
 PUBLIC = "https://relay.example"
@@ -29,30 +25,6 @@ CY = {"id": "cy", "display": "Cy", "groups": ["elsewhere"], "slack_user": "U0CY"
 GRANT = {"subject": "actor:raz", "scope": ["panic.ui"], "groups": ["care-circle"], "by": "admin"}
 
 Begin = Callable[..., Awaitable[Relay]]
-
-
-@pytest.fixture
-def begin(aiohttp_client: Any, database_url: str, clock: Clock, slack: FakeSlack, twilio: FakeTwilio) -> Begin:
-    """The real app on the fake Slack and the fake Twilio, outbox driven by hand; agents and GRANT seeded."""
-
-    async def run(*agents: dict[str, Any], **overrides: Any) -> Relay:
-        settings = make_settings(
-            database_url,
-            slack_bot_token=DEFAULT_TOKEN,
-            slack_signing_secret=SECRET,
-            slack_api_url=slack.api_url,
-            twilio_account_sid=twilio.account_sid,
-            twilio_auth_token=twilio.auth_token,
-            twilio_sms_from=SMS_FROM,
-            twilio_api_base_url=twilio.base_url,
-            relay_public_base_url=PUBLIC,
-            **overrides,
-        )
-        relay = Relay(await aiohttp_client(create_app(settings, clock=clock, run_outbox=False)))
-        await relay.seed(GRANT, agents=list(agents))
-        return relay
-
-    return run
 
 
 async def text(relay: Relay, number: str, body: str) -> list[str]:

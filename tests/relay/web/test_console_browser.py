@@ -19,14 +19,12 @@ import pytest
 
 from tests.driver import panic
 from tests.fakes.slack import DEFAULT_TOKEN, FakeSlack
+from tests.relay.web.test_links_browser import chromium
 from tests.support import ROOT, ServerThread, make_settings, signed
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
-DESKTOP = (1280, 900)
 SCREENSHOTS = ROOT / "var" / "screenshots"
 ANN_TOKEN = "ops-ann-token-0123456789"
 WAIT_SEC = 15
@@ -67,39 +65,8 @@ def slack() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Debian's headless Chromium through its own chromedriver; nothing is downloaded."""
-    if not CHROMIUM.exists() or not CHROMEDRIVER.exists():
-        pytest.skip("needs Debian's chromium and chromium-driver at /usr/bin (install them with `make browser`)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never fetch a browser or driver
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--no-proxy-server",
-        f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(20)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+    """Debian's headless Chromium through its own chromedriver, at a desktop's size; nothing is downloaded."""
+    yield from chromium(tmp_path, monkeypatch, None)
 
 
 def slack_settings(fake: FakeSlack) -> dict[str, Any]:
