@@ -151,8 +151,9 @@ CONTEXT_CHARS = 500
 def _context_text(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    text = "".join(c if c.isprintable() else " " for c in value).strip()
-    return text[:CONTEXT_CHARS] or None
+    # a printable text (nearly every one) is kept as it is: one C scan, not a Python step per character
+    text = value if value.isprintable() else "".join(c if c.isprintable() else " " for c in value)
+    return text.strip()[:CONTEXT_CHARS] or None
 
 
 class Envelope(_Block):

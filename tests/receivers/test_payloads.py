@@ -421,6 +421,27 @@ def test_m3_context_and_sig_are_not_read(context: Any) -> None:
     assert m3.parse(payload).event_id == "evt_01JHCARE001"
 
 
+@pytest.mark.parametrize(
+    ("note", "kept"),
+    [
+        ("low energy", "low energy"),
+        ("  low energy \n", "low energy"),
+        ("low\x00energy\u202e", "low energy"),
+        ("\x1b[31m", "[31m"),
+        ("\n\t ", None),
+        ("", None),
+        (7, None),
+        ("x" * 900, "x" * 500),
+        ("\x07" + "y" * 600, "y" * 500),
+    ],
+)
+def test_m3_context_status_and_note_are_kept_printable_and_short(note: Any, kept: str | None) -> None:
+    """context.status / context.note: control characters become spaces, the ends are trimmed, 500 at most."""
+    payload = changed(fixture("m3", "panic.ui__golden"), "context", {"status": note, "note": note})
+    signal = m3.parse(payload)
+    assert (signal.context_status, signal.context_note) == (kept, kept)
+
+
 def test_m3_several_problems_are_reported_together() -> None:
     """All problems of one body are reported at once, each at its loc."""
     payload = without(fixture("m3", "panic.ui__golden"), "actor.id")
