@@ -23,6 +23,7 @@ from inbox import outbox as rows
 from inbox.tx import now_ms
 from receivers.m3 import signature as m3_signature
 from relay.app import create_app
+from relay.channels.slack import _json_text
 from relay.channels.slack import inbound as slack
 from relay.channels.slack.send import SlackChannel
 from relay.keys import CHANNELS, OUTBOX, WRITER
@@ -655,3 +656,9 @@ async def test_a_send_that_waited_for_its_lane_checks_consent_again(start: Start
     assert statuses == ["sent"] * LANE_CONCURRENCY + ["skipped"]
     assert len(fake.calls_to("chat.postMessage")) == LANE_CONCURRENCY
     assert await query(client.app, "SELECT last_error FROM outbox WHERE status = 'skipped'") == [("consent_revoked",)]
+
+
+@pytest.mark.parametrize("value", [{"text": "Ana — ți-e bine?", "blocks": [{"n": 1}]}, {"n": 2**70}, [None, 1.5]])
+def test_request_bodies_are_json_slack_reads_back(value: Any) -> None:
+    """Bodies to Slack are written by orjson, and by json for what orjson refuses (an integer past 64 bits)."""
+    assert json.loads(_json_text(value)) == value
