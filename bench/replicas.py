@@ -7,7 +7,9 @@ processes (half the connections each) against two replicas, each run on a fresh 
 with the bench directory, for the pending path (no grant: no agent is locked) and the
 invited path (the outbox sending to the fake Slack meanwhile). While two replicas run,
 pg_stat_activity is sampled: what the relays' sessions wait on says what still serialises
-them. `restart` loads one relay with invited signals, kills it with SIGKILL mid-run,
+them; and every run reads how many of the machine's cores were busy, and how many of those
+were the relays' (the rest is PostgreSQL, wrk and the fake Slack): with no core left idle,
+a second replica can only share the CPU the first one had. `restart` loads one relay with invited signals, kills it with SIGKILL mid-run,
 starts it again and times the way to the last invitation redelivered.
 """
 
@@ -140,11 +142,15 @@ def _load(replicas: list[Server], requests: list[Path], seconds: float, connecti
         results[i] = run_wrk(replicas[i].url, "requests.lua", args, seconds=seconds, connections=share)
 
     cpu = [r.cpu() for r in replicas]
+    machine = servers.machine_jiffies()
+    started = time.monotonic()
     threads = [threading.Thread(target=drive, args=(i,)) for i in range(len(replicas))]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    elapsed = time.monotonic() - started
+    cores = servers.busy_cores(machine, servers.machine_jiffies())
     cpu_s = sum(r.cpu() - c for r, c in zip(replicas, cpu, strict=True))
     requests_done = sum(r["requests"] for r in results)
     return {
@@ -154,6 +160,11 @@ def _load(replicas: list[Server], requests: list[Path], seconds: float, connecti
         "errors": sum(r["errors"] for r in results),
         "p99_ms": max(r["p99_ms"] for r in results),
         "cpu_us": cpu_s / max(requests_done, 1) * 1e6,
+        # where the machine's cores went: the relays, and everything else (PostgreSQL, wrk, the fake Slack)
+        "machine_busy_cores": cores,
+        "relay_cores": cpu_s / max(elapsed, 1e-9),
+        "others_cores": cores - cpu_s / max(elapsed, 1e-9),
+        "cores": os.cpu_count(),
         "per_replica": results,
     }
 

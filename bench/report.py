@@ -177,6 +177,11 @@ class Figures:
                 what = f"{path} path on PostgreSQL, {n} relay(s), wrk split between them"
                 self.add(f"pg {path} x{n} rps", run["rps"], "req/s", what)
                 self.add(f"pg {path} x{n} CPU", run["cpu_us"], "µs/req", what + "; relay CPU, all replicas")
+                if "machine_busy_cores" in run:
+                    cores = f"of {run['cores']} cores, the relays {run['relay_cores']:.2f} of them"
+                    self.add(
+                        f"pg {path} x{n} busy cores", run["machine_busy_cores"], "cores", what + "; busy, " + cores
+                    )
             self.add(f"pg {path} x2/x1", r[f"{path}_ratio"], "x", f"{path} intake, two replicas over one",
                      lambda v: v >= 1.5, ">= 1.5")  # fmt: skip
 

@@ -63,6 +63,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of every core since boot, from /proc/stat (idle and iowait are not busy)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # user nice system idle iowait irq softirq steal (guest time is inside user)
+    return total - fields[3] - fields[4], total
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How many of the machine's cores were busy, on average, between two `machine_jiffies` readings."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return busy / max(total, 1) * (os.cpu_count() or 1)
+
+
 class Server:
     """A server process on `port`, stopped on exit; its output goes to `log` (or nowhere)."""
 
