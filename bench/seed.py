@@ -33,7 +33,7 @@ from bench.payloads import body
 from bench.team import BENCH_ACTOR, GROUPS, SUBJECT, agents, grant, slack_user
 from inbox import open_inbox
 from inbox.audit import AuditValues, insert_audits
-from inbox.invitations import ReplyCodeValues, insert_reply_codes
+from inbox.reply_codes import ReplyCodeValues, insert_reply_codes
 from inbox.rows import dumps, marks
 from inbox.signals import SignalValues, insert_nonces, insert_signals
 from inbox.tx import SqliteTx

@@ -15,8 +15,8 @@ from enum import StrEnum
 
 from inbox.audit import insert_audit
 from inbox.directory import AgentRecord, get_agent_tx, replace_agent
-from inbox.invitations import random_code
 from inbox.outbox import enqueue
+from inbox.reply_codes import random_code
 from inbox.tx import Tx
 
 __all__ = [

@@ -1,25 +1,24 @@
-"""Invitations: who was asked to answer a loop, their reply codes, and the loop as it stands.
+"""Invitations: who was asked to answer a loop, stored, counted for the throttle and read back.
 
-Writes are sync functions over the writer's `Tx` in plain SQL (intake's hot path). The codes
-open loops hold are kept in `reply_code`, so neither picking a code nor counting the
-throttle reads an agent's history. Reads are sync too, run by the reader
+Writes are sync functions over the writer's `Tx` in plain SQL (intake's hot path); each
+queued invitation holds a reply code (`inbox.reply_codes`), and the throttle counts an
+agent's recent invitations under that agent's lock. Reads are sync too, run by the reader
 (`inbox.reader.Reader`) or inside a write job: an invitation is read joined with its
-signal, and the loop detail gathers three tables and the agents' displays in one job. Both
-return frozen records.
+signal, as a frozen record. The loop an invitation belongs to, as it stands, is
+`inbox.loop_detail`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from inbox.reply_codes import ReplyCodeValues, insert_reply_codes, pick_codes
 from inbox.rows import marks
 from inbox.tx import Tx, reserve_ids
 
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 #: a loop whose invitations can still be answered.
 OPEN_STATUSES = ("invited", "acked")
 
@@ -40,62 +39,6 @@ class InvitationRecord:
     event_id: str
     #: the sender's bytes, which the signal is read back from (None once retention purged them).
     body: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class InvitationLine:
-    """One invitation of a loop, as the loop shows it."""
-
-    id: int
-    agent: str
-    channel: str
-    status: str
-    code: str | None
-    #: who asked for it, when a person did ("admin:NAME"); None when the relay decided
-    invited_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AckLine:
-    """One agent's ack, with the display they had when read (their id once they are gone)."""
-
-    agent: str
-    display: str
-    action: str
-    at: int
-    via: str
-
-
-@dataclass(frozen=True, slots=True)
-class DoneLine:
-    """The done that closed a loop."""
-
-    agent: str
-    display: str
-    outcome: str
-    note: str
-    at: int
-    via: str
-
-
-@dataclass(frozen=True, slots=True)
-class PassLine:
-    """One agent's "not now" (CONTRACT section 10)."""
-
-    agent: str
-    display: str
-    at: int
-    via: str
-
-
-@dataclass(frozen=True, slots=True)
-class LoopDetail:
-    """A loop's invitations, acks (oldest first), its done, if any, and the agents who passed."""
-
-    invitations: tuple[InvitationLine, ...]
-    acks: tuple[AckLine, ...]
-    done: DoneLine | None
-    passes: tuple[PassLine, ...] = ()
 
 
 # Inside a writer job ------------------------------------------------------------------
@@ -128,102 +71,17 @@ class Planned(NamedTuple):
     replaces: int | None = None
 
 
-class ReplyCodeValues(NamedTuple):
-    """A reply code an open loop's invitation holds."""
-
-    agent_id: str
-    code: str
-    signal_id: int
-    invitation_id: int
-
-
 _INSERT_INVITATION = (
     f"INSERT INTO invitation ({', '.join(InvitationValues._fields)}) VALUES ({marks(len(InvitationValues._fields))})"
 )
-_INSERT_REPLY_CODE = (
-    f"INSERT INTO reply_code ({', '.join(ReplyCodeValues._fields)}) VALUES ({marks(len(ReplyCodeValues._fields))})"
-)
-#: (agent, code) pairs per look-up: two parameters each, far under every driver's limit
-_PAIRS_PER_LOOKUP = 200
-#: draws of fresh codes for those found taken; each draw misses with the share of the
-#: 32^4 codes an agent holds, so only an agent holding nearly all of them runs out
-MAX_CODE_DRAWS = 64
 #: agents per throttle count statement (SQLite allows 500 terms in a compound SELECT)
 _AGENTS_PER_COUNT = 100
-
-
-class NoFreeCodeError(Exception):
-    """An agent holds (nearly) every reply code on open loops: no code is left to give."""
-
-
-def random_code() -> str:
-    """A 4-character reply code, drawn at random."""
-    base = len(CODE_ALPHABET)
-    n = secrets.randbelow(base**4)  # one draw, not four
-    return (
-        CODE_ALPHABET[n % base]
-        + CODE_ALPHABET[n // base % base]
-        + CODE_ALPHABET[n // base**2 % base]
-        + CODE_ALPHABET[n // base**3]
-    )
-
-
-def codes_in_use(tx: Tx, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of these (agent, code) pairs an open loop holds: point look-ups on `reply_code`'s key."""
-    taken: set[tuple[str, str]] = set()
-    for start in range(0, len(pairs), _PAIRS_PER_LOOKUP):
-        chunk = pairs[start : start + _PAIRS_PER_LOOKUP]
-        rows = tx.execute(
-            "SELECT agent_id, code FROM reply_code WHERE " + " OR ".join(["(agent_id = ? AND code = ?)"] * len(chunk)),
-            [value for pair in chunk for value in pair],
-        ).fetchall()
-        taken.update((str(r[0]), str(r[1])) for r in rows)
-    return taken
-
-
-def pick_codes(tx: Tx, agent_ids: Sequence[str]) -> list[str]:
-    """A reply code for each new invitation of these agents (an agent may come more than once).
-
-    Each code is free among the agent's open loops and among the codes picked here. Random
-    candidates are checked a whole group at a time with point look-ups; those found taken
-    are drawn again. The table's key stays the last word: a code another writer took in
-    between is a unique violation when the row goes in.
-    """
-    codes: list[str] = [""] * len(agent_ids)
-    drawn: set[tuple[str, str]] = set()
-    wanted = list(range(len(agent_ids)))
-    for _ in range(MAX_CODE_DRAWS):
-        if not wanted:
-            return codes
-        candidates: list[tuple[int, str]] = []
-        for index in wanted:
-            agent_id = agent_ids[index]
-            code = random_code()
-            while (agent_id, code) in drawn:
-                code = random_code()
-            drawn.add((agent_id, code))
-            candidates.append((index, code))
-        taken = codes_in_use(tx, [(agent_ids[index], code) for index, code in candidates])
-        wanted = []
-        for index, code in candidates:
-            if (agent_ids[index], code) in taken:
-                wanted.append(index)
-            else:
-                codes[index] = code
-    if wanted:
-        raise NoFreeCodeError(f"no free reply code for {agent_ids[wanted[0]]!r}")
-    return codes
 
 
 def insert_invitations(tx: Tx, rows: Sequence[InvitationValues]) -> None:
     """New invitations with their reserved ids, queued or skipped. A skipped one (throttle,
     quiet hours, no channel) is visible on the loop; never sent, never counted, never able to answer."""
     tx.executemany(_INSERT_INVITATION, rows)
-
-
-def insert_reply_codes(tx: Tx, rows: Sequence[ReplyCodeValues]) -> None:
-    """The codes new invitations hold; a code already held is a unique violation."""
-    tx.executemany(_INSERT_REPLY_CODE, rows)
 
 
 def store_planned(tx: Tx, planned: Sequence[Planned], at: int) -> list[tuple[str, int | None, dict[str, Any]]]:
@@ -287,11 +145,6 @@ def to_update_on_join(tx: Tx, signal_id: int) -> list[int]:
         (signal_id,),
     ).fetchall()
     return [int(r[0]) for r in rows]
-
-
-def release_codes(tx: Tx, signal_id: int) -> None:
-    """The loop closed: its invitations' codes are free for the agents' next loops."""
-    tx.execute("DELETE FROM reply_code WHERE signal_id = ?", (signal_id,))
 
 
 #: the first key of the PostgreSQL advisory locks held on agents ("thrt" in ASCII)
@@ -412,32 +265,3 @@ def newest_open_invitations(tx: Tx, agent_id: str, limit: int) -> list[Invitatio
         (agent_id, *OPEN_STATUSES, max(0, limit)),
     ).fetchall()
     return [_record(r) for r in rows]
-
-
-def loop_detail(tx: Tx, signal_id: int) -> LoopDetail:
-    """Invitations, acks (with the agent's display; their id once they are gone) and the done of one signal."""
-    invitations = tx.execute(
-        "SELECT id, agent_id, channel, status, code, invited_by FROM invitation WHERE signal_id = ? ORDER BY id",
-        (signal_id,),
-    ).fetchall()
-    acks = tx.execute(
-        "SELECT k.agent_id, COALESCE(a.display, k.agent_id), k.action, k.at, k.via FROM ack k"
-        " LEFT JOIN agent a ON a.id = k.agent_id WHERE k.signal_id = ? ORDER BY k.id",
-        (signal_id,),
-    ).fetchall()
-    done = tx.execute(
-        "SELECT d.agent_id, COALESCE(a.display, d.agent_id), d.outcome, d.note, d.at, d.via FROM done d"
-        " LEFT JOIN agent a ON a.id = d.agent_id WHERE d.signal_id = ?",
-        (signal_id,),
-    ).fetchone()
-    passes = tx.execute(
-        "SELECT p.agent_id, COALESCE(a.display, p.agent_id), p.at, p.via FROM loop_pass p"
-        " LEFT JOIN agent a ON a.id = p.agent_id WHERE p.signal_id = ? ORDER BY p.at, p.agent_id",
-        (signal_id,),
-    ).fetchall()
-    return LoopDetail(
-        invitations=tuple(InvitationLine(int(i), a, c, s, code, by) for i, a, c, s, code, by in invitations),
-        acks=tuple(AckLine(a, d, action, int(at), via) for a, d, action, at, via in acks),
-        done=None if done is None else DoneLine(done[0], done[1], done[2], done[3], int(done[4]), done[5]),
-        passes=tuple(PassLine(a, d, int(at), via) for a, d, at, via in passes),
-    )

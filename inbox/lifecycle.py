@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from inbox import audit, invitations
+from inbox import audit, reply_codes
 from inbox.tx import Tx
 from relay.model import LoopFacts
 
@@ -136,7 +136,7 @@ def store_done(tx: Tx, loop: LoopFacts, *, agent_id: str, outcome: str, note: st
         return Stored(ALREADY_DONE, "done")
     implied = _insert_ack(tx, loop.signal_id, agent_id, outcome, via, at)
     tx.execute("UPDATE signal SET status = 'done', updated_at = ? WHERE id = ?", (at, loop.signal_id))
-    invitations.release_codes(tx, loop.signal_id)
+    reply_codes.release_codes(tx, loop.signal_id)
     _audit(tx, loop, "done", agent_id, via, at, reason="a person closed the loop", outcome=outcome, implied_ack=implied)
     return Stored(RECORDED, "done", _delivered(tx, loop.signal_id), implied_ack=implied)
 

@@ -18,16 +18,13 @@ from inbox.addresses import ADDRESS_OF
 from inbox.directory import AgentRecord, GrantRecord
 from inbox.invitations import (
     OPEN_STATUSES,
-    AckLine,
-    DoneLine,
     InvitationRecord,
-    LoopDetail,
     invitation,
     invitations_by_id,
-    loop_detail,
     newest_open_invitations,
     open_invitations,
 )
+from inbox.loop_detail import AckLine, DoneLine, LoopDetail, loop_detail
 from inbox.reader import Reader
 from inbox.tx import Tx
 from relay.addresses import session_open

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inbox import audit, signals
-from inbox.invitations import InvitationLine, LoopDetail, loop_detail
+from inbox.loop_detail import InvitationLine, LoopDetail, loop_detail
 from inbox.reader import Reader
 from inbox.signals import StoredSignal
 from inbox.tx import Tx

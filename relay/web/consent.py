@@ -19,7 +19,7 @@ from relay.errors import BadRequestError, ForbiddenError, NotFoundError
 from relay.keys import ACTOR_CONSENT, TOKENS
 from relay.labels import N_
 from relay.web import pages
-from relay.web.links import TOKEN_MAX_CHARS, read_form
+from relay.web.form import TOKEN_MAX_CHARS, read_form
 from relay.web.pages import page
 
 ROUTE = "/c/{token}"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from inbox import db, invitations, open_inbox
+from inbox import db, invitations, open_inbox, reply_codes
 from inbox.tx import Tx
 from inbox.writer import Writer
 from relay.answers import Done
@@ -66,12 +66,12 @@ async def test_picked_codes_skip_those_held_and_each_other(writer: Writer, monke
     def job(tx: Tx) -> list[str]:
         signal_id = _open_loop(tx, "e1")
         invitation_id = _invite(tx, signal_id, "ana", "AAAA")
-        invitations.insert_reply_codes(tx, [invitations.ReplyCodeValues("ana", "AAAA", signal_id, invitation_id)])
-        return invitations.pick_codes(tx, ["ana", "ana", "bo"])
+        reply_codes.insert_reply_codes(tx, [reply_codes.ReplyCodeValues("ana", "AAAA", signal_id, invitation_id)])
+        return reply_codes.pick_codes(tx, ["ana", "ana", "bo"])
 
     # ana's first draw is held (drawn again: CCCC); her second repeats the group's first (drawn
     # again: BBBB); bo may take the code ana holds
-    monkeypatch.setattr(invitations, "random_code", scripted(["AAAA", "AAAA", "BBBB", "AAAA", "CCCC"]))
+    monkeypatch.setattr(reply_codes, "random_code", scripted(["AAAA", "AAAA", "BBBB", "AAAA", "CCCC"]))
     assert await writer.run(job) == ["CCCC", "BBBB", "AAAA"]
 
 
@@ -79,17 +79,17 @@ async def test_an_agent_without_a_free_code_is_refused_not_looped_forever(
     writer: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When every fresh draw is a code Ana holds, picking gives up after MAX_CODE_DRAWS with NoFreeCodeError."""
-    held = [f"H{n:03d}" for n in range(invitations.MAX_CODE_DRAWS)]
+    held = [f"H{n:03d}" for n in range(reply_codes.MAX_CODE_DRAWS)]
 
     def job(tx: Tx) -> list[str]:
         for n, code in enumerate(held):
             signal_id = _open_loop(tx, f"e{n}")
             invitation_id = _invite(tx, signal_id, "ana", code)
-            invitations.insert_reply_codes(tx, [invitations.ReplyCodeValues("ana", code, signal_id, invitation_id)])
-        return invitations.pick_codes(tx, ["ana"])
+            reply_codes.insert_reply_codes(tx, [reply_codes.ReplyCodeValues("ana", code, signal_id, invitation_id)])
+        return reply_codes.pick_codes(tx, ["ana"])
 
-    monkeypatch.setattr(invitations, "random_code", scripted(held))
-    with pytest.raises(invitations.NoFreeCodeError):
+    monkeypatch.setattr(reply_codes, "random_code", scripted(held))
+    with pytest.raises(reply_codes.NoFreeCodeError):
         await writer.run(job)
 
 
@@ -112,7 +112,7 @@ async def test_a_done_frees_its_codes_for_the_next_loop(start: Start, monkeypatc
     """While a loop is open its code is Ana's alone; once a person closes it, a new loop may take it again."""
     relay = await start(relay_agent_max_invites_per_hour=100)
     await relay.seed()
-    monkeypatch.setattr(invitations, "random_code", scripted(["K7QX", "K7QX", "M4RT", "K7QX"]))
+    monkeypatch.setattr(reply_codes, "random_code", scripted(["K7QX", "K7QX", "M4RT", "K7QX"]))
     first = await relay.send("m3", panic())
     second = await relay.send("m3", panic())
     codes = await _codes(relay)
@@ -138,7 +138,7 @@ async def test_codes_stay_unique_among_open_loops_under_forced_collisions(
     relay = await start(relay_agent_max_invites_per_hour=1000)
     await relay.seed(agents=[ANA, BOB])
     pool = [f"Q{n:03d}"[:4] for n in range(12)] * 200
-    monkeypatch.setattr(invitations, "random_code", scripted(pool))
+    monkeypatch.setattr(reply_codes, "random_code", scripted(pool))
     await asyncio.gather(*(relay.send("m3", panic()) for _ in range(5)))
     codes = await _codes(relay)
     assert len(codes) == 10 and codes == await _held(relay)
@@ -153,8 +153,8 @@ async def test_a_code_taken_after_the_look_up_sends_the_group_down_the_slow_path
     draws a free code and every signal of the group is still stored once."""
     relay = await start(relay_agent_max_invites_per_hour=100)
     await relay.seed()
-    monkeypatch.setattr(invitations, "random_code", scripted(["AAAA", "AAAA", "BBBB", "CCCC", "DDDD"]))
-    real = invitations.codes_in_use
+    monkeypatch.setattr(reply_codes, "random_code", scripted(["AAAA", "AAAA", "BBBB", "CCCC", "DDDD"]))
+    real = reply_codes.codes_in_use
     blind = [True]
 
     def once_blind(tx: Tx, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -165,7 +165,7 @@ async def test_a_code_taken_after_the_look_up_sends_the_group_down_the_slow_path
                 return set()
         return real(tx, pairs)
 
-    monkeypatch.setattr(invitations, "codes_in_use", once_blind)
+    monkeypatch.setattr(reply_codes, "codes_in_use", once_blind)
     first = await relay.send("m3", panic())
     second = await relay.send("m3", panic())
     assert (first["status"], second["status"]) == ("invited", "invited") and not blind[0]
@@ -266,9 +266,9 @@ async def test_code_look_ups_and_the_throttle_count_use_their_indexes(tmp_path: 
     conn = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
     try:
         tx = PlanRecorder(conn)
-        invitations.pick_codes(tx, ["ana", "bo", "ana"])
+        reply_codes.pick_codes(tx, ["ana", "bo", "ana"])
         invitations.recent_invites(tx, ["ana", "bo"], 0, 6)
-        invitations.release_codes(tx, 1)
+        reply_codes.release_codes(tx, 1)
         plans = tx.plans()
     finally:
         conn.close()

@@ -47,7 +47,7 @@ from relay.labels import N_
 from relay.loop import NOTE_MAX, OUTCOME_MAX
 from relay.words import Words, english
 
-#: inbox.invitations.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
+#: inbox.reply_codes.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 4
 DEFAULT_OUTCOME = "done"

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from relay.app import create_app
 from relay.channels.slack import home
-from relay.channels.slack import inbound as slack
+from relay.channels.slack import replies as slack
 from relay.keys import WRITER
 from relay.settings import ConfigError, load
 from tests.fakes.slack import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import invitations
+from inbox import reply_codes
 from relay.channels.twilio import replies
 from relay.channels.twilio.replies import (
     Ack,
@@ -119,7 +119,7 @@ def test_what_counts_as_a_code(word: str, code_like: bool) -> None:
 
 def test_code_alphabet_matches_the_store() -> None:
     """The grammar's alphabet is the one codes are drawn from."""
-    assert replies.CODE_ALPHABET == invitations.CODE_ALPHABET
+    assert replies.CODE_ALPHABET == reply_codes.CODE_ALPHABET
 
 
 def test_outcome_and_note_are_bounded() -> None:
