@@ -1,7 +1,7 @@
 """One attempt at an outbox row, by its kind: what it reads, checks and sends, as a `Delivery`.
 
 An invitation is checked again at send time (consent still live? agent active, not away?
-address verified? quiet hours?) and then sent on its channel; one WhatsApp cannot deliver
+address verified? quiet hours?) and then sent on its channel; one that WhatsApp cannot deliver
 (outside the session window) moves to the agent's next channel. A message update shows the
 loop as it stands now; a join code goes to an address its owner has not confirmed; a
 callback goes to its sender (`relay.callbacks`); a forward posts the stored signal body to
