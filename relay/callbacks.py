@@ -1,7 +1,9 @@
 """The one HTTP client for what the relay POSTs to senders: callbacks and workflow forwards.
 
 `post` makes one attempt and says what it came to as a `Delivery` (the outbox owns the
-schedule of further attempts). `trigger_care_workflow` is the public PR8 workflow
+schedule of further attempts); `send_callback` is one attempt of a queued callback: its
+sender's target as configured now, signed afresh, posted, and a 409 after an earlier
+attempt taken, for a sender that says so, as that attempt having arrived. `trigger_care_workflow` is the public PR8 workflow
 trigger client (CONTRACT.md section 3, "Outbound"): one event, a per-attempt timeout and a
 bounded number of retries of its own, built on the same exchange. It never raises: a
 failure comes back as a value and is logged as one ``[CARE_AUDIT]`` ``action_skipped``
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,10 +22,16 @@ from typing import Any
 
 import aiohttp
 
+from inbox.outbox import Work
+from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from receivers.json_body import dumps
 from relay.audit import emit
 from relay.delivery import Delivery, parse_retry_after, permanent, retry
+from relay.settings import Settings
+
+#: a callback attempt's lines go where the rest of the outbox's do
+log = logging.getLogger("care_relay.outbox")
 
 ENABLED_ENV = "CARE_WORKFLOW_TRIGGERS_ENABLED"
 _TRUTHY = frozenset({"1", "true", "yes", "on"})
@@ -31,6 +40,7 @@ _BACKOFF_CAP_S = 2.0
 # A workflow engine asking for minutes would hold an outbox worker hostage; the outbox
 # retries later anyway.
 _RETRY_AFTER_CAP_S = 5.0
+_JSON = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,24 @@ async def post(
     if answer.status in (408, 429) or answer.status >= 500:
         return retry(error, parse_retry_after(answer.retry_after))
     return permanent(error)
+
+
+async def send_callback(
+    session: aiohttp.ClientSession, settings: Settings, work: Work, *, now_ms: int, timeout_sec: float
+) -> Delivery:
+    """One attempt of the callback an outbox row holds, to its sender."""
+    source = str(work.payload["source"])
+    sender = SENDERS[source]
+    url, secret = sender.callback_target(settings)
+    if not url:
+        return permanent(f"{source} callback URL is no longer configured")
+    # Every attempt is signed with a fresh timestamp (CONTRACT section 3).
+    body, headers = sender.sign_callback(work.payload["body"], secret, now_ms=now_ms)
+    delivery = await post(session, url, body, {**_JSON, **headers}, timeout_sec=timeout_sec)
+    if sender.conflict_on_retry_is_arrival and work.attempts > 1 and delivery.error == "HTTP 409":
+        log.info("callback %s: 409 on attempt %d, an earlier attempt had arrived", work.id, work.attempts)
+        return Delivery(ok=True)
+    return delivery
 
 
 def is_care_workflow_triggers_enabled(environ: Mapping[str, str] | None = None) -> bool:

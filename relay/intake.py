@@ -3,9 +3,10 @@
 The signal, the routing decision, its audit row and every queued invitation are
 committed in one writer transaction, so a 202 means all of it is on disk. Intake
 items are handed to the writer as a batch (`Writer.run_batched`): the group's
-directory check, id and nonce look-ups happen once, rows go in with `executemany` on ids
-reserved up front (no statement per row), reply codes are checked for the whole batch with
-point look-ups, and the throttle counts every invitation decided before, in this batch too. The
+directory check, id and nonce look-ups happen once, the group is decided here and its rows
+go in with `executemany` on ids reserved up front (`relay.signal_rows`, no statement per
+row), reply codes are checked for the whole batch with point look-ups, and the throttle
+counts every invitation decided before, in this batch too. The
 look-ups run inside the write transaction; on SQLite nobody else can write between
 them and the inserts. On PostgreSQL replicas write at once, and what must hold across them
 holds without a global lock: the throttle's count of an agent is read under that agent's
@@ -30,19 +31,15 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
-from inbox import directory, invitations, outbox, signals
-from inbox.audit import AuditValues, insert_audits
-from inbox.invitations import Planned
-from inbox.rows import dumps, dumps_list
-from inbox.signals import SignalValues
-from inbox.tx import Tx, reserve_ids
+from inbox import directory, invitations, signals
+from inbox.tx import Tx
 from inbox.writer import Writer
-from relay import audit, compose
+from relay import audit
 from relay.errors import EventIdConflictError, NonceReusedError, RelayError
 from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
 from relay.router import coalescing_key, consent_groups, decide, joined
+from relay.signal_rows import GroupRows, OpenLoop, WithWork, audit_row, shown_skips, signal_values, store_group
 
 log = logging.getLogger("care_relay.intake")
 HOUR_MS = 3_600_000
@@ -61,29 +58,6 @@ class IntakeResult:
     joined_to: str | None = None
     #: `pending_consent` M3: the audience's groups that name a directory group (its consent page asks)
     consent_groups: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _OpenLoop:
-    """The open loop a signal joins: stored (`signal_id`), or opened by an earlier signal of the group (`work`)."""
-
-    event_id: str
-    signal_id: int | None = None
-    work: int | None = None
-
-
-@dataclass(frozen=True)
-class _Work:
-    """A new signal with work rows (invitations, shown skips, a forward), stored after its group is decided."""
-
-    #: where its answer is in the batch's answers
-    answer: int
-    signal: Signal
-    row: SignalValues
-    decision: Decision
-    result: IntakeResult
-    #: the open loop this signal joined
-    joins: _OpenLoop | None = None
 
 
 @dataclass(frozen=True)
@@ -198,12 +172,11 @@ class Intake:
             self._lock_counted(tx, items, known, now)
 
         answers: list[IntakeResult | RelayError] = []
-        work: list[_Work] = []
+        group = GroupRows()
+        #: where in `answers` each of `group.work` answers, and its answer before it has an id
+        waiting: list[tuple[int, IntakeResult]] = []
         #: subject key → the open loop about it (None: none), looked up once per group
-        opened: dict[str, _OpenLoop | None] = {}
-        plain_rows: list[SignalValues] = []
-        nonce_rows: list[tuple[str, str, str, int]] = []
-        audit_rows: list[AuditValues] = []
+        opened: dict[str, OpenLoop | None] = {}
         for item in items:
             signal = item.signal
             key = (signal.source, signal.event_id)
@@ -217,47 +190,45 @@ class Intake:
                 signal, self._directory.grants, agents, now=now, settings=self._routing, recent_invites=recent
             )
             subject_key = coalescing_key(signal)
-            decision, target = self._coalesced(tx, opened, signal, decision, subject_key, len(work))
-            row = _signal_values(signal, item, decision, at, subject_key)
+            decision, target = self._coalesced(tx, opened, signal, decision, subject_key, len(group.work))
+            row = signal_values(signal, item.body, item.digest, decision, at, subject_key)
             asks = consent_groups(signal, self._directory.groups) if decision.status == "pending_consent" else ()
             result = IntakeResult(
                 signal.source, signal.event_id, decision.status, duplicate=False, decision=decision,
                 joined_to=None if target is None else target.event_id, consent_groups=asks,
             )  # fmt: skip
-            if decision.invitations or _shown_skips(decision) or self._forwards(signal) or target is not None:
-                work.append(_Work(len(answers), signal, row, decision, result, target))
+            forward = self._forwards(signal)
+            if decision.invitations or shown_skips(decision) or forward or target is not None:
+                group.work.append(WithWork(signal, row, decision, forward, target))
+                waiting.append((len(answers), result))
                 for planned in decision.invitations:
                     recent.add(planned.agent_id)
             else:
-                plain_rows.append(row)
+                group.plain.append(row)
             if signal.nonce is not None:
-                nonce_rows.append((signal.source, signal.nonce, signal.event_id, at))
+                group.nonces.append((signal.source, signal.nonce, signal.event_id, at))
             known[key] = (0, decision.status, item.digest)
             if signal.nonce is not None:
                 used[(signal.source, signal.nonce)] = signal.event_id
-            audit_rows.append(_audit_row(signal, decision, at, None if target is None else target.event_id))
+            group.audits.append(audit_row(signal, decision, at, None if target is None else target.event_id))
             answers.append(result)
-        # first: the reserved ids are free only until something else goes into these tables
-        for stored, signal_id in zip(work, self._store_work(tx, work, at), strict=True):
-            answers[stored.answer] = replace(stored.result, signal_id=signal_id)
-        signals.insert_signals(tx, plain_rows)
-        signals.insert_nonces(tx, nonce_rows)
-        insert_audits(tx, audit_rows)
+        for (answer, result), signal_id in zip(waiting, store_group(tx, group, at), strict=True):
+            answers[answer] = replace(result, signal_id=signal_id)
         return answers
 
     def _coalesced(
-        self, tx: Tx, opened: dict[str, _OpenLoop | None], signal: Signal, decision: Decision, key: str, index: int
-    ) -> tuple[Decision, _OpenLoop | None]:
+        self, tx: Tx, opened: dict[str, OpenLoop | None], signal: Signal, decision: Decision, key: str, index: int
+    ) -> tuple[Decision, OpenLoop | None]:
         """The decision, `joined` when it would invite while a loop about its subject is open, and
         that loop. `opened` keeps the group's look-ups; `index` is where the signal goes in the work."""
         if not self._coalesce or decision.status != "invited":
             return decision, None
         if key not in opened:
             found = signals.open_loop(tx, key)
-            opened[key] = None if found is None else _OpenLoop(found[1], signal_id=found[0])
+            opened[key] = None if found is None else OpenLoop(found[1], signal_id=found[0])
         target = opened[key]
         if target is None:  # this signal opens the loop that later ones of the group join
-            opened[key] = _OpenLoop(signal.event_id, work=index)
+            opened[key] = OpenLoop(signal.event_id, work=index)
             return decision, None
         return joined(decision), target
 
@@ -278,42 +249,6 @@ class Intake:
 
     def _forwards(self, signal: Signal) -> bool:
         return self._forward and signal.type == "care.escalation_detected"
-
-    def _store_work(self, tx: Tx, work: list[_Work], at: int) -> list[int]:
-        """The signals that have work rows, their invitations (queued and skipped, through the one
-        path invite now takes too), the outbox rows, and the updates that show a joined signal on
-        its open loop; each table with one `executemany` on ids reserved up front; the signals' ids."""
-        if not work:
-            return []
-        signal_ids = reserve_ids(tx, "signal", len(work))
-        rows = []
-        for w in work:
-            row = w.row
-            if w.joins is not None:
-                loop_id = w.joins.signal_id if w.joins.work is None else signal_ids[w.joins.work]
-                row = row._replace(joined_to=loop_id)
-            rows.append(row)
-        signals.insert_signals_with_ids(tx, list(zip(signal_ids, rows, strict=True)))
-        planned = [
-            planned
-            for signal_id, w in zip(signal_ids, work, strict=True)
-            for planned in (
-                *(Planned(signal_id, p.agent_id, p.channel) for p in w.decision.invitations),
-                *(Planned(signal_id, agent_id, "") for agent_id in _shown_skips(w.decision)),
-            )
-        ]
-        outbox_rows = invitations.store_planned(tx, planned, at)
-        for signal_id, w in zip(signal_ids, work, strict=True):
-            if self._forwards(w.signal):
-                outbox_rows.append(("forward", signal_id, {"event_id": w.signal.event_id}))
-            if w.joins is not None and w.joins.signal_id is not None:  # one of this group has nothing delivered yet
-                text = compose.joined_note(w.signal)
-                outbox_rows += [
-                    ("update", invitation_id, {"invitation_id": invitation_id, "text": text})
-                    for invitation_id in invitations.to_update_on_join(tx, w.joins.signal_id)
-                ]
-        outbox.enqueue_many(tx, outbox_rows, at=at)
-        return signal_ids
 
 
 class _HourlyCounts(Mapping[str, int]):
@@ -362,62 +297,8 @@ class _Asked(Mapping[str, int]):
         return len(self.ids)
 
 
-def _shown_skips(decision: Decision) -> list[str]:
-    """Agents of the audience passed over, shown on the loop; not those outside every grant."""
-    return [agent_id for agent_id, why in decision.skipped if why != "outside_grant"]
-
-
 def _replay(signal: Signal, existing: tuple[int, str, str], digest: str) -> IntakeResult | RelayError:
     _, status, stored_digest = existing
     if stored_digest != digest:
         return EventIdConflictError()
     return IntakeResult(signal.source, signal.event_id, status, duplicate=True)
-
-
-def _signal_values(signal: Signal, item: _Item, decision: Decision, at: int, subject_key: str) -> SignalValues:
-    return SignalValues(
-        signal.source,
-        signal.event_id,
-        signal.type,
-        signal.subject,
-        decision.status,
-        item.body,
-        item.digest,
-        decision.reason,
-        decision.action_origin,
-        int(decision.origin_uncertain),
-        decision.policy_gate_result,
-        dumps_list(decision.gate_failures),
-        at,
-        at,
-        subject_key,
-    )
-
-
-def _audit_row(signal: Signal, decision: Decision, at: int, joined_to: str | None) -> AuditValues:
-    detail = _decision_detail(decision)
-    if joined_to is not None:
-        detail = {**(detail or {}), "joined_to": joined_to}
-    return AuditValues(
-        at,
-        "decision",
-        signal.source,
-        signal.event_id,
-        None,
-        decision.action_origin,
-        decision.policy_gate_result,
-        decision.reason,
-        dumps_list(decision.gate_failures),
-        dumps(detail) if detail else "{}",
-    )
-
-
-def _decision_detail(decision: Decision) -> dict[str, Any] | None:
-    """What the audit row adds to the signal row: who was invited or skipped, and why."""
-    if not (decision.invitations or decision.skipped or decision.grant_id):
-        return None
-    return {
-        "grant": decision.grant_id,
-        "invited": [[p.agent_id, p.channel] for p in decision.invitations],
-        "skipped": [list(s) for s in decision.skipped],
-    }

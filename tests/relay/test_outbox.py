@@ -14,7 +14,7 @@ from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
 from relay.answers import Ack, Done
 from relay.keys import ANSWERS, WRITER
-from relay.outbox import backoff, scheduled
+from relay.retries import backoff, scheduled
 from tests.conftest import BOTH_DATABASES
 from tests.driver import TEAM, TEAM_GRANTS, Relay, Start
 from tests.fakes.sink import Received, Sink
