@@ -1,7 +1,7 @@
 """The Slack channel: invitations out as DMs with buttons (`send`), answers in through Bolt.
 
-Answers come in on `POST /slack/events` (`events`), to Bolt's `listeners`, which hand each
-payload to `flow` and show its outcome in the words of `replies`.
+Answers come in on `POST /slack/events` (`inbound`), to Bolt's listeners, which hand each
+payload to `flow` and show its outcome in the words `flow` gives it.
 
 `blocks` is the Block Kit both halves speak; `home` is the App Home tab; `socket` carries
 the same Bolt app over Socket Mode (`SLACK_APP_TOKEN`); `lookup` finds a user by email for
@@ -23,9 +23,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from relay.answers import Answers
 from relay.channels.slack import home, socket
-from relay.channels.slack.events import BOLT, handle_slack_events
 from relay.channels.slack.flow import SlackAnswers
-from relay.channels.slack.listeners import register
+from relay.channels.slack.inbound import BOLT, handle_slack_events, register
 from relay.channels.slack.send import CALL_TIMEOUT_SEC, SlackChannel
 from relay.channels.slack.socket import SocketMode
 from relay.delivery import Channel

@@ -24,7 +24,7 @@ from inbox.tx import now_ms
 from receivers.m3 import signature as m3_signature
 from relay.app import create_app
 from relay.channels.slack import _json_text
-from relay.channels.slack import replies as slack
+from relay.channels.slack import flow as slack
 from relay.channels.slack.send import SlackChannel
 from relay.keys import CHANNELS, OUTBOX, WRITER
 from relay.outbox import FRESH_SEC, LANE_CONCURRENCY

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from relay.app import create_app
+from relay.channels.slack import flow as slack
 from relay.channels.slack import home
-from relay.channels.slack import replies as slack
 from relay.keys import WRITER
 from relay.settings import ConfigError, load
 from tests.fakes.slack import (
