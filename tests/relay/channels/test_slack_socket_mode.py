@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from relay.app import create_app
 from relay.channels.slack import home
 from relay.channels.slack import inbound as slack
+from relay.config import ConfigError, load
 from relay.keys import WRITER
-from relay.settings import ConfigError, load
 from tests.fakes.slack import (
     APP_TOKEN,
     DEFAULT_TOKEN,
