@@ -31,11 +31,11 @@ from inbox.signals import StoredSignal
 from inbox.tx import Tx
 from inbox.writer import Writer
 from relay import audit, compose
-from relay.coverage import actor_consent_covers, consent_groups
+from relay.coverage import actor_consent_covers
 from relay.directory import Directory
 from relay.errors import LinkExpiredError, NotFoundError
 from relay.model import Clock, RoutingSettings, Signal, millis
-from relay.router import coalescing_key, decide_on_actor_yes, joined
+from relay.router import coalescing_key, consent_groups, decide_on_actor_yes, joined
 
 __all__ = ["ActorConsent", "Asked"]
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from relay.coverage import covers, in_audience
-from relay.model import AGENT_CHANNELS, PAGER_CHANNELS, Agent, Grant, RoutingSettings, Signal
-from relay.timing import aware, in_quiet_hours
+from relay.model import AGENT_CHANNELS, PAGER_CHANNELS, Agent, Grant, RoutingSettings
+from relay.timing import in_quiet_hours
 
-__all__ = ["needs_address", "next_channel", "pick_channel", "unconfirmed"]
+__all__ = ["needs_address", "pick_channel", "unconfirmed"]
 
 #: The Agent field that holds each channel's address; None: the channel needs none.
 _ADDRESS_FIELD: dict[str, str | None] = {"slack": "slack_user", "sms": "phone", "whatsapp": "whatsapp", "console": None}
@@ -34,23 +33,6 @@ def needs_address(channel: str) -> bool:
 def unconfirmed(agent: Agent, channel: str, settings: RoutingSettings) -> bool:
     """Whether the agent's address on this channel still waits for its owner's confirmation."""
     return settings.verify_addresses and needs_address(channel) and channel not in agent.verified
-
-
-def next_channel(
-    signal: Signal, agent: Agent, grants: Sequence[Grant], *, now: datetime, settings: RoutingSettings, tried: str
-) -> str | None:
-    """The agent's first usable channel for this signal other than `tried`, or None.
-
-    For an invitation a channel could not deliver (WhatsApp outside the 24-hour session):
-    the same choice as at intake, among the live grants that still cover the signal for the
-    agent, with the channel that failed left out.
-    """
-    now = aware(now)
-    covering = [g for g in grants if covers(g, signal, now) and in_audience(agent, signal, g)]
-    if not covering or not agent.active or agent.away:
-        return None
-    channel, _ = pick_channel(agent, covering, now, settings, skip=frozenset({tried}))
-    return channel
 
 
 def pick_channel(

@@ -20,7 +20,6 @@ from relay.timing import aware
 
 __all__ = [
     "actor_consent_covers",
-    "consent_groups",
     "covers",
     "in_audience",
     "payload_consent_ok",
@@ -74,14 +73,6 @@ def in_audience(agent: Agent, signal: Signal, grant: Grant) -> bool:
     if signal.source == "m3":
         return bool(granted & set(signal.groups)) or agent.id in signal.targets
     return True
-
-
-def consent_groups(signal: Signal, directory_groups: set[str]) -> tuple[str, ...]:
-    """The groups of an M3 signal's audience that name a directory group: what its actor's
-    consent page asks about (CONTRACT section 10); empty: no page."""
-    if signal.source != "m3":
-        return ()
-    return tuple(dict.fromkeys(g for g in signal.groups if g in directory_groups))
 
 
 def actor_consent_covers(signal: Signal, grants: Sequence[Grant], groups: Sequence[str], *, now: datetime) -> bool:

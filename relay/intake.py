@@ -40,10 +40,9 @@ from inbox.signals import SignalValues
 from inbox.tx import Tx, reserve_ids
 from inbox.writer import Writer
 from relay import audit, compose
-from relay.coverage import consent_groups
 from relay.errors import EventIdConflictError, NonceReusedError, RelayError
 from relay.model import Agent, Decision, Grant, RoutingSettings, Signal
-from relay.router import coalescing_key, decide, joined
+from relay.router import coalescing_key, consent_groups, decide, joined
 
 log = logging.getLogger("care_relay.intake")
 HOUR_MS = 3_600_000

@@ -43,12 +43,11 @@ from receivers import SENDERS
 from receivers.aisha.signature import pr8_headers
 from relay import audit, callbacks
 from relay.addresses import Addresses
-from relay.channel_choice import next_channel
 from relay.delivery import Channel, Delivery, Invite, permanent, retry, skip
 from relay.invitations import Invitations, ToSend
 from relay.metrics import Metrics
 from relay.model import millis
-from relay.send_time import send_time_refusal
+from relay.send_time import next_channel, send_time_refusal
 from relay.settings import Settings
 
 log = logging.getLogger("care_relay.outbox")

@@ -4,8 +4,8 @@ Pure: no I/O and no clock reads (`now` is a parameter); every outcome is a value
 reason, never an exception. Gates run in DESIGN.md order and each is a `care_autonomous`
 check; the first failing gate names the status. What a grant covers is `relay.coverage`'s,
 which channel reaches an agent `relay.channel_choice`'s, the clock arithmetic (quiet hours,
-the care window, naive moments read as UTC) `relay.timing`'s, and whether an invitation
-may still go out when its time comes `relay.send_time`'s.
+the care window, naive moments read as UTC) `relay.timing`'s, and what routing says when a
+queued invitation's time comes (may it still go out, on which channel next) `relay.send_time`'s.
 
 Choices made here (keep them in step with the tests):
 
@@ -56,6 +56,7 @@ __all__ = [
     "INBOX_ONLY_TYPES",
     "InvitePlan",
     "coalescing_key",
+    "consent_groups",
     "decide",
     "decide_on_actor_yes",
     "joined",
@@ -163,6 +164,14 @@ def decide(
         invitations=invitations,
         skipped=skipped,
     )
+
+
+def consent_groups(signal: Signal, directory_groups: set[str]) -> tuple[str, ...]:
+    """The groups of an M3 signal's audience that name a directory group: what its actor's
+    consent page asks about (CONTRACT section 10); empty: no page."""
+    if signal.source != "m3":
+        return ()
+    return tuple(dict.fromkeys(g for g in signal.groups if g in directory_groups))
 
 
 def decide_on_actor_yes(

@@ -1,6 +1,7 @@
-"""Whether an invitation decided earlier may still go out now, checked just before each send.
+"""Routing at send time: whether a queued invitation may still go out, and on which channel next.
 
-Pure: no I/O and no clock reads (`now` is a parameter).
+Pure: no I/O and no clock reads (`now` is a parameter). The outbox asks just before each send
+(`send_time_refusal`) and after a channel could not deliver (`next_channel`).
 """
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from relay.channel_choice import unconfirmed
+from relay.channel_choice import pick_channel, unconfirmed
 from relay.coverage import covers, in_audience
 from relay.model import PAGER_CHANNELS, Agent, Grant, RoutingSettings, Signal
 from relay.timing import aware, in_quiet_hours
 
-__all__ = ["send_time_refusal"]
+__all__ = ["next_channel", "send_time_refusal"]
 
 
 def send_time_refusal(  # noqa: PLR0911 - one return per reason, in the contract's order
@@ -52,3 +53,20 @@ def send_time_refusal(  # noqa: PLR0911 - one return per reason, in the contract
     if channel in PAGER_CHANNELS and in_quiet_hours(agent.quiet_hours, agent.tz, now):
         return "quiet_hours"
     return None
+
+
+def next_channel(
+    signal: Signal, agent: Agent, grants: Sequence[Grant], *, now: datetime, settings: RoutingSettings, tried: str
+) -> str | None:
+    """The agent's first usable channel for this signal other than `tried`, or None.
+
+    For an invitation a channel could not deliver (WhatsApp outside the 24-hour session):
+    the same choice as at intake, among the live grants that still cover the signal for the
+    agent, with the channel that failed left out.
+    """
+    now = aware(now)
+    covering = [g for g in grants if covers(g, signal, now) and in_audience(agent, signal, g)]
+    if not covering or not agent.active or agent.away:
+        return None
+    channel, _ = pick_channel(agent, covering, now, settings, skip=frozenset({tried}))
+    return channel
