@@ -1,6 +1,7 @@
 """Whether consent covers a signal: the grants that name it, the agents they reach, the payload's own.
 
-Pure: no I/O and no clock reads (`now` is a parameter, already aware).
+Pure: no I/O and no clock reads (`now` is a parameter: aware, except that
+`actor_consent_covers` reads a naive one as UTC itself).
 
 - A grant covers a signal when it names the signal's subject and type, is neither revoked
   nor expired, and the signal meets its `min_confidence`.
