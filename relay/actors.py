@@ -7,7 +7,7 @@ signal again at once as the actor's own instruction (`relay.router.decide_on_act
 a covering grant and the care window decide; the autonomy gates do not). The invitations
 are stored through intake's one path (`inbox.invitations.store_planned`), with the actor as
 `invited_by`. The page asks (and its yes grants) until a live grant the actor made covers
-this signal: its type, and the groups its audience names (`relay.router.actor_consent_covers`,
+this signal: its type, and the groups its audience names (`relay.coverage.actor_consent_covers`,
 the router's own coverage rule); a yes on a panic.ui page does not answer for a later
 status.set. When the yes would invite while a loop about the same actor is open and
 coalescing is on, the signal joins that loop (`joined`, as intake decides it). "Stop inviting
@@ -31,10 +31,11 @@ from inbox.signals import StoredSignal
 from inbox.tx import Tx
 from inbox.writer import Writer
 from relay import audit, compose
+from relay.coverage import actor_consent_covers
 from relay.directory import Directory
 from relay.errors import LinkExpiredError, NotFoundError
 from relay.model import Clock, RoutingSettings, Signal, millis
-from relay.router import actor_consent_covers, coalescing_key, consent_groups, decide_on_actor_yes, joined
+from relay.router import coalescing_key, consent_groups, decide_on_actor_yes, joined
 
 __all__ = ["ActorConsent", "Asked"]
 

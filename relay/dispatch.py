@@ -25,7 +25,7 @@ from relay.addresses import Addresses
 from relay.delivery import Channel, Delivery, Invite, permanent, skip
 from relay.invitations import Invitations, ToSend
 from relay.model import millis
-from relay.router import next_channel, send_time_refusal
+from relay.send_time import next_channel, send_time_refusal
 from relay.settings import Settings
 
 #: the outbox's lines, wherever in it they are written

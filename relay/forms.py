@@ -20,8 +20,8 @@ from relay.errors import BadRequestError, InvalidPayloadError
 from relay.labels import LOCALES
 from relay.model import AGENT_CHANNELS, EARLIEST, LATEST, iso
 from relay.phones import MAX_INPUT_CHARS, to_e164
-from relay.router import parse_quiet_hours
 from relay.text import one_line
+from relay.timing import parse_quiet_hours
 
 #: the validation context key that carries RELAY_DEFAULT_REGION to the phone fields
 REGION = "region"

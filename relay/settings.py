@@ -2,27 +2,35 @@
 
 Every variable of CONTRACT.md section 2 is a field here, named as in the environment
 (case-insensitive). Secrets never appear in `repr`, and any of them may be read from a
-file named by `<NAME>_FILE`. `load()` names a missing or unfit value in one line; `--dev`
-fills missing secrets from `var/dev-secrets.env`.
+file named by `<NAME>_FILE`. Composite values are parsed and checked by
+`relay.setting_values`; `relay.config.load()` reads this object and names a missing or
+unfit value in one line.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import secrets as _secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from relay.files import private_dir
 from relay.labels import LOCALES, read_responses
 from relay.logs import level_of
 from relay.model import RoutingSettings
 from relay.phones import region_code
-from relay.secret_files import SecretFileError, SecretFiles, secret_fields
+from relay.secret_files import SecretFiles, secret_fields
+from relay.setting_values import (
+    MIN_SECRET_LENGTH,
+    as_values,
+    check_admins,
+    check_app_token,
+    check_schedule,
+    check_twilio_sid,
+    comma_list,
+    parse_named_admins,
+    parse_schedule,
+)
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 #: whole seconds, comma-separated in the environment ("5,300,1800")
@@ -33,20 +41,6 @@ NamedSecrets = Annotated[tuple[tuple[str, str], ...], NoDecode, Field(repr=False
 
 #: Secrets the server cannot start without (outside --dev, where they are generated).
 REQUIRED_SECRETS = ("RELAY_LINK_SECRETS", "RELAY_ADMIN_TOKENS", "M3_WEBHOOK_SECRETS", "AISHA_WEBHOOK_SECRETS")
-DEV_SECRETS_FILE = Path("var") / "dev-secrets.env"
-#: Outside --dev, no secret is shorter: a guessable key signs links and verifies senders.
-MIN_SECRET_LENGTH = 16
-#: an admin's name in RELAY_ADMINS: it is recorded as `by`, so it reads like one
-ADMIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: a callback schedule names at most this many retries, each at most a week away
-MAX_SCHEDULE_STEPS = 50
-MAX_SCHEDULE_STEP_SEC = 7 * 86400
-_TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
-MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"  # noqa: S105 (a command, not a secret)
-
-
-class ConfigError(Exception):
-    """A one-line, operator-facing reason the relay cannot start."""
 
 
 class Settings(BaseSettings):
@@ -153,9 +147,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return comma_list(value) if isinstance(value, str) else value
 
     @field_validator("relay_default_locale")
     @classmethod
@@ -180,39 +172,12 @@ class Settings(BaseSettings):
     @classmethod
     def _named_admins(cls, value: Any) -> Any:
         """`name:token,…`; every message names the entry by position or name, never by its token."""
-        if not isinstance(value, str):
-            return value
-        pairs: list[tuple[str, str]] = []
-        for position, part in enumerate((p.strip() for p in value.split(",")), start=1):
-            if not part:
-                continue
-            name, colon, token = (piece.strip() for piece in part.partition(":"))
-            if not colon or not name or not token:
-                raise ValueError(f"entry {position} is not name:token; write RELAY_ADMINS=ana:<token>,bo:<token>")
-            pairs.append((name, token))
-        return tuple(pairs)
+        return parse_named_admins(value) if isinstance(value, str) else value
 
     @field_validator("relay_admins")
     @classmethod
     def _admins_fit(cls, value: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
-        names: set[str] = set()
-        tokens: set[str] = set()
-        for position, (name, token) in enumerate(value, start=1):
-            if not ADMIN_NAME.fullmatch(name):
-                raise ValueError(
-                    f"entry {position}: a name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-                )
-            if len(token) < MIN_SECRET_LENGTH:
-                raise ValueError(
-                    f"the token of '{name}' must be at least {MIN_SECRET_LENGTH} characters; make one with {MAKE_SECRET}"
-                )
-            if name.lower() in names:
-                raise ValueError(f"'{name}' is named twice; each admin has one entry")
-            if token in tokens:
-                raise ValueError(f"the token of '{name}' is also another admin's; each admin has their own")
-            names.add(name.lower())
-            tokens.add(token)
-        return value
+        return check_admins(value)
 
     @field_validator("relay_log_format", mode="before")
     @classmethod
@@ -228,32 +193,12 @@ class Settings(BaseSettings):
     @field_validator("relay_callback_schedule", mode="before")
     @classmethod
     def _schedule(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        example = "e.g. 5,300,1800,7200"
-        parts = [part.strip() for part in value.split(",")]
-        if not any(parts):
-            raise ValueError(f"name the seconds before each retry, comma-separated ({example})")
-        if len(parts) > MAX_SCHEDULE_STEPS:
-            raise ValueError(f"name at most {MAX_SCHEDULE_STEPS} retries")
-        steps = []
-        for part in parts:
-            if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= MAX_SCHEDULE_STEP_SEC:
-                raise ValueError(
-                    f"{part[:20]!r} is not a number of seconds from 1 to {MAX_SCHEDULE_STEP_SEC};"
-                    f" give whole seconds before each retry, comma-separated ({example})"
-                )
-            steps.append(int(part))
-        return tuple(steps)
+        return parse_schedule(value) if isinstance(value, str) else value
 
     @field_validator("relay_callback_schedule")
     @classmethod
     def _schedule_bounds(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or len(value) > MAX_SCHEDULE_STEPS or not all(1 <= v <= MAX_SCHEDULE_STEP_SEC for v in value):
-            raise ValueError(
-                f"name 1 to {MAX_SCHEDULE_STEPS} retries, each from 1 to {MAX_SCHEDULE_STEP_SEC} seconds away"
-            )
-        return value
+        return check_schedule(value)
 
     @field_validator(
         "m3_callback_url",
@@ -283,13 +228,7 @@ class Settings(BaseSettings):
     @field_validator("slack_app_token")
     @classmethod
     def _app_token(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip().startswith("xapp-"):
-            # the value itself is a secret: never echoed
-            raise ValueError(
-                "an app-level token starts with xapp- (Basic Information → App-Level Tokens, scope"
-                " connections:write); a bot token (xoxb-) goes in SLACK_BOT_TOKEN"
-            )
-        return None if value is None else value.strip()
+        return None if value is None else check_app_token(value)
 
     @field_validator("relay_default_region")
     @classmethod
@@ -299,13 +238,8 @@ class Settings(BaseSettings):
     @field_validator("twilio_messaging_service_sid", "twilio_whatsapp_content_sid")
     @classmethod
     def _twilio_sid(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        value = value.strip()
         prefix = "MG" if info.field_name == "twilio_messaging_service_sid" else "HX"
-        if not _TWILIO_SID.fullmatch(value) or not value.startswith(prefix):
-            raise ValueError(f"a Twilio sid is {prefix} followed by 32 hexadecimal digits ({prefix}0123…)")
-        return value
+        return None if value is None else check_twilio_sid(value, prefix)
 
     @model_validator(mode="after")
     def _callbacks_need_secrets(self) -> Settings:
@@ -387,87 +321,3 @@ class Settings(BaseSettings):
             for name in secret_fields(type(self))
             if any(len(value) < MIN_SECRET_LENGTH for value in as_values(getattr(self, name)))
         ]
-
-
-def as_values(value: tuple[str, ...] | tuple[tuple[str, str], ...] | str | None) -> tuple[str, ...]:
-    """A secret setting's values; of named tokens (RELAY_ADMINS), the tokens."""
-    if isinstance(value, tuple):
-        return tuple(v[1] if isinstance(v, tuple) else v for v in value)
-    return (value,) if value else ()
-
-
-def load(*, dev: bool = False, serving: bool = True) -> Settings:
-    """Read the settings; with `dev`, generate and keep any missing secret first.
-
-    `serving`: what `serve` needs: every required secret, and outside --dev each secret at
-    least MIN_SECRET_LENGTH characters and RELAY_PUBLIC_BASE_URL set. Other commands pass False.
-    Raises ConfigError with one line naming the variable when something is wrong.
-    """
-    if dev:
-        ensure_dev_secrets()
-    try:
-        settings = Settings(dev=dev)
-    except SecretFileError as exc:
-        raise ConfigError(str(exc)) from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]).upper() or "settings"
-        raise ConfigError(f"{name}: {str(first['msg']).removeprefix('Value error, ')}") from None
-    if serving:
-        check_serving(settings)
-    return settings
-
-
-def check_serving(settings: Settings) -> None:
-    """Raise ConfigError naming the first thing `serve` cannot start with."""
-    missing = settings.missing_secrets()
-    if missing:
-        raise ConfigError(f"{missing[0]} is not set; set it in the environment or .env (or run with --dev)")
-    if settings.dev:
-        return
-    short = settings.short_secrets()
-    if short:
-        which = "each secret" if short[0] in REQUIRED_SECRETS else "the secret"
-        raise ConfigError(
-            f"{short[0]}: {which} must be at least {MIN_SECRET_LENGTH} characters; make one with {MAKE_SECRET}"
-        )
-    if not settings.relay_public_base_url:
-        raise ConfigError(
-            "RELAY_PUBLIC_BASE_URL is not set; set it to the URL senders, Slack and Twilio reach the relay at"
-            " (e.g. https://relay.example.org), or run with --dev"
-        )
-
-
-def ensure_dev_secrets(path: Path = DEV_SECRETS_FILE) -> Path:
-    """Create (0600) or top up the dev secrets file and export its values where unset."""
-    known = read_env_file(path)
-    dotenv = read_env_file(Path(".env"))
-    changed = False
-    for name in REQUIRED_SECRETS:
-        if name not in known:
-            known[name] = _secrets.token_urlsafe(32)
-            changed = True
-    if changed or not path.exists():
-        private_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write("# generated by care-relay --dev; keep private\n")
-            fh.writelines(f"{k}={v}\n" for k, v in known.items())
-    os.chmod(path, 0o600)
-    for name, value in known.items():
-        # a secret given by file is the operator's: exporting ours beside it would be "both set"
-        if not any(os.environ.get(key) or dotenv.get(key) for key in (name, f"{name}_FILE")):
-            os.environ[name] = value
-    return path
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    values: dict[str, str] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip().strip('"').strip("'")
-    return values

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from relay import settings as settings_mod
+from relay import config
 from relay.cli.db import run
 from relay.directory import Directory
 from relay.model import AGENT_CHANNELS
@@ -207,7 +207,7 @@ async def _read(directory: Directory) -> tuple[list[dict[str, Any]], list[dict[s
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    settings = settings_mod.load(serving=False)
+    settings = config.load(serving=False)
     if args.dev:
         settings = settings.model_copy(update={"dev": True})
     agents, grants = run(lambda inbox: _read(Directory(inbox.writer, inbox.reader, clock=time.time)))

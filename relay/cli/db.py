@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from inbox import Inbox, open_inbox
-from relay import settings as settings_mod
+from relay import config
 from relay.cli.problems import DATABASE_ERRORS, CliError, database_problem
 from relay.settings import Settings
 
@@ -57,7 +57,7 @@ async def storage(settings: Settings) -> AsyncIterator[Inbox]:
 
 def run(action: Callable[[Inbox], Awaitable[T]]) -> T:
     """Run one action against the database the environment names, and return its result."""
-    settings = settings_mod.load(serving=False)
+    settings = config.load(serving=False)
 
     async def go() -> T:
         async with storage(settings) as inbox:
@@ -73,7 +73,7 @@ async def upgrade(settings: Settings) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    settings = settings_mod.load(serving=False)
+    settings = config.load(serving=False)
     asyncio.run(upgrade(settings))
     print("database is up to date")
     return 0

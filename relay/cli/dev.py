@@ -16,7 +16,7 @@ import aiohttp
 
 from receivers import SENDERS
 from receivers.json_body import dumps
-from relay import settings as settings_mod
+from relay import config, dev_secrets
 from relay.cli.output import fail as _fail
 from relay.files import private_dir
 from relay.settings import Settings
@@ -81,7 +81,7 @@ def _secret_for(settings: Settings, source: str) -> str | None:
     if configured:
         return configured[0]
     # The dev server keeps generated secrets here; emit reads them, it never creates them.
-    dev = settings_mod.read_env_file(settings_mod.DEV_SECRETS_FILE)
+    dev = dev_secrets.read_env_file(dev_secrets.DEV_SECRETS_FILE)
     value = dev.get(sender.secrets_env, "")
     return value.split(",")[-1].strip() or None
 
@@ -111,7 +111,7 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, An
 
 
 def cmd_emit(args: argparse.Namespace) -> int:
-    settings = settings_mod.load(serving=False)
+    settings = config.load(serving=False)
     if args.what == "golden-path":
         source = "m3"
         payload = json.loads(resources.files("relay.demo").joinpath("panic_ui.json").read_text(encoding="utf-8"))
@@ -129,7 +129,7 @@ def cmd_emit(args: argparse.Namespace) -> int:
     if not secret:
         name = SENDERS[source].secrets_env
         return _fail(
-            f"{name} is not set (and no {settings_mod.DEV_SECRETS_FILE} here); set it or run from the dev server's directory"
+            f"{name} is not set (and no {dev_secrets.DEV_SECRETS_FILE} here); set it or run from the dev server's directory"
         )
     base = default_base_url(settings)
     url = args.url or f"{base}/hooks/{source}"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inbox import Inbox
-from relay import settings as settings_mod
+from relay import config
 from relay.channels.slack.lookup import SlackLookupError, user_id_by_email
 from relay.cli.db import run
 from relay.cli.output import print_table
@@ -27,7 +27,7 @@ def _directory(inbox: Inbox) -> Directory:
     """The directory over the CLI's own connection; its times are the wall clock's. Phone numbers
     written without a country code are read in RELAY_DEFAULT_REGION; a join code it queues is
     sent by the running relay's outbox."""
-    settings = settings_mod.load(serving=False)
+    settings = config.load(serving=False)
     return Directory(
         inbox.writer,
         inbox.reader,
@@ -45,7 +45,7 @@ def _confirmed(verified: dict[str, bool]) -> str:
 def _slack_user_by_email(email: str) -> str:
     """`--slack-email`: the Slack user id, asked of Slack before the directory is touched."""
     try:
-        return asyncio.run(user_id_by_email(settings_mod.load(serving=False), email))
+        return asyncio.run(user_id_by_email(config.load(serving=False), email))
     except SlackLookupError as exc:
         raise CliError(str(exc)) from None
 

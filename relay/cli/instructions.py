@@ -8,7 +8,7 @@ import time
 
 from inbox import Inbox
 from receivers import read_signal
-from relay import settings as settings_mod
+from relay import config
 from relay.cli.db import run
 from relay.instructions import Instructions
 
@@ -16,7 +16,7 @@ from relay.instructions import Instructions
 def _instructions(inbox: Inbox, *, dev: bool) -> Instructions:
     """The one invite-now service over the CLI's own connection; the running relay's outbox sends what it
     queues. Channels are chosen among those these settings configure (with `dev`, the console too)."""
-    settings = settings_mod.load(serving=False)
+    settings = config.load(serving=False)
     if dev:
         settings = settings.model_copy(update={"dev": True})
     return Instructions(inbox.writer, settings.routing(), read_signal=read_signal, clock=time.time)

@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from inbox import db
+from relay.config import ConfigError
 from relay.errors import RelayError
-from relay.settings import ConfigError
 from relay.text import one_line
 
 

@@ -7,8 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from relay import logs
-from relay import settings as settings_mod
+from relay import config, dev_secrets, logs
 from relay.app import create_app
 from relay.cli.db import upgrade
 from relay.cli.dev import forget_address, forget_console_link, remember_address, remember_console_link
@@ -20,7 +19,7 @@ from relay.web.console import ONE_TIME, SIGN_IN
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = settings_mod.load(dev=args.dev)
+    settings = config.load(dev=args.dev)
     host = args.host or settings.relay_host
     port = args.port or settings.relay_port
     # without RELAY_PUBLIC_BASE_URL (dev), links follow the address actually listened on
@@ -89,7 +88,7 @@ def _print_dev_banner(settings: Settings, host: str, port: int, sign_in: str) ->
             [
                 f"care-relay (dev) listening on http://{host}:{port}",
                 f"  database:     {safe_url(settings.relay_database_url)}",
-                f"  dev secrets:  {settings_mod.DEV_SECRETS_FILE.resolve()} (0600)",
+                f"  dev secrets:  {dev_secrets.DEV_SECRETS_FILE.resolve()} (0600)",
                 "  channels:     " + ", ".join(sorted(settings.configured_channels)),
                 "",
                 "Next, in a second terminal (same directory):",

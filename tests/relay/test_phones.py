@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from relay.config import ConfigError, load
 from relay.phones import PhoneError, to_e164
 from relay.redact import redact
-from relay.settings import ConfigError, Settings, load
+from relay.settings import Settings
 from tests.support import ADMIN_TOKEN, SERVING_ENV, clean_env, cli, make_settings, run_cli
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -24,7 +24,8 @@ from relay.model import (
     RoutingSettings,
     Signal,
 )
-from relay.router import decide, in_quiet_hours, parse_quiet_hours
+from relay.router import decide
+from relay.timing import in_quiet_hours, parse_quiet_hours
 
 NOW = datetime(2026, 1, 7, 10, 20, tzinfo=UTC)
 NIGHT = datetime(2026, 1, 7, 23, 30, tzinfo=UTC)
@@ -1096,7 +1097,7 @@ def test_send_time_refusal(
     grant_changes: dict[str, Any], agent_changes: dict[str, Any], channel: str, now: datetime, expected: str | None
 ) -> None:
     """Just before a send: active agent, live covering grant for this agent and channel, pagers outside quiet hours."""
-    from relay.router import send_time_refusal
+    from relay.send_time import send_time_refusal
 
     who = agent(**agent_changes)
     assert send_time_refusal(m3(), who, channel, [grant(**grant_changes)], now=now) == expected

@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from relay.settings import ConfigError, load
+from relay.config import ConfigError, load
 from tests.support import SERVING_ENV, clean_env
 
 #: Every secret of CONTRACT.md section 2.

@@ -20,10 +20,10 @@ from babel.messages.pofile import read_po
 from relay import compose
 from relay.channels.slack import blocks
 from relay.channels.twilio import replies
+from relay.config import ConfigError, load
 from relay.delivery import Invite, Join, LoopSnapshot, Note
 from relay.labels import BUILT_IN, LOCALES, ResponsesFileError, as_words, parse_responses, read_responses
 from relay.model import Agent, Signal
-from relay.settings import ConfigError, load
 from relay.words import Lexicon, catalog_path
 from tests.support import clean_env
 

@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from relay.app import create_app
 from relay.channels.slack import flow as slack
 from relay.channels.slack import home
+from relay.config import ConfigError, load
 from relay.keys import WRITER
-from relay.settings import ConfigError, load
 from tests.fakes.slack import (
     APP_TOKEN,
     DEFAULT_TOKEN,
