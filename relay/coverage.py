@@ -68,11 +68,11 @@ def payload_consent_ok(signal: Signal, now: datetime) -> bool:
 
 def in_audience(agent: Agent, signal: Signal, grant: Grant) -> bool:
     """Whether `grant` reaches `agent` for this signal."""
-    granted = set(agent.groups) & set(grant.groups)
-    if not granted:
+    granted = grant.group_set
+    if granted.isdisjoint(agent.groups):
         return False
-    if signal.source == "m3":
-        return bool(granted & set(signal.groups)) or agent.id in signal.targets
+    if signal.source == "m3":  # one of the agent's granted groups is one the signal names, or it names the agent
+        return agent.id in signal.targets or any(g in granted and g in signal.groups for g in agent.groups)
     return True
 
 
