@@ -288,3 +288,18 @@ class VerificationAttemptRow(SQLModel, table=True):
     channel: str = Field(max_length=16)
     at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     outcome: str = Field(max_length=32)
+
+
+class ConsoleSessionEndRow(SQLModel, table=True):
+    """A console session its admin signed out of (CONTRACT section 11): its cookie opens nothing
+    any more, on any replica, though it is still signed and not yet 8 hours old.
+
+    Kept until `until`, when the cookie would have expired anyway (then purged).
+    """
+
+    __tablename__ = "console_session_end"
+
+    session_id: str = Field(max_length=64, primary_key=True)
+    admin: str = Field(max_length=100)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    until: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))

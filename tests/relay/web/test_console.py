@@ -137,6 +137,56 @@ async def test_sign_out_ends_the_session(start: Start) -> None:
     assert (await console.open("/console/agents"))[0] == 303
 
 
+def session_cookie(relay: Relay) -> str:
+    """The console cookie this test client's browser holds (its jar emptied after: the next browser is another)."""
+    (cookie,) = [c for c in relay.client.session.cookie_jar if c.key == "care_relay_console"]
+    relay.client.session.cookie_jar.clear()
+    return cookie.value
+
+
+async def with_cookie(relay: Relay, method: str, path: str, cookie: str, **kwargs: Any) -> tuple[int, str, str | None]:
+    """A request that carries this console cookie and no other; its status, body and Location."""
+    relay.client.session.cookie_jar.clear()
+    response = await relay.request(
+        method, path, headers={"Cookie": f"care_relay_console={cookie}"}, allow_redirects=False, **kwargs
+    )
+    return response.status, await response.text(), response.headers.get("Location")
+
+
+async def test_a_signed_out_sessions_cookie_opens_nothing_on_any_replica(start: Start) -> None:
+    """Sign-out is kept in storage: a copy of the signed-out cookie gets the sign-in page (a post with it is
+    refused with 403) on this relay and on another relay of the same database, though it is signed and not
+    8 hours old; another admin's session and the same admin's session in another browser stay signed in."""
+    relay = await start(**NAMED)
+    replica = await start(**NAMED)
+    ann = Console(relay)
+    await ann.sign_in(ANN_TOKEN)
+    await ann.page("/console")
+    copied, csrf = session_cookie(relay), ann.csrf
+    await Console(relay).sign_in(ANN_TOKEN)
+    ann_elsewhere = session_cookie(relay)
+    await Console(relay).sign_in(ADMIN_TOKEN)
+    other_admin = session_cookie(relay)
+    for cookie in (copied, ann_elsewhere, other_admin):
+        assert (await with_cookie(replica, "GET", "/console/agents", cookie))[0] == 200
+
+    status, _, location = await with_cookie(relay, "POST", "/console/sign-out", copied, data={"csrf": csrf})
+    assert status == 303 and location == "/console/sign-in?notice=signed-out"
+
+    for server in (relay, replica):
+        status, _, location = await with_cookie(server, "GET", "/console/agents", copied)
+        assert status == 303 and location == "/console/sign-in?next=%2Fconsole%2Fagents"
+        status, html, _ = await with_cookie(server, "GET", "/console/sign-in", copied)
+        assert status == 200 and 'name="token"' in html  # the form, not a redirect back into the console
+        fields = {"csrf": csrf, "subject": "actor:raz", "scope": "panic.ui", "groups": "care-circle"}
+        status, html, _ = await with_cookie(server, "POST", "/console/consent", copied, data=fields)
+        assert status == 403 and "Your session has ended" in html
+    assert (await relay.admin("GET", "/admin/consents"))[1]["items"] == []
+    for cookie in (ann_elsewhere, other_admin):
+        status, html, _ = await with_cookie(replica, "GET", "/console/agents", cookie)
+        assert status == 200, html
+
+
 async def test_dev_mode_one_time_link_signs_in_once(start: Start) -> None:
     """In dev mode the banner's one-time token signs in as admin once; used again, it is refused."""
     relay = await start(dev=True)
