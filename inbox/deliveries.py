@@ -2,7 +2,7 @@
 
 The listing names each row's loop (source and event id), and for invitations and message
 updates the agent and channel, through the row's `ref_id` (the invitation for those, the
-signal for callbacks and forwards). It never returns a payload: callbacks carry notes a
+signal for callbacks and forwards); a join code (`verify`) names its agent and channel. It never returns a payload: callbacks carry notes a
 person wrote. The retry is one conditional statement, so two people retrying the same row
 at once start it once.
 """
@@ -41,7 +41,7 @@ class OutboxLine:
 
 _SELECT = (
     "SELECT o.id, o.kind, o.status, o.attempts, o.next_attempt_at, o.last_error, s.event_id, s.source,"
-    " i.agent_id, i.channel, o.created_at, o.updated_at, CASE WHEN o.kind = 'callback' THEN o.payload END"
+    " i.agent_id, i.channel, o.created_at, o.updated_at, CASE WHEN o.kind IN ('callback', 'verify') THEN o.payload END"
     f" FROM outbox o LEFT JOIN invitation i ON o.kind IN {_OF_INVITATIONS} AND i.id = o.ref_id"
     f" LEFT JOIN signal s ON s.id = CASE WHEN o.kind IN {_OF_INVITATIONS} THEN i.signal_id ELSE o.ref_id END"
 )
@@ -69,6 +69,8 @@ def outbox_line(tx: Tx, work_id: int) -> OutboxLine | None:
 
 def _line(row: Sequence[object]) -> OutboxLine:
     (id_, kind, status, attempts, due, error, event_id, source, agent, channel, created, updated, payload) = row
+    if kind == "verify":  # a join code: the agent and the channel whose address is asked
+        agent, channel = _asked(payload)
     return OutboxLine(
         id=int(str(id_)),
         kind=str(kind),
@@ -83,6 +85,16 @@ def _line(row: Sequence[object]) -> OutboxLine:
         created_at=int(str(created)),
         updated_at=int(str(updated)),
     )
+
+
+def _asked(payload: object) -> tuple[str | None, str | None]:
+    """A join code's agent and channel; (None, None) for a row that does not read."""
+    try:
+        asked = json.loads(str(payload))
+        agent, channel = asked["agent_id"], asked["channel"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None, None
+    return (agent if isinstance(agent, str) else None), (channel if isinstance(channel, str) else None)
 
 
 def _answered_by(payload: object) -> str | None:

@@ -6,6 +6,9 @@ Sync functions over the writer's `Tx`, like the other storage modules.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 from inbox import audit, directory
 from inbox.outbox import enqueue
 from inbox.tx import Tx
@@ -76,18 +79,29 @@ def record_opt(tx: Tx, agent_id: str, channel: str, opted_out: bool, at: int) ->
     )
 
 
+@dataclass(frozen=True)
+class Reported:
+    """What a status callback was about: an invitation (`what` "invitation", its id) or a join code
+    (`what` "join_code", its `verify` outbox row's id), on which channel, and whether it moved."""
+
+    what: str
+    id: int
+    channel: str
+    moved: bool
+
+
 def record_status(
     tx: Tx, sid: str, status: str | None, error: str | None, opted_out: bool, at: int, outside_session: bool = False
-) -> tuple[int, str, bool] | None:
-    """Move the invitation sent as `sid` up the delivery ladder.
+) -> Reported | None:
+    """Move the invitation sent as `sid` up the delivery ladder, or fail the join code sent as `sid`.
 
-    (invitation id, channel, whether its status moved), or None if no invitation was sent as `sid`.
+    None if nothing the relay sent went out as `sid`.
     """
     row = tx.execute(
         "SELECT id, agent_id, channel FROM invitation WHERE provider_id = ? AND channel IN ('sms', 'whatsapp')", (sid,)
     ).fetchone()
     if row is None:
-        return None
+        return _join_code_status(tx, sid, status, error, opted_out, at)
     invitation_id, agent_id, channel = int(row[0]), str(row[1]), str(row[2])
     moved = False
     if status is not None:
@@ -106,4 +120,40 @@ def record_status(
         # WhatsApp could not reach the agent after all: the outbox invites them on their next channel
         payload = {"invitation_id": invitation_id, "outside_session": True}
         enqueue(tx, kind="invite", payload=payload, at=at, ref_id=invitation_id)
-    return invitation_id, channel, moved
+    return Reported("invitation", invitation_id, channel, moved)
+
+
+def _join_code_status(
+    tx: Tx, sid: str, status: str | None, error: str | None, opted_out: bool, at: int
+) -> Reported | None:
+    """A join code that did not arrive after all (WhatsApp outside the 24-hour session, 63016, or any
+    other failure) fails its `sent` outbox row, as a send refused at once does: visible in the outbox
+    listing with the error, retryable by a person, and audited. Nothing else waits on a join code."""
+    row = tx.execute(
+        "SELECT id, payload FROM outbox WHERE provider_id = ? AND kind = 'verify'", (sid,)
+    ).fetchone()  # fmt: skip
+    if row is None:
+        return None
+    work_id, asked = int(row[0]), json.loads(row[1])
+    agent_id, channel = str(asked["agent_id"]), str(asked["channel"])
+    moved = False
+    if status == "failed":
+        failed = tx.execute(
+            "UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ? WHERE id = ? AND status = 'sent'",
+            (error or "failed", at, work_id),
+        )
+        moved = failed.rowcount > 0
+    if moved:
+        audit.insert_audit(
+            tx,
+            kind="delivery_failed",
+            at=at,
+            agent_id=agent_id,
+            action_origin="user_directed",
+            policy_gate_result="allowed",
+            reason=f"Twilio reported the join code was not delivered on {channel}",
+            detail={"via": channel, "outbox": work_id, "what": "verify", "error": error},
+        )
+    if opted_out:
+        directory.set_opted_out(tx, agent_id, channel, True, at)
+    return Reported("join_code", work_id, channel, moved)

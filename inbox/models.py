@@ -129,10 +129,19 @@ class ReplyCodeRow(SQLModel, table=True):
 
 
 class OutboxRow(SQLModel, table=True):
-    """Work the relay owes the world: invitations, message updates, callbacks, forwards."""
+    """Work the relay owes the world: invitations, message updates, callbacks, forwards, join codes."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        # a join code's message, found by the id Twilio's status callback names
+        Index(
+            "ix_outbox_provider_id",
+            "provider_id",
+            sqlite_where=text("provider_id IS NOT NULL"),
+            postgresql_where=text("provider_id IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=24)
@@ -143,6 +152,8 @@ class OutboxRow(SQLModel, table=True):
     next_attempt_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     lease_until: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: the provider's id of the message a join code (`verify`) went out as; an invitation's is on the invitation
+    provider_id: str | None = Field(default=None, max_length=200)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
@@ -288,3 +299,18 @@ class VerificationAttemptRow(SQLModel, table=True):
     channel: str = Field(max_length=16)
     at: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     outcome: str = Field(max_length=32)
+
+
+class ConsoleSessionEndRow(SQLModel, table=True):
+    """A console session its admin signed out of (CONTRACT section 11): its cookie opens nothing
+    any more, on any replica, though it is still signed and not yet 8 hours old.
+
+    Kept until `until`, when the cookie would have expired anyway (then purged).
+    """
+
+    __tablename__ = "console_session_end"
+
+    session_id: str = Field(max_length=64, primary_key=True)
+    admin: str = Field(max_length=100)
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    until: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))

@@ -136,8 +136,9 @@ def release_left(tx: Tx, *, now: int) -> int:
 _CLAIM = " WHERE id = ? AND attempts = ? AND status = 'sending'"
 
 
-def finish(tx: Tx, work: Claim, now: int) -> bool:
-    return _settled(tx, "status = 'sent', last_error = NULL", (), work, now)
+def finish(tx: Tx, work: Claim, now: int, *, provider_id: str | None = None) -> bool:
+    """Sent; `provider_id`: the message a join code went out as, for its status callback to find."""
+    return _settled(tx, "status = 'sent', last_error = NULL, provider_id = ?", (provider_id,), work, now)
 
 
 def reschedule(tx: Tx, work: Claim, *, at: int, error: str, now: int) -> bool:

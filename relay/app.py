@@ -25,6 +25,7 @@ from relay.actors import ActorConsent
 from relay.addresses import Addresses
 from relay.answers import Answers
 from relay.channels.slack import start_socket_mode, stop_socket_mode
+from relay.console_sessions import ConsoleSessions
 from relay.deliveries import Deliveries
 from relay.directory import Directory, confirming
 from relay.inbound import Inbound
@@ -37,6 +38,7 @@ from relay.keys import (
     ANSWERS,
     CHANNELS,
     CLOCK,
+    CONSOLE_SESSIONS,
     DELIVERIES,
     DIRECTORY,
     DRAINING,
@@ -115,6 +117,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         on_queued=wake,
     )
     app[VIEWS] = Views(app[READER])
+    app[CONSOLE_SESSIONS] = ConsoleSessions(app[WRITER], app[READER], clock=clock)
     app[INSTRUCTIONS] = Instructions(
         app[WRITER], settings.routing(), read_signal=read_signal, clock=clock, on_queued=wake
     )

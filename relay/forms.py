@@ -42,6 +42,10 @@ MAX_GROUP_CHARS = 100
 MAX_GROUPS = 50
 #: who granted, revoked or retried: a name as it is stored (the columns hold 100 characters)
 MAX_BY_CHARS = 100
+BY_HELP = (
+    "who acts, kept in the audit trail; a RELAY_ADMINS token names its admin, who is recorded:"
+    " leave it out, as another name is 400"
+)
 
 
 def _clean_list(values: list[str], allowed: tuple[str, ...] | None, what: str) -> list[str]:
@@ -164,7 +168,7 @@ class InviteIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     agents: list[Annotated[str, Field(pattern=AGENT_ID)]] = Field(min_length=1, max_length=MAX_INVITED)
-    by: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=MAX_BY_CHARS)
+    by: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=MAX_BY_CHARS, description=BY_HELP)
 
     @field_validator("agents")
     @classmethod
@@ -183,7 +187,7 @@ class GrantIn(BaseModel):
     channels: list[str] = []
     min_confidence: str | None = Field(None, pattern=r"^(low|medium|high)$")
     expires_at: datetime | None = None
-    by: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=MAX_BY_CHARS)
+    by: Annotated[str, AfterValidator(printable)] = Field(min_length=1, max_length=MAX_BY_CHARS, description=BY_HELP)
 
     @field_validator("subject")
     @classmethod

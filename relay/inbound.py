@@ -3,7 +3,7 @@
 A reply is claimed once per MessageSid (a replay is answered with nothing), numbers not in
 the directory are counted per number and hour under a keyed hash (never stored in full),
 opt-outs and opt-ins are kept with an audit row, and delivery status moves an invitation
-only up its ladder. Storage is `inbox.inbound`; the time is the app's clock. No full phone
+only up its ladder (and fails a join code that did not arrive after all). Storage is `inbox.inbound`; the time is the app's clock. No full phone
 number reaches storage, an audit line or a log line from here.
 """
 
@@ -43,9 +43,11 @@ class UnknownSender(StrEnum):
 
 @dataclass(frozen=True)
 class DeliveryMoved:
-    """The invitation a status callback was about, and whether its delivery status moved."""
+    """What a status callback was about (`what`: "invitation", or "join_code" and its outbox row's `id`),
+    and whether its delivery status moved."""
 
-    invitation_id: int
+    what: str
+    id: int
     channel: str
     moved: bool
 
@@ -102,7 +104,8 @@ class Inbound:
     async def delivery(
         self, sid: str, status: str | None, error: str, *, opted_out: bool, outside_session: bool = False
     ) -> DeliveryMoved | None:
-        """Move the invitation sent as `sid` up the delivery ladder; None when no invitation was sent as `sid`.
+        """Move the invitation sent as `sid` up the delivery ladder, or fail the join code sent as `sid` (its
+        outbox row, to be retried by a person); None when nothing was sent as `sid`.
 
         Twilio may call back before the send's own commit has stored the message's sid: it
         is looked for again for a moment rather than lose a "delivered" that raced the commit.
@@ -125,17 +128,19 @@ class Inbound:
                 break
         if found is None:
             return None
-        invitation_id, channel, moved = found
-        if status == "failed" and moved:  # a late "failed" after "delivered" moves nothing and says nothing
+        if status == "failed" and found.moved:  # a late "failed" after "delivered" moves nothing and says nothing
+            if found.what == "invitation":
+                about = {"invitation": found.id, "action_origin": "care_autonomous"}
+            else:  # a join code: failed outbox work a person can retry, as a join code refused at once is
+                about = {"outbox": found.id, "what": "verify", "action_origin": "user_directed"}
             audit.emit(
                 {
                     "kind": "delivery_failed",
-                    "invitation": invitation_id,
-                    "via": channel,
+                    **about,
+                    "via": found.channel,
                     "error": error,
-                    "action_origin": "care_autonomous",
                     "policy_gate_result": "allowed",
                     "reason": "Twilio reported the message was not delivered",
                 }
             )
-        return DeliveryMoved(invitation_id, channel, moved)
+        return DeliveryMoved(found.what, found.id, found.channel, found.moved)

@@ -14,6 +14,7 @@ from inbox.writer import Writer
 from relay.actors import ActorConsent
 from relay.addresses import Addresses
 from relay.answers import Answers
+from relay.console_sessions import ConsoleSessions
 from relay.deliveries import Deliveries
 from relay.delivery import Channel
 from relay.directory import Directory
@@ -49,6 +50,8 @@ DIRECTORY = web.AppKey("directory", Directory)
 INSTRUCTIONS = web.AppKey("instructions", Instructions)
 #: the actor's own consent page (CONTRACT section 10)
 ACTOR_CONSENT = web.AppKey("actor_consent", ActorConsent)
+#: console sessions their admins signed out of (CONTRACT section 11), kept in storage for every replica
+CONSOLE_SESSIONS = web.AppKey("console_sessions", ConsoleSessions)
 #: read-only views of loops and the audit trail.
 VIEWS = web.AppKey("views", Views)
 OUTBOX = web.AppKey("outbox", OutboxWorker)

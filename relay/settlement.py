@@ -34,7 +34,10 @@ def store_settlement(
             rows.set_invitation(tx, invitation_id, status="skipped", error=delivery.skipped, now=now)
             _audit_skip(tx, invitation_id, delivery.skipped, now)
     elif delivery.ok:
-        if not rows.finish(tx, work, now):
+        # a join code's message id, so a late "not delivered" (WhatsApp's 63016) can fail this row;
+        # an invitation's is kept on the invitation
+        provider_id = delivery.provider_id if work.kind == "verify" else None
+        if not rows.finish(tx, work, now, provider_id=provider_id):
             return False
         if invitation_id is not None:
             rows.set_invitation(tx, invitation_id, status="sent", provider_id=delivery.provider_id, now=now)

@@ -84,23 +84,51 @@ async def handle_get_agent(request: web.Request) -> web.Response:
     return web.json_response(await request.app[DIRECTORY].agent(request.match_info["agent_id"]))
 
 
+def _named_by(request: web.Request, given: Any) -> str | None:
+    """Who acts when the bearer is a RELAY_ADMINS token: its name, whatever else asks (None for an
+    unnamed RELAY_ADMIN_TOKENS token). A `by` that names the same admin agrees; another is 400, so
+    nobody's action is ever recorded as someone else's."""
+    name: str | None = request.get(ADMIN_NAME)
+    if name is None:
+        return None
+    if given is not None and not (isinstance(given, str) and given.strip().casefold() in ("", name.casefold())):
+        raise BadRequestError(
+            f"This admin token already names who acts ({name}), so 'by' cannot name someone else; leave it out."
+        )
+    return name
+
+
+def _by(request: web.Request, default: str = "") -> str:
+    """Who acts, for a route that takes `?by=`: the bearer's RELAY_ADMINS name, else `?by=`, else `default`."""
+    given = request.query.get("by")
+    return _named_by(request, given) or given or default
+
+
+def _by_in_body(request: web.Request, data: Any) -> Any:
+    """A body that names who acts in `by`: a RELAY_ADMINS bearer's name goes in (400 for another)."""
+    if isinstance(data, dict) and (name := _named_by(request, data.get("by"))) is not None:
+        data["by"] = name
+    return data
+
+
 @admin
 async def handle_patch_agent(request: web.Request) -> web.Response:
-    """Change some fields; `?by=NAME` names who sets an agent away or back (audited; default "admin")."""
-    by = checked_by(request.query.get("by", "admin"))
+    """Change some fields; who sets an agent away or back is audited: the bearer's RELAY_ADMINS name, else
+    `?by=NAME`, else "admin"."""
+    by = checked_by(_named_by(request, request.query.get("by")) or request.query.get("by", "admin"))
     agent = await request.app[DIRECTORY].patch_agent(request.match_info["agent_id"], await _json_body(request), by=by)
     return web.json_response(agent)
 
 
 @admin
 async def handle_invite_now(request: web.Request) -> web.Response:
-    """Invite now: `{"agents": ["bob"], "by": "NAME"}` for a loop not done (CONTRACT section 10); 202."""
+    """Invite now: `{"agents": ["bob"], "by": "NAME"}` for a loop not done (CONTRACT section 10); 202.
+    A RELAY_ADMINS bearer is who asks: `by` may be left out."""
     source = request.query.get("source")
     if source is not None and source not in SENDERS:
         raise BadRequestError(f"source must be one of {', '.join(SENDERS)}.")
-    result = await request.app[INSTRUCTIONS].invite_now(
-        request.match_info["event_id"], await _json_body(request), source=source
-    )
+    data = _by_in_body(request, await _json_body(request))
+    result = await request.app[INSTRUCTIONS].invite_now(request.match_info["event_id"], data, source=source)
     return web.json_response(result, status=202)
 
 
@@ -126,17 +154,9 @@ async def handle_list_consents(request: web.Request) -> web.Response:
     return web.json_response({"items": grants, "next_cursor": None})
 
 
-def _by(request: web.Request, default: str = "") -> str:
-    """`?by=` when given, else the RELAY_ADMINS name of the bearer, else `default`."""
-    return request.query.get("by") or request.get(ADMIN_NAME) or default
-
-
 @admin
 async def handle_create_consent(request: web.Request) -> web.Response:
-    data = await _json_body(request)
-    if isinstance(data, dict) and "by" not in data and ADMIN_NAME in request:
-        data["by"] = request[ADMIN_NAME]  # a named admin's grant is theirs unless the body says who
-    grant = await request.app[DIRECTORY].grant_consent(data)
+    grant = await request.app[DIRECTORY].grant_consent(_by_in_body(request, await _json_body(request)))
     return web.json_response(grant, status=201)
 
 

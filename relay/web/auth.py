@@ -1,8 +1,8 @@
 """Bearer tokens (admin, metrics), compared in constant time, and who an admin token names.
 
 An admin token is one of RELAY_ADMIN_TOKENS (the admin, unnamed: "admin" in the console) or
-one of RELAY_ADMINS (`name:token`: that admin, whose name is recorded as `by` where an
-action takes one and none was given).
+one of RELAY_ADMINS (`name:token`: that admin, whose name is recorded as `by` wherever an
+action takes one; a request cannot name someone else).
 """
 
 from __future__ import annotations

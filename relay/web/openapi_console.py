@@ -87,7 +87,12 @@ def console() -> dict[str, Any]:
                 pages=True,
             ),
         },
-        "/console/sign-out": {"post": _action("Sign out")},
+        "/console/sign-out": {
+            "post": _action(
+                "Sign out: the session ends on every replica, and a copy of its cookie opens nothing afterwards"
+                " (the admin's other sessions stay signed in)"
+            )
+        },
         "/console/loops/{source}/{event_id}": {
             "get": _page(
                 "One loop's timeline: received, decision and gates, joined signals, invitations (who asked) and"

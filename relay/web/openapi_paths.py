@@ -84,6 +84,9 @@ def _listed(values: tuple[str, ...]) -> dict[str, Any]:
     return {"type": "string", "description": "one or several, comma-separated: " + ", ".join(values)}
 
 
+#: what every `by` says of a RELAY_ADMINS token
+NAMED_BY = "; a RELAY_ADMINS token names its admin, who is recorded: leave it out, as another name is 400"
+
 PAGING = [
     param("cursor", "query", "next_cursor of the previous page"),
     param("limit", "query", "1 to 200 (default 50)", {"type": "integer", "minimum": 1, "maximum": 200}),
@@ -114,7 +117,7 @@ def hooks() -> dict[str, Any]:
 def admin() -> dict[str, Any]:
     agent_id = [param("agent_id", "path", "the agent's id")]
     denied = (401, 403)
-    by = [param("by", "query", "who acts (kept in the audit trail)")]
+    by = [param("by", "query", f"who acts (kept in the audit trail){NAMED_BY}")]
     return {
         "/admin/agents": {
             "get": operation(
@@ -144,7 +147,7 @@ def admin() -> dict[str, Any]:
                 security=ADMIN,
                 parameters=[
                     *agent_id,
-                    param("by", "query", "who sets the agent away or back (audited; default admin)"),
+                    param("by", "query", f"who sets the agent away or back (audited; default admin){NAMED_BY}"),
                 ],
             ),
             "delete": operation(

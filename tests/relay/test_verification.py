@@ -14,12 +14,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import BOTH_DATABASES
-from tests.fakes.twilio import FakeTwilio
+from tests.fakes.twilio import FakeTwilio, status_callback
 from tests.relay.channels.test_twilio import (
     ADMIN,
     ANA_PHONE,
     ANA_WA,
     FULL_NUMBERS,
+    STATUS,
     audit,
     emit,
     loop_of,
@@ -190,6 +191,55 @@ async def test_resend_by_api(aiohttp_client: Any, database_url: str, fake: FakeT
     ):
         answer = await client.post(path, json=body, headers=ADMIN)
         assert answer.status == status, (path, body, await answer.text())
+
+
+async def report(client: TestClient, fake: FakeTwilio, sid: str, status: str, error_code: int | None = None) -> None:
+    """Play Twilio's status callback about the message `sid`."""
+    form, signature = status_callback(fake.auth_token, STATUS, message_sid=sid, status=status, error_code=error_code)
+    assert (await client.post("/hooks/twilio/status", data=form, headers=signature)).status == 200
+
+
+async def test_a_join_code_whatsapp_reports_undelivered_fails_visibly_and_a_person_can_retry_it(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio
+) -> None:
+    """63016 reported after the send (outside the 24-hour session) fails the WhatsApp join code's outbox row with
+    outside_session, audited and listed by GET /admin/outbox with its agent and channel (the SMS one stays sent);
+    once the agent has written, a person's retry sends the code again, and a late report about the old message
+    changes nothing."""
+    client = await verifying(aiohttp_client, database_url, fake, "sms")
+    await send_all(client)
+    [first] = [m for m in fake.messages if m["To"] == f"whatsapp:{ANA_WA}"]
+    await report(client, fake, first["Sid"], "undelivered", 63016)
+    await report(client, fake, first["Sid"], "undelivered", 63016)  # Twilio may say it twice: failed once
+
+    listed = (await (await client.get("/admin/outbox?status=failed", headers=ADMIN)).json())["items"]
+    assert [(i["kind"], i["agent"], i["channel"], i["last_error"]) for i in listed] == [
+        ("verify", "ana", "whatsapp", "outside_session (Twilio error 63016)")
+    ]
+    assert sorted(r[0] for r in await rows(client, "SELECT status FROM outbox WHERE kind = 'verify'")) == [
+        "failed",
+        "sent",
+    ]
+    [failed] = [a for a in await audit(client) if a["kind"] == "delivery_failed"]
+    assert failed["agent"] == "ana" and failed["action_origin"] == "user_directed"
+    assert failed["detail"] == {
+        "via": "whatsapp",
+        "outbox": listed[0]["id"],
+        "what": "verify",
+        "error": "outside_session (Twilio error 63016)",
+    }
+
+    assert await reply(client, "hi", whatsapp=True)  # the agent writes: the session is open
+    retried = await client.post(f"/admin/outbox/{listed[0]['id']}/retry?by=ops-ann", headers=ADMIN)
+    assert retried.status == 202, await retried.text()
+    await send_all(client)
+    [_, second] = [m for m in fake.messages if m["To"] == f"whatsapp:{ANA_WA}"]
+    assert JOIN.search(second["Body"]) and second["Sid"] != first["Sid"]
+    await report(client, fake, first["Sid"], "failed", 63016)  # late, about the message before the retry
+    await report(client, fake, second["Sid"], "delivered")
+    assert (await (await client.get("/admin/outbox?status=failed", headers=ADMIN)).json())["items"] == []
+    assert len(await reply(client, f"JOIN {joins(fake)[f'whatsapp:{ANA_WA}']}", whatsapp=True)) == 1
+    assert (await agent(client))["verified"] == {"sms": False, "whatsapp": True}
 
 
 async def test_with_verification_off_nothing_is_asked_and_invitations_go(

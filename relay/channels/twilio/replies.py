@@ -43,8 +43,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from relay.compose import MAX_TEXT_CHARS, RESPONSE_CHARS, SENDER_CHARS
 from relay.labels import N_
 from relay.loop import NOTE_MAX, OUTCOME_MAX
+from relay.text import clip, one_line, size
 from relay.words import Words, english
 
 #: inbox.reply_codes.CODE_ALPHABET (kept here so the grammar stays free of storage imports).
@@ -290,9 +292,9 @@ def resolve(command: Command, opens: Sequence[OpenInvite]) -> Reading:  # noqa: 
 
 
 def choices(invite: OpenInvite) -> str:
-    """`1 Check in gently, 2 Hold space` (the slugs when no labels are known)"""
+    """`1 Check in gently, 2 Hold space` (the slugs when no labels are known), each on one line and bounded."""
     shown = invite.labels if len(invite.labels) == len(invite.responses) else invite.responses
-    return ", ".join(f"{n} {r}" for n, r in enumerate(shown, start=1))
+    return ", ".join(f"{n} {clip(one_line(r), RESPONSE_CHARS)}" for n, r in enumerate(shown, start=1))
 
 
 #: what a JOIN that did not confirm says, by why (msgids: translate with `Words._`)
@@ -324,15 +326,29 @@ def menu_text(example: str | None = None, words: Words | None = None) -> str:
 
 
 def listing_text(items: Sequence[tuple[OpenInvite, str]], *, limit: int = 5, words: Words | None = None) -> str:
-    """LIST: each open invitation's code, who it is from, and its numbered choices."""
+    """LIST: each open invitation's code, who it is from, and its numbered choices, in the order given.
+
+    One message: at most `limit` invitations, and only as many as fit in `MAX_TEXT_CHARS` (Twilio
+    refuses a longer body); the last line says how many more there are.
+    """
     _ = (words or english())._
     if not items:
         return _("You have no open invitations right now.")
-    lines = [f"{invite.code} — {who}: {choices(invite)}" for invite, who in items[:limit]]
-    more = len(items) - limit
-    if more > 0:
-        lines.append(_("…and {count} more.", count=more))
-    return _("Open invitations:") + "\n" + "\n".join(lines)
+
+    def more(count: int) -> list[str]:
+        return [_("…and {count} more.", count=count)] if count > 0 else []
+
+    header = _("Open invitations:")
+    lines = [f"{invite.code} — {clip(one_line(who), SENDER_CHARS)}: {choices(invite)}" for invite, who in items]
+    shown: list[str] = []
+    for line in lines[:limit]:
+        if size("\n".join([header, *shown, line, *more(len(items) - len(shown) - 1)])) > MAX_TEXT_CHARS:
+            break
+        shown.append(line)
+    if not shown:  # bounded parts always fit one; should a catalog's words grow, the first is cut to fit
+        room = MAX_TEXT_CHARS - size("\n".join([header, *more(len(items) - 1)])) - 1
+        shown = [clip(lines[0], room)]
+    return "\n".join([header, *shown, *more(len(items) - len(shown))])
 
 
 def problem_text(problem: Problem, opens: Sequence[OpenInvite], words: Words | None = None) -> str:

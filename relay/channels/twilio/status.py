@@ -1,6 +1,7 @@
 """`POST /hooks/twilio/status`: Twilio's StatusCallback moves an invitation's delivery, never its loop.
 
-Delivered is not an ack. The bookkeeping (the delivery ladder, an opt-out on 21610, the
+Delivered is not an ack. A join code's message that failed after all (63016: WhatsApp outside the
+24-hour session) fails its outbox row, named `outside_session` as an invitation's would be. The bookkeeping (the delivery ladder, an opt-out on 21610, the
 wait for a sid the send has not committed yet) is `relay.inbound`'s.
 """
 
@@ -48,7 +49,7 @@ async def handle_status(request: web.Request) -> web.Response:
     if not sid or (status is None and not opted_out):
         return twiml()
     error = f"Twilio error {code}" if code else "Twilio reported the message undelivered"
-    if code == str(OUTSIDE_SESSION):  # WhatsApp outside the 24-hour session, reported after the send: moved on
+    if code == str(OUTSIDE_SESSION):  # WhatsApp outside the 24-hour session, reported after the send
         error = f"{OUTSIDE_SESSION_ERROR} ({error})"
     outside_session = code == str(OUTSIDE_SESSION)
     found = await app[INBOUND].delivery(sid, status, error, opted_out=opted_out, outside_session=outside_session)
@@ -58,9 +59,10 @@ async def handle_status(request: web.Request) -> web.Response:
         return twiml()
     app[METRICS].delivery_reports.labels(status or "opted_out").inc()
     log.info(
-        "%s invitation %s: %s%s",
+        "%s %s %s: %s%s",
         found.channel,
-        found.invitation_id,
+        found.what.replace("_", " "),
+        found.id,
         status or "status unchanged",
         ", opted out" if opted_out else "",
     )

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from relay.bodies import media_type
 from relay.errors import BadRequestError, ForbiddenError, PayloadTooLargeError, RelayError, UnsupportedMediaTypeError
-from relay.keys import SETTINGS
+from relay.keys import CONSOLE_SESSIONS, SETTINGS
 from relay.web import pages
 from relay.web.console.session import OneTimeTokens, Session, Sessions
 from relay.words import english
@@ -168,15 +168,23 @@ _TITLES = {
 }
 
 
+async def signed_in_as(request: web.Request, session: Session | None) -> str | None:
+    """Who the session is signed in as: its token still an admin's, and not signed out of on any replica
+    (one indexed read, only for a session that is otherwise signed in)."""
+    name = request.app[SESSIONS].admin(session)
+    if name is None or session is None or session.sid is None:
+        return None
+    return None if await request.app[CONSOLE_SESSIONS].ended(session.sid) else name
+
+
 def console_page(handler: Handler) -> Handler:
     """A signed-in page (GET) or action (POST, CSRF-checked); refusals become calm pages."""
 
     @pages.page
     async def guarded(request: web.Request) -> web.StreamResponse:
-        sessions = request.app[SESSIONS]
-        session = sessions.read(request)
-        name = sessions.admin(session)
+        session = request.app[SESSIONS].read(request)
         try:
+            name = await signed_in_as(request, session)
             form = await read_form(request) if request.method == "POST" else {}
             if request.method == "POST" and not csrf_matches(session, form):
                 raise ForbiddenError(CSRF_REFUSED)

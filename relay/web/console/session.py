@@ -1,11 +1,13 @@
 """The console's signed session cookie, its CSRF token, and dev mode's one-time sign-in tokens.
 
-The cookie holds who signed in, a fingerprint of the token they signed in with, and the
-CSRF token every form carries; it is signed (itsdangerous) with RELAY_LINK_SECRETS under a
-salt of its own, so no action link or status token opens it, and it lasts 8 hours from
-sign-in. Before sign-in it holds only a CSRF token, for the sign-in form itself. A session
-stays valid while its admin's token is still configured: changing RELAY_ADMINS or
-RELAY_ADMIN_TOKENS ends the sessions made with the old token.
+The cookie holds who signed in, a fingerprint of the token they signed in with, the
+session's own random id, and the CSRF token every form carries; it is signed (itsdangerous)
+with RELAY_LINK_SECRETS under a salt of its own, so no action link or status token opens it,
+and it lasts 8 hours from sign-in. Before sign-in it holds only a CSRF token, for the sign-in
+form itself. A session stays valid while its admin's token is still configured (changing
+RELAY_ADMINS or RELAY_ADMIN_TOKENS ends the sessions made with the old token) and until its
+admin signs out of it: the sign-out is kept in storage by the session's id
+(`relay.console_sessions`), so a copy of the cookie opens nothing afterwards, on any replica.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Session:
     csrf: str
     name: str | None = None
     key: str | None = None
+    #: a signed-in session's own id: what a sign-out ends
+    sid: str | None = None
 
 
 class OneTimeTokens:
@@ -97,10 +101,11 @@ class Sessions:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("c"), str) or not data["c"]:
             return None
-        name, key = data.get("n"), data.get("k")
-        if not (isinstance(name, str) and isinstance(key, str)):
+        name, key, sid = data.get("n"), data.get("k"), data.get("s")
+        # a signed-in cookie without its id (made before sign-outs were kept) cannot be ended: sign in again
+        if not (isinstance(name, str) and isinstance(key, str) and isinstance(sid, str) and sid):
             return Session(csrf=data["c"])
-        return Session(csrf=data["c"], name=name, key=key)
+        return Session(csrf=data["c"], name=name, key=key, sid=sid)
 
     def admin(self, session: Session | None) -> str | None:
         """Who the session is signed in as, while the token it was made with is still an admin's."""
@@ -115,13 +120,14 @@ class Sessions:
 
     @staticmethod
     def fresh(name: str | None = None, key: str | None = None) -> Session:
-        """A new session with a new CSRF token (signing in and out always makes one)."""
-        return Session(csrf=secrets.token_urlsafe(24), name=name, key=key)
+        """A new session with a new CSRF token (signing in and out always makes one), and a new id once signed in."""
+        sid = secrets.token_urlsafe(16) if name is not None and key is not None else None
+        return Session(csrf=secrets.token_urlsafe(24), name=name, key=key, sid=sid)
 
     def write(self, response: web.StreamResponse, session: Session) -> None:
         data: dict[str, str] = {"c": session.csrf}
-        if session.name is not None and session.key is not None:
-            data |= {"n": session.name, "k": session.key}
+        if session.name is not None and session.key is not None and session.sid is not None:
+            data |= {"n": session.name, "k": session.key, "s": session.sid}
         response.set_cookie(
             COOKIE,
             self._serializer.dumps(data),

@@ -3,7 +3,8 @@
 The sign-in form has a CSRF token too: its session holds only that until someone signs
 in. A RELAY_ADMINS token signs in as its name, a RELAY_ADMIN_TOKENS token as "admin"; in
 dev mode, a one-time token from the banner's link signs in as "admin" once. Signing in
-and out always starts a new session (a new CSRF token).
+and out always starts a new session (a new CSRF token); signing out also ends the old one
+for good, on every replica, so a copy of its cookie opens nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay.errors import ForbiddenError, RelayError
-from relay.keys import SETTINGS
+from relay.keys import CONSOLE_SESSIONS, SETTINGS
 from relay.web import pages
 from relay.web.auth import UNNAMED_ADMIN, admin_of
 from relay.web.console.base import (
@@ -25,9 +26,10 @@ from relay.web.console.base import (
     redirect,
     render,
     safe_next,
+    signed_in_as,
     with_query,
 )
-from relay.web.console.session import DEV_ONCE, Session, fingerprint
+from relay.web.console.session import DEV_ONCE, MAX_AGE_SEC, Session, fingerprint
 
 REFUSED_SIGN_IN = "That is not one of this relay's admin tokens; nothing was signed in. Check it and try again."
 #: an admin token is far shorter; anything longer is not one
@@ -61,7 +63,7 @@ async def handle_sign_in_page(request: web.Request) -> web.Response:
     """The sign-in form (already signed in: on to where the person was going)."""
     sessions = request.app[SESSIONS]
     session = sessions.read(request)
-    if sessions.admin(session) is not None:
+    if await signed_in_as(request, session) is not None:
         return redirect(safe_next(request.query.get("next")))
     return _form(
         request, session or sessions.fresh(), next_path=request.query.get("next"), once=request.query.get("once", "")
@@ -100,7 +102,9 @@ async def handle_sign_in(request: web.Request) -> web.Response:
 
 @pages.page
 async def handle_sign_out(request: web.Request) -> web.Response:
-    """End the session (a CSRF-checked form, so no other site can sign anyone out)."""
+    """End the session everywhere (a CSRF-checked form, so no other site can sign anyone out): its id is
+    kept in storage until its cookie would have expired, so no copy of the cookie opens the console on any
+    replica; the admin's other sessions stay as they are."""
     sessions = request.app[SESSIONS]
     session = sessions.read(request)
     try:
@@ -109,6 +113,8 @@ async def handle_sign_out(request: web.Request) -> web.Response:
             raise ForbiddenError(CSRF_REFUSED)
     except RelayError as error:
         return problem(request, error)
+    if session is not None and session.sid is not None and session.name is not None:
+        await request.app[CONSOLE_SESSIONS].end(session.sid, session.name, lasts_sec=MAX_AGE_SEC)
     response = redirect(with_query(SIGN_IN, notice="signed-out"))
     sessions.write(response, sessions.fresh())
     return response

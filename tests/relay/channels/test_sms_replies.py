@@ -18,6 +18,8 @@ from relay.channels.twilio.replies import (
     parse,
     resolve,
 )
+from relay.text import size
+from relay.words import Lexicon
 
 K7QX = OpenInvite("K7QX", ("soft-checkin", "hold-space"))
 M2PA = OpenInvite("M2PA", ("on-it",))
@@ -127,6 +129,27 @@ def test_outcome_and_note_are_bounded() -> None:
     reading = resolve(parse("DONE K7QX " + "x" * 300 + ": " + "n" * 5000), ONE)
     assert isinstance(reading, Done)
     assert len(reading.outcome) == replies.MAX_OUTCOME and len(reading.note) == replies.MAX_NOTE
+
+
+@pytest.mark.parametrize("locale", ["en", "ro"])
+@pytest.mark.parametrize("count", [1, 2, 5, 6, 40])
+def test_a_list_is_one_message_and_counts_the_invitations_it_leaves_out(locale: str, count: int) -> None:
+    """However long the names and labels (a line break in them too), LIST fits Twilio's 1,600 characters, lists
+    the invitations in the order given, each on one line, and its last line counts those left out."""
+    words = Lexicon().words(locale)
+    labels = tuple(("Stay close and listen 🌙\n" * 5)[:200] + f" {n}" for n in range(10))
+    items = [
+        (OpenInvite(f"K{n:03d}", tuple(f"r{i}" for i in range(10)), labels), "A very long\nname 💛 " * 30)
+        for n in range(count)
+    ]
+    text = replies.listing_text(items, words=words)
+    assert size(text) <= 1600, size(text)
+    lines = text.splitlines()
+    listed = [line for line in lines[1:] if line.startswith("K")]
+    assert listed and [line[:4] for line in listed] == [f"K{n:03d}" for n in range(len(listed))]
+    left = count - len(listed)
+    assert (lines[-1] == words._("…and {count} more.", count=left)) if left else lines[-1] == listed[-1]
+    assert len(lines) == 1 + len(listed) + (1 if left else 0)
 
 
 def test_our_words_are_never_twilio_keywords() -> None:

@@ -26,6 +26,7 @@ from relay.channels.twilio.send import TwilioChannel
 from relay.delivery import Delivery, Invite
 from relay.keys import OUTBOX, WRITER
 from relay.model import Agent, Signal
+from relay.text import size
 from tests.conftest import BOTH_DATABASES
 from tests.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilio, inbound_sms, status_callback
 from tests.support import (
@@ -365,6 +366,35 @@ async def test_grammar_through_http(aiohttp_client: Any, database_url: str, fake
         "remind",
         "help",
     ]
+
+
+async def test_list_stays_one_message_and_says_how_many_it_left_out(
+    aiohttp_client: Any, database_url: str, fake: FakeTwilio
+) -> None:
+    """LIST with many open invitations from a sender with a long name, each offering ten long responses: one
+    body within Twilio's 1,600 characters, the oldest invitations first, ending with how many more there are."""
+    client = await start(aiohttp_client, database_url, fake, relay_agent_max_invites_per_hour=100)
+    responses = [f"stay-close-and-listen-for-as-long-as-it-takes-tonight-option-{n}" for n in range(10)]
+    name = "Razvan " + "the-very-long-family-name " * 7
+    for _ in range(8):
+        payload = fresh("m3", fixture("m3", "panic.ui__golden"))
+        payload["actor"]["display"] = name.strip()
+        payload["intent"]["suggested_responses"] = responses
+        body, headers = signed("m3", payload)
+        response = await client.post("/hooks/m3", data=body, headers=headers)
+        assert (await response.json())["status"] == "invited"
+    await send_all(client)
+    codes = [code for (code,) in await rows(client, "SELECT code FROM invitation ORDER BY id")]
+    assert len(codes) == 8
+
+    [text] = await reply(client, "LIST")
+    assert size(text) <= 1600, size(text)
+    lines = text.splitlines()
+    listed = lines[1:-1]
+    assert lines[0] == "Open invitations:" and listed, text
+    assert [line.split(" — ", 1)[0] for line in listed] == codes[: len(listed)]
+    assert lines[-1] == f"…and {8 - len(listed)} more."
+    assert all("Razvan the-very-long-family-name" in line and ": 1 " in line and "10 " in line for line in listed)
 
 
 async def test_unsubscribed_on_send_opts_out_and_next_signal_skips_sms(

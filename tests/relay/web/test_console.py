@@ -7,12 +7,15 @@ signed-in name as `by`; phone numbers appear in full only on an agent's edit for
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from aiohttp import ClientResponse
 
 from relay.keys import SETTINGS
 from relay.web.console import ONE_TIME
@@ -25,6 +28,7 @@ ANN_TOKEN = "ops-ann-token-0123456789"
 NAMED = {"relay_admins": (("ops-ann", ANN_TOKEN),)}
 ANA_PHONE = "+40722000111"
 ANA_WHATSAPP = "+40733000222"
+BO = {"id": "bo", "display": "Bo", "groups": ["care-circle"], "channels": ["console"]}
 SMS_ANA = {"id": "ana", "display": "Ana", "groups": ["care-circle"], "phone": ANA_PHONE, "channels": ["sms"]}
 
 
@@ -131,6 +135,56 @@ async def test_sign_out_ends_the_session(start: Start) -> None:
     assert status == 303 and location == "/console/sign-in?notice=signed-out"
     assert "You are signed out." in await console.page(location)
     assert (await console.open("/console/agents"))[0] == 303
+
+
+def session_cookie(relay: Relay) -> str:
+    """The console cookie this test client's browser holds (its jar emptied after: the next browser is another)."""
+    (cookie,) = [c for c in relay.client.session.cookie_jar if c.key == "care_relay_console"]
+    relay.client.session.cookie_jar.clear()
+    return cookie.value
+
+
+async def with_cookie(relay: Relay, method: str, path: str, cookie: str, **kwargs: Any) -> tuple[int, str, str | None]:
+    """A request that carries this console cookie and no other; its status, body and Location."""
+    relay.client.session.cookie_jar.clear()
+    response = await relay.request(
+        method, path, headers={"Cookie": f"care_relay_console={cookie}"}, allow_redirects=False, **kwargs
+    )
+    return response.status, await response.text(), response.headers.get("Location")
+
+
+async def test_a_signed_out_sessions_cookie_opens_nothing_on_any_replica(start: Start) -> None:
+    """Sign-out is kept in storage: a copy of the signed-out cookie gets the sign-in page (a post with it is
+    refused with 403) on this relay and on another relay of the same database, though it is signed and not
+    8 hours old; another admin's session and the same admin's session in another browser stay signed in."""
+    relay = await start(**NAMED)
+    replica = await start(**NAMED)
+    ann = Console(relay)
+    await ann.sign_in(ANN_TOKEN)
+    await ann.page("/console")
+    copied, csrf = session_cookie(relay), ann.csrf
+    await Console(relay).sign_in(ANN_TOKEN)
+    ann_elsewhere = session_cookie(relay)
+    await Console(relay).sign_in(ADMIN_TOKEN)
+    other_admin = session_cookie(relay)
+    for cookie in (copied, ann_elsewhere, other_admin):
+        assert (await with_cookie(replica, "GET", "/console/agents", cookie))[0] == 200
+
+    status, _, location = await with_cookie(relay, "POST", "/console/sign-out", copied, data={"csrf": csrf})
+    assert status == 303 and location == "/console/sign-in?notice=signed-out"
+
+    for server in (relay, replica):
+        status, _, location = await with_cookie(server, "GET", "/console/agents", copied)
+        assert status == 303 and location == "/console/sign-in?next=%2Fconsole%2Fagents"
+        status, html, _ = await with_cookie(server, "GET", "/console/sign-in", copied)
+        assert status == 200 and 'name="token"' in html  # the form, not a redirect back into the console
+        fields = {"csrf": csrf, "subject": "actor:raz", "scope": "panic.ui", "groups": "care-circle"}
+        status, html, _ = await with_cookie(server, "POST", "/console/consent", copied, data=fields)
+        assert status == 403 and "Your session has ended" in html
+    assert (await relay.admin("GET", "/admin/consents"))[1]["items"] == []
+    for cookie in (ann_elsewhere, other_admin):
+        status, html, _ = await with_cookie(replica, "GET", "/console/agents", cookie)
+        assert status == 200, html
 
 
 async def test_dev_mode_one_time_link_signs_in_once(start: Start) -> None:
@@ -420,7 +474,8 @@ async def test_no_page_shows_a_full_phone_number_but_the_agent_edit_form(start: 
 
 
 async def test_the_admin_api_takes_named_admin_tokens_and_records_their_name(start: Start) -> None:
-    """A RELAY_ADMINS bearer works on /admin/*; a grant or revocation without `by` is theirs; `?by=` still wins."""
+    """A RELAY_ADMINS bearer works on /admin/*; a grant or revocation without `by` is theirs, and so is one
+    whose `?by=` names them; a `?by=` naming someone else is 400 and revokes nothing."""
     relay = await start(**NAMED)
     ann = {"Authorization": f"Bearer {ANN_TOKEN}"}
     body = {k: v for k, v in GRANT.items() if k != "by"}
@@ -433,10 +488,124 @@ async def test_the_admin_api_takes_named_admin_tokens_and_records_their_name(sta
     assert grant["revoked_by"] == "ops-ann"
     second = await relay.post("/admin/consents", json=body, headers=ann)
     other = (await second.json())["id"]
-    assert (await relay.delete(f"/admin/consents/{other}?by=night-shift", headers=ann)).status == 204
+    refused = await relay.delete(f"/admin/consents/{other}?by=night-shift", headers=ann)
+    assert refused.status == 400 and (await refused.json())["error"] == "bad_request"
     revoked = {g["id"]: g["revoked_by"] for g in (await relay.admin("GET", "/admin/consents"))[1]["items"]}
-    assert revoked[other] == "night-shift"
+    assert revoked[other] is None
+    assert (await relay.delete(f"/admin/consents/{other}?by=ops-ann", headers=ann)).status == 204
+    revoked = {g["id"]: g["revoked_by"] for g in (await relay.admin("GET", "/admin/consents"))[1]["items"]}
+    assert revoked[other] == "ops-ann"
     assert (await relay.get("/admin/agents", headers={"Authorization": "Bearer ops-ann"})).status == 403
+
+
+ANN = {"Authorization": f"Bearer {ANN_TOKEN}"}
+SAM_GRANT = {"subject": "actor:sam", "scope": ["panic.ui"], "groups": ["care-circle"]}
+
+
+def by_query(by: str | None) -> str:
+    return "" if by is None else "?" + urlencode({"by": by})
+
+
+def with_by(body: dict[str, Any], by: str | None) -> dict[str, Any]:
+    return body if by is None else {**body, "by": by}
+
+
+async def audited_by(relay: Relay, kind: str, read: Callable[[dict[str, Any]], str]) -> list[str]:
+    return [read(a["detail"]) for a in await relay.audit() if a["kind"] == kind]
+
+
+async def granted_by(relay: Relay, subject: str) -> list[str]:
+    return [g["by"] for g in (await relay.admin("GET", "/admin/consents"))[1]["items"] if g["subject"] == subject]
+
+
+async def revoked_by(relay: Relay, grant_id: str) -> list[str]:
+    items = (await relay.admin("GET", "/admin/consents"))[1]["items"]
+    return [g["revoked_by"] for g in items if g["id"] == grant_id and g["revoked_by"] is not None]
+
+
+@dataclass(frozen=True)
+class ByRoute:
+    """An admin route that records who acts: the call (with a `by`, or None for none) and who it recorded."""
+
+    call: Callable[[Relay, dict[str, Any], str | None, dict[str, str]], Awaitable[ClientResponse]]
+    recorded: Callable[[Relay, dict[str, Any]], Awaitable[list[str]]]
+
+
+BY_ROUTES = {
+    "away": ByRoute(
+        lambda relay, at, by, headers: relay.patch(
+            f"/admin/agents/ana{by_query(by)}", json={"away": True}, headers=headers
+        ),
+        lambda relay, at: audited_by(
+            relay, "agent_away", lambda d: d["user_instruction"].removesuffix(" set ana away")
+        ),
+    ),
+    "invite now": ByRoute(
+        lambda relay, at, by, headers: relay.post(
+            f"/admin/events/{at['event']}/invite", json=with_by({"agents": ["bo"]}, by), headers=headers
+        ),
+        lambda relay, at: audited_by(relay, "invite_now", lambda d: d["by"].removeprefix("admin:")),
+    ),
+    "grant": ByRoute(
+        lambda relay, at, by, headers: relay.post("/admin/consents", json=with_by(SAM_GRANT, by), headers=headers),
+        lambda relay, at: granted_by(relay, "actor:sam"),
+    ),
+    "revoke": ByRoute(
+        lambda relay, at, by, headers: relay.delete(f"/admin/consents/{at['grant']}{by_query(by)}", headers=headers),
+        lambda relay, at: revoked_by(relay, at["grant"]),
+    ),
+    "outbox retry": ByRoute(
+        lambda relay, at, by, headers: relay.post(f"/admin/outbox/{at['failed']}/retry{by_query(by)}", headers=headers),
+        lambda relay, at: audited_by(relay, "outbox_retry", lambda d: d["by"]),
+    ),
+}
+
+
+async def by_routes_ready(start: Start) -> tuple[Relay, dict[str, Any]]:
+    """Ana invited on a loop (her delivery failed, so it can be retried), Bo in the circle and not invited yet."""
+    relay = await start(**NAMED)
+    (grant,) = await relay.seed()
+    answer = await relay.send("m3", panic())
+    await relay.drain()
+    await relay.create("/admin/agents", BO)
+    ((failed,),) = await relay.sql("SELECT id FROM outbox WHERE kind = 'invite'")
+    await relay.sql("UPDATE outbox SET status = 'failed', last_error = 'test: refused' WHERE id = ?", failed)
+    return relay, {"event": answer["id"], "grant": grant, "failed": failed}
+
+
+@pytest.mark.parametrize("route", BY_ROUTES)
+@pytest.mark.parametrize("given", [None, "ops-ann", " OPS-Ann "])
+async def test_a_named_admins_action_is_recorded_as_theirs(start: Start, route: str, given: str | None) -> None:
+    """Every admin route that records `by`: with a RELAY_ADMINS token it records the token's admin, whether
+    `by` is left out or names the same admin."""
+    relay, at = await by_routes_ready(start)
+    action = BY_ROUTES[route]
+    response = await action.call(relay, at, given, ANN)
+    assert response.status < 300, await response.text()
+    assert await action.recorded(relay, at) == ["ops-ann"]
+
+
+@pytest.mark.parametrize("route", BY_ROUTES)
+async def test_a_named_admin_cannot_act_as_someone_else(start: Start, route: str) -> None:
+    """Every admin route that records `by`: a RELAY_ADMINS token with a `by` naming someone else is 400
+    `bad_request`, saying the token already names who acts, and nothing is done or recorded."""
+    relay, at = await by_routes_ready(start)
+    action = BY_ROUTES[route]
+    response = await action.call(relay, at, "night-shift", ANN)
+    body = await response.json()
+    assert response.status == 400 and body["error"] == "bad_request", body
+    assert "already names who acts (ops-ann)" in body["detail"]
+    assert await action.recorded(relay, at) == []
+
+
+@pytest.mark.parametrize("route", BY_ROUTES)
+async def test_an_unnamed_admin_token_records_the_by_it_is_given(start: Start, route: str) -> None:
+    """A RELAY_ADMIN_TOKENS token names nobody: the `by` it sends is recorded, as before."""
+    relay, at = await by_routes_ready(start)
+    action = BY_ROUTES[route]
+    response = await action.call(relay, at, "night-shift", ADMIN)
+    assert response.status < 300, await response.text()
+    assert await action.recorded(relay, at) == ["night-shift"]
 
 
 async def test_dev_banner_prints_a_one_time_sign_in_link_kept_beside_the_address(
@@ -466,7 +635,6 @@ async def test_dev_banner_prints_a_one_time_sign_in_link_kept_beside_the_address
 
 # Invite now and the loop's timeline -----------------------------------------------------------------
 
-BO = {"id": "bo", "display": "Bo", "groups": ["care-circle"], "channels": ["console"]}
 CY = {"id": "cy", "display": "Cy", "groups": ["elsewhere"], "channels": ["console"]}
 
 
