@@ -13,6 +13,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,12 +41,13 @@ def body(event_id: str, *, actor: str, group: str, stamp: str, nonce: str | None
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def write_requests(path: Path, count: int, *, invited: bool, seed: int = 0) -> int:
-    """`count` signed requests into `path`; returns the mean body size in bytes."""
+def write_requests(path: Path, count: int, *, invited: bool, seed: int = 0, groups: Sequence[str] | None = None) -> int:
+    """`count` signed requests into `path` (each naming one of `groups`, default every group of
+    the bench directory); returns the mean body size in bytes."""
     rng = random.Random(seed)
     now = int(time.time())
     stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    groups = sorted(GROUPS)
+    groups = sorted(groups or GROUPS)
     actor = BENCH_ACTOR if invited else NO_GRANT_ACTOR
     total = 0
     with path.open("w", encoding="utf-8") as out:

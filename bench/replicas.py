@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from bench import servers
 from bench.runs import Bench, arrivals
 from bench.seed import seed_directory_at
 from bench.servers import Server, run_wrk
+from bench.team import GROUPS
 
 
 def postgres_url(given: str | None) -> str:
@@ -169,15 +170,23 @@ def _load(replicas: list[Server], requests: list[Path], seconds: float, connecti
     }
 
 
+#: the bench directory's groups in two halves: signals sent to one replica name only the first
+#: half, to the other only the second, so the two never invite the same agent (no shared lock)
+_HALVES = (sorted(GROUPS)[: len(GROUPS) // 2], sorted(GROUPS)[len(GROUPS) // 2 :])
+
+
 def intake_scaling(bench: Bench, base: str) -> dict[str, Any]:
-    """Requests/s and relay CPU per request, one replica then two, pending and invited paths."""
+    """Requests/s and relay CPU per request, one replica then two, pending and invited paths;
+    and two replicas whose invited signals reach disjoint halves of the directory (`apart`):
+    beside `invited_x2`, what the agents' hourly-limit locks cost two replicas."""
     database = base.rsplit("/", 1)[-1]
     out: dict[str, Any] = {}
-    for path, invited in (("pending", False), ("invited", True)):
-        count = max(20_000, int(bench.seconds * 3000))
-        files = [bench.requests(f"replicas-{path}-{i}", count, invited=invited) for i in range(2)]
-        warm = [bench.requests(f"replicas-{path}-warm-{i}", 2000, invited=invited) for i in range(2)]
-        for n in (1, 2):
+    count = max(20_000, int(bench.seconds * 3000))
+    for path, invited in (("pending", False), ("invited", True), ("apart", True)):
+        halves: tuple[Sequence[str] | None, ...] = _HALVES if path == "apart" else (None, None)
+        files = [bench.requests(f"replicas-{path}-{i}", count, invited=invited, groups=halves[i]) for i in range(2)]
+        warm = [bench.requests(f"replicas-{path}-warm-{i}", 2000, invited=invited, groups=halves[i]) for i in range(2)]
+        for n in (1, 2) if path != "apart" else (2,):
             name = f"{path}_x{n}"
             with contextlib.ExitStack() as stack:
                 url = stack.enter_context(scratch_database(base))
@@ -194,7 +203,8 @@ def intake_scaling(bench: Bench, base: str) -> dict[str, Any]:
                 result["waits"] = {k: round(v / total, 3) for k, v in waits.samples.most_common(8)}
                 result["signals"] = scalar(url, "SELECT COUNT(*) FROM signal")
             out[name] = result
-        out[f"{path}_ratio"] = out[f"{path}_x2"]["rps"] / max(out[f"{path}_x1"]["rps"], 1e-9)
+        one = out["invited_x1" if path == "apart" else f"{path}_x1"]["rps"]
+        out[f"{path}_ratio"] = out[f"{path}_x2"]["rps"] / max(one, 1e-9)
     out["database"] = database
     return out
 

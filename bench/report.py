@@ -171,10 +171,14 @@ class Figures:
         self.add("RSS after intake", r["rss_after_intake_mb"], "MB", "VmHWM right after the last 202, before draining")
 
     def _replicas(self, name: str, r: dict[str, Any]) -> None:
-        for path in ("pending", "invited"):
-            for n in (1, 2):
+        for path in ("pending", "invited", "apart"):
+            if f"{path}_x2" not in r:
+                continue
+            for n in (1, 2) if path != "apart" else (2,):
                 run = r[f"{path}_x{n}"]
                 what = f"{path} path on PostgreSQL, {n} relay(s), wrk split between them"
+                if path == "apart":
+                    what = "invited path on PostgreSQL, 2 relays whose signals reach disjoint halves of the agents"
                 self.add(f"pg {path} x{n} rps", run["rps"], "req/s", what)
                 self.add(f"pg {path} x{n} CPU", run["cpu_us"], "µs/req", what + "; relay CPU, all replicas")
                 if "machine_busy_cores" in run:
@@ -182,6 +186,9 @@ class Figures:
                     self.add(
                         f"pg {path} x{n} busy cores", run["machine_busy_cores"], "cores", what + "; busy, " + cores
                     )
+            if path == "apart":  # a diagnosis beside invited x2, not the figure the target is for
+                self.add("pg apart x2/invited x1", r["apart_ratio"], "x", "two relays sharing no agent over one")
+                continue
             self.add(f"pg {path} x2/x1", r[f"{path}_ratio"], "x", f"{path} intake, two replicas over one",
                      lambda v: v >= 1.5, ">= 1.5")  # fmt: skip
 

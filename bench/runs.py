@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,11 @@ class Bench:
     #: how long the outbox may take to settle a run's invitations before the figures are read anyway
     drain: float
 
-    def requests(self, name: str, count: int, *, invited: bool) -> Path:
+    def requests(self, name: str, count: int, *, invited: bool, groups: Sequence[str] | None = None) -> Path:
         """A request file of `count` new events, signed once per bench run (again when near the signature window's end)."""
         path = self.work / f"{name}.tsv"
         if not path.exists() or time.time() - path.stat().st_mtime > servers.WINDOW_SEC / 2:
-            write_requests(path, count, invited=invited, seed=zlib.crc32(name.encode()))
+            write_requests(path, count, invited=invited, seed=zlib.crc32(name.encode()), groups=groups)
         return path
 
     def log(self, name: str) -> Path:
