@@ -95,7 +95,7 @@ def attribute(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
         leaf_file = "/" + _file(leaf)
         area = next((name for name, pattern in AREAS if re.search(pattern, leaf_file)), OTHER)
         areas[area] += count
-        leaves[re.sub(r":\d+\)$", ")", leaf)] += count
+        leaves[re.sub(r":\d+\)$", ")", leaf) or "(native code, no Python frame)"] += count
         files = {"/" + _file(f) for f in frames}
         for name, pattern in STAGES:
             if any(re.search(pattern, f) for f in files):
