@@ -92,7 +92,10 @@ class Sessions:
 
     def read(self, request: web.Request) -> Session | None:
         """The session the cookie holds; None for none, a tampered one or one older than 8 hours."""
-        raw = request.cookies.get(COOKIE, "")
+        return self.load(request.cookies.get(COOKIE, ""))
+
+    def load(self, raw: str) -> Session | None:
+        """The session a cookie's value holds (as `read`)."""
         if not raw or len(raw) > COOKIE_MAX_CHARS:
             return None
         try:

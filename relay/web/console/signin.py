@@ -50,7 +50,9 @@ def _form(
         "sign_in.html",
         status=status,
         session=session,
-        cookie=session,
+        # the form's cookie holds its CSRF token and nothing else: written again with a session's
+        # signed-in fields, a signed-out copy would be signed afresh and outlive its sign-out
+        cookie=Session(csrf=session.csrf),
         title="Sign in",
         next=safe_next(next_path),
         once=once[:TOKEN_MAX_CHARS] if request.app[SETTINGS].dev else "",

@@ -19,6 +19,7 @@ from aiohttp import ClientResponse
 
 from relay.keys import SETTINGS
 from relay.web.console import ONE_TIME
+from relay.web.console.base import SESSIONS
 from tests.driver import ADMIN, ANA, GRANT, Relay, Start, panic
 from tests.fakes.twilio import FakeTwilio
 from tests.relay.web.console_client import Console
@@ -178,6 +179,9 @@ async def test_a_signed_out_sessions_cookie_opens_nothing_on_any_replica(start: 
         assert status == 303 and location == "/console/sign-in?next=%2Fconsole%2Fagents"
         status, html, _ = await with_cookie(server, "GET", "/console/sign-in", copied)
         assert status == 200 and 'name="token"' in html  # the form, not a redirect back into the console
+        # and the form's cookie is not the signed-out session signed afresh (it would outlive its sign-out)
+        renewed = server.app[SESSIONS].load(session_cookie(server))
+        assert renewed is not None and (renewed.name, renewed.key, renewed.sid) == (None, None, None)
         fields = {"csrf": csrf, "subject": "actor:raz", "scope": "panic.ui", "groups": "care-circle"}
         status, html, _ = await with_cookie(server, "POST", "/console/consent", copied, data=fields)
         assert status == 403 and "Your session has ended" in html
