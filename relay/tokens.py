@@ -36,14 +36,24 @@ class _KeyCachingSigner(Signer):
         return key
 
 
+#: JSON payloads up to this size are not compressed: their token is at most about 180
+#: characters, well under the pages' cap (relay.web.form.TOKEN_MAX_CHARS)
+SMALL_PAYLOAD_BYTES = 100
+
+
 class _UncompressedSerializer(URLSafeTimedSerializer):
-    """URL-safe timed tokens without itsdangerous' try at zlib: for payloads this small
-    compression never wins (the token is the same), and the try cost about 50 µs a token
-    (zlib sets up its window every time): most of a link's or consent page's cost. A
-    compressed token (a leading ".") still loads."""
+    """URL-safe timed tokens that skip itsdangerous' try at zlib for small payloads: there
+    it saves a few characters at best (for an id that repeats itself), and the try cost
+    about 50 µs a token (zlib sets up its window every time): most of a link's or consent
+    page's cost. A larger payload (a long event id) is tried as before, so its token stays
+    as short as it was and under the pages' length cap. A compressed token (a leading ".")
+    loads either way."""
 
     def dump_payload(self, obj: Any) -> bytes:
-        return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
+        json = super(URLSafeSerializerMixin, self).dump_payload(obj)
+        if len(json) > SMALL_PAYLOAD_BYTES:
+            return super().dump_payload(obj)
+        return base64_encode(json)
 
 
 STATUS_SALT = "care-relay.status.v1"

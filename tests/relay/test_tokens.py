@@ -5,6 +5,7 @@ from __future__ import annotations
 from itsdangerous import URLSafeTimedSerializer
 
 from relay.tokens import ACTION_SALT, CONSENT_SALT, Tokens
+from relay.web.form import TOKEN_MAX_CHARS
 
 
 def test_status_token_survives_key_rotation_and_refuses_tampering() -> None:
@@ -47,9 +48,19 @@ def test_links_issued_by_the_stock_serializer_still_open() -> None:
 
 
 def test_small_tokens_are_what_the_stock_serializer_makes() -> None:
-    """Nothing a sender or an agent holds changes form: for payloads this small the stock
-    serializer's compression never wins, so both make the same token (apart from the second)."""
+    """Nothing a sender or an agent holds changes form: for an ordinary invitation id the stock
+    serializer's compression does not win, so both make the same payload part."""
     tokens = Tokens(("the-newest-secret-0123456789",), link_max_age_sec=3600)
     stock = URLSafeTimedSerializer(["the-newest-secret-0123456789"], salt=ACTION_SALT)
     ours, theirs = tokens.action_token(123456), stock.dumps({"i": 123456})
     assert ours.split(".")[0] == theirs.split(".")[0]  # the payload part
+
+
+def test_a_long_event_ids_consent_token_stays_under_the_pages_cap() -> None:
+    """A payload past the small size is compressed when that is shorter, as before: a 200-character
+    event id that repeats itself still makes a consent link the page accepts."""
+    tokens = Tokens(("the-newest-secret-0123456789",), link_max_age_sec=3600)
+    event = "ёлка-" * 40
+    token = tokens.consent_token("m3", event)
+    assert len(token) <= TOKEN_MAX_CHARS
+    assert tokens.read_consent_token(token) == ("m3", event)
