@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 
-.PHONY: run test check bench clean browser messages
+.PHONY: run test check bench profile wrk clean browser messages
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "care-relay needs Python 3.11 or newer on PATH"; exit 1; }
@@ -49,11 +49,21 @@ messages: $(VENV)/.installed-test
 	  --project care-relay --copyright-holder care-relay -o relay/locales/messages.pot .
 	$(BIN)/pybabel update -i relay/locales/messages.pot -d relay/locales --no-fuzzy-matching --ignore-obsolete -w 100
 
-# The whole benchmark (bench/__main__.py): `make bench BENCH_ARGS="--only pending,invited --seconds 2"` for a quick run.
-bench: $(VENV)/.installed-test
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	@touch $@
+
+wrk:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "bench needs wrk (Debian: apt-get install wrk)"; exit 1; }
+
+# The whole benchmark (bench/__main__.py): `make bench BENCH_ARGS="--only pending,invited --seconds 2"` for a quick run.
+bench: $(VENV)/.installed-bench wrk
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Where a served relay's CPU goes (bench/profile.py): `make profile PROFILE_ARGS="--path pending --seconds 5"`.
+profile: $(VENV)/.installed-bench wrk
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

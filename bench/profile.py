@@ -1,4 +1,4 @@
-"""Where a served relay's CPU goes: `python -m bench.profile [--path pending,invited] [--seconds S]`.
+"""Where a served relay's CPU goes: `make profile` (`python -m bench.profile [--path pending,invited] [--seconds S]`).
 
 The relay runs as `make bench` runs it (its own process, production settings, a SQLite
 file; on the invited path the outbox sends to the local fake Slack), is warmed up on
@@ -112,9 +112,15 @@ def attribute(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
     }
 
 
+def py_spy() -> str | None:
+    """The py-spy beside this interpreter (`make profile` installs it there), else one on PATH."""
+    beside = servers.BIN / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
 def _record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     command = [
-        str(servers.BIN / "py-spy"),
+        py_spy() or "py-spy",
         "record",
         "--pid",
         str(pid),
@@ -191,9 +197,8 @@ def main() -> None:
     paths = [p.strip() for p in args.path.split(",") if p.strip()]
     if set(paths) - set(PATHS):
         parser.error(f"--path takes {', '.join(PATHS)}")
-    for tool in ("wrk", "py-spy"):
-        if not (shutil.which(tool) or (servers.BIN / tool).exists()):
-            raise SystemExit(f"{tool} is needed (wrk: apt-get install wrk; py-spy: make .venv/.installed-test)")
+    if not shutil.which("wrk") or not py_spy():
+        raise SystemExit("wrk and py-spy are needed: `make profile` installs both")
     args.work.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="profile-", dir=args.work))
     bench = runs.Bench(run_dir, args.work / "cache", args.seconds, args.connections, args.drain)
