@@ -143,7 +143,7 @@ def _sampled(server: Server, requests: Path, seconds: float, connections: int, o
     cpu = server.cpu()
     spy = _record(server.pid, seconds, out)
     time.sleep(0.3)  # py-spy attaches before the measured requests start
-    result = runs._wrk(server, requests, seconds, connections)
+    result = runs.drive(server, requests, seconds, connections)
     _, err = spy.communicate(timeout=seconds + 60)
     if spy.returncode:
         raise SystemExit(f"py-spy failed: {err.decode(errors='replace')[-400:]}")
@@ -156,21 +156,19 @@ def profile_pending(bench: runs.Bench) -> dict[str, Any]:
     seed.inbox_copy(bench.cache, 0, database)
     measured, warmup = runs.plain_requests(bench)
     with servers.relay(database, log=bench.log("relay-profile-pending")) as server:
-        runs._wrk(server, warmup, runs.WARMUP_SECONDS, bench.connections)
+        runs.drive(server, warmup, runs.WARMUP_SECONDS, bench.connections)
         return _sampled(server, measured, bench.seconds, bench.connections, bench.work / "pending.collapsed")
 
 
 def profile_invited(bench: runs.Bench) -> dict[str, Any]:
     database = bench.work / "profile-invited.db"
     seed.inbox_copy(bench.cache, 0, database)
-    measured = bench.requests("invited", max(10_000, int(bench.seconds * 2500)), invited=True)
-    warmup = bench.requests("invited-warm", runs.WARMUP_SIGNALS, invited=True)
+    measured, warmup = runs.invited_requests(bench)
     with (
         servers.fake_slack(bench.log("fake-profile")) as fake,
         servers.relay(database, fake.url, log=bench.log("relay-profile-invited")) as server,
     ):
-        runs._wrk(server, warmup, 5, bench.connections, limit=runs.WARMUP_SIGNALS)
-        runs.drain(database, bench.drain)
+        runs.warm_up_invited(bench, server, warmup, database)
         return _sampled(server, measured, bench.seconds, bench.connections, bench.work / "invited.collapsed")
 
 

@@ -49,14 +49,14 @@ class Bench:
         return self.work / f"{name}.log"
 
 
-def _wrk(server: Server, requests: Path, seconds: float, connections: int, limit: int | None = None) -> dict[str, Any]:
+def drive(server: Server, requests: Path, seconds: float, connections: int, limit: int | None = None) -> dict[str, Any]:
     return run_wrk(server.url, "requests.lua", [str(requests)], seconds=seconds, connections=connections, limit=limit)
 
 
 def _throughput(bench: Bench, server: Server, measured: Path, warmup: Path) -> dict[str, Any]:
-    _wrk(server, warmup, WARMUP_SECONDS, bench.connections)
+    drive(server, warmup, WARMUP_SECONDS, bench.connections)
     cpu = server.cpu()
-    result = _wrk(server, measured, bench.seconds, bench.connections)
+    result = drive(server, measured, bench.seconds, bench.connections)
     result["cpu_us"] = (server.cpu() - cpu) / max(result["requests"], 1) * 1e6
     result["rss_mb"] = server.rss()
     return result
@@ -97,18 +97,28 @@ def drain(database: Path, within: float) -> tuple[float, int]:
     return time.monotonic() - started, left
 
 
+def invited_requests(bench: Bench) -> tuple[Path, Path]:
+    """The invited path's measured requests and its warm-up's."""
+    measured = bench.requests("invited", max(10_000, int(bench.seconds * 2500)), invited=True)
+    return measured, bench.requests("invited-warm", WARMUP_SIGNALS, invited=True)
+
+
+def warm_up_invited(bench: Bench, server: Server, warmup: Path, database: Path) -> None:
+    """The warm-up's signals, and the outbox given time to send their invitations."""
+    drive(server, warmup, 5, bench.connections, limit=WARMUP_SIGNALS)
+    drain(database, bench.drain)
+
+
 def invited_path(bench: Bench, database: Path, name: str = "invited") -> dict[str, Any]:
     """Signals a grant covers: each invites 1-3 agents on Slack, sent by the outbox to the fake."""
-    measured = bench.requests("invited", max(10_000, int(bench.seconds * 2500)), invited=True)
-    warmup = bench.requests("invited-warm", WARMUP_SIGNALS, invited=True)
+    measured, warmup = invited_requests(bench)
     with (
         servers.fake_slack(bench.log(f"fake-{name}")) as fake,
         servers.relay(database, fake.url, log=bench.log(f"relay-{name}")) as server,
     ):
-        _wrk(server, warmup, 5, bench.connections, limit=WARMUP_SIGNALS)
-        drain(database, bench.drain)
+        warm_up_invited(bench, server, warmup, database)
         cpu = server.cpu()
-        result: dict[str, Any] = _wrk(server, measured, bench.seconds, bench.connections)
+        result: dict[str, Any] = drive(server, measured, bench.seconds, bench.connections)
         window = server.cpu() - cpu
         result["drain_s"], result["unsettled"] = drain(database, bench.drain)
         total = server.cpu() - cpu
@@ -227,7 +237,7 @@ def peak_rss(bench: Bench, signals: int) -> dict[str, Any]:
         servers.fake_slack(bench.log("fake-rss")) as fake,
         servers.relay(database, fake.url, log=bench.log("relay-rss")) as server,
     ):
-        result = _wrk(server, requests, 3600, bench.connections, limit=signals)
+        result = drive(server, requests, 3600, bench.connections, limit=signals)
         result["rss_after_intake_mb"] = server.rss()
         result["drain_s"], result["unsettled"] = drain(database, bench.drain)
         result["rss_mb"] = server.rss()

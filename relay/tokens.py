@@ -50,7 +50,7 @@ class _UncompressedSerializer(URLSafeTimedSerializer):
     loads either way."""
 
     def dump_payload(self, obj: Any) -> bytes:
-        json = super(URLSafeSerializerMixin, self).dump_payload(obj)
+        json = super(URLSafeSerializerMixin, self).dump_payload(obj)  # the JSON bytes, past the mixin's zlib
         if len(json) > SMALL_PAYLOAD_BYTES:
             return super().dump_payload(obj)
         return base64_encode(json)
