@@ -215,7 +215,7 @@ def create_app(
     app[DRAINING] = asyncio.Event()
     app[ON_DRAIN] = []
     app[METRICS] = Metrics(_version())
-    app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec)
+    app[TOKENS] = Tokens(settings.relay_link_secrets, settings.relay_link_max_age_sec, clock)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
     pages.install(app)

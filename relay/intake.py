@@ -58,6 +58,8 @@ class IntakeResult:
     joined_to: str | None = None
     #: `pending_consent` M3: the audience's groups that name a directory group (its consent page asks)
     consent_groups: tuple[str, ...] = ()
+    #: a new signal: when it was received (Unix milliseconds, the relay's clock)
+    received_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ class Intake:
             asks = consent_groups(signal, self._directory.groups) if decision.status == "pending_consent" else ()
             result = IntakeResult(
                 signal.source, signal.event_id, decision.status, duplicate=False, decision=decision,
-                joined_to=None if target is None else target.event_id, consent_groups=asks,
+                joined_to=None if target is None else target.event_id, consent_groups=asks, received_at=at,
             )  # fmt: skip
             forward = self._forwards(signal)
             if decision.invitations or shown_skips(decision) or forward or target is not None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from itsdangerous import BadSignature, SignatureExpired, Signer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode, int_to_bytes
 from itsdangerous.url_safe import URLSafeSerializerMixin
 
 from relay.errors import ForbiddenError, LinkExpiredError
@@ -34,6 +36,26 @@ class _KeyCachingSigner(Signer):
         if key is None:
             key = self._derived[cache_key] = super().derive_key(secret_key)
         return key
+
+
+class _ClockedSigner(TimestampSigner):
+    """itsdangerous' timed signer on the relay's clock (`create_app(clock=…)`), not on
+    time.time(): a link's age is measured by the same clock as everything else the relay
+    times, so a test drives it instead of waiting."""
+
+    def __init__(self, *args: Any, clock: Callable[[], float], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self._clock())
+
+    def sign_at(self, value: bytes, at: int) -> bytes:
+        """`sign`, stamped `at` (Unix seconds) rather than now: the same value and moment
+        make the same token, whenever it is made."""
+        sep = self.sep
+        stamped = value + sep + base64_encode(int_to_bytes(at))
+        return stamped + sep + self.get_signature(stamped)
 
 
 #: JSON payloads up to this size are not compressed: their token is at most about 180
@@ -65,6 +87,8 @@ CONSENT_SALT = "care-relay.actor-consent.v1"
 class Tokens:
     secrets: tuple[str, ...]
     link_max_age_sec: int
+    #: the relay's clock: when a link is made and how old it is when it comes back
+    clock: Callable[[], float] = field(default=time.time)
 
     @cached_property
     def _status_signer(self) -> Signer:
@@ -72,9 +96,14 @@ class Tokens:
         # signer over "source:event_id" (one per intake request) costs a third of a serializer.
         return _KeyCachingSigner(list(self.secrets), salt=STATUS_SALT, digest_method=hashlib.sha256)
 
+    def _timed(self, salt: str) -> URLSafeTimedSerializer:
+        return _UncompressedSerializer(
+            list(self.secrets), salt=salt, signer=_ClockedSigner, signer_kwargs={"clock": self.clock}
+        )
+
     @cached_property
     def _action_serializer(self) -> URLSafeTimedSerializer:
-        return _UncompressedSerializer(list(self.secrets), salt=ACTION_SALT)
+        return self._timed(ACTION_SALT)
 
     def _action(self) -> URLSafeTimedSerializer:
         return self._action_serializer
@@ -94,11 +123,16 @@ class Tokens:
 
     @cached_property
     def _consent_serializer(self) -> URLSafeTimedSerializer:
-        return _UncompressedSerializer(list(self.secrets), salt=CONSENT_SALT)
+        return self._timed(CONSENT_SALT)
 
-    def consent_token(self, source: str, event_id: str) -> str:
-        """A token for one signal's consent page (CONTRACT section 10); expires with action links."""
-        return self._consent_serializer.dumps({"s": source, "e": event_id})
+    def consent_token(self, source: str, event_id: str, received_at: float) -> str:
+        """A token for one signal's consent page (CONTRACT section 10), stamped with the signal's
+        arrival (Unix seconds): the 202 and every later status read show the same link, and it
+        expires RELAY_LINK_MAX_AGE_SEC after the signal, with action links' age."""
+        serializer = self._consent_serializer
+        signer = cast(_ClockedSigner, serializer.make_signer())  # the signer `_timed` names
+        payload = serializer.dump_payload({"s": source, "e": event_id})
+        return signer.sign_at(payload, int(received_at)).decode("ascii")
 
     def read_consent_token(self, token: str) -> tuple[str, str]:
         """(source, event id) of a consent page; 410 when expired, 403 when tampered."""

@@ -59,8 +59,10 @@ def handler_for(sender: Sender) -> Handler:
         }
         if result.joined_to is not None:  # CONTRACT section 10: the open loop this signal joined
             answer["joined_to"] = result.joined_to
-        if result.consent_groups:  # CONTRACT section 10: the actor's own consent page
-            answer["consent_url"] = consent_url(request, result.source, result.event_id)
+        if (
+            result.consent_groups and result.received_at is not None
+        ):  # CONTRACT section 10: the actor's own consent page
+            answer["consent_url"] = consent_url(request, result.source, result.event_id, result.received_at / 1000)
         return web.json_response(answer, status=200 if result.duplicate else 202)
 
     handle_signal.__name__ = f"handle_{sender.name}"

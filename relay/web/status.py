@@ -61,7 +61,8 @@ async def handle_event_status(request: web.Request) -> web.Response:
     if status["status"] == "pending_consent" and await request.app[ACTOR_CONSENT].groups_of(
         status["source"], status["id"]
     ):  # CONTRACT section 10: the actor's own consent page
-        status["consent_url"] = consent_url(request, status["source"], status["id"])
+        received = datetime.fromisoformat(status["received_at"]).timestamp()
+        status["consent_url"] = consent_url(request, status["source"], status["id"], received)
     if "text/html" in request.headers.get("Accept", ""):
         return _page(request, status, await _joined_loop(request, status))
     return web.json_response(status)

@@ -4,9 +4,10 @@ else", and the actor's own consent page; through HTTP, the fake Slack and the fa
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
-from tests.conftest import BOTH_DATABASES
+from tests.conftest import BOTH_DATABASES, Clock
 from tests.driver import Relay, panic, signal
 from tests.fakes.slack import FakeSlack, block_action, static_select, view_submission
 from tests.fakes.twilio import FakeTwilio
@@ -206,15 +207,19 @@ async def test_the_link_page_offers_not_now_and_ask_someone_else(begin: Begin, t
 
 
 @BOTH_DATABASES
-async def test_zeds_consent_page_invites_the_circle_and_later_stops(begin: Begin, twilio: FakeTwilio) -> None:
-    """A pending_consent signal carries consent_url; its GET changes nothing; yes grants and decides
-    the signal again (invited, user_directed); "Stop inviting my circle" stops the next one while an
-    admin's grant stays."""
+async def test_zeds_consent_page_invites_the_circle_and_later_stops(
+    begin: Begin, twilio: FakeTwilio, clock: Clock
+) -> None:
+    """A pending_consent signal carries consent_url, the same link in its 202 and in a later status
+    read; its GET changes nothing; yes grants and decides the signal again (invited, user_directed);
+    "Stop inviting my circle" stops the next one while an admin's grant stays."""
+    clock.fixed = time.time()
     relay = await begin(BOB)
     admin_grant = {"subject": "actor:zed", "scope": ["status.set"], "groups": ["care-circle"], "by": "lead"}
     assert (await relay.admin("POST", "/admin/consents", admin_grant))[0] == 201
     pending = await relay.send("m3", panic(actor=ZED))
     assert pending["status"] == "pending_consent" and pending["consent_url"].startswith("/c/")
+    clock.fixed += 1.5  # a read in a later second shows the same link
     assert (await relay.loop(pending))["consent_url"] == pending["consent_url"]
 
     page = await relay.get(pending["consent_url"], headers={"Accept-Language": "ro"})

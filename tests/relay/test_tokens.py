@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from itsdangerous import URLSafeTimedSerializer
 
+from relay.errors import LinkExpiredError
 from relay.tokens import ACTION_SALT, CONSENT_SALT, Tokens
 from relay.web.form import TOKEN_MAX_CHARS
 
@@ -43,7 +47,7 @@ def test_links_issued_by_the_stock_serializer_still_open() -> None:
     assert compressed.startswith(".")
     assert tokens.read_consent_token(compressed) == ("m3", long_event)
     assert tokens.read_action_token(stock_action.dumps({"i": 42})) == 42
-    assert tokens.read_consent_token(tokens.consent_token("m3", long_event)) == ("m3", long_event)
+    assert tokens.read_consent_token(tokens.consent_token("m3", long_event, time.time())) == ("m3", long_event)
     assert tokens.read_action_token(tokens.action_token(2**40)) == 2**40
 
 
@@ -61,6 +65,30 @@ def test_a_long_event_ids_consent_token_stays_under_the_pages_cap() -> None:
     event id that repeats itself still makes a consent link the page accepts."""
     tokens = Tokens(("the-newest-secret-0123456789",), link_max_age_sec=3600)
     event = "ёлка-" * 40
-    token = tokens.consent_token("m3", event)
+    token = tokens.consent_token("m3", event, time.time())
     assert len(token) <= TOKEN_MAX_CHARS
     assert tokens.read_consent_token(token) == ("m3", event)
+
+
+def test_a_consent_link_is_the_signals_own_and_ages_on_the_relays_clock() -> None:
+    """A consent token is stamped with its signal's arrival, not with the moment it is made: the
+    202's link and a later status read's are one link. Its age, like an action link's, is read on
+    the relay's clock: it opens until RELAY_LINK_MAX_AGE_SEC after the signal, then answers 410."""
+    now = [1_790_000_000.0]
+    tokens = Tokens(("the-newest-secret-0123456789",), link_max_age_sec=3600, clock=lambda: now[0])
+    received = now[0] - 5.25
+    first = tokens.consent_token("m3", "evt_1", received)
+    now[0] += 7
+    assert tokens.consent_token("m3", "evt_1", received) == first
+    assert tokens.consent_token("m3", "evt_1", received + 1) != first
+    stock = URLSafeTimedSerializer(["the-newest-secret-0123456789"], salt=CONSENT_SALT)
+    assert stock.loads(first, return_timestamp=True)[1].timestamp() == int(received)  # itsdangerous' own format
+    action = tokens.action_token(9)
+    now[0] = received + 3600
+    assert tokens.read_consent_token(first) == ("m3", "evt_1") and tokens.read_action_token(action) == 9
+    now[0] = received + 3602
+    with pytest.raises(LinkExpiredError):
+        tokens.read_consent_token(first)
+    now[0] += 3600 + 2
+    with pytest.raises(LinkExpiredError):
+        tokens.read_action_token(action)

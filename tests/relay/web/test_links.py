@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
+import time
 
 import pytest
 
 from relay.keys import TOKENS
 from relay.tokens import Tokens
+from tests.conftest import Clock
 from tests.driver import ADMIN, AISHA_GRANT, Start, escalation, panic
 from tests.support import LINK_SECRETS
 
@@ -128,13 +129,16 @@ async def test_done_after_done_and_ack_after_done_are_409(start: Start) -> None:
     assert len(loop["acks"]) == 1
 
 
-async def test_expired_link_is_410(start: Start) -> None:
-    """A link older than RELAY_LINK_MAX_AGE_SEC answers 410 link_expired, GET and POST, and records nothing."""
-    relay = await start(run_outbox=True, relay_link_max_age_sec=1)
+async def test_expired_link_is_410(start: Start, clock: Clock) -> None:
+    """A link older than RELAY_LINK_MAX_AGE_SEC, on the relay's clock, answers 410 link_expired,
+    GET and POST, and records nothing."""
+    clock.fixed = time.time()
+    relay = await start(run_outbox=True, relay_link_max_age_sec=60)
     answer, invitation = await relay.invited()
     path = relay.link(invitation)
+    clock.fixed += 60  # a minute old: the last second it opens
     assert (await relay.get(path)).status == 200
-    await asyncio.sleep(2.1)  # itsdangerous reads time.time() in whole seconds: age 2 > max age 1
+    clock.fixed += 1
     response = await relay.get(path)
     html = await response.text()
     assert response.status == 410 and code_of(html) == "link_expired"
