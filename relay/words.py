@@ -53,6 +53,10 @@ def _translations(locale: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+#: how many durations a language keeps said (a relay says a handful: its windows and holds)
+DURATIONS_KEPT = 256
+
+
 class Words:
     """One language's words: sentences, response labels, durations and instants."""
 
@@ -61,6 +65,8 @@ class Words:
         self._gettext = _translations(self.locale)
         self._responses = responses or MappingProxyType({})
         self._fallback = fallback
+        #: durations already said (Babel's formatting is most of an invitation's wording)
+        self._durations: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"Words({self.locale!r})"
@@ -96,6 +102,14 @@ class Words:
 
     def duration(self, minutes: int) -> str:
         """`30 minutes`, `1 hour and 30 minutes`, `2 zile`: exact, in whole units."""
+        said = self._durations.get(minutes)
+        if said is None:
+            said = self._say_duration(minutes)
+            if len(self._durations) < DURATIONS_KEPT:
+                self._durations[minutes] = said
+        return said
+
+    def _say_duration(self, minutes: int) -> str:
         parts = [
             format_timedelta(timedelta(minutes=amount), threshold=1, locale=self.locale)
             for amount in (minutes // 1440 * 1440, minutes % 1440 // 60 * 60, minutes % 60)
