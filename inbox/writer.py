@@ -11,8 +11,12 @@ caches they can rebuild).
 
 SQLite: the group runs on the writer's own connection (`BEGIN IMMEDIATE`, WAL,
 `synchronous=NORMAL`), on the event loop while the lock is free, on a dedicated thread
-when another process holds it; WAL checkpoints run on a second connection and thread,
-off the writer's path. PostgreSQL: the group runs on a pooled connection through SQLAlchemy's
+when another process holds it. WAL checkpoints run on a second connection and thread, off
+the event loop, between groups: while one copies the log into the database no group
+commits, so it copies all of it and the next write starts the log again from its beginning.
+(Run beside the groups, a checkpoint never caught up under steady load: the log grew by
+about 60 MB a second for as long as the load lasted, and every write extended the file.)
+When it starts again its file is cut back to `WAL_KEPT_BYTES`. PostgreSQL: the group runs on a pooled connection through SQLAlchemy's
 `run_sync`, so one commit (one WAL flush) serves the whole group; several relay
 processes each run their own writer, and the unique constraints settle their races
 (the loser's group takes the slow path and sees the winner's row).
@@ -50,7 +54,9 @@ log = logging.getLogger("care_relay.writer")
 T = TypeVar("T")
 MAX_GROUP = 512
 MAX_QUEUE = 20_000
-CHECKPOINT_EVERY_SEC = 1.0
+CHECKPOINT_EVERY_SEC = 0.25
+#: the size the write-ahead log is cut back to when it starts again (journal_size_limit)
+WAL_KEPT_BYTES = 64 * 1024 * 1024
 #: PostgreSQL: how many times a job alone is run again after a unique violation (another replica's row)
 CONFLICT_RETRIES = 3
 
@@ -119,6 +125,8 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._closed = False
+        #: held by a group while it runs and by a checkpoint while it copies: never both
+        self._turn = asyncio.Lock()
         self._groups = 0
         self.groups_committed = 0
         self.jobs_committed = 0
@@ -139,10 +147,10 @@ class Writer:
             return conn
 
         self._conn = await loop.run_in_executor(self._executor, connect)
-        await loop.run_in_executor(self._executor, lambda: self._conn.execute("PRAGMA wal_autocheckpoint=0"))  # type: ignore[union-attr]
+        await loop.run_in_executor(self._executor, lambda: _own_checkpoints(self._conn))  # type: ignore[arg-type]
         self._checkpoint_conn = await loop.run_in_executor(self._side_executor, connect)
         self._task = asyncio.create_task(self._drain(), name="inbox-writer")
-        self._checkpoint_task = asyncio.create_task(self._checkpoints(self._checkpoint_conn), name="inbox-checkpoint")
+        self._checkpoint_task = asyncio.create_task(self._checkpoints(), name="inbox-checkpoint")
 
     async def close(self) -> None:
         """Stop taking jobs and close the connections; safe to call twice."""
@@ -197,24 +205,37 @@ class Writer:
     async def _drain(self) -> None:
         while True:
             group = [await self._queue.get()]
-            while len(group) < MAX_GROUP and not self._queue.empty():
-                group.append(self._queue.get_nowait())
-            running = asyncio.ensure_future(self._run_group(group))
             try:
-                outcomes = await asyncio.shield(running)
+                await self._turn.acquire()  # a checkpoint may be copying: what queues meanwhile joins the group
             except asyncio.CancelledError:
-                # closing: the group finishes (on its thread, or its connection); callers still learn the outcome
-                self._settle(group, await _outcomes_of(running, len(group)))
+                self._settle(group, [(False, StorageUnavailableError("the relay is shutting down"))])
                 raise
-            except Exception as exc:  # the transaction itself failed: nobody was committed
-                log.error("write group of %d failed: %s", len(group), type(exc).__name__)
-                outcomes = [(False, StorageUnavailableError(str(exc)))] * len(group)
-                self._note_failure(exc)
-            else:
-                self.groups_committed += 1
-                self.jobs_committed += len(group)
-                self._note(outcomes)
+            try:
+                while len(group) < MAX_GROUP and not self._queue.empty():
+                    group.append(self._queue.get_nowait())
+                outcomes = await self._outcomes(group, asyncio.ensure_future(self._run_group(group)))
+            finally:
+                self._turn.release()
             self._settle(group, outcomes)
+
+    async def _outcomes(
+        self, group: list[_Pending], running: asyncio.Future[list[tuple[bool, Any]]]
+    ) -> list[tuple[bool, Any]]:
+        """Each job's outcome once its group is committed (or has failed)."""
+        try:
+            outcomes = await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # closing: the group finishes (on its thread, or its connection); callers still learn the outcome
+            self._settle(group, await _outcomes_of(running, len(group)))
+            raise
+        except Exception as exc:  # the transaction itself failed: nobody was committed
+            log.error("write group of %d failed: %s", len(group), type(exc).__name__)
+            self._note_failure(exc)
+            return [(False, StorageUnavailableError(str(exc)))] * len(group)
+        self.groups_committed += 1
+        self.jobs_committed += len(group)
+        self._note(outcomes)
+        return outcomes
 
     def _note(self, outcomes: list[tuple[bool, Any]]) -> None:
         """A job that failed on storage (a read-only or full database fails the statement, not
@@ -309,16 +330,33 @@ class Writer:
             return (True, value)
         raise AssertionError("unreachable")
 
-    async def _checkpoints(self, conn: sqlite3.Connection) -> None:
-        loop = asyncio.get_running_loop()
+    async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(CHECKPOINT_EVERY_SEC)
             try:
-                await loop.run_in_executor(
-                    self._side_executor, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                )
+                await self.checkpoint()
             except sqlite3.Error as exc:
                 log.warning("wal checkpoint failed: %s", exc)
+
+    async def checkpoint(self) -> tuple[int, int]:
+        """Copy the write-ahead log into the database between two groups (SQLite; the writer does
+        this every CHECKPOINT_EVERY_SEC): (frames in the log, frames copied). The write after
+        it starts the log again, unless a reader still reads an older snapshot."""
+        if self._side_executor is None or self._checkpoint_conn is None:
+            return (0, 0)
+        conn = self._checkpoint_conn
+        async with self._turn:  # no group commits while the log is copied: it is copied whole
+            _, frames, copied = await asyncio.get_running_loop().run_in_executor(
+                self._side_executor, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            )
+        return int(frames), int(copied)
+
+
+def _own_checkpoints(conn: sqlite3.Connection) -> None:
+    """The writer's connection leaves checkpoints to the writer's own turn (no automatic one
+    inside a commit, on the event loop) and cuts the log back when it starts again."""
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
 
 
 async def _outcomes_of(running: asyncio.Future[list[tuple[bool, Any]]], size: int) -> list[tuple[bool, Any]]:
