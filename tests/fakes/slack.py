@@ -126,8 +126,10 @@ METHODS = (
     "users.lookupByEmail",
     "apps.connections.open",
 )
-#: how long `push` and `wait_connected` wait by default (a test's deadline, never a sleep)
-SOCKET_TIMEOUT_SEC = 5.0
+#: how long `wait_for`, `push` and `wait_connected` wait by default: a test's deadline, never a sleep,
+#: so generous (a loaded CI machine can take seconds to connect or send); they return as soon as it holds
+WAIT_TIMEOUT_SEC = 30.0
+SOCKET_TIMEOUT_SEC = WAIT_TIMEOUT_SEC
 
 
 class Call(NamedTuple):
@@ -318,7 +320,7 @@ class FakeSlack:
         method: str,
         *,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a test's deadline for the fake, applied with asyncio below
+        timeout: float = WAIT_TIMEOUT_SEC,  # noqa: ASYNC109 - a test's deadline for the fake, applied with asyncio below
     ) -> list[dict[str, Any]]:
         """Wait until ``method`` has been called ``count`` times; return its params list."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.support import (
 )
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+LISTENING = re.compile(r"listening on http://[^:\s\"]+:(\d+)")
 CODE = re.compile(r"Reply ([A-Z2-9]{4}) 1 for ")
 LINK = re.compile(re.escape(PUBLIC) + r"(/a/\S+)$")
 BO_PHONE, CY_PHONE, STRANGER_PHONE = "+40722000333", "+40722000555", "+40744999888"
@@ -51,12 +51,6 @@ AGENTS = [
 GRANT = {"subject": "actor:raz", "scope": ["panic.ui", "status.set"], "groups": ["care-circle"], "by": "admin"}
 
 sink = test_slack.sink
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _until(what: str, check: Any, seconds: float = 30.0) -> Any:
@@ -144,7 +138,6 @@ async def test_a_served_relay_prints_no_care_data(
 ) -> None:
     """Whatever a served relay wrote during a realistic run (stdout and stderr, debug level) names no whisper,
     note, display name or full phone number; its stderr is JSON lines, one per request with its id."""
-    port = _free_port()
     env = clean_env(
         **{
             **SERVING_ENV,
@@ -154,7 +147,7 @@ async def test_a_served_relay_prints_no_care_data(
             "RELAY_PUBLIC_BASE_URL": PUBLIC,
         },
         RELAY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/relay.db",
-        RELAY_PORT=str(port),
+        RELAY_PORT="0",  # the system picks a free port, and the log names it
         RELAY_LOG_LEVEL="debug",
         RELAY_LOG_FORMAT="auto",  # stderr is a file here: JSON
         RELAY_OUTBOX_MAX_ATTEMPTS="2",
@@ -174,14 +167,18 @@ async def test_a_served_relay_prints_no_care_data(
             sys.executable, "-m", "relay.cli", "serve", env=env, cwd=tmp_path, stdout=out, stderr=err
         )
         try:
+
+            async def bound() -> str | None:
+                assert server.returncode is None, err_path.read_text()
+                found = LISTENING.search(err_path.read_text(errors="replace"))
+                return found.group(1) if found else None
+
+            port = await _until("the served relay listening", bound, seconds=60)
             async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as relay:
 
                 async def up() -> bool:
                     assert server.returncode is None, err_path.read_text()
-                    try:
-                        return (await relay.get("/healthz")).status == 200
-                    except aiohttp.ClientConnectionError:
-                        return False
+                    return (await relay.get("/healthz")).status == 200
 
                 await _until("the served relay", up, seconds=60)
                 await _run(relay, slack, twilio, sink)

@@ -184,11 +184,11 @@ async def test_work_a_killed_process_claimed_is_sent_soon_after_the_next_start(w
         await seed(http, relay.url, CIRCLE, GRANT)
         # acks whose callbacks are still being answered when the process dies
         early = [answer["id"] for _, answer in [await post_signal(http, relay.url, panic()) for _ in range(3)]]
-        await until(lambda: len(world.posted()) >= 2 * len(early), 10, what="the first invitations reach Slack")
+        await until(lambda: len(world.posted()) >= 2 * len(early), 30, what="the first invitations reach Slack")
         world.sink.answer(200, times=3, delay=5.0)
         for invitation in world.posted()[:3]:
             await ack(http, relay.url, invitation)
-        await until(lambda: len(world.sink.received) >= 3, 10, what="the callbacks are under way")
+        await until(lambda: len(world.sink.received) >= 3, 30, what="the callbacks are under way")
         world.slack.fail_next("chat.postMessage", delay=5.0, times=4)  # slow sends, in flight at the kill
 
         async def send(payload: dict[str, Any]) -> tuple[str, int]:
@@ -199,20 +199,28 @@ async def test_work_a_killed_process_claimed_is_sent_soon_after_the_next_start(w
             return payload["id"], status
 
         burst = [asyncio.ensure_future(send(panic())) for _ in range(40)]
-        await until(lambda: sum(1 for t in burst if t.done()) >= 10, 10, what="part of the burst answered")
-        await until(lambda: len(world.posted()) >= 2 * len(early) + 2, 10, what="burst sends under way")
+        await until(lambda: sum(1 for t in burst if t.done()) >= 10, 30, what="part of the burst answered")
+        await until(lambda: len(world.posted()) >= 2 * len(early) + 2, 30, what="burst sends under way")
         relay.kill()
+        killed_ms = int(time.time() * 1000)
         results = await asyncio.gather(*burst)
     accepted = {event for event, status in results if status == 202} | set(early)
     assert len(accepted) > len(early)
+    # what bounds the wait for the dead process's claims, exactly rather than by a stopwatch on a
+    # shared machine: on PostgreSQL its leases, which lapse at most CRASH_BOUND_SEC after the kill
+    ((leased_until,),) = await world.db.rows("SELECT MAX(lease_until) FROM outbox WHERE status = 'sending'")
+    assert leased_until is not None, "nothing was in flight at the kill"
+    assert leased_until - killed_ms <= CRASH_BOUND_SEC * 1000
 
-    restarted = time.monotonic()
     await relay.start()
     stored = {str(r[0]) for r in await world.db.rows("SELECT event_id FROM signal")}
     assert accepted <= stored
-    # every invitation and callback answered by its provider: all settled, all sent
-    await settled(world, within=CRASH_BOUND_SEC)
-    assert time.monotonic() - restarted <= CRASH_BOUND_SEC
+    if world.database_url.startswith("sqlite"):  # one process: its claims are released at the next start
+        released = await until(lambda: "claimed by an earlier process released" in relay.log_text(), 30, what="release")
+        assert released
+    # every invitation and callback answered by its provider: all settled, all sent (the deadline is
+    # generous: on PostgreSQL the leases alone take up to ~12 s to lapse, and a loaded CI machine sends slowly)
+    await settled(world, within=2 * CRASH_BOUND_SEC)
     assert {r[0] for r in await world.db.rows("SELECT status FROM outbox")} == {"sent"}
     assert set(await world.invitations()) <= set(world.posted())
     callbacks = await world.db.rows("SELECT COUNT(*) FROM outbox WHERE kind = 'callback'")
@@ -244,22 +252,24 @@ async def _refused(url: str) -> bool:
 async def test_sigterm_lets_the_send_in_flight_finish_and_answers_readyz_503_meanwhile(world: World) -> None:
     """SIGTERM while Slack is slow: the listener closes, /readyz answers 503 on an open connection,
     the send in flight completes, nothing is left unsent, and the exit status is 0."""
-    relay = world.relay("relay")
+    # the send is held until the test has seen the draining relay: no race between the test and a 3 s send
+    relay = world.relay("relay", RELAY_SHUTDOWN_GRACE_SEC="60")
     await relay.start()
     async with aiohttp.ClientSession() as http:
         await seed(http, relay.url, CIRCLE[:1], GRANT)
-        world.slack.fail_next("chat.postMessage", delay=3.0)
+        world.slack.fail_next("chat.postMessage", delay=600)
         status, _ = await post_signal(http, relay.url, panic())
         assert status == 202
-    await until(world.posted, 10, what="the slow send is under way")
+    await until(world.posted, 30, what="the slow send is under way")
     reader, writer = await asyncio.open_connection(*relay.url.removeprefix("http://").split(":"))
     assert (await _get(reader, writer, "/healthz"))[0] == 200
     relay.signal(signal.SIGTERM)
-    await until_async(lambda: _refused(relay.url), 5, what="the listener stops accepting")
+    await until_async(lambda: _refused(relay.url), 30, what="the listener stops accepting")
     status, body = await _get(reader, writer, "/readyz")
     writer.close()
     assert status == 503 and json.loads(body)["error"] == "unavailable"
-    assert await asyncio.to_thread(relay.wait, 15) == 0
+    world.slack.release()  # Slack answers the send in flight
+    assert await asyncio.to_thread(relay.wait, 30) == 0
     assert await world.db.rows("SELECT status, attempts FROM outbox") == [("sent", 1)]
     assert "1 of 1 sends in flight finished" in relay.log_text()
     assert "0 claimed rows released" in relay.log_text()
@@ -276,13 +286,13 @@ async def test_claimed_work_not_sent_within_the_grace_is_released_for_the_next_p
         world.slack.fail_next("chat.postMessage", delay=30.0)
         status, _ = await post_signal(http, relay.url, panic())
         assert status == 202
-    await until(world.posted, 10, what="the slow send is under way")
+    await until(world.posted, 30, what="the slow send is under way")
     relay.signal(signal.SIGTERM)
     assert await asyncio.to_thread(relay.wait, 10) == 0
     assert await world.db.rows("SELECT status, attempts, lease_until FROM outbox") == [("pending", 0, None)]
     assert "1 claimed rows released for the next process" in relay.log_text()
     await relay.start()
-    await until(lambda: len(world.posted()) == 2, 10, what="the next process sends it")
+    await until(lambda: len(world.posted()) == 2, 30, what="the next process sends it")
     await settled(world)
     assert await world.db.rows("SELECT status, attempts FROM outbox") == [("sent", 1)]
 

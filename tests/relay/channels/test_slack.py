@@ -25,10 +25,10 @@ from receivers.m3 import signature as m3_signature
 from relay.app import create_app
 from relay.channels.slack import _json_text
 from relay.channels.slack import flow as slack
-from relay.channels.slack.send import SlackChannel
+from relay.channels.slack.send import CALL_TIMEOUT_SEC, SlackChannel
 from relay.keys import CHANNELS, OUTBOX, WRITER
 from relay.outbox import FRESH_SEC, LANE_CONCURRENCY
-from tests.conftest import BOTH_DATABASES
+from tests.conftest import BOTH_DATABASES, Clock
 from tests.fakes.slack import (
     DEFAULT_TOKEN,
     FakeSlack,
@@ -96,8 +96,9 @@ Start = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-def start(aiohttp_client: Any, database_url: str, fake: FakeSlack, sink: Sink) -> Start:
-    """The real app on FakeSlack, outbox driven by hand; agents (default: all) and grant seeded via admin API."""
+def start(aiohttp_client: Any, database_url: str, fake: FakeSlack, sink: Sink, clock: Clock) -> Start:
+    """The real app on FakeSlack and the test's clock, outbox driven by hand; agents (default: all) and grant
+    seeded via admin API."""
 
     async def started(*agents: str, **settings: Any) -> TestClient:
         app = create_app(
@@ -109,6 +110,7 @@ def start(aiohttp_client: Any, database_url: str, fake: FakeSlack, sink: Sink) -
                 m3_callback_url=sink.url,
                 **settings,
             ),
+            clock=clock,
             run_outbox=False,
         )
         client: TestClient = await aiohttp_client(app)
@@ -355,11 +357,13 @@ async def test_transient_failures_are_retried(start: Start, fake: FakeSlack, fai
         channel = client.app[CHANNELS]["slack"]
         assert isinstance(channel, SlackChannel)
         client.app[CHANNELS]["slack"] = SlackChannel(channel.client, timeout=0.3)
-        fake.fail_next("chat.postMessage", delay=3)
+        # answered when the fake stops: only the 0.3 s given can end the call in time
+        fake.fail_next("chat.postMessage", delay=600)
     answer = await signal(client)
     started = time.monotonic()
     await drain(client)
-    assert time.monotonic() - started < 2.0
+    # nothing waited for Retry-After (30 s), for Slack's answer, or for the channel's own default timeout
+    assert time.monotonic() - started < CALL_TIMEOUT_SEC
     (row,) = await outbox(client)
     expected = {
         "http_500": "slack HTTP 500",
@@ -634,9 +638,12 @@ async def test_the_slack_sdk_never_logs_an_invitation_even_at_debug(
     assert not [r for r in caplog.records if WHISPER in r.getMessage() or "chat.postMessage" in r.getMessage()]
 
 
-async def test_a_send_that_waited_for_its_lane_checks_consent_again(start: Start, fake: FakeSlack) -> None:
+async def test_a_send_that_waited_for_its_lane_checks_consent_again(
+    start: Start, fake: FakeSlack, clock: Clock
+) -> None:
     """The batch's facts are read when its rows are claimed; an invitation that then waits for
     Slack's lane longer than FRESH_SEC reads them again, so a grant revoked meanwhile stops it."""
+    clock.fixed = time.time()
     client = await start("ana")
     for n in range(LANE_CONCURRENCY):
         agent = {"id": f"s{n}", "display": f"S{n}", "groups": ["care-circle"], "slack_user": f"U0S{n}"}
@@ -646,7 +653,7 @@ async def test_a_send_that_waited_for_its_lane_checks_consent_again(start: Start
     outbox = client.app[OUTBOX]
     assert await outbox.run_once() == LANE_CONCURRENCY + 1
     await fake.wait_for("chat.postMessage", count=LANE_CONCURRENCY, timeout=10)
-    await asyncio.sleep(FRESH_SEC + 0.2)  # the last invitation has now waited longer than FRESH_SEC
+    clock.fixed += FRESH_SEC + 1  # the last invitation has now waited longer than FRESH_SEC
     grants = await (await client.get("/admin/consents", headers=ADMIN)).json()
     (grant,) = grants["items"] if isinstance(grants, dict) else grants
     assert (await client.delete(f"/admin/consents/{grant['id']}?by=admin", headers=ADMIN)).status == 204

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -496,13 +497,19 @@ async def test_delivery_status_that_races_the_send_commit_is_kept(
     answer = await emit(client)
     sid = "SM" + "7" * 32
     form, headers = status_callback(DEFAULT_AUTH_TOKEN, STATUS, message_sid=sid, status="delivered")
+    writer = client.app[WRITER]
+    looked = writer.jobs_committed
     early = asyncio.ensure_future(client.post("/hooks/twilio/status", data=form, headers=headers))
-    await asyncio.sleep(0.05)  # the callback is in, looking for a sid nobody has yet
+    # the callback is in and has looked once for a sid nobody has yet (its look is its only write); this
+    # poll wakes before its next look (0.1 s later, same event loop), so the commit below is queued on
+    # the writer ahead of that look however slow the machine is: it lands between two looks
+    deadline = time.monotonic() + 30
+    while writer.jobs_committed == looked:
+        assert not early.done() and time.monotonic() < deadline, "the callback never looked for the sid"
+        await asyncio.sleep(0.01)
     assert not early.done()
     # the send's commit: the invitation is sent, under Twilio's sid
-    await client.app[WRITER].run(
-        lambda tx: tx.execute("UPDATE invitation SET status = 'sent', provider_id = ?", (sid,))
-    )
+    await writer.run(lambda tx: tx.execute("UPDATE invitation SET status = 'sent', provider_id = ?", (sid,)))
     response = await early
     assert response.status == 200
     loop = await loop_of(client, answer)

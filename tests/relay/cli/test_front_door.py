@@ -7,6 +7,8 @@ import shutil
 import socket
 import subprocess
 import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,10 @@ from tests.support import clean_env, cli, dev_server
 ROOT = Path(__file__).resolve().parents[3]
 
 
+#: how many ports to try: one found free can be taken before `serve` binds it
+PORT_TRIES = 5
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -23,14 +29,35 @@ def _free_port() -> int:
         return port
 
 
+@contextmanager
+def dev_server_on_a_given_port(how: str, cwd: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """`serve --dev` on a port given by RELAY_PORT (or --port), and that port.
+
+    The port is found free, then bound by `serve`; in between anything on the machine may take it
+    (an outgoing connection gets its port from the same range). `serve` then stops with "address
+    already in use", and another port is tried.
+    """
+    for _ in range(PORT_TRIES):
+        port = _free_port()
+        env = clean_env(RELAY_PORT=str(port)) if how == "RELAY_PORT" else clean_env()
+        flag = ["--port", str(port)] if how == "--port" else []
+        with ExitStack() as stack:
+            try:
+                server = stack.enter_context(dev_server(env, cwd, *flag))
+            except AssertionError as failed:
+                if "address already in use" in str(failed):
+                    continue
+                raise
+            yield port, server
+            return
+    raise AssertionError(f"{PORT_TRIES} ports found free were taken before serve bound them")
+
+
 @pytest.mark.parametrize("how", ["RELAY_PORT", "--port"])
 def test_dev_server_on_another_port_links_and_emit_follow_it(how: str, tmp_path: Path) -> None:
     """On a port given by RELAY_PORT (or --port, as `make run PORT=` passes it), the banner, `emit golden-path`
     (run without the port) and the printed action link all use that port, and the link opens."""
-    port = _free_port()
-    env = clean_env(RELAY_PORT=str(port)) if how == "RELAY_PORT" else clean_env()
-    flag = ["--port", str(port)] if how == "--port" else []
-    with dev_server(env, tmp_path, *flag) as server:
+    with dev_server_on_a_given_port(how, tmp_path) as (port, server):
         assert server.stdout is not None
         emitted = cli(clean_env(), tmp_path, "emit", "golden-path")
         assert f"POST http://127.0.0.1:{port}/hooks/m3 -> 202" in emitted
