@@ -335,8 +335,8 @@ class Writer:
             await asyncio.sleep(CHECKPOINT_EVERY_SEC)
             try:
                 await self.checkpoint()
-            except sqlite3.Error as exc:
-                log.warning("wal checkpoint failed: %s", exc)
+            except Exception as exc:  # the next round tries again: the log must not be left to grow
+                log.warning("wal checkpoint failed: %s", type(exc).__name__)
 
     async def checkpoint(self) -> tuple[int, int]:
         """Copy the write-ahead log into the database between two groups (SQLite; the writer does

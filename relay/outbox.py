@@ -224,12 +224,14 @@ class OutboxWorker:
         return lane
 
     async def _process(self, work: rows.Work, batch: asyncio.Future[dict[int, ToSend | None]]) -> None:
-        # the app's clock, as for leases and due times: a test drives the wait past FRESH_SEC
-        started = self._clock()
+        # the wait is read on the app's clock (a test drives it past FRESH_SEC) and on the monotonic
+        # one (a wall clock set back meanwhile must not make a long wait look short)
+        started, started_monotonic = self._clock(), time.monotonic()
         prepared = (await batch).get(work.id)
         async with self._lane(work, prepared):
             # after a wait for its lane, the send-time checks read the loop and grants again
-            fresh = prepared if self._clock() - started <= FRESH_SEC else None
+            waited = max(self._clock() - started, time.monotonic() - started_monotonic)
+            fresh = prepared if waited <= FRESH_SEC else None
             try:
                 async with asyncio.timeout(ATTEMPT_TIMEOUT_SEC):
                     delivery = await self._dispatch.attempt(work, fresh)

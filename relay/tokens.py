@@ -78,6 +78,9 @@ class _UncompressedSerializer(URLSafeTimedSerializer):
         return base64_encode(json)
 
 
+#: how far ahead of this relay's clock a link's stamp may be and still open (replicas' clocks differ)
+CLOCK_SKEW_SEC = 60
+
 STATUS_SALT = "care-relay.status.v1"
 ACTION_SALT = "care-relay.action-link.v1"
 CONSENT_SALT = "care-relay.actor-consent.v1"
@@ -125,6 +128,22 @@ class Tokens:
     def _consent_serializer(self) -> URLSafeTimedSerializer:
         return self._timed(CONSENT_SALT)
 
+    def _opened(self, serializer: URLSafeTimedSerializer, token: str) -> Any:
+        """The payload of a timed token no older than RELAY_LINK_MAX_AGE_SEC. One stamped up to
+        CLOCK_SKEW_SEC ahead of this relay's clock opens too (another replica's clock, a little
+        ahead, made it); SignatureExpired otherwise, BadSignature when tampered."""
+        try:
+            return serializer.loads(token, max_age=self.link_max_age_sec)
+        except SignatureExpired as exc:  # raised only once the signature checked out
+            signed, payload = exc.date_signed, exc.payload
+            if signed is None or payload is None or not 0 < signed.timestamp() - self.clock() <= CLOCK_SKEW_SEC:
+                raise
+            return serializer.load_payload(payload)
+
+    def consent_open(self, received_at: float) -> bool:
+        """Whether the consent page of a signal received at `received_at` still opens."""
+        return int(self.clock()) - max(0, int(received_at)) <= self.link_max_age_sec  # as itsdangerous counts
+
     def consent_token(self, source: str, event_id: str, received_at: float) -> str:
         """A token for one signal's consent page (CONTRACT section 10), stamped with the signal's
         arrival (Unix seconds): the 202 and every later status read show the same link, and it
@@ -132,13 +151,13 @@ class Tokens:
         serializer = self._consent_serializer
         signer = cast(_ClockedSigner, serializer.make_signer())  # the signer `_timed` names
         payload = serializer.dump_payload({"s": source, "e": event_id})
-        return signer.sign_at(payload, int(received_at)).decode("ascii")
+        return signer.sign_at(payload, max(0, int(received_at))).decode("ascii")
 
     def read_consent_token(self, token: str) -> tuple[str, str]:
         """(source, event id) of a consent page; 410 when expired, 403 when tampered."""
         invalid = ForbiddenError("This link is not valid; open the consent link as the app showed it.")
         try:
-            data: Any = self._consent_serializer.loads(token, max_age=self.link_max_age_sec)
+            data: Any = self._opened(self._consent_serializer, token)
         except SignatureExpired:
             raise LinkExpiredError() from None
         except BadSignature:
@@ -153,7 +172,7 @@ class Tokens:
     def read_action_token(self, token: str) -> int:
         """The invitation id in an action link; 410 when expired, 403 when tampered."""
         try:
-            data: Any = self._action().loads(token, max_age=self.link_max_age_sec)
+            data: Any = self._opened(self._action(), token)
         except SignatureExpired:
             raise LinkExpiredError() from None
         except BadSignature:

@@ -27,10 +27,14 @@ NOT_VALID = N_("This link is not valid; open the consent link as the app showed 
 NO_CIRCLE = N_("This signal names no care circle the relay knows; there is nothing to consent to here.")
 
 
-def consent_url(request: web.Request, source: str, event_id: str, received_at: float) -> str:
+def consent_url(request: web.Request, source: str, event_id: str, received_at: float) -> str | None:
     """The path of the actor's own consent page for a `pending_consent` signal received at
-    `received_at` (Unix seconds): the same path whenever it is asked for."""
-    return f"/c/{request.app[TOKENS].consent_token(source, event_id, received_at)}"
+    `received_at` (Unix seconds): the same path whenever it is asked for, and None once it no
+    longer opens (RELAY_LINK_MAX_AGE_SEC after the signal)."""
+    tokens = request.app[TOKENS]
+    if not tokens.consent_open(received_at):
+        return None
+    return f"/c/{tokens.consent_token(source, event_id, received_at)}"
 
 
 def _signal_of(request: web.Request) -> tuple[str, str]:

@@ -62,7 +62,9 @@ def handler_for(sender: Sender) -> Handler:
         if (
             result.consent_groups and result.received_at is not None
         ):  # CONTRACT section 10: the actor's own consent page
-            answer["consent_url"] = consent_url(request, result.source, result.event_id, result.received_at / 1000)
+            url = consent_url(request, result.source, result.event_id, result.received_at / 1000)
+            if url is not None:
+                answer["consent_url"] = url
         return web.json_response(answer, status=200 if result.duplicate else 202)
 
     handle_signal.__name__ = f"handle_{sender.name}"

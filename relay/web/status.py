@@ -60,9 +60,11 @@ async def handle_event_status(request: web.Request) -> web.Response:
     status = await request.app[VIEWS].event_status(event_id, source)
     if status["status"] == "pending_consent" and await request.app[ACTOR_CONSENT].groups_of(
         status["source"], status["id"]
-    ):  # CONTRACT section 10: the actor's own consent page
+    ):  # CONTRACT section 10: the actor's own consent page, while its link opens
         received = datetime.fromisoformat(status["received_at"]).timestamp()
-        status["consent_url"] = consent_url(request, status["source"], status["id"], received)
+        url = consent_url(request, status["source"], status["id"], received)
+        if url is not None:
+            status["consent_url"] = url
     if "text/html" in request.headers.get("Accept", ""):
         return _page(request, status, await _joined_loop(request, status))
     return web.json_response(status)

@@ -252,6 +252,27 @@ async def test_zeds_consent_page_invites_the_circle_and_later_stops(
     assert by_who["lead"] is None and by_who["actor:zed"] is not None
 
 
+@BOTH_DATABASES
+async def test_a_consent_link_lasts_as_long_as_an_action_link_from_its_signal(begin: Begin, clock: Clock) -> None:
+    """The consent page opens until RELAY_LINK_MAX_AGE_SEC after its signal arrived; after that
+    it answers 410, records nothing, and the status document no longer offers the link."""
+    clock.fixed = time.time()
+    relay = await begin(BOB, relay_link_max_age_sec=3600)
+    pending = await relay.send("m3", panic(actor=ZED))
+    url = pending["consent_url"]
+    clock.fixed += 3600
+    assert (await relay.loop(pending))["consent_url"] == url
+    assert (await relay.get(url)).status == 200
+    clock.fixed += 1
+    assert "consent_url" not in await relay.loop(pending)
+    assert (await relay.get(url)).status == 410
+    status, _ = await relay.press(url, action="yes")
+    assert status == 410
+    loop = await relay.loop(pending)
+    assert loop["status"] == "pending_consent" and loop["invitations"] == []
+    assert await zeds_grants(relay) == []
+
+
 def status_set(**changes: Any) -> dict[str, Any]:
     """A golden status.set as a new event."""
     return signal("m3", "status.set__golden", **changes)

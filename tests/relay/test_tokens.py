@@ -7,8 +7,8 @@ import time
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from relay.errors import LinkExpiredError
-from relay.tokens import ACTION_SALT, CONSENT_SALT, Tokens
+from relay.errors import ForbiddenError, LinkExpiredError
+from relay.tokens import ACTION_SALT, CLOCK_SKEW_SEC, CONSENT_SALT, Tokens
 from relay.web.form import TOKEN_MAX_CHARS
 
 
@@ -92,3 +92,24 @@ def test_a_consent_link_is_the_signals_own_and_ages_on_the_relays_clock() -> Non
     now[0] += 3600 + 2
     with pytest.raises(LinkExpiredError):
         tokens.read_action_token(action)
+
+
+def test_a_link_stamped_a_little_ahead_of_this_relays_clock_opens() -> None:
+    """Replicas' clocks differ: a link another relay stamped up to CLOCK_SKEW_SEC ahead of this
+    one's clock opens; one stamped further ahead is refused as expired, as is a tampered one as
+    not valid. A signal stored with a time before 1970 still gets a link, not an error."""
+    now = [1_790_000_000.0]
+    ahead = Tokens(("the-newest-secret-0123456789",), link_max_age_sec=3600, clock=lambda: now[0] + CLOCK_SKEW_SEC)
+    here = Tokens(("the-newest-secret-0123456789",), link_max_age_sec=3600, clock=lambda: now[0])
+    assert here.read_action_token(ahead.action_token(5)) == 5
+    assert here.read_consent_token(ahead.consent_token("m3", "evt_2", now[0] + CLOCK_SKEW_SEC)) == ("m3", "evt_2")
+    too_far = Tokens(("the-newest-secret-0123456789",), 3600, clock=lambda: now[0] + CLOCK_SKEW_SEC + 2)
+    with pytest.raises(LinkExpiredError):
+        here.read_action_token(too_far.action_token(5))
+    token = ahead.action_token(5)
+    with pytest.raises(ForbiddenError):
+        here.read_action_token(token[:-3] + ("AAA" if token[-3:] != "AAA" else "BBB"))
+    old = here.consent_token("m3", "evt_3", -5.0)
+    assert not here.consent_open(-5.0)
+    with pytest.raises(LinkExpiredError):
+        here.read_consent_token(old)

@@ -204,7 +204,7 @@ async def test_delay_makes_the_client_time_out(fake: FakeSlack) -> None:
     with pytest.raises(asyncio.TimeoutError):
         await client.chat_postMessage(channel="U1", text="x")
     # cut by the client's 0.2 s, not ended by the fake's answer; one call, so no retry
-    assert time.monotonic() - started < 30 and len(fake.calls_to("chat.postMessage")) == 1
+    assert time.monotonic() - started < 10 and len(fake.calls_to("chat.postMessage")) == 1
 
 
 def test_signed_helpers_pass_signature_verifier() -> None:
