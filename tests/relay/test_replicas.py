@@ -174,6 +174,34 @@ async def test_signals_about_one_subject_sent_together_to_two_replicas_make_one_
     assert len(world.posted()) == 2  # Ana and Bo, once each: nobody was invited for the joined ones
 
 
+@POSTGRES
+async def test_one_open_loop_across_replicas_even_when_its_signals_reach_different_people(world: World) -> None:
+    """The subject lock, on its own: Raz's panics go alternately to the care circle of Ana (through
+    one relay) and to Bo's (through the other), so no agent is shared and no agent's lock orders
+    them; still one loop opens, every other panic joins it, and only its one invitation is sent."""
+    circles = [
+        {**CIRCLE[0], "groups": ["circle-a"]},
+        {**CIRCLE[1], "groups": ["circle-b"]},
+    ]
+    grant = {**GRANT, "groups": ["circle-a", "circle-b"]}
+    a = world.relay("a", RELAY_COALESCE="true")
+    b = world.relay("b", RELAY_COALESCE="true")
+    await asyncio.gather(a.start(), b.start())
+    async with aiohttp.ClientSession() as http:
+        await seed(http, a.url, circles, grant)
+        audiences = [{"groups": ["circle-a"], "targets": []}, {"groups": ["circle-b"], "targets": []}]
+        answers = await asyncio.gather(
+            *(post_signal(http, (a.url, b.url)[i % 2], panic(audience=audiences[i % 2])) for i in range(16))
+        )
+        assert {status for status, _ in answers} == {202}
+        opened = [answer for _, answer in answers if answer["status"] == "invited"]
+        assert len(opened) == 1, [answer["status"] for _, answer in answers]
+        assert {answer.get("joined_to") for _, answer in answers if answer["status"] == "joined"} == {opened[0]["id"]}
+        await until(lambda: len(world.posted()) >= 1, 20, what="the open loop's invitation reaches Slack")
+        await settled(world)
+    assert len(world.posted()) == 1  # Ana or Bo, whoever the opening panic reached; nobody for the joined ones
+
+
 @BOTH
 async def test_work_a_killed_process_claimed_is_sent_soon_after_the_next_start(world: World) -> None:
     """kill -9 in the middle of a burst, with sends and callbacks in flight: after a restart every
