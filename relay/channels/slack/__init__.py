@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from relay.answers import Answers
@@ -44,6 +45,18 @@ ROUTES = (("POST", "/slack/events", handle_slack_events),)
 #: third of each chat.postMessage, and the line must never be written anyway (rule 5).
 SDK_LOG = logging.getLogger("care_relay.slack.sdk")
 SDK_LOG.setLevel(logging.INFO)
+
+
+class _NotTheOperatorsConcern(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns, at every
+    start, that the client the relay gives it (which holds the token from the settings) wins
+    over it: nothing an operator could or should change."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+SDK_LOG.addFilter(_NotTheOperatorsConcern())
 
 
 def _json_text(value: object) -> str:

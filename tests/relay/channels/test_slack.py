@@ -669,3 +669,17 @@ async def test_a_send_that_waited_for_its_lane_checks_consent_again(
 def test_request_bodies_are_json_slack_reads_back(value: Any) -> None:
     """Bodies to Slack are written by orjson, and by json for what orjson refuses (an integer past 64 bits)."""
     assert json.loads(_json_text(value)) == value
+
+
+async def test_a_token_in_the_environment_starts_slack_without_a_warning(
+    start: Start, fake: FakeSlack, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SLACK_BOT_TOKEN in the environment, as production sets it: Bolt would warn at every start
+    that the relay's own client wins over it; the log stays quiet, and the relay still sends."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", DEFAULT_TOKEN)
+    caplog.set_level(logging.INFO)
+    client = await start("ana")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("care_relay.slack")]
+    await signal(client)
+    await drain(client)
+    assert len(fake.calls_to("chat.postMessage")) == 1
