@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -127,6 +128,8 @@ class Writer:
         self._closed = False
         #: held by a group while it runs and by a checkpoint while it copies: never both
         self._turn = asyncio.Lock()
+        #: told how long each checkpoint held the writer, in seconds (the app's metrics)
+        self.on_checkpoint: Callable[[float], None] = lambda _seconds: None
         self._groups = 0
         self.groups_committed = 0
         self.jobs_committed = 0
@@ -346,9 +349,11 @@ class Writer:
             return (0, 0)
         conn = self._checkpoint_conn
         async with self._turn:  # no group commits while the log is copied: it is copied whole
+            started = time.perf_counter()
             _, frames, copied = await asyncio.get_running_loop().run_in_executor(
                 self._side_executor, lambda: conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             )
+            self.on_checkpoint(time.perf_counter() - started)
         return int(frames), int(copied)
 
 

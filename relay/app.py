@@ -78,6 +78,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     storage = await open_inbox(settings.relay_database_url, busy_timeout_ms=settings.relay_sqlite_busy_timeout_ms)
     app[ENGINE] = storage.engine
     app[WRITER] = storage.writer
+    storage.writer.on_checkpoint = app[METRICS].checkpoint_duration.observe
     app[READER] = storage.reader
     try:
         yield

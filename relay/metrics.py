@@ -33,6 +33,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 OTHER = "OTHER"
 #: seconds; intake answers in about a millisecond, a provider round trip in tens to hundreds
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: a checkpoint copies a quarter second of writes: milliseconds normally, longer on a slow disk
+CHECKPOINT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,13 @@ class Metrics:
             "care_relay_outbox_oldest_due_seconds",
             "How long the longest-waiting due pending row of each kind has been due (0: none), at scrape time.",
             ("kind",),
+            registry=registry,
+        )
+        self.checkpoint_duration = Histogram(
+            "care_relay_sqlite_checkpoint_duration_seconds",
+            "SQLite: how long each checkpoint held the writer (copying the write-ahead log into the database); "
+            "intake waits that long.",
+            buckets=CHECKPOINT_BUCKETS,
             registry=registry,
         )
         self.build_info = Gauge(

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay import logs
 from relay.app import create_app
-from relay.keys import OUTBOX
+from relay.keys import OUTBOX, WRITER
 from tests.driver import TENANT, Relay, panic
 from tests.relay.channels import test_answer_contract as contract
 from tests.relay.channels.test_answer_contract import ADMIN, PEOPLE, Channel, World
@@ -125,6 +125,21 @@ async def test_outbox_gauges_are_read_at_scrape_time(relay: Relay) -> None:
     assert value(samples, "care_relay_outbox_rows", kind="invite", status="failed") == 1
     assert value(samples, "care_relay_outbox_rows", kind="invite", status="pending") == 0
     assert value(samples, "care_relay_outbox_oldest_due_seconds", kind="invite") == 0
+
+
+async def test_checkpoints_are_timed_for_the_operator(relay: Relay) -> None:
+    """SQLite: every checkpoint's hold on the writer is observed, so a slow disk shows on /metrics."""
+    await relay.invited()
+    before = await scrape(relay.client)
+    assert value(before, "care_relay_sqlite_checkpoint_duration_seconds_bucket", le="+Inf") == value(
+        before, "care_relay_sqlite_checkpoint_duration_seconds_count"
+    )
+    await relay.app[WRITER].checkpoint()
+    await relay.app[WRITER].checkpoint()
+    after = await scrape(relay.client)
+    count = "care_relay_sqlite_checkpoint_duration_seconds_count"
+    assert value(after, count) - value(before, count) >= 2
+    assert value(after, "care_relay_sqlite_checkpoint_duration_seconds_sum") > 0
 
 
 async def test_metrics_need_a_token(aiohttp_client: Any, database_url: str) -> None:
