@@ -16,10 +16,12 @@ the event loop, between groups: while one copies the log into the database no gr
 commits, so it copies all of it and the next write starts the log again from its beginning.
 (Run beside the groups, a checkpoint never caught up under steady load: the log grew by
 about 60 MB a second for as long as the load lasted, and every write extended the file.)
-When it starts again its file is cut back to `WAL_KEPT_BYTES`. PostgreSQL: the group runs on a pooled connection through SQLAlchemy's
-`run_sync`, so one commit (one WAL flush) serves the whole group; several relay
-processes each run their own writer, and the unique constraints settle their races
-(the loser's group takes the slow path and sees the winner's row).
+When it starts again its file is cut back to `WAL_KEPT_BYTES`.
+
+PostgreSQL: the group runs on a pooled connection through SQLAlchemy's `run_sync`, so one
+commit (one WAL flush) serves the whole group; several relay processes each run their own
+writer, and the unique constraints settle their races (the loser's group takes the slow
+path and sees the winner's row).
 """
 
 from __future__ import annotations

@@ -59,9 +59,8 @@ def handler_for(sender: Sender) -> Handler:
         }
         if result.joined_to is not None:  # CONTRACT section 10: the open loop this signal joined
             answer["joined_to"] = result.joined_to
-        if (
-            result.consent_groups and result.received_at is not None
-        ):  # CONTRACT section 10: the actor's own consent page
+        # CONTRACT section 10: the actor's own consent page
+        if result.consent_groups and result.received_at is not None:
             url = consent_url(request, result.source, result.event_id, result.received_at / 1000)
             if url is not None:
                 answer["consent_url"] = url
