@@ -86,8 +86,8 @@ class AuditRow(SQLModel, table=True):
 class InvitationRow(SQLModel, table=True):
     __tablename__ = "invitation"
     __table_args__ = (
+        # its index serves every look-up by signal (migration 0011 dropped a second one)
         UniqueConstraint("signal_id", "agent_id", name="uq_invitation_signal_agent"),
-        Index("ix_invitation_agent_created", "agent_id", "created_at"),
         # the hourly throttle counts an agent's invitations that were not skipped: skipped rows
         # (one per signal while an agent is throttled) never enter this index
         Index(
@@ -100,7 +100,7 @@ class InvitationRow(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    signal_id: int = Field(foreign_key="signal.id", index=True)
+    signal_id: int = Field(foreign_key="signal.id")
     agent_id: str = Field(max_length=100)
     channel: str = Field(max_length=16)
     code: str | None = Field(default=None, max_length=8)

@@ -47,5 +47,5 @@ async def test_the_open_loop_and_joined_look_ups_use_their_indexes(tmp_path: Any
         conn.close()
     assert "ix_signal_open_subject (subject_key=?)" in plans[0]
     assert "ix_signal_joined_to (joined_to=?)" in plans[1]
-    assert "ix_invitation_signal_id (signal_id=?)" in plans[2]
+    assert "sqlite_autoindex_invitation_1 (signal_id=?)" in plans[2]  # the unique (signal_id, agent_id)
     assert not any("SCAN signal" in p or "SCAN invitation" in p for p in plans), plans
