@@ -196,7 +196,10 @@ async def test_one_open_loop_across_replicas_even_when_its_signals_reach_differe
         assert {status for status, _ in answers} == {202}
         opened = [answer for _, answer in answers if answer["status"] == "invited"]
         assert len(opened) == 1, [answer["status"] for _, answer in answers]
-        assert {answer.get("joined_to") for _, answer in answers if answer["status"] == "joined"} == {opened[0]["id"]}
+        joined = [answer for _, answer in answers if answer["status"] == "joined"]
+        assert len(joined) == 15 and {answer["joined_to"] for answer in joined} == {opened[0]["id"]}
+        stored = await world.db.rows("SELECT status, COUNT(*) FROM signal GROUP BY status ORDER BY status")
+        assert stored == [("invited", 1), ("joined", 15)]
         await until(lambda: len(world.posted()) >= 1, 20, what="the open loop's invitation reaches Slack")
         await settled(world)
     assert len(world.posted()) == 1  # Ana or Bo, whoever the opening panic reached; nobody for the joined ones
