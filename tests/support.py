@@ -12,14 +12,15 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from inbox import db, open_inbox
 from inbox.tx import SqliteTx
 from receivers.aisha import signature as aisha_signature
 from receivers.m3 import signature as m3_signature
@@ -302,6 +303,32 @@ class ServerThread:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+async def model_differences(conn: Any, *tables: str) -> list[Any]:
+    """Alembic's differences between the connected database (an AsyncConnection) and
+    inbox/models.py, those that name one of `tables`: a migration made what the models declare
+    when this is empty."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    diff: list[Any] = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata))
+    return [change for change in diff if any(table in repr(change) for table in tables)]
+
+
+@asynccontextmanager
+async def fresh_sqlite(tmp_path: Path) -> AsyncIterator[sqlite3.Connection]:
+    """A new inbox (every migration applied) in `tmp_path`, opened as a plain sqlite3 connection,
+    so a test can ask SQLite how it plans the inbox's statements (PlanRecorder)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/plans.db"
+    storage = await open_inbox(url)
+    await storage.close()
+    conn = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 class PlanRecorder:

@@ -3,14 +3,13 @@ run both ways, each console request's look-up reads the primary key, and expired
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from sqlalchemy import text
 
 from inbox import console_sessions, db, open_inbox
 from tests.conftest import BOTH_DATABASES
-from tests.support import PlanRecorder
+from tests.support import PlanRecorder, fresh_sqlite, model_differences
 
 HOUR_MS = 3_600_000
 
@@ -19,9 +18,6 @@ HOUR_MS = 3_600_000
 async def test_migration_0009_creates_what_the_model_declares_and_goes_back(database_url: str) -> None:
     """`console_session_end` and its index: no difference from inbox/models.py; down to 0008 drops it, up again restores it."""
     from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlmodel import SQLModel
 
     engine = db.create_engine(database_url)
     try:
@@ -32,10 +28,10 @@ async def test_migration_0009_creates_what_the_model_declares_and_goes_back(data
         assert "console_session_end" not in tables
         await db.upgrade(engine)
         async with engine.connect() as conn:
-            diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata))
+            diff = await model_differences(conn, "console_session_end")
     finally:
         await engine.dispose()
-    assert [change for change in diff if "console_session_end" in repr(change)] == []
+    assert diff == []
 
 
 async def test_a_sign_out_is_kept_until_the_cookie_would_have_expired(tmp_path: Any) -> None:
@@ -61,17 +57,11 @@ async def test_a_sign_out_is_kept_until_the_cookie_would_have_expired(tmp_path: 
 
 async def test_the_per_request_look_up_and_the_purge_use_their_indexes(tmp_path: Any) -> None:
     """SQLite plans: a console request's look-up on the primary key, the purge on `until`'s index; no table scan."""
-    url = f"sqlite+aiosqlite:///{tmp_path}/plans.db"
-    storage = await open_inbox(url)
-    await storage.close()
-    conn = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
-    try:
+    async with fresh_sqlite(tmp_path) as conn:
         tx = PlanRecorder(conn)
         console_sessions.session_ended(tx, "s1")
         console_sessions.end_session(tx, "s1", admin="ann", at=0, until=1)
         plans = tx.plans()
-    finally:
-        conn.close()
     assert "sqlite_autoindex_console_session_end_1 (session_id=?)" in plans[0], plans
     assert "ix_console_session_end_until (until<?)" in plans[1], plans
     assert not any("SCAN console_session_end" in p for p in plans), plans

@@ -3,14 +3,13 @@ upgrade goes back and forth, and every read of invitations still finds them on a
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from sqlalchemy import inspect
 
-from inbox import db, invitations, lifecycle, loop_detail, open_inbox, signals
+from inbox import db, invitations, lifecycle, loop_detail, signals
 from tests.conftest import BOTH_DATABASES
-from tests.support import PlanRecorder
+from tests.support import PlanRecorder, fresh_sqlite, model_differences
 
 DROPPED = {"ix_invitation_agent_created", "ix_invitation_signal_id"}
 
@@ -25,9 +24,6 @@ async def test_migration_0011_drops_the_two_indexes_and_goes_back(database_url: 
     """0010 → 0011 drops exactly the two indexes (no difference from inbox/models.py for `invitation`);
     down to 0010 they are back; up again they are gone."""
     from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlmodel import SQLModel
 
     engine = db.create_engine(database_url)
     try:
@@ -40,9 +36,9 @@ async def test_migration_0011_drops_the_two_indexes_and_goes_back(database_url: 
             await db.upgrade(engine)
             async with engine.connect() as conn:
                 after = await _invitation_indexes(conn)
-                diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata))
+                diff = await model_differences(conn, "invitation")
             assert after == before - DROPPED
-            assert [change for change in diff if "invitation" in repr(change)] == []
+            assert diff == []
             async with engine.begin() as conn:
                 await conn.run_sync(lambda c: command.downgrade(db._alembic_config(c), "0010"))
             async with engine.connect() as conn:
@@ -54,11 +50,7 @@ async def test_migration_0011_drops_the_two_indexes_and_goes_back(database_url: 
 async def test_every_read_of_invitations_still_uses_an_index(tmp_path: Any) -> None:
     """SQLite plans of the reads by signal (a loop, the inbox page, an answer's holder) and by agent
     (the hourly count): each on an index, none a scan of the table."""
-    url = f"sqlite+aiosqlite:///{tmp_path}/plans.db"
-    storage = await open_inbox(url)
-    await storage.close()
-    conn = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
-    try:
+    async with fresh_sqlite(tmp_path) as conn:
         conn.execute(
             "INSERT INTO signal (id, source, event_id, type, subject, status, body_sha256, reason, action_origin,"
             " origin_uncertain, policy_gate_result, gate_failures, received_at, updated_at)"
@@ -71,8 +63,6 @@ async def test_every_read_of_invitations_still_uses_an_index(tmp_path: Any) -> N
         lifecycle.facts(tx, signal_id=1, agent_id="ana", invitation_id=None)
         invitations.recent_invites(tx, ["ana"], 0, 6)
         plans = [p for (sql, _), p in zip(tx.statements, tx.plans(), strict=True) if "invitation" in sql]
-    finally:
-        conn.close()
     assert plans
     assert not any("SCAN invitation" in p or "SCAN i " in p for p in plans), plans
     assert any("uq_invitation_signal_agent" in p or "sqlite_autoindex_invitation_1" in p for p in plans), plans

@@ -3,14 +3,13 @@ the outbox and goes back, and a status callback finds the message it is about on
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from sqlalchemy import text
 
-from inbox import db, inbound, open_inbox
+from inbox import db, inbound
 from tests.conftest import BOTH_DATABASES
-from tests.support import PlanRecorder
+from tests.support import PlanRecorder, fresh_sqlite, model_differences
 
 
 @BOTH_DATABASES
@@ -18,9 +17,6 @@ async def test_migration_0010_adds_the_message_id_to_the_outbox_and_goes_back(da
     """0009 → 0010 keeps the outbox's rows (with no message id); no difference from inbox/models.py for
     `outbox`; down to 0009 and up again gives the same."""
     from alembic import command
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlmodel import SQLModel
 
     engine = db.create_engine(database_url)
     try:
@@ -36,9 +32,9 @@ async def test_migration_0010_adds_the_message_id_to_the_outbox_and_goes_back(da
             await db.upgrade(engine)
             async with engine.connect() as conn:
                 kept = (await conn.execute(text("SELECT kind, status, provider_id FROM outbox"))).all()
-                diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata))
+                diff = await model_differences(conn, "outbox")
             assert [tuple(r) for r in kept] == [("verify", "sent", None)]
-            assert [change for change in diff if "outbox" in repr(change)] == []
+            assert diff == []
             async with engine.begin() as conn:
                 await conn.run_sync(lambda c: command.downgrade(db._alembic_config(c), "0009"))
     finally:
@@ -48,16 +44,10 @@ async def test_migration_0010_adds_the_message_id_to_the_outbox_and_goes_back(da
 async def test_a_status_callback_finds_its_message_on_an_index(tmp_path: Any) -> None:
     """SQLite plans: the invitation sent as the sid on its index, else the join code on the outbox's partial
     index of message ids; never a scan of either table."""
-    url = f"sqlite+aiosqlite:///{tmp_path}/plans.db"
-    storage = await open_inbox(url)
-    await storage.close()
-    conn = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
-    try:
+    async with fresh_sqlite(tmp_path) as conn:
         tx = PlanRecorder(conn)
         assert inbound.record_status(tx, "SM" + "0" * 32, "failed", "outside_session", False, 0) is None
         plans = tx.plans()
-    finally:
-        conn.close()
     assert "ix_invitation_provider_id (provider_id=?)" in plans[0], plans
     assert "ix_outbox_provider_id (provider_id=?)" in plans[1], plans
     assert not any("SCAN invitation" in p or "SCAN outbox" in p for p in plans), plans

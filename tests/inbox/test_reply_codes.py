@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from relay.answers import Done
 from relay.keys import ANSWERS
 from tests.conftest import BOTH_DATABASES
 from tests.driver import ANA, Relay, Start, panic
-from tests.support import PlanRecorder
+from tests.support import PlanRecorder, fresh_sqlite, model_differences
 
 BOB = {"id": "bob", "display": "Bob", "groups": ["care-circle"], "channels": ["console"]}
 
@@ -237,22 +236,18 @@ async def test_the_upgrade_fills_reply_codes_from_the_open_loops(database_url: s
 @BOTH_DATABASES
 async def test_reply_code_and_invitation_tables_match_the_models(database_url: str) -> None:
     """Migration 0004 creates exactly what inbox/models.py declares for reply_code and invitation's indexes."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-    from sqlmodel import SQLModel
-
     engine = db.create_engine(database_url)
     try:
         await db.upgrade(engine)
         async with engine.connect() as conn:
-            diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata))
+            diff = await model_differences(conn, "reply_code", "invitation")
             indexes = await conn.run_sync(
                 lambda c: {i["name"] for i in __import__("sqlalchemy").inspect(c).get_indexes("invitation")}
             )
     finally:
         await engine.dispose()
     assert "ix_invitation_agent_invited" in indexes
-    assert [change for change in diff if "reply_code" in repr(change) or "invitation" in repr(change)] == []
+    assert diff == []
 
 
 # Plans: the look-ups read an index, never the history ---------------------------------
@@ -260,18 +255,12 @@ async def test_reply_code_and_invitation_tables_match_the_models(database_url: s
 
 async def test_code_look_ups_and_the_throttle_count_use_their_indexes(tmp_path: Any) -> None:
     """SQLite plans: reply codes by primary key, the throttle count on the not-skipped index, no table scan."""
-    url = f"sqlite+aiosqlite:///{tmp_path}/plans.db"
-    storage = await open_inbox(url)
-    await storage.close()
-    conn = sqlite3.connect(db.sqlite_path(url), isolation_level=None)
-    try:
+    async with fresh_sqlite(tmp_path) as conn:
         tx = PlanRecorder(conn)
         reply_codes.pick_codes(tx, ["ana", "bo", "ana"])
         invitations.recent_invites(tx, ["ana", "bo"], 0, 6)
         reply_codes.release_codes(tx, 1)
         plans = tx.plans()
-    finally:
-        conn.close()
     assert len(plans) == 3
     assert "SEARCH reply_code USING COVERING INDEX sqlite_autoindex_reply_code_1 (agent_id=? AND code=?)" in plans[0]
     assert plans[1].count("ix_invitation_agent_invited (agent_id=? AND created_at>?)") == 2
